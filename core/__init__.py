@@ -1,0 +1,1 @@
+"""Plain PyTorch library behind the CIFAR-10 trainer: data, models, training, runs, inference."""
