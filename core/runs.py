@@ -1,0 +1,405 @@
+"""Run folders: the contract between the training engine and everything that shows its results.
+
+    runs/<run-id>/
+      config.json            the TrainConfig; the run can be rebuilt from it alone
+      meta.json              display name and creation time (the dashboard may rename a run)
+      status.json            state, progress, ETA, timestamps, device, error, heartbeat (rewritten atomically)
+      metrics.jsonl          append-only records, one JSON object a line, each line flushed
+      checkpoints/last.pt    latest weights + optimiser + progress, written atomically
+      checkpoints/best.pt    the weights of the best validation accuracy so far
+      predictions/val_labels.npz        validation labels and their train-split indices
+      predictions/val_epoch_NNNN.npz    class probabilities on the validation split after epoch NNNN
+      predictions/test.npz              final test evaluation: label, pred, probs, loss, index
+      test_summary.json      accuracy, loss, per-class accuracy of the final test evaluation
+
+Writers here are used by the engine only; readers (`list_runs`, `load_run`, ...) tolerate damaged
+folders: a torn last line, a missing status or an unreadable checkpoint gives a clear state, never an
+exception. A run whose process died shows as "interrupted" (stale heartbeat or dead pid).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+# Where runs live unless told otherwise: <repo>/runs, or $CIFAR_RUNS_DIR (the dashboard reads the same).
+DEFAULT_RUNS_DIR = Path(os.environ.get("CIFAR_RUNS_DIR", Path(__file__).resolve().parent.parent / "runs"))
+
+STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted", "damaged")
+LIVE_STATES = ("queued", "running")
+HEARTBEAT_TIMEOUT_S = 60.0  # a running run silent this long is reported as interrupted
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_NAME_LENGTH = 100
+
+
+class RunError(ValueError):
+    """A run id, name or file that cannot be used; the message says why in one sentence."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: every path built from outside text goes through here and must stay inside runs/.
+# ---------------------------------------------------------------------------------------------
+
+def run_path(runs_dir: str | Path, run_id: str) -> Path:
+    """The folder of `run_id` inside `runs_dir`, refusing ids that could point anywhere else."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+        raise RunError(
+            f"Run id {run_id!r} is not valid: use 1 to 128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit.")
+    root = Path(runs_dir).resolve()
+    path = (root / run_id).resolve()
+    if path.parent != root:
+        raise RunError(f"Run id {run_id!r} points outside the runs folder.")
+    return path
+
+
+def clean_name(name: str) -> str:
+    """A display name typed by a person: any language, but no control characters, bounded length."""
+    if not isinstance(name, str):
+        raise RunError("A run name must be text.")
+    if "\x00" in name:
+        raise RunError("A run name cannot contain a NUL character.")
+    cleaned = "".join(ch for ch in name if ch.isprintable()).strip()
+    if not cleaned:
+        raise RunError("A run name needs at least one visible character.")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise RunError(f"A run name can be at most {MAX_NAME_LENGTH} characters long, got {len(cleaned)}.")
+    return cleaned
+
+
+def new_run_id(label: str) -> str:
+    """Sortable by time, readable, unique: 20261124-153012-fastnet-small-a3f9."""
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "run"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic small files
+# ---------------------------------------------------------------------------------------------
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # No fsync: the rename is atomic for every reader and survives a killed process; the status is
+    # rewritten every second, and an fsync each time would cost more than it protects.
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, allow_nan=False, default=_json_default)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The object in `path`, or None when it is missing or unreadable (the caller reports which)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating and updating a run (engine side)
+# ---------------------------------------------------------------------------------------------
+
+def create_run(runs_dir: str | Path, config: dict[str, Any], name: str | None = None,
+               state: str = "queued") -> Path:
+    """Make a new run folder with its config, meta and a first status; returns the folder."""
+    label = clean_name(name) if name else config.get("model", "run")
+    root = Path(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = run_path(root, new_run_id(label))
+    path.mkdir()
+    now = time.time()
+    write_json(path / "config.json", config)
+    write_json(path / "meta.json", {"name": label, "created_at": now})
+    write_json(path / "status.json", {
+        "state": state, "epoch": 0, "epochs": config.get("epochs"), "step": 0, "total_steps": None,
+        "progress": 0.0, "eta_seconds": None, "created_at": now, "started_at": None,
+        "finished_at": None, "heartbeat": now, "device": None, "error": None,
+        "pid": os.getpid(), "host": socket.gethostname(),
+    })
+    return path
+
+
+def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into status.json (atomically); stamps the heartbeat."""
+    status = read_json(run_dir / "status.json") or {}
+    status.update(changes)
+    status["heartbeat"] = time.time()
+    write_json(run_dir / "status.json", status)
+    return status
+
+
+def rename_run(runs_dir: str | Path, run_id: str, name: str) -> None:
+    path = run_path(runs_dir, run_id)
+    meta = read_json(path / "meta.json") or {}
+    meta["name"] = clean_name(name)
+    write_json(path / "meta.json", meta)
+
+
+def delete_run(runs_dir: str | Path, run_id: str) -> None:
+    path = run_path(runs_dir, run_id)
+    state = effective_state(read_json(path / "status.json"))
+    if state == "running":
+        raise RunError(f"Run {run_id} is still training: stop it before deleting it.")
+    shutil.rmtree(path)
+
+
+class MetricsWriter:
+    """Appends metric records to metrics.jsonl; every write is flushed so a kill loses nothing written."""
+
+    def __init__(self, run_dir: Path):
+        self._fh = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        self._fh.write("".join(json.dumps(r, allow_nan=True, default=_json_default) + "\n" for r in records))
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """On resume, drop records past the checkpoint: the steps after it are trained again."""
+    records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
+    tmp = run_dir / ".metrics.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, run_dir / "metrics.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+def checkpoint_path(run_dir: Path, which: str) -> Path:
+    if which not in ("last", "best"):
+        raise RunError(f"Checkpoint must be 'last' or 'best', got {which!r}.")
+    return run_dir / "checkpoints" / f"{which}.pt"
+
+
+def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
+    """Self-describing (model name, config, epoch, metrics, weights) and atomic."""
+    path = checkpoint_path(run_dir, which)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with weights_only=True: a checkpoint holding code is refused, never executed."""
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"There is no checkpoint at {path}.") from None
+    except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "cannot use this file"
+        raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} cannot be loaded safely "
+                       f"({type(exc).__name__}); it is damaged or not one of ours.") from None
+    if not isinstance(payload, dict) or "model_state" not in payload:
+        raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} is not a training checkpoint.")
+    return payload
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions
+# ---------------------------------------------------------------------------------------------
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> None:
+    _save_npz(run_dir / "predictions" / "val_labels.npz", labels=labels, index=index)
+
+
+def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
+    _save_npz(run_dir / "predictions" / f"val_epoch_{epoch:04d}.npz", probs=probs.astype(np.float16))
+
+
+def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
+                          index: np.ndarray) -> None:
+    _save_npz(run_dir / "predictions" / "test.npz", labels=labels, pred=probs.argmax(1), probs=probs,
+              loss=loss, index=index)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One evaluated split: what the confusion matrix, the galleries and the lists are drawn from."""
+    labels: np.ndarray  # (N,) true class
+    pred: np.ndarray  # (N,) predicted class
+    probs: np.ndarray  # (N, C) float32 class probabilities
+    index: np.ndarray  # (N,) position of each image in its source split (val: the train split)
+    split: str  # "train" or "test": which source split `index` refers to
+    loss: np.ndarray | None = None  # (N,) per-sample loss, test only
+
+
+def val_epochs(run_dir: Path) -> list[int]:
+    """Epochs that have saved validation predictions."""
+    found = sorted(int(p.stem.rsplit("_", 1)[1]) for p in (run_dir / "predictions").glob("val_epoch_*.npz"))
+    return found
+
+
+def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = None) -> Predictions | None:
+    """Saved predictions of `split` ("test", or "val" at `epoch`), or None when there are none yet."""
+    folder = run_dir / "predictions"
+    try:
+        if split == "test":
+            with np.load(folder / "test.npz") as z:
+                return Predictions(z["labels"], z["pred"], z["probs"].astype(np.float32), z["index"],
+                                   "test", z["loss"])
+        if split == "val":
+            with np.load(folder / "val_labels.npz") as z:
+                labels, index = z["labels"], z["index"]
+            with np.load(folder / f"val_epoch_{epoch:04d}.npz") as z:
+                probs = z["probs"].astype(np.float32)
+            return Predictions(labels, probs.argmax(1), probs, index, "train")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    raise RunError(f"split must be 'test' or 'val', got {split!r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers (dashboard side): never raise on a damaged folder
+# ---------------------------------------------------------------------------------------------
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """All records of metrics.jsonl, skipping a torn or garbage line instead of failing."""
+    try:
+        text = (run_dir / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "kind" in record:
+            records.append(record)
+    return records
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_state(status: dict[str, Any] | None, now: float | None = None) -> str:
+    """The state to show: a live state whose process is gone reads as interrupted."""
+    if not status or status.get("state") not in STATES:
+        return "damaged"
+    state = status["state"]
+    if state not in LIVE_STATES:
+        return state
+    same_host = status.get("host") == socket.gethostname()
+    if same_host and not _pid_alive(status.get("pid")):
+        return "interrupted"
+    heartbeat = status.get("heartbeat")
+    stale = not isinstance(heartbeat, (int, float)) or (now or time.time()) - heartbeat > HEARTBEAT_TIMEOUT_S
+    if state == "running" and stale:
+        return "interrupted"
+    return state
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs table, from the small files only (metrics.jsonl is not read)."""
+    run_id: str
+    path: Path
+    name: str
+    state: str
+    model: str | None = None
+    data: str | None = None
+    epoch: int = 0
+    epochs: int | None = None
+    progress: float = 0.0
+    best_val_acc: float | None = None
+    test_acc: float | None = None
+    created_at: float | None = None
+    duration_s: float | None = None
+    device: str | None = None
+    error: str | None = None
+    status: dict[str, Any] = field(default_factory=dict, repr=False)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def summarize_run(path: Path) -> RunSummary:
+    config = read_json(path / "config.json")
+    status = read_json(path / "status.json")
+    meta = read_json(path / "meta.json") or {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else path.name
+    if config is None and status is None:
+        return RunSummary(path.name, path, name, "damaged", error="Not a run folder: it has no config.json or status.json.")
+    if status is None:
+        return RunSummary(path.name, path, name, "damaged", model=config.get("model"), config=config,
+                          error="status.json is missing or unreadable.")
+    config = config or {}
+    state = effective_state(status)
+    started, ended = status.get("started_at"), status.get("finished_at") or status.get("heartbeat")
+    duration = ended - started if isinstance(started, (int, float)) and isinstance(ended, (int, float)) else None
+    error = status.get("error")
+    if state == "interrupted" and not error:
+        error = "The training process stopped without finishing (killed, crashed or the machine restarted); resume it to continue."
+    return RunSummary(
+        run_id=path.name, path=path, name=name, state=state, model=config.get("model"),
+        data=config.get("data"), epoch=status.get("epoch") or 0, epochs=status.get("epochs"),
+        progress=status.get("progress") or 0.0, best_val_acc=status.get("best_val_acc"),
+        test_acc=status.get("test_acc"), created_at=status.get("created_at") or meta.get("created_at"),
+        duration_s=duration, device=status.get("device"), error=error, status=status, config=config)
+
+
+def list_runs(runs_dir: str | Path) -> list[RunSummary]:
+    """Every run folder under `runs_dir`, newest first; stray plain files and hidden entries are skipped."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _RUN_ID.match(p.name)]
+    summaries = [summarize_run(p) for p in folders]
+    return sorted(summaries, key=lambda s: (s.created_at or 0.0, s.run_id), reverse=True)
+
+
+@dataclass(frozen=True)
+class Run:
+    summary: RunSummary
+    metrics: list[dict[str, Any]]
+    test_summary: dict[str, Any] | None
+
+    @property
+    def path(self) -> Path:
+        return self.summary.path
+
+
+def load_run(runs_dir: str | Path, run_id: str) -> Run:
+    path = run_path(runs_dir, run_id)
+    if not path.is_dir():
+        raise RunError(f"There is no run {run_id!r} in {runs_dir}.")
+    return Run(summarize_run(path), read_metrics(path), read_json(path / "test_summary.json"))

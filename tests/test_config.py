@@ -1,0 +1,59 @@
+"""TrainConfig validates itself: every bad value gets one sentence naming the field."""
+import dataclasses
+
+import pytest
+
+from core.config import TrainConfig
+from core.recipes import PRESETS, preset_config
+
+
+def test_defaults_are_valid_and_round_trip():
+    cfg = TrainConfig()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_config(name):
+    assert isinstance(preset_config(name), TrainConfig)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("model", "resnet1000", "model must be one of"),
+    ("epochs", 0, "epochs must be between 1"),
+    ("batch_size", -5, "batch_size must be between 1"),
+    ("lr", 0.0, "lr must be greater than 0"),
+    ("lr", float("nan"), "lr must be a finite number"),
+    ("optimizer", "rmsprop", "optimizer must be one of sgd, adam, adamw"),
+    ("schedule", "exp", "schedule must be one of"),
+    ("flip", "vertical", "flip must be one of none, random, alternating"),
+    ("val_fraction", 0.9, "val_fraction must be between 0 and 0.5"),
+    ("label_smoothing", 1.0, "label_smoothing must be at least 0 and below 1"),
+    ("momentum", 1.0, "momentum must be at least 0 and below 1"),
+    ("device", "tpu", "device must be auto, cpu, mps, cuda or cuda:N"),
+    ("epochs", "10", "epochs must be a int"),
+    ("tta", 1, "tta must be a bool"),
+    ("data", "  ", "data must be 'cifar10', 'synthetic', or the path"),
+])
+def test_invalid_values_name_the_field(field, value, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        TrainConfig(**{field: value})
+
+
+def test_combinations_are_checked():
+    with pytest.raises(ValueError, match="val_fraction must be above 0"):
+        TrainConfig(schedule="plateau", val_fraction=0.0)
+    with pytest.raises(ValueError, match="nesterov needs a momentum above 0"):
+        TrainConfig(optimizer="sgd", nesterov=True, momentum=0.0)
+    with pytest.raises(ValueError, match="warmup_epochs must be between 0 and epochs"):
+        TrainConfig(epochs=2, warmup_epochs=3.0)
+
+
+def test_from_dict_refuses_unknown_fields_and_accepts_whole_floats():
+    with pytest.raises(ValueError, match="Unknown config field.*bacth_size"):
+        TrainConfig.from_dict({"bacth_size": 64})
+    assert TrainConfig.from_dict({"lr": 1}).lr == 1.0
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().epochs = 3
