@@ -1,0 +1,121 @@
+"""`python -m core.train`: train headless, e.g. on a GPU server; the dashboard shows the run like its own.
+
+One flag per TrainConfig field (`--batch-size 512`, `--tta/--no-tta`), plus `--preset`, `--name`,
+`--runs-dir` and `--resume RUN_ID`. Ctrl-C stops cleanly: the run keeps a resumable checkpoint.
+Exit status: 0 completed, 1 failed or bad input, 130 stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from typing import Any, Sequence
+
+from core import runs
+from core.config import TrainConfig
+from core.recipes import PRESETS, preset_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core.train", description="Train a CIFAR-10 classifier into a run folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe; flags override it")
+    parser.add_argument("--name", help="display name of the run")
+    parser.add_argument("--runs-dir", default=str(runs.DEFAULT_RUNS_DIR), help="folder holding the run folders")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or interrupted run from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f"(default: {getattr(defaults, f.name)!r})"}
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = {"int": int, "float": float, "str": str}[f.type]
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base = preset_config(args.preset) if args.preset else TrainConfig()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    return base.replace(**given)
+
+
+class ProgressBar:
+    """A one-line bar on stderr fed by the engine's status updates, plus a line per finished epoch."""
+
+    def __init__(self, run_dir, stream=sys.stderr, width: int = 30):
+        self.run_dir, self.stream, self.width, self.epoch = run_dir, stream, width, None
+
+    def __call__(self, status: dict[str, Any]) -> None:
+        epoch, epochs = status.get("epoch") or 0, status.get("epochs") or 0
+        if self.epoch is not None and epoch > self.epoch:
+            self._epoch_line(epoch, epochs)
+        self.epoch = epoch
+        progress = status.get("progress") or 0.0
+        filled = int(self.width * progress)
+        eta = status.get("eta_seconds")
+        eta_text = f" ETA {format_seconds(eta)}" if isinstance(eta, (int, float)) else ""
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {progress:4.0%} "
+                          f"epoch {min(epoch + 1, epochs)}/{epochs} step {status.get('step', 0)}/"
+                          f"{status.get('total_steps') or '?'}{eta_text}   ")
+        self.stream.flush()
+
+    def _epoch_line(self, epoch: int, epochs: int) -> None:
+        vals = [r for r in runs.read_metrics(self.run_dir) if r["kind"] == "val" and r.get("epoch") == epoch]
+        if vals and "val_acc" in vals[-1]:
+            v = vals[-1]
+            text = f"val loss {v['val_loss']:.3f}  val acc {v['val_acc']:.2%}  {v['images_per_s']:,.0f} img/s"
+        else:
+            text = "done"
+        self.stream.write(f"\repoch {epoch}/{epochs}: {text}".ljust(self.width + 50) + "\n")
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from core.data import load_dataset  # late: torch import only once the flags parse
+    from core.train import resume_run, train
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        if args.resume:
+            run_dir = runs.run_path(args.runs_dir, args.resume)
+            bar = None if args.quiet else ProgressBar(run_dir)
+            result = resume_run(args.runs_dir, args.resume, stop=stop, on_status=bar)
+        else:
+            cfg = config_from_args(args)
+            load_dataset(cfg.data, cfg.data_dir or None)  # a bad source fails here, before any folder is made
+            run_dir = runs.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
+            print(f"run {run_dir.name} in {run_dir.parent}", file=sys.stderr)
+            result = train(cfg, run_dir, stop=stop, on_status=None if args.quiet else ProgressBar(run_dir))
+    except ValueError as exc:  # bad flag values, unknown run id: one sentence, nothing touched
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    if result.state == "completed":
+        best = f", best validation accuracy {result.best_val_acc:.2%}" if result.best_val_acc is not None else ""
+        print(f"completed: test accuracy {result.test_acc:.2%}{best} ({run_dir})")
+        return 0
+    if result.state == "stopped":
+        print(f"stopped after {result.epochs_done} epochs; resume with --resume {run_dir.name}")
+        return 130
+    print(f"failed: {result.error}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Background training jobs: one at a time per device, the rest wait in a queue.
+
+The dashboard keeps one `JobManager` for the whole server (`st.cache_resource`), so every browser tab
+sees the same jobs. Worker threads call `core.train.train` and nothing else: they never touch
+Streamlit, and everything they produce reaches the pages through the run folders on disk.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import runs
+from core.config import TrainConfig
+from core.train import resolve_device, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    run_id: str
+    run_dir: Path
+    config: TrainConfig
+    resume: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class JobManager:
+    def __init__(self, runs_dir: str | Path):
+        self.runs_dir = Path(runs_dir)
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[Job]] = {}  # device key -> waiting jobs
+        self._running: dict[str, Job] = {}  # device key -> the job training there
+        self._workers: dict[str, threading.Thread] = {}
+
+    # --- asking for work ---
+    def submit(self, cfg: TrainConfig, name: str | None = None) -> str:
+        """Queue a new run; it starts as soon as its device is free. Returns the run id."""
+        run_dir = runs.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
+        self._enqueue(Job(run_dir.name, run_dir, cfg))
+        return run_dir.name
+
+    def resume(self, run_id: str) -> None:
+        """Queue a stopped, failed or interrupted run to continue from its last checkpoint."""
+        run_dir = runs.run_path(self.runs_dir, run_id)
+        summary = runs.summarize_run(run_dir)
+        if summary.state not in ("stopped", "failed", "interrupted") or self.position(run_id) is not None:
+            raise runs.RunError(f"Run {run_id} is {summary.state}; only stopped, failed or interrupted runs can be resumed.")
+        if not runs.checkpoint_path(run_dir, "last").exists():
+            raise runs.RunError(f"Run {run_id} has no checkpoint yet, so it cannot be resumed; start a new run instead.")
+        cfg = TrainConfig.from_dict(summary.config)
+        runs.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
+        self._enqueue(Job(run_id, run_dir, cfg, resume=True))
+
+    def stop(self, run_id: str) -> None:
+        """Stop a running job (it saves a resumable checkpoint) or take a waiting one out of the queue."""
+        with self._lock:
+            for device, job in self._running.items():
+                if job.run_id == run_id:
+                    job.stop.set()
+                    return
+            for queue in self._queues.values():
+                for job in list(queue):
+                    if job.run_id == run_id:
+                        queue.remove(job)
+                        self._dequeued(job)
+                        return
+        raise runs.RunError(f"Run {run_id} is neither training nor waiting, so there is nothing to stop.")
+
+    # --- looking ---
+    def position(self, run_id: str) -> int | None:
+        """0 while training, 1.. for the place in its device's queue, None when not a job here."""
+        with self._lock:
+            if any(job.run_id == run_id for job in self._running.values()):
+                return 0
+            for queue in self._queues.values():
+                for place, job in enumerate(queue, start=1):
+                    if job.run_id == run_id:
+                        return place
+        return None
+
+    def active_ids(self) -> list[str]:
+        """Run ids training now, then those waiting, in queue order."""
+        with self._lock:
+            waiting = [job.run_id for queue in self._queues.values() for job in queue]
+            return [job.run_id for job in self._running.values()] + waiting
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every job has finished (tests, shutdown); True when idle."""
+        for worker in list(self._workers.values()):
+            worker.join(timeout)
+        return not self.active_ids()
+
+    # --- machinery ---
+    def _enqueue(self, job: Job) -> None:
+        key = _device_key(job.config.device)
+        with self._lock:
+            self._queues.setdefault(key, deque()).append(job)
+            worker = self._workers.get(key)
+            if worker is None or not worker.is_alive():
+                worker = threading.Thread(target=self._work, args=(key,), name=f"train-{key}", daemon=True)
+                self._workers[key] = worker
+                worker.start()
+
+    def _work(self, key: str) -> None:
+        while True:
+            with self._lock:
+                queue = self._queues.get(key)
+                if not queue:
+                    self._workers.pop(key, None)
+                    return
+                job = queue.popleft()
+                self._running[key] = job
+            try:
+                train(job.config, job.run_dir, stop=job.stop, resume=job.resume)
+            except Exception:  # train() reports its own failures; this guards the worker itself
+                log.exception("job %s crashed", job.run_id)
+            finally:
+                with self._lock:
+                    self._running.pop(key, None)
+
+    def _dequeued(self, job: Job) -> None:
+        if job.resume:  # it keeps its checkpoints and goes back to being a stopped run
+            runs.update_status(job.run_dir, state="stopped")
+        else:  # it never started: nothing in it but its settings
+            runs.delete_run(self.runs_dir, job.run_id)
+
+
+def _device_key(name: str) -> str:
+    try:
+        return str(resolve_device(name))
+    except ValueError:  # an unavailable device: the job fails with that sentence when it runs
+        return name
+

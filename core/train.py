@@ -1,0 +1,400 @@
+"""The training engine: `train(cfg, run_dir, stop=..., device=...)` trains one run and streams it to disk.
+
+No UI: the command line (`python -m core.train`, see core/cli.py), the dashboard's job manager and the
+tests all call `train`. The stop flag is checked every step; metrics stay on the device and leave it
+once per logging interval; everything the run produces goes through core.runs.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from core import runs
+from core.augment import Augment
+from core.config import TrainConfig
+from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
+from core.inference import autocast, evaluate, images_to_tensor, make_normalizer
+from core.models import get_model
+from core.schedules import PlateauTracker, lr_at
+
+log = logging.getLogger(__name__)
+
+OOM_MESSAGE = "out of memory: try a smaller batch size"
+STATUS_INTERVAL_S = 1.0  # how often progress/heartbeat reach status.json
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    state: str  # completed, stopped or failed
+    epochs_done: int
+    best_val_acc: float | None
+    test_acc: float | None
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Device and precision
+# ---------------------------------------------------------------------------------------------
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but no CUDA GPU is available; use auto or cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} was asked for but Apple MPS is not available; use auto or cpu.")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # older torch without the probe: stay in float32
+        return False
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA (and on CPUs with native bf16) under 'auto'; None means float32."""
+    if precision == "fp32" or device.type == "mps":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if _cpu_has_native_bf16() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    optim_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return optim_cls(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class Progress:
+    """Where the run is: saved in every checkpoint so a resume carries on exactly."""
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current (unfinished) epoch
+    step: int = 0  # optimiser steps so far
+    best_val_acc: float | None = None
+    best_val_loss: float = math.inf
+    stopped_early: bool = False
+
+
+class _Session:
+    """Everything one call of `train` holds: data on the device, model, optimiser, trackers."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device):
+        self.cfg, self.run_dir, self.device = cfg, run_dir, device
+        self.amp = amp_dtype(cfg.precision, device)
+        self.memory_format = torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
+        data = load_dataset(cfg.data, cfg.data_dir or None)
+        self.classes = list(data.classes)
+        train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
+        self.test_set = data.test
+        mean, std = channel_stats(train_set.images) if cfg.normalize else ((0.0,) * 3, (1.0,) * 3)
+        self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
+        self.normalize = make_normalizer(mean, std, cfg.grayscale, device)
+        self.loader = DeviceLoader(
+            train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
+            augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
+            mean=mean, std=std, grayscale=cfg.grayscale, seed=cfg.seed, drop_last=len(train_set) > cfg.batch_size,
+            channels_last=self.memory_format is torch.channels_last)
+        self.val_images = images_to_tensor(self.val_set.images, device)
+        self.val_labels = torch.from_numpy(self.val_set.labels).to(device)
+
+        torch.manual_seed(cfg.seed)
+        self.model = get_model(cfg.model, len(self.classes)).to(device, memory_format=self.memory_format)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+                    if cfg.ema > 0 else None)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
+        self.early = PlateauTracker(cfg.early_stopping, 1.0)
+        self.progress = Progress()
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def init_model_from_data(self) -> None:
+        init = getattr(self.model, "init_from_data", None)
+        if init is not None:
+            sample = self.loader.images[:5000]  # (N, 3, 32, 32) uint8 on the device
+            init(self.normalize(sample))
+            if self.ema is not None:  # the average starts from the initialised weights
+                self.ema.module.load_state_dict(self.model.state_dict())
+
+    # --- checkpoints ---
+    def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": 1, "model": self.cfg.model, "classes": self.classes, "config": self.cfg.to_dict(),
+            "epoch": self.progress.epoch, "batch": self.progress.batch, "step": self.progress.step,
+            "metrics": metrics, "normalization": self.norm,
+            "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state(),
+            "rng_cpu": torch.get_rng_state(),
+        }
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        self.model.load_state_dict(payload["train_model_state"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(payload["model_state"])
+        self.optimizer.load_state_dict(payload["optimizer_state"])
+        self.progress = Progress(**payload["progress"])
+        self.plateau.load(payload["plateau"])
+        self.early.load(payload["early"])
+        torch.set_rng_state(payload["rng_cpu"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+class _Stopped(Exception):
+    pass
+
+
+def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = None,
+          device: torch.device | None = None, resume: bool = False,
+          on_status: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Train the run in `run_dir` (made by `runs.create_run`) to the end, a stop request or an error.
+
+    Never raises for a training failure: the run ends as "failed" with a one-sentence error in
+    status.json, and the result says so. Earlier runs and this run's checkpoints are never touched.
+    """
+    run_dir = Path(run_dir)
+    stop = stop or threading.Event()
+    reporter = _StatusReporter(run_dir, on_status)
+    writer = runs.MetricsWriter(run_dir)
+    session = None
+    try:
+        device = device or resolve_device(cfg.device)
+        reporter.update(state="running", started_at=time.time(), finished_at=None, error=None,
+                        device=describe_device(device), pid=os.getpid(), host=socket.gethostname())
+        session = _Session(cfg, run_dir, device)
+        _start_or_resume(session, resume)
+        _fit(session, writer, reporter, stop)
+        test_acc = _final_test(session, writer)
+        reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0, test_acc=test_acc)
+        return _result(session, "completed", test_acc)
+    except _Stopped:
+        reporter.update(state="stopped", finished_at=time.time(), eta_seconds=None)
+        return _result(session, "stopped", None)
+    except Exception as exc:  # every failure ends the run cleanly with one sentence
+        error = _error_sentence(exc)
+        if not isinstance(exc, (ValueError, torch.OutOfMemoryError)):
+            log.exception("run %s failed", run_dir.name)
+        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error)
+        return _result(session, "failed", None, error)
+    finally:
+        writer.close()
+
+
+def _error_sentence(exc: BaseException) -> str:
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return OOM_MESSAGE
+    if isinstance(exc, (ValueError, DataError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _result(session: _Session | None, state: str, test_acc: float | None, error: str | None = None) -> RunResult:
+    if session is None:
+        return RunResult(Path("."), state, 0, None, None, error)
+    p = session.progress
+    return RunResult(session.run_dir, state, p.epoch, p.best_val_acc, test_acc, error)
+
+
+def _start_or_resume(s: _Session, resume: bool) -> None:
+    if resume:
+        payload = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last"), map_location=s.device)
+        s.restore(payload)
+        runs.truncate_metrics(s.run_dir, s.progress.step)
+        return
+    s.init_model_from_data()
+    if len(s.val_set):
+        runs.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
+
+
+def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event) -> None:
+    cfg, p = s.cfg, s.progress
+    steps_per_epoch = len(s.loader)
+    total_steps = cfg.epochs * steps_per_epoch
+    reporter.begin(p.step, total_steps, cfg.epochs)
+    while p.epoch < cfg.epochs and not p.stopped_early:
+        epoch_start = time.perf_counter()
+        images_seen = _train_epoch(s, writer, reporter, stop, steps_per_epoch)
+        seconds = time.perf_counter() - epoch_start
+        p.epoch, p.batch = p.epoch + 1, 0
+        val = _validate(s)
+        writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
+                       "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
+        runs.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
+        reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
+
+
+def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:
+    """One epoch from `progress.batch`; metrics are summed on the device and read every log_every steps."""
+    cfg, p, model = s.cfg, s.progress, s.model
+    model.train()
+    sums = torch.zeros(2, device=s.device)  # loss*n and correct since the last record, kept on the device
+    images_seen = logged_from = 0
+    for x, y in s.loader.epoch(p.epoch, start_batch=p.batch):
+        if stop.is_set():
+            runs.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
+            raise _Stopped
+        lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(s.device, s.amp):
+            logits = model(x)  # (B, C)
+            loss = s.criterion(logits.float(), y)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+        if s.ema is not None:
+            s.ema.update_parameters(model)
+        with torch.no_grad():
+            sums += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum()])
+        p.step, p.batch = p.step + 1, p.batch + 1
+        images_seen += len(y)
+        if p.step % cfg.log_every == 0:
+            loss_sum, correct = sums.tolist()  # the one host sync of the interval
+            n = images_seen - logged_from
+            writer.write([{"kind": "train", "epoch": p.epoch + p.batch / steps_per_epoch, "step": p.step,
+                           "loss": loss_sum / n, "acc": correct / n, "lr": lr, "time": time.time()}])
+            sums.zero_()
+            logged_from = images_seen
+        reporter.tick(p.step, p.epoch)
+    return images_seen
+
+
+def _validate(s: _Session) -> dict[str, Any]:
+    """Validation metrics after an epoch; updates best checkpoint, plateau and early stopping."""
+    p, cfg = s.progress, s.cfg
+    if not len(s.val_set):
+        return {}
+    result = evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
+                      memory_format=s.memory_format)
+    runs.save_val_predictions(s.run_dir, p.epoch, result.probs)
+    metrics = {"val_loss": result.mean_loss, "val_acc": result.accuracy}
+    if p.best_val_acc is None or result.accuracy > p.best_val_acc:
+        p.best_val_acc = result.accuracy
+        runs.save_checkpoint(s.run_dir, "best", s.checkpoint(metrics))
+    if cfg.schedule == "plateau":
+        s.plateau.update(result.mean_loss)
+    if cfg.early_stopping:
+        s.early.update(result.mean_loss)
+        p.stopped_early = s.early.bad_epochs >= cfg.early_stopping
+    return metrics
+
+
+def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
+    """Evaluate on the untouched test split; after early stopping, with the best weights."""
+    model = s.eval_model
+    if s.progress.stopped_early and runs.checkpoint_path(s.run_dir, "best").exists():
+        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"), map_location=s.device)
+        model.load_state_dict(best["model_state"])
+    images = images_to_tensor(s.test_set.images, s.device)
+    labels = torch.from_numpy(s.test_set.labels).to(s.device)
+    start = time.perf_counter()
+    result = evaluate(model, images, labels, s.normalize, tta=s.cfg.tta, amp_dtype=s.amp,
+                      memory_format=s.memory_format)
+    seconds = time.perf_counter() - start
+    runs.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
+    pred = result.probs.argmax(1)
+    per_class = {name: float((pred[s.test_set.labels == k] == k).mean()) if (s.test_set.labels == k).any() else None
+                 for k, name in enumerate(s.classes)}
+    summary = {"accuracy": result.accuracy, "loss": result.mean_loss, "per_class_accuracy": per_class,
+               "images": int(len(labels)), "tta": s.cfg.tta, "seconds": seconds,
+               "early_stopped": s.progress.stopped_early}
+    runs.write_json(s.run_dir / "test_summary.json", summary)
+    writer.write([{"kind": "test", "epoch": s.progress.epoch, "step": s.progress.step,
+                   "test_loss": result.mean_loss, "test_acc": result.accuracy, "time": time.time()}])
+    return result.accuracy
+
+
+class _StatusReporter:
+    """Writes progress, ETA and the heartbeat to status.json at most once a second (no device sync)."""
+
+    def __init__(self, run_dir: Path, on_status: Callable[[dict[str, Any]], None] | None):
+        self.run_dir, self.on_status = run_dir, on_status
+        self.total_steps, self.epochs, self.first_step = 1, 1, 0
+        self.t0 = self.last = time.monotonic()
+
+    def begin(self, step: int, total_steps: int, epochs: int) -> None:
+        self.total_steps, self.epochs, self.first_step = max(total_steps, 1), epochs, step
+        self.t0 = time.monotonic()
+        self.update(step=step, total_steps=total_steps, epochs=epochs, progress=step / self.total_steps)
+
+    def tick(self, step: int, epoch: int) -> None:
+        now = time.monotonic()
+        if now - self.last < STATUS_INTERVAL_S:
+            return
+        done = step - self.first_step
+        eta = (self.total_steps - step) * (now - self.t0) / done if done > 0 else None
+        self.update(step=step, epoch=epoch, progress=step / self.total_steps, eta_seconds=eta)
+
+    def update(self, **changes: Any) -> None:
+        self.last = time.monotonic()
+        status = runs.update_status(self.run_dir, **changes)
+        if self.on_status is not None:
+            self.on_status(status)
+
+
+def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, **train_kwargs) -> RunResult:
+    """Create a run folder for `cfg` and train it: the one-call form used by the CLI and tests."""
+    run_dir = runs.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
+    return train(cfg, run_dir, **train_kwargs)
+
+
+def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
+    """Continue a stopped, failed or interrupted run from its last checkpoint with its own config."""
+    run_dir = runs.run_path(runs_dir, run_id)
+    summary = runs.summarize_run(run_dir)
+    if summary.state in ("completed", "running", "queued", "damaged"):
+        raise runs.RunError(f"Run {run_id} is {summary.state}; only stopped, failed or interrupted runs can be resumed.")
+    if not runs.checkpoint_path(run_dir, "last").exists():
+        raise runs.RunError(f"Run {run_id} has no checkpoint yet, so it cannot be resumed; start a new run instead.")
+    cfg = TrainConfig.from_dict(summary.config)
+    return train(cfg, run_dir, resume=True, **train_kwargs)
+
+
+if __name__ == "__main__":
+    from core.cli import main
+
+    raise SystemExit(main())
