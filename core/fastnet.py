@@ -14,13 +14,14 @@ The tricks, and why each one is here:
   signal passes through a deep, residual-free net from the first step.
 - BatchNorm with frozen scale 1 and a trainable shift: fewer parameters to tune, and the
   following conv's weights can play the role of the scale.
-- BatchNorm running statistics with a fast update (PyTorch momentum 0.4): training is only a
+- BatchNorm running statistics with a fast update (PyTorch momentum 0.4, i.e. airbench's
+  `batchnorm_momentum=0.6` in its "weight kept on the old value" convention): training is only a
   few epochs with large steps, so the running averages must follow the weights quickly or the
   evaluation-mode statistics lag behind the trained network.
 - Global max pooling (airbench's MaxPool2d(3) on the final 3x3 map, written as a max over the
   spatial dims: same result, any input size, deterministic backward on cuda) and a bias-free
-  linear head whose logits are scaled by a constant (1/9):
-  the scale keeps early logits small so the loss starts in a well-behaved regime.
+  linear head whose logits are scaled by a constant (1/9): the scale keeps early logits
+  small so the loss starts in a well-behaved regime.
 
 Device- and precision-agnostic: no hard-coded device, works with channels_last and under
 torch.autocast (bf16 on cpu and cuda); the whitening statistics are computed in float64
@@ -30,6 +31,7 @@ eigendecomposition runs on the CPU so it is deterministic on every device.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -87,6 +89,12 @@ class ConvGroup(nn.Module):
 
 # ------------------------------------------------------------------ patch whitening
 
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def _patch_matrix(images: Tensor, kernel: int, dtype: torch.dtype) -> Tensor:
     """All kernel x kernel patches as rows, ordered (c, i, j) like a conv filter's weights."""
     patches = images.to(dtype).unfold(2, kernel, 1).unfold(3, kernel, 1)  # (N, C, H', W', k, k)
@@ -97,24 +105,25 @@ def _patch_matrix(images: Tensor, kernel: int, dtype: torch.dtype) -> Tensor:
 def patch_covariance(images: Tensor, kernel: int = WHITEN_KERNEL) -> Tensor:
     """Covariance (mean-centred) of all kernel x kernel patches, as a float64 CPU matrix.
 
-    Accumulated chunk by chunk on the images' device in float64 (float32 on mps), in two
-    passes (mean, then centred outer products) so float32 accumulation stays accurate.
+    Accumulated chunk by chunk on the images' device in float64 (float32 on mps, which has no
+    float64). The per-channel image mean is subtracted first, so the one-pass formula
+    E[pp^T] - E[p]E[p]^T does not lose precision to a large mean.
     """
     acc_dtype = torch.float32 if images.device.type == "mps" else torch.float64
-    chunks = images.split(WHITEN_CHUNK)
+    shift = images.to(acc_dtype).mean(dim=(0, 2, 3), keepdim=True)     # (1, C, 1, 1)
     dim = images.shape[1] * kernel * kernel
     total = torch.zeros(dim, dtype=acc_dtype, device=images.device)
+    moment = torch.zeros(dim, dim, dtype=acc_dtype, device=images.device)
     count = 0
-    for chunk in chunks:
-        rows = _patch_matrix(chunk, kernel, acc_dtype)   # (P, D)
-        total += rows.sum(dim=0)
-        count += rows.shape[0]
-    mean = total / count                                 # (D,)
-    cov = torch.zeros(dim, dim, dtype=acc_dtype, device=images.device)
-    for chunk in chunks:
-        rows = _patch_matrix(chunk, kernel, acc_dtype) - mean   # (P, D)
-        cov += rows.T @ rows
-    return (cov / count).to("cpu", torch.float64)        # (D, D)
+    with _autocast_off(images.device.type):   # the caller may be inside autocast: keep precision
+        for chunk in images.split(WHITEN_CHUNK):
+            rows = _patch_matrix(chunk.to(acc_dtype) - shift, kernel, acc_dtype)   # (P, D)
+            total += rows.sum(dim=0)
+            moment += rows.T @ rows
+            count += rows.shape[0]
+    mean = total / count                                                # (D,)
+    cov = moment / count - torch.outer(mean, mean)                      # (D, D)
+    return cov.to("cpu", torch.float64)
 
 
 def whitening_filters(images: Tensor, kernel: int = WHITEN_KERNEL,
@@ -160,11 +169,15 @@ class FastNet(nn.Module):
 
         Uses the first WHITEN_MAX_IMAGES images (deterministic); any float dtype is accepted.
         """
-        if images.ndim != 4 or images.shape[1] != self.whiten.in_channels or min(images.shape[2:]) < 2:
-            raise ValueError(f"init_from_data needs images shaped (N, {self.whiten.in_channels}, H, W) "
+        channels = self.whiten.in_channels
+        if images.ndim != 4 or images.shape[1] != channels or min(images.shape[2:]) < 2:
+            raise ValueError(f"init_from_data needs images shaped (N, {channels}, H, W) "
                              f"with H, W >= 2; got {tuple(images.shape)}.")
         if not images.is_floating_point():
-            raise ValueError(f"init_from_data needs normalised float images; got dtype {images.dtype}.")
+            raise ValueError("init_from_data needs normalised float images; "
+                             f"got dtype {images.dtype}.")
+        if images.shape[0] == 0:
+            raise ValueError("init_from_data needs at least one training image; got none.")
         filters = whitening_filters(images[:WHITEN_MAX_IMAGES])             # (12, 3, 2, 2)
         weight = self.whiten.weight                                         # (24, 3, 2, 2)
         weight.copy_(torch.cat((filters, -filters)).to(weight.device, weight.dtype))

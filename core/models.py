@@ -99,7 +99,7 @@ def _parameter_count(name: str) -> int:
 
 
 def describe_model(name: str) -> dict:
-    """{"name", "description", "parameters"}: parameters counts trainable and frozen ones (10 classes)."""
+    """{"name", "description", "parameters"}; parameters: trainable + frozen, for 10 classes."""
     spec = _spec(name)
     return {"name": spec.name, "description": spec.description,
             "parameters": _parameter_count(name)}
@@ -125,7 +125,8 @@ def _conv_stage(c_in: int, c_out: int, act: Callable[[], nn.Module], *, convs: i
     layers: list[nn.Module] = []
     for i in range(convs):
         # A conv followed by BN needs no bias: BN's shift replaces it.
-        layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=not batch_norm))
+        conv_in = c_in if i == 0 else c_out
+        layers.append(nn.Conv2d(conv_in, c_out, 3, padding=1, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(c_out))
         layers.append(act())
@@ -266,7 +267,7 @@ class VGG11BN(nn.Module):
 
 
 def cifar_resnet18(num_classes: int = 10) -> torchvision.models.ResNet:
-    """torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool, so 32x32 is not shrunk 4x."""
+    """torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool: 32x32 is not shrunk 4x."""
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -274,7 +275,7 @@ def cifar_resnet18(num_classes: int = 10) -> torchvision.models.ResNet:
     return model
 
 
-# ================================================================== registrations (order = picker order)
+# ================================================================== registrations (picker order)
 
 @register_model("fastnet", "The default: a speed-tuned network in the style of the airbench "
                            "CIFAR-10 record runs, built to reach about 94% accuracy in roughly "
@@ -311,13 +312,15 @@ def _bn_elu_cnn(num_classes: int) -> nn.Module:
 
 
 @register_model("tutorial-cnn", "The tiny network from the official PyTorch beginner tutorial; "
-                                "a baseline that trains in seconds but stays around 55-65% accuracy.")
+                                "a baseline that trains in seconds but stays around 55-65% "
+                                "accuracy.")
 def _tutorial_cnn(num_classes: int) -> nn.Module:
     return TutorialCNN(num_classes)
 
 
 @register_model("resnet20", "The classic small ResNet for CIFAR (20 layers with shortcut "
-                            "connections, 0.27M parameters); about 91% accuracy with long training.")
+                            "connections, 0.27M parameters); about 91% accuracy with long "
+                            "training.")
 def _resnet20(num_classes: int) -> nn.Module:
     return CifarResNet(num_classes, blocks_per_stage=3)
 
