@@ -1,0 +1,1 @@
+"""Streamlit pages over core: thin views, no training or metric maths here."""

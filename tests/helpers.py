@@ -1,0 +1,26 @@
+"""Shared test helpers: real (tiny) training runs on the synthetic data, so fixtures are run folders
+written by the engine itself rather than hand-made imitations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from core.config import TrainConfig
+from core.train import RunResult, start_run
+
+# A run of a few seconds on 2 CPU cores: small model, one or two epochs of the synthetic set.
+TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr=0.01, optimizer="adam",
+            momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", warmup_epochs=0.0,
+            log_every=2, precision="fp32", device="cpu")
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    return TrainConfig(**{**TINY, **overrides})
+
+
+def train_tiny_run(runs_dir: Path, name: str | None = None, **overrides) -> RunResult:
+    """Train a tiny synthetic run to completion into `runs_dir` and return its result."""
+    result = start_run(tiny_config(**overrides), runs_dir, name=name, device=torch.device("cpu"))
+    assert result.state == "completed", result.error
+    return result
