@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe; flags override it")
     parser.add_argument("--name", help="display name of the run")
-    parser.add_argument("--runs-dir", default=str(runs.DEFAULT_RUNS_DIR), help="folder holding the run folders")
+    parser.add_argument("--runs-dir", default=str(runs.default_runs_dir()), help="folder holding the run folders")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or interrupted run from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = TrainConfig()

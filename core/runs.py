@@ -35,8 +35,13 @@ import torch
 
 log = logging.getLogger(__name__)
 
-# Where runs live unless told otherwise: <repo>/runs, or $CIFAR_RUNS_DIR (the dashboard reads the same).
-DEFAULT_RUNS_DIR = Path(os.environ.get("CIFAR_RUNS_DIR", Path(__file__).resolve().parent.parent / "runs"))
+REPO_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
+
+
+def default_runs_dir() -> Path:
+    """Where runs live unless told otherwise: $CIFAR_RUNS_DIR, else <repo>/runs (CLI and dashboard alike)."""
+    return Path(os.environ.get("CIFAR_RUNS_DIR") or REPO_RUNS_DIR)
+
 
 STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted", "damaged")
 LIVE_STATES = ("queued", "running")

@@ -199,14 +199,15 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
     run_dir = Path(run_dir)
     stop = stop or threading.Event()
     reporter = _StatusReporter(run_dir, on_status)
-    writer = runs.MetricsWriter(run_dir)
-    session = None
+    session = writer = None
     try:
         device = device or resolve_device(cfg.device)
-        reporter.update(state="running", started_at=time.time(), finished_at=None, error=None,
-                        device=describe_device(device), pid=os.getpid(), host=socket.gethostname())
+        started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
+        reporter.update(state="running", finished_at=None, error=None, device=describe_device(device),
+                        pid=os.getpid(), host=socket.gethostname(), **started)
         session = _Session(cfg, run_dir, device)
         _start_or_resume(session, resume)
+        writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
         _fit(session, writer, reporter, stop)
         test_acc = _final_test(session, writer)
         reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0, test_acc=test_acc)
@@ -221,7 +222,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error)
         return _result(session, "failed", None, error)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 def _error_sentence(exc: BaseException) -> str:

@@ -1,0 +1,160 @@
+"""The engine end to end on synthetic data: a complete run folder, resume, repeatability, stop, OOM."""
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import runs
+from core.train import OOM_MESSAGE, resume_run, start_run, train
+from tests.helpers import tiny_config, train_tiny_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        result = train_tiny_run(folder, name="tiny", epochs=2)
+    return result
+
+
+def test_a_finished_run_holds_everything_the_dashboard_reads(finished):
+    path = finished.run_dir
+    status = runs.read_json(path / "status.json")
+    assert status["state"] == "completed" and status["progress"] == 1.0 and status["epoch"] == 2
+    assert status["device"] == "cpu" and status["finished_at"] >= status["started_at"]
+    records = runs.read_metrics(path)
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("val") == 2 and kinds.count("test") == 1 and kinds.count("train") >= 4
+    assert all(np.isfinite(r["loss"]) and 0 <= r["acc"] <= 1 for r in records if r["kind"] == "train")
+    val = [r for r in records if r["kind"] == "val"]
+    assert [v["epoch"] for v in val] == [1, 2] and all(v["images_per_s"] > 0 for v in val)
+    for which in ("last", "best"):
+        ckpt = runs.load_checkpoint(runs.checkpoint_path(path, which))
+        assert ckpt["model"] == "tutorial-cnn" and ckpt["config"]["epochs"] == 2 and len(ckpt["classes"]) == 10
+    assert runs.val_epochs(path) == [1, 2]
+    summary = json.loads((path / "test_summary.json").read_text())
+    test = runs.load_predictions(path, "test")
+    assert len(test.labels) == 500 and test.probs.shape == (500, 10)
+    assert summary["accuracy"] == pytest.approx((test.pred == test.labels).mean())
+    assert set(summary["per_class_accuracy"]) == set(ckpt["classes"])
+    assert summary["accuracy"] > 0.5, "synthetic classes are easy: a tiny net must beat chance clearly"
+    assert finished.test_acc == pytest.approx(summary["accuracy"])
+
+
+def test_same_seed_same_run_on_cpu(tmp_path):
+    a = train_tiny_run(tmp_path, epochs=1)
+    b = train_tiny_run(tmp_path, epochs=1)
+    losses = [[r.get("loss") for r in runs.read_metrics(x.run_dir) if r["kind"] == "train"] for x in (a, b)]
+    assert losses[0] == losses[1] and a.test_acc == b.test_acc
+
+
+def test_stop_mid_epoch_then_resume_carries_on(tmp_path):
+    stop = threading.Event()
+    calls = {"n": 0}
+
+    def stop_after_a_few_steps(status):  # called from the training loop's status updates
+        calls["n"] += 1
+        if status.get("step", 0) >= 3:
+            stop.set()
+
+    import core.train as engine
+    engine_interval = engine.STATUS_INTERVAL_S
+    engine.STATUS_INTERVAL_S = 0.0  # report every step so the stop lands mid-epoch
+    try:
+        stopped = start_run(tiny_config(epochs=2), tmp_path, stop=stop, on_status=stop_after_a_few_steps)
+    finally:
+        engine.STATUS_INTERVAL_S = engine_interval
+    assert stopped.state == "stopped"
+    run_id = stopped.run_dir.name
+    assert runs.list_runs(tmp_path)[0].state == "stopped"
+    ckpt = runs.load_checkpoint(runs.checkpoint_path(stopped.run_dir, "last"))
+    assert ckpt["epoch"] == 0 and 0 < ckpt["batch"] < 18  # mid-epoch
+    resumed = resume_run(tmp_path, run_id)
+    assert resumed.state == "completed" and resumed.epochs_done == 2
+    records = runs.read_metrics(stopped.run_dir)
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == sorted(set(steps)), "resume must not duplicate steps"
+    assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2]
+    assert sum(r["kind"] == "test" for r in records) == 1
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    """Stopping at an epoch boundary and resuming gives the same weights as never stopping."""
+    whole = train_tiny_run(tmp_path, epochs=2)
+    stop = threading.Event()
+    first = start_run(tiny_config(epochs=2), tmp_path,
+                      on_status=lambda s: stop.set() if s.get("epoch") == 1 else None, stop=stop)
+    assert first.state == "stopped"
+    resumed = resume_run(tmp_path, first.run_dir.name)
+    a = runs.load_checkpoint(runs.checkpoint_path(whole.run_dir, "last"))["model_state"]
+    b = runs.load_checkpoint(runs.checkpoint_path(resumed.run_dir, "last"))["model_state"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_completed_runs_cannot_be_resumed(finished):
+    with pytest.raises(runs.RunError, match="only stopped, failed or interrupted"):
+        resume_run(finished.run_dir.parent, finished.run_dir.name)
+
+
+def test_out_of_memory_ends_the_run_as_failed(tmp_path, monkeypatch):
+    import core.train as engine
+
+    def explode(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(engine.torch.optim.Adam, "step", explode)
+    result = start_run(tiny_config(), tmp_path)
+    assert result.state == "failed" and result.error == OOM_MESSAGE
+    assert runs.list_runs(tmp_path)[0].error == OOM_MESSAGE
+
+
+def test_bad_data_source_fails_with_its_sentence(tmp_path):
+    result = start_run(tiny_config(data=str(tmp_path / "nowhere")), tmp_path / "runs")
+    summary = runs.list_runs(tmp_path / "runs")[0]
+    assert result.state == summary.state == "failed"
+    assert "nowhere" in summary.error and "\n" not in summary.error
+
+
+def run_cli(*args, env_extra=None, cwd=REPO):
+    import os
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "core.train", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_command_line_trains_a_run(tmp_path):
+    out = run_cli("--data", "synthetic", "--model", "tutorial-cnn", "--epochs", "1", "--batch-size", "100",
+                  "--optimizer", "adam", "--lr", "0.01", "--no-nesterov", "--runs-dir", str(tmp_path),
+                  "--name", "from the cli")
+    assert out.returncode == 0, out.stderr
+    assert "completed: test accuracy" in out.stdout
+    [summary] = runs.list_runs(tmp_path)
+    assert (summary.name, summary.state, summary.model) == ("from the cli", "completed", "tutorial-cnn")
+    assert "epoch 1/1: val loss" in out.stderr  # the progress output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--epochs", "0"], "epochs must be between 1"),
+    (["--val-fraction", "0.9"], "val_fraction must be between 0 and 0.5"),
+    (["--data", "/definitely/not/here"], "/definitely/not/here"),
+    (["--resume", "../etc"], "not valid"),
+])
+def test_command_line_bad_input_is_one_sentence_and_creates_nothing(tmp_path, args, words):
+    runs_dir = tmp_path / "runs"
+    out = run_cli("--data", "synthetic", "--runs-dir", str(runs_dir), *args)
+    assert out.returncode == 1
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
