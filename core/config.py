@@ -60,7 +60,8 @@ class TrainConfig:
     # --- machinery ---
     seed: int = 0  # makes a CPU run repeatable
     device: str = "auto"  # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:1", "mps"
-    precision: str = field(default="auto", metadata=_choices(*PRECISIONS))
+    precision: str = field(default="auto", metadata=_choices(*PRECISIONS))  # auto: bf16 on CUDA and bf16-capable CPUs
+    compile: bool = False  # torch.compile the training step (slow first epoch, faster after; CUDA mostly)
     log_every: int = 20  # steps between train-metric records (metrics leave the device only then)
 
     def __post_init__(self) -> None:

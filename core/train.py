@@ -65,6 +65,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
@@ -137,6 +144,8 @@ class _Session:
 
         torch.manual_seed(cfg.seed)
         self.model = get_model(cfg.model, len(self.classes)).to(device, memory_format=self.memory_format)
+        # The compiled wrapper runs the training steps; checkpoints and evaluation use the plain module.
+        self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = build_optimizer(cfg, self.model)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
                     if cfg.ema > 0 else None)
@@ -260,6 +269,7 @@ def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, sto
     while p.epoch < cfg.epochs and not p.stopped_early:
         epoch_start = time.perf_counter()
         images_seen = _train_epoch(s, writer, reporter, stop, steps_per_epoch)
+        synchronize(s.device)  # once an epoch, so its seconds include the queued GPU work
         seconds = time.perf_counter() - epoch_start
         p.epoch, p.batch = p.epoch + 1, 0
         val = _validate(s)
@@ -271,7 +281,7 @@ def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, sto
 
 def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:
     """One epoch from `progress.batch`; metrics are summed on the device and read every log_every steps."""
-    cfg, p, model = s.cfg, s.progress, s.model
+    cfg, p, model = s.cfg, s.progress, s.step_model
     model.train()
     sums = torch.zeros(2, device=s.device)  # loss*n and correct since the last record, kept on the device
     images_seen = logged_from = 0
