@@ -1,0 +1,257 @@
+"""What the dashboard's Train, Runs and Data pages show, computed from run folders and datasets.
+
+Pure functions only: metric records (core.runs.read_metrics) and summaries go in, tables, curves and
+short sentences come out. The pages draw these; nothing here touches Streamlit, files or devices, so
+every number on screen can be unit-tested without a browser (tests/test_views.py).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.runs import RunSummary
+
+KEYWORD_SOURCES = ("cifar10", "synthetic")  # data sources that are not paths
+
+# ---------------------------------------------------------------------------------------------
+# Numbers and words
+# ---------------------------------------------------------------------------------------------
+
+
+def ordinal(n: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queue_text(position: int | None) -> str:
+    """What a queued run says about its place: 'Waiting: 2nd in line'."""
+    if position is None:
+        return "Waiting to start."
+    if position == 0:
+        return "Training now."
+    return f"Waiting: {ordinal(position)} in line"
+
+
+def format_duration(seconds: float | None) -> str:
+    """A short human duration: '45 s', '3 min 05 s', '2 h 07 min'; '' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_count(n: int) -> str:
+    """Parameter counts in words: '62,006' or '1.2 million'."""
+    return f"{n / 1e6:.1f} million" if n >= 1_000_000 else f"{n:,}"
+
+
+def data_label(source: str | None) -> str:
+    """How a data source reads on screen."""
+    if source == "cifar10":
+        return "CIFAR-10"
+    if source == "synthetic":
+        return "Synthetic shapes"
+    return source or ""
+
+
+def data_source_problem(source: str) -> str | None:
+    """One sentence when `source` cannot possibly load (an empty or missing path); None when it may.
+
+    A cheap check before a run is queued; the full check (layout, images) happens when the data loads.
+    """
+    text = source.strip()
+    if not text:
+        return "Type the path of a folder or archive with your images, or choose CIFAR-10 or Synthetic shapes."
+    if text.lower() in KEYWORD_SOURCES:
+        return None
+    if not Path(text).expanduser().exists():
+        return f"The folder or archive '{text}' does not exist; check the path, or choose CIFAR-10 or Synthetic shapes."
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress of one run
+# ---------------------------------------------------------------------------------------------
+
+
+def progress_info(status: Mapping[str, Any], state: str) -> tuple[float, str]:
+    """The progress bar of a run: fraction 0..1 and a line with epoch, step and time left."""
+    fraction = float(status.get("progress") or 0.0)
+    fraction = min(max(fraction, 0.0), 1.0)
+    epochs = status.get("epochs") or 0
+    done = status.get("epoch") or 0
+    step, total = status.get("step") or 0, status.get("total_steps")
+    if state == "completed":
+        return 1.0, f"Finished all {epochs} epochs."
+    if state == "queued":
+        return fraction, "Not started yet."
+    epoch_now = min(done + 1, epochs) if state == "running" else done
+    parts = [f"Epoch {epoch_now} of {epochs}", f"step {step} of {total}" if total else f"step {step}"]
+    eta = status.get("eta_seconds")
+    if state == "running" and isinstance(eta, (int, float)):
+        parts.append(f"about {format_duration(eta)} left")
+    return fraction, " · ".join(parts)
+
+
+def current_lr(metrics: Sequence[Mapping[str, Any]]) -> float | None:
+    """The learning rate of the latest training record."""
+    for record in reversed(metrics):
+        if record.get("kind") == "train" and isinstance(record.get("lr"), (int, float)):
+            return float(record["lr"])
+    return None
+
+
+def latest(metrics: Sequence[Mapping[str, Any]], kind: str, key: str) -> float | None:
+    """The newest value of `key` among records of `kind` (e.g. the last validation accuracy)."""
+    for record in reversed(metrics):
+        if record.get("kind") == kind and isinstance(record.get(key), (int, float)):
+            return float(record[key])
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves
+# ---------------------------------------------------------------------------------------------
+
+
+def ema_smooth(values: Iterable[float], weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: a debiased exponential moving average; weight 0 = raw, 0.99 = very smooth.
+
+    Debiasing (dividing by 1 - weight^n) keeps the start of the curve where the data is instead of
+    pulling it towards zero. Non-finite values are passed through and do not disturb the average.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"Smoothing must be at least 0 and below 1, got {weight!r}.")
+    values = np.asarray(list(values), dtype=np.float64)  # (N,)
+    out = np.empty_like(values)
+    last, count = 0.0, 0
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            out[i] = v
+            continue
+        last = last * weight + (1.0 - weight) * v
+        count += 1
+        out[i] = last / (1.0 - weight**count)
+    return out
+
+
+def train_frame(metrics: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Training records as a table: step, epoch (fractional), loss, acc, lr."""
+    rows = [{k: r.get(k) for k in ("step", "epoch", "loss", "acc", "lr")} for r in metrics if r.get("kind") == "train"]
+    return pd.DataFrame(rows, columns=["step", "epoch", "loss", "acc", "lr"]).astype(float)
+
+
+def val_frame(metrics: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Validation records as a table: epoch, step, val_loss, val_acc."""
+    rows = [{k: r.get(k) for k in ("epoch", "step", "val_loss", "val_acc")}
+            for r in metrics if r.get("kind") == "val" and "val_acc" in r]
+    return pd.DataFrame(rows, columns=["epoch", "step", "val_loss", "val_acc"]).astype(float)
+
+
+def live_curves(metrics: Sequence[Mapping[str, Any]], smoothing: float = 0.0) -> pd.DataFrame:
+    """Long table for the live charts: epoch, step, metric ('loss'|'accuracy'), split, kind, value.
+
+    split is 'training' or 'validation'; kind is 'raw' (the training values as logged, drawn faintly)
+    or 'curve' (training smoothed with `smoothing`, and validation, one point an epoch, never smoothed).
+    """
+    train, val = train_frame(metrics), val_frame(metrics)
+    parts = []
+    for metric, column in (("loss", "loss"), ("accuracy", "acc")):
+        raw = train[["epoch", "step"]].assign(metric=metric, split="training", kind="raw", value=train[column])
+        smooth = raw.assign(kind="curve", value=ema_smooth(train[column], smoothing))
+        parts += [raw, smooth]
+    for metric, column in (("loss", "val_loss"), ("accuracy", "val_acc")):
+        parts.append(val[["epoch", "step"]].assign(metric=metric, split="validation", kind="curve",
+                                                   value=val[column]))
+    columns = ["epoch", "step", "metric", "split", "kind", "value"]
+    frames = [p[columns] for p in parts if len(p)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def unique_labels(summaries: Sequence[RunSummary]) -> dict[str, str]:
+    """run_id -> a legend label: the run's name, with its id added when two runs share a name."""
+    names = [s.name for s in summaries]
+    return {s.run_id: s.name if names.count(s.name) == 1 else f"{s.name} ({s.run_id})" for s in summaries}
+
+
+def overlay_curves(metrics_by_label: Mapping[str, Sequence[Mapping[str, Any]]],
+                   smoothing: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Curves of several runs for comparison.
+
+    Returns (per_epoch, per_step): per_epoch has run, epoch, val_acc, val_loss; per_step has run,
+    step, loss (training loss, smoothed with `smoothing`).
+    """
+    epochs, steps = [], []
+    for label, metrics in metrics_by_label.items():
+        val, train = val_frame(metrics), train_frame(metrics)
+        epochs.append(val[["epoch", "val_acc", "val_loss"]].assign(run=label))
+        steps.append(train[["step"]].assign(run=label, loss=ema_smooth(train["loss"], smoothing)))
+    per_epoch = pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame(columns=["epoch", "val_acc", "val_loss", "run"])
+    per_step = pd.concat(steps, ignore_index=True) if steps else pd.DataFrame(columns=["step", "run", "loss"])
+    return per_epoch[["run", "epoch", "val_acc", "val_loss"]], per_step[["run", "step", "loss"]]
+
+
+def metrics_csv(metrics: Sequence[Mapping[str, Any]]) -> str:
+    """Every metric record as CSV, one row a record, columns in a stable order (kind first)."""
+    columns = ["kind", "epoch", "step", "loss", "acc", "lr", "val_loss", "val_acc", "test_loss", "test_acc",
+               "seconds", "images_per_s", "time"]
+    extra = sorted({k for r in metrics for k in r} - set(columns))
+    return pd.DataFrame(list(metrics), columns=columns + extra).to_csv(index=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+RUNS_COLUMNS = ["Name", "Model", "Data", "State", "Best val. accuracy", "Test accuracy", "Epochs done",
+                "Epochs planned", "Duration", "Device", "Started", "Problem", "Run id"]
+
+
+def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
+    """One row a run, in the given order; accuracies stay fractions (0..1) for the table to format."""
+    rows = []
+    for s in summaries:
+        rows.append({
+            "Name": s.name, "Model": s.model or "", "Data": data_label(s.data), "State": s.state,
+            "Best val. accuracy": s.best_val_acc, "Test accuracy": s.test_acc, "Epochs done": s.epoch,
+            "Epochs planned": s.epochs, "Duration": format_duration(s.duration_s), "Device": s.device or "",
+            "Started": pd.to_datetime(s.created_at, unit="s") if s.created_at else pd.NaT,
+            "Problem": s.error or "", "Run id": s.run_id,
+        })
+    table = pd.DataFrame(rows, columns=RUNS_COLUMNS)
+    for column in ("Best val. accuracy", "Test accuracy"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    for column in ("Epochs done", "Epochs planned"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    return table
+
+
+def class_counts(classes: Sequence[str], splits: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Images per class in each split: one row a class, one column a split (e.g. train, validation, test)."""
+    table = pd.DataFrame({"class": list(classes)})
+    for split, labels in splits.items():
+        table[split] = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))[: len(classes)]
+    return table
+
+
+def sample_per_class(labels: np.ndarray, per_class: int, seed: int) -> dict[int, np.ndarray]:
+    """Up to `per_class` random positions of each class present in `labels` (same seed, same pick)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    picks = {}
+    for cls in np.unique(labels):
+        where = np.flatnonzero(labels == cls)
+        picks[int(cls)] = np.sort(rng.choice(where, size=min(per_class, len(where)), replace=False))
+    return picks
