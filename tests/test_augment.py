@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from core import augment as aug
 from core.augment import Augment
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
