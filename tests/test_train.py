@@ -10,24 +10,15 @@ import pytest
 import torch
 
 from core import runs
-from core.train import OOM_MESSAGE, resume_run, start_run, train
+from core.train import OOM_MESSAGE, resume_run, start_run
 from tests.helpers import tiny_config, train_tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-        result = train_tiny_run(folder, name="tiny", epochs=2)
-    return result
+    return train_tiny_run(tmp_path_factory.mktemp("runs"), name="tiny", epochs=2)
 
 
 def test_a_finished_run_holds_everything_the_dashboard_reads(finished):
