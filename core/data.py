@@ -37,6 +37,7 @@ from torch import Tensor
 
 from core import augment as aug
 from core.augment import Augment
+from core.uploads import to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -429,15 +430,17 @@ def _split_member(name: str) -> tuple[str, str, str] | None:
 
 
 def decode_image(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Encoded image bytes -> (size, size, 3) uint8 RGB: any PIL mode converted, other sizes resized bilinearly."""
+    """Encoded image bytes -> (size, size, 3) uint8 RGB; other sizes are resized bilinearly (squashed).
+
+    Modes go through `core.uploads.to_rgb` (transparency on white, 16-bit grey scaled, P/L/CMYK made
+    RGB), so folder images and uploaded pictures are turned into RGB the same way.
+    """
     with Image.open(io.BytesIO(data)) as image:
-        if image.mode == "P" and "transparency" in image.info:
-            image = image.convert("RGBA")  # PIL asks palette+transparency to go through RGBA
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+        image.draft(image.mode, (2 * size, 2 * size))  # JPEG: big photos decode at a reduced scale
+        rgb = to_rgb(image)
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8)
 
 
 def _decode_source(path: Path) -> _Arrays:

@@ -152,6 +152,11 @@ def test_decode_image_handles_modes_and_sizes() -> None:
         assert np.abs(out.reshape(-1, 3).mean(0) - EXPECTED_RGB[name]).max() <= 6
 
 
+def test_decode_image_lays_transparency_on_white() -> None:
+    out = decode_image(_encode("RGBA", (32, 32), (10, 10, 200, 0), "PNG"))
+    assert (out == 255).all(), "transparent pixels become white, as for uploaded pictures"
+
+
 def test_a_missing_path_names_it_and_the_allowed_sources(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist.*'cifar10', 'synthetic'"):
         load_dataset(str(tmp_path / "nope"))
