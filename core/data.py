@@ -130,7 +130,7 @@ def load_dataset(source: str = "cifar10", data_dir: str | Path | None = None) ->
     key = source.strip()
     start = time.perf_counter()
     if key.lower() == "synthetic":
-        fingerprint, arrays = _fingerprint("synthetic", SYNTHETIC_VERSION), make_synthetic()
+        fingerprint, arrays = _fingerprint("synthetic", SYNTHETIC_VERSION), _make_synthetic()
     elif key.lower() == "cifar10":
         fingerprint, arrays = _load_cifar10(data_dir)
     else:
@@ -280,7 +280,7 @@ def _synthetic_split(rng: np.random.Generator, per_class: int) -> tuple[np.ndarr
     return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
 
 
-def make_synthetic(seed: int = 0) -> _Arrays:
+def _make_synthetic(seed: int = 0) -> _Arrays:
     """The synthetic set: 2,000 train / 500 test images, 10 balanced classes, deterministic for a seed."""
     rng = np.random.default_rng([SYNTHETIC_VERSION, seed])
     train_images, train_labels = _synthetic_split(rng, SYNTHETIC_TRAIN_PER_CLASS)
