@@ -29,6 +29,11 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '2 epochs', '1,000 points' (English nouns that take an s)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
 def queue_text(position: int | None) -> str:
     """What a queued run says about its place: 'Waiting: 2nd in line'."""
     if position is None:
@@ -94,7 +99,7 @@ def progress_info(status: Mapping[str, Any], state: str) -> tuple[float, str]:
     done = status.get("epoch") or 0
     step, total = status.get("step") or 0, status.get("total_steps")
     if state == "completed":
-        return 1.0, f"Finished all {epochs} epochs."
+        return 1.0, f"Finished: {plural(epochs, 'epoch')}."
     if state == "queued":
         return fraction, "Not started yet."
     epoch_now = min(done + 1, epochs) if state == "running" else done

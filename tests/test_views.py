@@ -39,6 +39,11 @@ def test_format_duration(seconds, text):
     assert views.format_duration(seconds) == text
 
 
+def test_plural():
+    assert views.plural(1, "epoch") == "1 epoch" and views.plural(0, "point") == "0 points"
+    assert views.plural(1200, "point") == "1,200 points"
+
+
 def test_format_count():
     assert views.format_count(62006) == "62,006"
     assert views.format_count(1_234_567) == "1.2 million"
@@ -128,7 +133,7 @@ def test_progress_info():
     status = {"progress": 0.25, "epoch": 1, "epochs": 4, "step": 10, "total_steps": 40, "eta_seconds": 90}
     fraction, text = views.progress_info(status, "running")
     assert fraction == 0.25 and text == "Epoch 2 of 4 · step 10 of 40 · about 1 min 30 s left"
-    assert views.progress_info({**status, "progress": 1.0}, "completed") == (1.0, "Finished all 4 epochs.")
+    assert views.progress_info({**status, "progress": 1.0}, "completed") == (1.0, "Finished: 4 epochs.")
     assert views.progress_info(status, "stopped")[1] == "Epoch 1 of 4 · step 10 of 40"
     assert views.progress_info({}, "queued") == (0.0, "Not started yet.")
 

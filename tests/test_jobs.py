@@ -1,0 +1,101 @@
+"""core.jobs.JobManager: background runs that complete, stop and resume, and wait their turn."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core import runs
+from core.jobs import JobManager
+from tests.helpers import tiny_config
+
+TIMEOUT_S = 120  # generous: the CPU is shared; every wait ends as soon as its condition holds
+
+
+def wait_for(condition, timeout: float = TIMEOUT_S, every: float = 0.02):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+def state(manager: JobManager, run_id: str) -> str:
+    return runs.summarize_run(runs.run_path(manager.runs_dir, run_id)).state
+
+
+def train_steps(manager: JobManager, run_id: str) -> list[dict]:
+    return [r for r in runs.read_metrics(runs.run_path(manager.runs_dir, run_id)) if r["kind"] == "train"]
+
+
+@pytest.fixture
+def manager(tmp_path):
+    jobs = JobManager(tmp_path / "runs")
+    yield jobs
+    for run_id in jobs.active_ids():  # a failing test must not leave a thread training
+        jobs.stop(run_id)
+    jobs.wait(TIMEOUT_S)
+
+
+def test_stop_mid_epoch_keeps_a_checkpoint_and_resume_finishes(manager):
+    cfg = tiny_config(epochs=2, batch_size=50, log_every=2)  # 36 steps an epoch: room to stop inside one
+    run_id = manager.submit(cfg)
+    path = runs.run_path(manager.runs_dir, run_id)
+    wait_for(lambda: any(r["epoch"] > 0.1 for r in train_steps(manager, run_id)))  # a few steps into epoch 1
+    manager.stop(run_id)
+    assert manager.wait(TIMEOUT_S)
+
+    stopped = runs.summarize_run(path)
+    assert stopped.state == "stopped" and stopped.epoch == 0 and stopped.test_acc is None
+    checkpoint = runs.load_checkpoint(runs.checkpoint_path(path, "last"))
+    assert checkpoint["epoch"] == 0 and 0 < checkpoint["batch"] < 36, "the stop was saved mid-epoch"
+
+    manager.resume(run_id)
+    assert manager.wait(TIMEOUT_S)
+    done = runs.load_run(manager.runs_dir, run_id)
+    assert (done.summary.state, done.summary.epoch, done.summary.epochs) == ("completed", 2, 2)
+    assert [r["epoch"] for r in done.metrics if r["kind"] == "val"] == [1, 2]
+    assert [r["kind"] for r in done.metrics].count("test") == 1
+    assert done.test_summary is not None and done.summary.test_acc == pytest.approx(done.test_summary["accuracy"])
+    steps = [r["step"] for r in done.metrics if r["kind"] == "train"]
+    assert steps == sorted(set(steps)), "the steps after the checkpoint were trained once, not twice"
+
+
+def test_a_second_start_waits_its_turn_then_trains_to_completion(manager):
+    first = manager.submit(tiny_config(epochs=2, batch_size=50), name="first")
+    second = manager.submit(tiny_config(epochs=1), name="second")
+    assert manager.position(second) == 1
+    wait_for(lambda: state(manager, first) == "running")
+    assert (manager.position(first), manager.position(second)) == (0, 1)
+    assert state(manager, second) == "queued" and manager.active_ids() == [first, second]
+    wait_for(lambda: train_steps(manager, first))  # the first is really training ...
+    assert state(manager, second) == "queued"  # ... and the second still waits
+    manager.stop(first)
+
+    running_at_once = 0
+    while manager.active_ids():  # until both are done: never two training together
+        running_at_once = max(running_at_once, sum(state(manager, r) == "running" for r in (first, second)))
+        time.sleep(0.02)
+    assert running_at_once == 1
+    a = runs.summarize_run(runs.run_path(manager.runs_dir, first)).status
+    b = runs.summarize_run(runs.run_path(manager.runs_dir, second)).status
+    assert (a["state"], b["state"]) == ("stopped", "completed")
+    assert b["started_at"] >= a["finished_at"]
+    done = runs.summarize_run(runs.run_path(manager.runs_dir, second))
+    assert (done.name, done.epoch, done.epochs) == ("second", 1, 1) and done.test_acc is not None
+
+
+def test_stopping_a_waiting_job_takes_it_out_of_the_queue(manager):
+    first = manager.submit(tiny_config(epochs=2))
+    second = manager.submit(tiny_config(epochs=1))
+    manager.stop(second)
+    assert manager.position(second) is None and second not in manager.active_ids()
+    assert not runs.run_path(manager.runs_dir, second).exists(), "a run that never started leaves nothing behind"
+    manager.stop(first)
+    assert manager.wait(TIMEOUT_S)
+    assert [s.run_id for s in runs.list_runs(manager.runs_dir)] == [first]
+    with pytest.raises(runs.RunError):
+        manager.stop(second)
