@@ -7,6 +7,7 @@ disagree. Test-time augmentation (the mirror and 1-pixel shifts) is an option of
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,7 +91,7 @@ class Predictor:
         self.model.load_state_dict(checkpoint["model_state"])
         self.model.eval()
         norm = checkpoint["normalization"]
-        self.normalize = make_normalizer(norm["mean"], norm["std"], norm["grayscale"], device)
+        self.normalize = make_normalizer(norm["mean"], norm["std"], norm["grayscale"])
         self.tta = bool(checkpoint["config"].get("tta", False))
 
     @classmethod
@@ -105,16 +106,8 @@ class Predictor:
         return infer(self.model, x, self.normalize, tta=self.tta).softmax(1).cpu().numpy()
 
 
-def make_normalizer(mean, std, grayscale: bool, device: torch.device) -> Normalizer:
-    """uint8 (B, 3, H, W) -> float: optional luminance, then per-channel (x/255 - mean) / std."""
-    mean_t = torch.tensor(mean, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    luma = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)
+def make_normalizer(mean, std, grayscale: bool) -> Normalizer:
+    """uint8 (B, 3, H, W) -> float with the training normalisation (core.data holds the maths)."""
+    from core.data import normalize_images
 
-    def normalize(x: Tensor) -> Tensor:
-        x = x.float().div_(255.0)
-        if grayscale:
-            x = (x * luma).sum(1, keepdim=True).expand(-1, 3, -1, -1)
-        return (x - mean_t) / std_t
-
-    return normalize
+    return functools.partial(normalize_images, mean=tuple(mean), std=tuple(std), grayscale=grayscale)

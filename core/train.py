@@ -131,9 +131,10 @@ class _Session:
         self.classes = list(data.classes)
         train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
         self.test_set = data.test
-        mean, std = channel_stats(train_set.images) if cfg.normalize else ((0.0,) * 3, (1.0,) * 3)
+        mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
+                     else ((0.0,) * 3, (1.0,) * 3))
         self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
-        self.normalize = make_normalizer(mean, std, cfg.grayscale, device)
+        self.normalize = make_normalizer(mean, std, cfg.grayscale)
         self.loader = DeviceLoader(
             train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
             augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
