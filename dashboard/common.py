@@ -82,8 +82,168 @@ def enlarge(image: np.ndarray, scale: int = 4) -> np.ndarray:
 
 
 # =============================================================================================
+# Error analysis (Errors and Gallery pages): cached predictions, class names, images, tiles
+# =============================================================================================
+from core import analysis  # noqa: E402
+from core.data import ImageSet  # noqa: E402
+from core.inference import Predictor  # noqa: E402
+
+TILES_PER_PAGE = 24  # images drawn at once: a page stays quick to send even for a 10,000-image test set
+TILE_COLUMNS = 6
+TILE_SCALE = 4  # 32 px -> 128 px on screen
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _load_predictions(run_dir: str, split: str, epoch: int | None, _stamp: int) -> runs.Predictions | None:
+    return runs.load_predictions(Path(run_dir), split, epoch)
+
+
+def predictions(run_dir: Path, split: str = "test", epoch: int | None = None) -> runs.Predictions | None:
+    """Saved predictions, read from disk once per change of the run's predictions folder."""
+    # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
+    return _load_predictions(str(run_dir), split, epoch, _mtime_ns(run_dir / "predictions"))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _predictor(run_dir: str, which: str, _stamp: int) -> Predictor:
+    from core.train import resolve_device
+
+    return Predictor.from_run(Path(run_dir), resolve_device("auto"), which)
+
+
+def predictor_checkpoint(run_dir: Path) -> str | None:
+    """The checkpoint the saved test predictions came from: best after early stopping, else last."""
+    test_summary = runs.read_json(run_dir / "test_summary.json") or {}
+    order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
+    return next((w for w in order if runs.checkpoint_path(run_dir, w).is_file()), None)
+
+
+def predictor(run_dir: Path, which: str) -> Predictor:
+    """The run's model ready to classify new images, loaded once per checkpoint file version."""
+    return _predictor(str(run_dir), which, _mtime_ns(runs.checkpoint_path(run_dir, which)))
+
+
+@st.cache_resource(ttl=60, max_entries=4, show_spinner="Loading images…")
+def _dataset_or_reason(source: str, data_dir: str) -> tuple[Dataset | None, str | None]:
+    # A failure is remembered for a minute too, so a missing source is not retried on every click.
+    try:
+        return dataset(source, data_dir), None
+    except (ValueError, OSError) as exc:
+        return None, str(exc)
+
+
+def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
+    """The split the predictions index into, the source's class names, or why the images are unavailable."""
+    source = config.get("data")
+    if not isinstance(source, str) or not source:
+        return None, None, "The run's settings do not say which data it was trained on."
+    data, reason = _dataset_or_reason(source, str(config.get("data_dir") or ""))
+    if data is None:
+        return None, None, f"The images of '{source}' cannot be loaded on this machine: {reason}"
+    split = data.test if preds.split == "test" else data.train
+    index_ok = len(preds.index) == 0 or (preds.index.min() >= 0 and preds.index.max() < len(split))
+    if not index_ok or not np.array_equal(split.labels[preds.index], preds.labels):
+        return None, data.classes, (f"The images of '{source}' on this machine are not the ones this run "
+                                    "was evaluated on (the data changed since), so they are not shown.")
+    return split, data.classes, None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _checkpoint_classes(path: str, _stamp: int) -> list[str] | None:
+    try:
+        return list(runs.load_checkpoint(Path(path))["classes"])
+    except (runs.RunError, KeyError, TypeError):
+        return None
+
+
+def class_names(run_dir: Path, num_classes: int, data_classes: tuple[str, ...] | None) -> list[str]:
+    """Class names of a run: from its test summary, its data, its checkpoint, or numbered as a last resort."""
+    test_summary = runs.read_json(run_dir / "test_summary.json") or {}
+    candidates = [list(test_summary.get("per_class_accuracy") or {}), list(data_classes or [])]
+    for candidate in candidates:
+        if len(candidate) == num_classes:
+            return candidate
+    for which in ("last", "best"):
+        path = runs.checkpoint_path(run_dir, which)
+        names = _checkpoint_classes(str(path), _mtime_ns(path)) if path.is_file() else None
+        if names and len(names) == num_classes:
+            return names
+    return [f"class {k}" for k in range(num_classes)]
+
+
+def tile_caption(true_name: str, pred_name: str, confidence: float) -> str:
+    return f"True: {true_name} · Predicted: {pred_name} · {confidence:.0%} sure"
+
+
+def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> None:
+    """The k most likely classes of one image as labelled bars."""
+    for c, p in analysis.top_k(probs_row, k):
+        st.progress(min(max(p, 0.0), 1.0), text=f"{classes[c]}: {p:.1%}")
+
+
+def prediction_tiles(preds: runs.Predictions, positions: np.ndarray, images: ImageSet | None,
+                     classes: list[str], *, bars: str = "inline") -> None:
+    """A grid of predictions: enlarged image, caption (true, predicted, confidence), top-3 bars.
+
+    bars: "inline" draws the bars under each image; "popover" puts them behind a small button.
+    Without images (data not on this machine) the tiles show the caption alone.
+    """
+    for row_start in range(0, len(positions), TILE_COLUMNS):
+        columns = st.columns(TILE_COLUMNS)
+        for column, pos in zip(columns, positions[row_start:row_start + TILE_COLUMNS]):
+            true_c, pred_c = int(preds.labels[pos]), int(preds.pred[pos])
+            caption = tile_caption(classes[true_c], classes[pred_c], float(preds.probs[pos, pred_c]))
+            with column:
+                if images is not None:
+                    st.image(enlarge(images.images[preds.index[pos]], TILE_SCALE), caption=caption)
+                else:
+                    st.caption(caption)
+                if bars == "inline":
+                    probability_bars(preds.probs[pos], classes)
+                else:
+                    with st.popover("Top 3", help="The three classes the model found most likely for this image."):
+                        probability_bars(preds.probs[pos], classes)
+
+
+def page_picker(n_items: int, key: str, label: str = "Page") -> int:
+    """A page number box when there is more than one page of tiles; returns the 1-based page."""
+    pages = analysis.page_count(n_items, TILES_PER_PAGE)
+    if pages == 1:
+        return 1
+    if st.session_state.get(key, 1) > pages:
+        st.session_state[key] = pages  # the list shrank (new filters, a refresh): stay in range
+    column, _ = st.columns([1, 4])
+    return int(column.number_input(f"{label} (of {pages})", min_value=1, max_value=pages, step=1, key=key,
+                                   help=f"{TILES_PER_PAGE} images are shown at a time; pick which group to see."))
+
+
+def no_predictions_message(summary: runs.RunSummary, split: str = "test") -> str:
+    """One sentence saying why a run has no saved predictions of `split` ("test" or "val") yet."""
+    if split == "val":
+        if summary.config.get("val_fraction") == 0:
+            return "This run kept no validation images (its validation share is 0), so only the final test set can be shown."
+        return "This run has no validation results yet: they are saved at the end of every epoch, so check back after the first one."
+    return {
+        "queued": "This run is waiting to start: its test results are saved when its training finishes.",
+        "running": "This run is still training: its test results are saved when it finishes (the validation set shows the mistakes after each epoch meanwhile).",
+        "failed": "This run failed before its final test, so it has no test results; the Runs page shows what went wrong.",
+        "stopped": "This run was stopped before its final test, so it has no test results; resume it on the Runs page to finish.",
+        "interrupted": "This run ended before its final test, so it has no test results; resume it on the Runs page to finish.",
+    }.get(summary.state, "This run has no saved test results (they may have been deleted), so there is nothing to show.")
+
+
+# =============================================================================================
 # Training, runs and data (Train, Runs and Data pages): data-source picker, metrics, run actions
 # =============================================================================================
+from collections.abc import Callable  # noqa: E402
+
 from core import views  # noqa: E402
 
 SOURCE_KINDS = {  # what the data-source picker offers, in plain words
