@@ -1,0 +1,140 @@
+"""Gallery: a run's test predictions as pictures, and the run's model tried on your own pictures.
+
+The grid is drawn from the test predictions the engine saved (the same ones behind the Errors page),
+filtered by true class, predicted class and right/wrong, sorted, and shown a page at a time. Uploaded
+pictures go through core.uploads (made 32x32 RGB or refused in one sentence) and the run's model via
+core.inference.Predictor, the same inference path the saved predictions came from.
+"""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import analysis, runs, uploads
+from dashboard import common
+
+ANY = "Any"
+PAGE_KEY = "gallery_page"
+OUTCOME_LABELS = {"all": "All", "correct": "Right", "wrong": "Wrong"}
+ORDER_LABELS = {"confident-mistakes": "Most confident mistakes first", "least-confident": "Least confident first",
+                "random": "Random"}
+TOP_K = 5
+
+
+def reset_page() -> None:
+    st.session_state[PAGE_KEY] = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid of test predictions
+# ---------------------------------------------------------------------------------------------
+
+def filters(classes: list[str]) -> dict:
+    """The filter row; returns the keyword arguments of analysis.gallery_positions."""
+    true_col, pred_col, outcome_col, order_col, seed_col = st.columns([3, 3, 3, 3, 2])
+    options = [ANY, *classes]
+    true_name = true_col.selectbox("True class", options, key="gallery_true", on_change=reset_page,
+                                   help="Show only pictures that really are of this class.")
+    pred_name = pred_col.selectbox("Predicted class", options, key="gallery_pred", on_change=reset_page,
+                                   help="Show only pictures the model said are of this class.")
+    outcome = outcome_col.radio("Result", list(OUTCOME_LABELS), format_func=OUTCOME_LABELS.get, horizontal=True,
+                                key="gallery_outcome", on_change=reset_page,
+                                help="Show every picture, only those the model got right, or only its mistakes.")
+    order = order_col.selectbox(
+        "Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get, key="gallery_order", on_change=reset_page,
+        help="Most confident mistakes: the wrong answers the model was surest of come first. Least confident: "
+             "the pictures it hesitated most on. Random: a shuffle, to browse without a pattern.")
+    seed = seed_col.number_input("Shuffle number", min_value=0, max_value=2**31 - 1, step=1, key="gallery_seed",
+                                 on_change=reset_page, disabled=order != "random",
+                                 help="For the random order: the same number always gives the same shuffle; "
+                                      "change it to see other pictures.")
+    return {"true_class": None if true_name == ANY else classes.index(true_name),
+            "pred_class": None if pred_name == ANY else classes.index(pred_name),
+            "outcome": outcome, "order": order, "seed": int(seed)}
+
+
+def show_grid(summary: runs.RunSummary) -> None:
+    preds = common.predictions(summary.path, "test")
+    if preds is None:
+        st.info(common.no_predictions_message(summary, "test"))
+        return
+    images, data_classes, reason = common.run_images(summary.config, preds)
+    classes = common.class_names(summary.path, preds.probs.shape[1], data_classes)
+    if images is None:
+        st.warning(f"{reason} The tiles below show their captions only.")
+    chosen = filters(classes)
+    positions = analysis.gallery_positions(preds.labels, preds.pred, preds.probs, **chosen)
+    st.caption(f"{len(positions):,} of {len(preds.labels):,} test pictures match.")
+    if not len(positions):
+        st.info("No picture matches these filters: widen them to see some.")
+        return
+    page = common.page_picker(len(positions), PAGE_KEY)
+    common.prediction_tiles(preds, analysis.page_of(positions, page, common.TILES_PER_PAGE), images, classes,
+                            bars="popover")
+
+
+# ---------------------------------------------------------------------------------------------
+# Your own pictures
+# ---------------------------------------------------------------------------------------------
+
+def top_k_chart(probs_row: np.ndarray, classes: list[str]) -> alt.Chart:
+    top = analysis.top_k(probs_row, min(TOP_K, len(classes)))
+    frame = pd.DataFrame({"class": [classes[c] for c, _ in top], "probability": [p for _, p in top]})
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("probability:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="Probability"),
+        y=alt.Y("class:N", sort="-x", title=None),
+        tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=30 * len(top) + 20)
+
+
+def show_uploads(summary: runs.RunSummary) -> None:
+    which = common.predictor_checkpoint(summary.path)
+    if which is None:
+        st.info("This run has no saved model yet: one is saved at the end of its first epoch.")
+        st.stop()
+    files = st.file_uploader(
+        "Pictures (PNG or JPEG)", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key="gallery_upload",
+        help="Pick one or more pictures. The middle square of each is shrunk to 32×32 pixels, like the "
+             "training pictures, and this run's model says what it sees.")
+    if not files:
+        return
+    try:
+        model = common.predictor(summary.path, which)
+    except ValueError as exc:  # RunError (damaged checkpoint) or a model name no longer registered
+        st.error(str(exc))
+        return
+    decoded: dict[int, np.ndarray | None] = {}
+    for k, file in enumerate(files):
+        try:
+            decoded[k] = uploads.load_upload(file.getvalue(), file.name)
+        except uploads.UploadError as exc:
+            decoded[k] = None
+            st.error(str(exc))
+    good = [k for k, image in decoded.items() if image is not None]
+    if not good:
+        return
+    probs = model.predict(np.stack([decoded[k] for k in good]))  # (N, C), one batch for all pictures
+    for k, row in zip(good, probs):
+        best = int(row.argmax())
+        picture_col, chart_col = st.columns([1, 3], vertical_alignment="center")
+        picture_col.image(common.enlarge(decoded[k], common.TILE_SCALE),
+                          caption=f"{files[k].name}: {model.classes[best]} ({row[best]:.0%} sure)")
+        chart_col.altair_chart(top_k_chart(row, model.classes), width="stretch")
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------
+
+st.title("Gallery")
+selected = common.selected_run()
+if selected is None:
+    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
+    st.stop()
+grid_tab, upload_tab = st.tabs(["Test pictures", "Your own pictures"])
+with grid_tab:
+    show_grid(selected)
+with upload_tab:
+    show_uploads(selected)
