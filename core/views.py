@@ -71,6 +71,15 @@ def data_label(source: str | None) -> str:
     return source or ""
 
 
+def resolve_source(source: str) -> str:
+    """The source as saved in a run's settings: keywords as they are, paths made absolute, so the run
+    can be rebuilt from its config.json whatever folder it is started from later."""
+    text = source.strip()
+    if text.lower() in KEYWORD_SOURCES:
+        return text.lower()
+    return str(Path(text).expanduser().resolve())
+
+
 def data_source_problem(source: str) -> str | None:
     """One sentence when `source` cannot possibly load (an empty or missing path); None when it may.
 

@@ -253,28 +253,38 @@ SOURCE_KINDS = {  # what the data-source picker offers, in plain words
 }
 
 
-def source_picker(key: str, default: str, help_more: str = "") -> str:
+def source_picker(key: str, default: str | Callable[[], str], persist_state: str | None = None) -> str:
     """Where the images come from (CIFAR-10, synthetic shapes or a path); returns the source text.
 
-    `key` prefixes the widget keys (`<key>_kind`, `<key>_path`); `default` is used the first time.
+    `key` prefixes the widget keys (`<key>_kind`, `<key>_path`); `default` (or what it returns, when
+    it is a function) is used the first time only; `persist_state` as for st.radio.
     """
     kind_key, path_key = f"{key}_kind", f"{key}_path"
     if kind_key not in st.session_state:
+        default = default() if callable(default) else default
         st.session_state[kind_key] = default if default in views.KEYWORD_SOURCES else "path"
         st.session_state[path_key] = "" if default in views.KEYWORD_SOURCES else default
-    kind = st.radio(
-        "Images", list(SOURCE_KINDS), format_func=SOURCE_KINDS.get, key=kind_key,
+    st.radio(
+        "Images", list(SOURCE_KINDS), format_func=SOURCE_KINDS.get, key=kind_key, persist_state=persist_state,
         help="CIFAR-10 is the classic set of 60,000 small photos in 10 classes (downloaded once, about "
              "170 MB). Synthetic shapes are made up on the spot and learn in seconds: good for a first "
              "try. Your own images need a folder (or .zip/.tar.gz) with train/ and test/ inside, one "
-             "sub-folder per class." + help_more)
+             "sub-folder per class.")
+    if st.session_state[kind_key] == "path":
+        st.text_input(
+            "Folder or archive", key=path_key, placeholder="/home/me/pictures or /home/me/pictures.zip",
+            persist_state=persist_state,
+            help="The full path on the computer running this dashboard: a folder (or .zip/.tar.gz archive) "
+                 "holding train/<class name>/ and test/<class name>/ folders of pictures.")
+    return picked_source(key)
+
+
+def picked_source(key: str) -> str:
+    """The source chosen in `source_picker(key, ...)`, also readable from a button callback."""
+    kind = st.session_state.get(f"{key}_kind")
     if kind != "path":
-        return kind
-    path = st.text_input(
-        "Folder or archive", key=path_key, placeholder="/home/me/pictures or /home/me/pictures.zip",
-        help="The full path on the computer running this dashboard: a folder (or .zip/.tar.gz archive) "
-             "holding train/<class name>/ and test/<class name>/ folders of pictures.")
-    return path.strip()
+        return kind or ""
+    return str(st.session_state.get(f"{key}_path") or "").strip()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -154,3 +154,10 @@ def test_data_source_problem(tmp_path):
     missing = views.data_source_problem(str(tmp_path / "nope"))
     assert "does not exist" in missing and "\n" not in missing
     assert views.data_source_problem("  ").startswith("Type the path")
+
+
+def test_resolve_source_makes_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert views.resolve_source(" Synthetic ") == "synthetic" and views.resolve_source("cifar10") == "cifar10"
+    assert views.resolve_source("pics.zip") == str(tmp_path / "pics.zip")
+    assert views.resolve_source("~/x") == str(Path.home() / "x")

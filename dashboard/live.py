@@ -1,0 +1,157 @@
+"""The live view of one run (Train page): progress, Stop/Resume, learning rate and learning curves.
+
+`show(summary)` draws it inside an `st.fragment` that reruns every LIVE_REFRESH_S seconds while the
+run is queued or running, and not at all otherwise. Each refresh only reads the run folder
+(status.json and metrics.jsonl, the latter re-read only when it changed), so watching a run never
+slows its training: the training thread and this page share nothing but files.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core import runs, views
+from dashboard import common
+
+LIVE_REFRESH_S = 1.5
+RESUMABLE = ("stopped", "failed", "interrupted")
+MESSAGE_KEY = "live_message"  # a one-sentence refusal from Stop/Resume, shown on the next draw
+SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
+
+
+def show(summary: runs.RunSummary) -> None:
+    """Draw the live view of `summary`'s run; it refreshes itself only while the run is live."""
+    live = summary.state in runs.LIVE_STATES
+    fragment = st.fragment(_view, run_every=LIVE_REFRESH_S if live else None)
+    fragment(summary.run_id, live)
+
+
+def _view(run_id: str, was_live: bool) -> None:
+    path = runs.run_path(common.runs_dir(), run_id)
+    if not path.is_dir():
+        st.info("This run no longer exists (it was deleted); pick another one in the sidebar.")
+        return
+    summary = runs.summarize_run(path)
+    if (summary.state in runs.LIVE_STATES) != was_live:
+        st.rerun()  # started or ended: redraw the page so the refresh timer starts or stops
+    metrics = common.run_metrics(path)
+    _header(summary)
+    _actions(summary)
+    _state_message(summary)
+    fraction, text = views.progress_info(summary.status, summary.state)
+    st.progress(fraction, text=text)
+    _numbers(summary, metrics)
+    _charts(metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces
+# ---------------------------------------------------------------------------------------------
+
+def _header(summary: runs.RunSummary) -> None:
+    st.subheader(summary.name)
+    details = [summary.state, summary.model or "?", views.data_label(summary.data)]
+    if summary.device:
+        details.append(f"on {summary.device}")
+    st.caption(" · ".join(details))
+
+
+def _actions(summary: runs.RunSummary) -> None:
+    position = common.job_manager().position(summary.run_id)
+    elsewhere = summary.state == "running" and position is None
+    left, right, _ = st.columns([1, 1, 4])
+    left.button("Stop", key="live_stop", on_click=_stop, args=(summary.run_id,), icon="⏹️",
+                disabled=summary.state not in runs.LIVE_STATES or elsewhere,
+                help="Stop training now. The run keeps what it learned so far and can be resumed later."
+                     if not elsewhere else
+                     "This run was started outside this dashboard (e.g. from the command line): stop it there.")
+    right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon="▶️",
+                 disabled=summary.state not in RESUMABLE,
+                 help="Carry on training a stopped or interrupted run from where it left off, up to its "
+                      "planned number of epochs.")
+    message = st.session_state.pop(MESSAGE_KEY, None)
+    if message:
+        st.error(message)
+
+
+def _stop(run_id: str) -> None:
+    try:
+        common.job_manager().stop(run_id)
+    except runs.RunError as exc:
+        st.session_state[MESSAGE_KEY] = str(exc)
+
+
+def _resume(run_id: str) -> None:
+    try:
+        common.job_manager().resume(run_id)
+    except runs.RunError as exc:
+        st.session_state[MESSAGE_KEY] = str(exc)
+
+
+def _state_message(summary: runs.RunSummary) -> None:
+    if summary.state == "queued":
+        st.info(views.queue_text(common.job_manager().position(summary.run_id)))
+    elif summary.state in ("failed", "interrupted", "damaged") and summary.error:
+        st.error(summary.error)
+    elif summary.state == "stopped":
+        st.info(f"Stopped after {summary.epoch} of {summary.epochs} epochs; press Resume to carry on.")
+
+
+def _numbers(summary: runs.RunSummary, metrics: list[dict]) -> None:
+    lr = views.current_lr(metrics)
+    loss = views.latest(metrics, "train", "loss")
+    val_acc = views.latest(metrics, "val", "val_acc")
+    cells = st.columns(4)
+    cells[0].metric("Learning rate", f"{lr:.3g}" if lr is not None else "–",
+                    help="How big a step the training takes right now; most recipes lower it as training goes on.")
+    cells[1].metric("Training loss", f"{loss:.3f}" if loss is not None else "–",
+                    help="How wrong the model is on the pictures it learns from (lower is better).")
+    cells[2].metric("Validation accuracy", f"{val_acc:.1%}" if val_acc is not None else "–",
+                    help="Share of held-back pictures the model gets right, measured after each epoch.")
+    test = summary.test_acc
+    cells[3].metric("Test accuracy", f"{test:.1%}" if test is not None else "–",
+                    help="Share of the separate test pictures the model gets right, measured once at the end.")
+
+
+def _charts(metrics: list[dict]) -> None:
+    left, right = st.columns([3, 1])
+    smoothing = right.slider(
+        "Smoothing", 0.0, 0.99, 0.6, 0.01, key="live_smoothing",
+        help="Evens out the jumpy training curve so the trend is easier to see (0 = raw values). "
+             "The faint line behind it always shows the raw values.")
+    log_loss = right.toggle("Loss on a log scale", key="live_log_loss",
+                            help="Spreads out small loss values so late progress stays visible.")
+    curves = views.live_curves(metrics, smoothing)
+    points = (curves[(curves.metric == "loss") & (curves.kind == "raw")].shape[0],
+              curves[(curves.metric == "loss") & (curves.split == "validation")].shape[0])
+    right.caption(f"{views.plural(points[0], 'training point')} and {views.plural(points[1], 'validation point')} "
+                  "so far.")
+    if curves.empty:
+        left.info("The curves appear after the first few training steps.")
+        return
+    with left:
+        st.altair_chart(_curve_chart(curves[curves.metric == "loss"], "Loss", log=log_loss),
+                        key="live_loss_chart", width="stretch")
+        st.altair_chart(_curve_chart(curves[curves.metric == "accuracy"], "Accuracy", percent=True),
+                        key="live_acc_chart", width="stretch")
+
+
+def _curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: bool = False) -> alt.LayerChart:
+    """Training raw (faint) and smoothed, validation with a point an epoch, against epochs."""
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    encoding = dict(
+        x=alt.X("epoch:Q", title="Epoch"),
+        y=alt.Y("value:Q", title=title, scale=scale, axis=axis),
+        color=alt.Color("split:N", title=None, scale=SPLIT_COLOURS, legend=alt.Legend(orient="top", symbolOpacity=1)),
+        tooltip=[alt.Tooltip("split:N", title="Split"), alt.Tooltip("epoch:Q", format=".2f", title="Epoch"),
+                 alt.Tooltip("step:Q", title="Step"), alt.Tooltip("value:Q", format=".4f", title=title)],
+    )
+    raw = frame[frame.kind == "raw"]
+    smooth = frame[(frame.kind == "curve") & (frame.split == "training")]
+    val = frame[frame.split == "validation"]
+    layers = [alt.Chart(raw).mark_line(opacity=0.25).encode(**encoding),
+              alt.Chart(smooth).mark_line().encode(**encoding),
+              alt.Chart(val).mark_line(point=True).encode(**encoding)]
+    return alt.layer(*layers).properties(height=260)

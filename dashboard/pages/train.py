@@ -1,0 +1,208 @@
+"""Train page: set up and start a training run (left), watch the selected run learn live (right).
+
+The form fills a core.config.TrainConfig; core validates it (one-sentence ValueError) and the one job
+manager queues it. The live view is dashboard/live.py; nothing here trains or computes metrics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import streamlit as st
+
+from core import runs, views
+from core.config import PRECISIONS, TrainConfig
+from core.models import describe_model, list_models
+from core.recipes import PRESETS
+from core.train import resolve_device
+from dashboard import common, live
+
+KEEP = "session"  # widget values survive a visit to another page (persist_state)
+ERROR_KEY = "train_error"
+SOURCE_KEY = "train_data"  # the data-source picker's keys: train_data_kind, train_data_path
+DEFAULT_PRESET = "quick-demo"
+
+
+# ---------------------------------------------------------------------------------------------
+# The settings: one control a TrainConfig field, with words for people who do not train networks
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Control:
+    field: str
+    label: str
+    help: str
+    choices: dict | None = None  # value -> plain words, for a field with fixed choices
+    step: float | None = None  # number box step (floats)
+
+
+MAIN = [
+    Control("epochs", "Epochs", "How many times the model looks at every training picture. More epochs take "
+            "longer and usually help, up to a point."),
+    Control("batch_size", "Batch size", "How many pictures the model looks at before each small correction. "
+            "Bigger is faster on a GPU but needs more memory; if training runs out of memory, lower it."),
+    Control("lr", "Learning rate", "How big each correction is. Too big and training goes haywire, too small "
+            "and it crawls; the recipes' values are good starting points.", step=0.01),
+    Control("optimizer", "Optimiser", "The method that turns mistakes into corrections.",
+            {"sgd": "SGD with momentum (classic)", "adam": "Adam (forgiving)", "adamw": "AdamW (Adam, cleaner weight decay)"}),
+    Control("schedule", "Learning-rate plan", "How the learning rate changes during training. Starting high and "
+            "ending low usually gives the best results.",
+            {"constant": "Constant", "step": "Drop in steps", "cosine": "Smooth decrease (cosine)",
+             "onecycle": "Warm up, then decrease (one-cycle)", "linear": "Warm up, then straight down",
+             "plateau": "Lower when progress stalls"}),
+]
+
+MORE = [
+    Control("val_fraction", "Share kept for validation", "Part of the training pictures held back to check "
+            "progress after each epoch (0.1 = 10%). 0 turns the check off.", step=0.05),
+    Control("momentum", "Momentum", "How much each correction keeps going in the direction of the previous "
+            "ones (0 to below 1).", step=0.05),
+    Control("nesterov", "Look-ahead momentum (Nesterov)", "A slightly smarter momentum for SGD."),
+    Control("weight_decay", "Weight decay", "A gentle pull keeping the model simple, which helps it do well on "
+            "new pictures. Typical values are tiny, like 0.0005.", step=0.0001),
+    Control("warmup_epochs", "Warm-up epochs", "Epochs at the start during which the learning rate grows "
+            "gradually (one-cycle and straight-down plans).", step=0.5),
+    Control("label_smoothing", "Label smoothing", "Teaches the model not to be over-confident (0 = off, "
+            "0.1-0.2 is common).", step=0.05),
+    Control("crop_padding", "Random shifts (pixels)", "Moves each training picture a few pixels at random so the "
+            "model learns that position does not matter. 0 = off."),
+    Control("flip", "Mirror pictures", "Shows pictures mirrored left-right at random, since a mirrored cat is "
+            "still a cat.", {"none": "Never", "random": "At random", "alternating": "Every other epoch"}),
+    Control("cutout", "Blank squares (pixels)", "Hides a random square of this size in each training picture, so "
+            "the model cannot rely on a single spot. 0 = off."),
+    Control("tta", "Test-time augmentation", "At the end, also judges mirrored and shifted copies of each test "
+            "picture and averages the answers: a little more accurate, a little slower."),
+    Control("ema", "Weight averaging", "Evaluates a running average of the model instead of its latest state "
+            "(e.g. 0.99); 0 = off.", step=0.01),
+    Control("early_stopping", "Stop early after", "Stop when the validation loss has not improved for this many "
+            "epochs; 0 = always train all epochs."),
+    Control("step_every", "Drop every (epochs)", "'Drop in steps' plan: lower the learning rate every this many epochs."),
+    Control("step_gamma", "Drop factor", "'Drop in steps' plan: multiply the learning rate by this at each drop.",
+            step=0.05),
+    Control("plateau_patience", "Patience (epochs)", "'Lower when progress stalls' plan: epochs without progress "
+            "before lowering the learning rate."),
+    Control("plateau_factor", "Lowering factor", "'Lower when progress stalls' plan: multiply the learning rate by "
+            "this each time.", step=0.05),
+    Control("grayscale", "Black and white", "Train on brightness only, ignoring colour."),
+    Control("normalize", "Normalise colours", "Shift and scale the colours so every channel averages zero: "
+            "almost always helps."),
+    Control("device", "Where to train", "'auto' uses a GPU when there is one, otherwise the processor.",
+            {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)"}),
+    Control("precision", "Number precision", "'auto' uses faster half-size numbers where the hardware supports "
+            "them; fp32 is the safe full size.", {p: p for p in PRECISIONS}),
+    Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the processor."),
+    Control("split_seed", "Validation split seed", "Which pictures are held back for validation."),
+    Control("log_every", "Record every (steps)", "How often the training curve gets a new point."),
+    Control("compile", "Compile the model", "Spends a minute or so preparing the model at the start so that later "
+            "epochs run faster; worth it for long runs on an NVIDIA GPU."),
+    Control("data_dir", "Data folder", "Where CIFAR-10 is downloaded and decoded pictures are kept; empty = the "
+            "project's data/ folder."),
+]
+FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values and presets
+# ---------------------------------------------------------------------------------------------
+
+def _key(field: str) -> str:
+    return f"train_{field}"
+
+
+def _init_values() -> None:
+    """First visit: TrainConfig's defaults with the default recipe on top."""
+    if _key("model") not in st.session_state:
+        for field, value in {**TrainConfig().to_dict(), **PRESETS[DEFAULT_PRESET].settings}.items():
+            if field != "data":  # the data-source picker keeps its own keys
+                st.session_state[_key(field)] = value
+        st.session_state["train_preset"] = DEFAULT_PRESET
+
+
+def _apply_preset() -> None:
+    """Fill the controls with the chosen recipe (a callback: runs before the widgets are drawn)."""
+    for field, value in PRESETS[st.session_state["train_preset"]].settings.items():
+        st.session_state[_key(field)] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+# ---------------------------------------------------------------------------------------------
+
+def _control(c: Control) -> None:
+    kind, key = FIELD_TYPES[c.field], _key(c.field)
+    if c.choices:
+        st.selectbox(c.label, list(c.choices), format_func=c.choices.get, key=key, help=c.help, persist_state=KEEP)
+    elif kind == "bool":
+        st.toggle(c.label, key=key, help=c.help, persist_state=KEEP)
+    elif kind == "int":
+        st.number_input(c.label, step=1, key=key, help=c.help, persist_state=KEEP)
+    elif kind == "float":
+        st.number_input(c.label, step=c.step or 0.1, format="%g", key=key, help=c.help, persist_state=KEEP)
+    else:
+        st.text_input(c.label, key=key, help=c.help, persist_state=KEEP)
+
+
+def _model_picker() -> None:
+    st.selectbox("Model", list_models(), key=_key("model"), persist_state=KEEP,
+                 help="The network architecture. Bigger models can learn more but train more slowly.")
+    info = describe_model(st.session_state[_key("model")])
+    st.caption(f"{info['description']} · {views.format_count(info['parameters'])} parameters")
+
+
+def _new_run_form() -> None:
+    st.subheader("Start a new run")
+    st.radio("Recipe", list(PRESETS), format_func=lambda k: PRESETS[k].title, key="train_preset",
+             on_change=_apply_preset, horizontal=True, persist_state=KEEP,
+             help="Ready-made settings. Choosing one fills in everything below; you can still change any of it.")
+    st.caption(PRESETS[st.session_state["train_preset"]].description)
+    common.source_picker(SOURCE_KEY, TrainConfig().data, persist_state=KEEP)
+    _model_picker()
+    st.text_input("Run name (optional)", key="train_name", max_chars=runs.MAX_NAME_LENGTH, persist_state=KEEP,
+                  help="A name to find this run by later; the model name is used when empty.")
+    for control in MAIN:
+        _control(control)
+    with st.expander("More settings"):
+        for control in MORE:
+            _control(control)
+    st.button("Start training", key="train_start", type="primary", on_click=_start, icon="🚀",
+              help="Check the settings and start. If another run is training, this one waits its turn.")
+    error = st.session_state.pop(ERROR_KEY, None)
+    if error:
+        st.error(error)
+
+
+def _start() -> None:
+    """Validate, then queue the run and point the run picker at it; a bad setting starts nothing."""
+    settings = {f.name: st.session_state[_key(f.name)] for f in fields(TrainConfig) if f.name != "data"}
+    settings["data"] = common.picked_source(SOURCE_KEY)
+    name = st.session_state.get("train_name", "").strip()
+    try:
+        problem = views.data_source_problem(settings["data"])
+        if problem:
+            raise ValueError(problem)
+        settings["data"] = views.resolve_source(settings["data"])
+        config = TrainConfig.from_dict(settings)
+        resolve_device(config.device)  # an unavailable GPU is refused now, not after queueing
+        if name:
+            runs.clean_name(name)
+        run_id = common.job_manager().submit(config, name=name or None)
+    except ValueError as exc:  # TrainConfig, device and name problems all come as one sentence
+        st.session_state[ERROR_KEY] = str(exc)
+        return
+    common.select_run(run_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Page
+# ---------------------------------------------------------------------------------------------
+
+st.title("Train")
+_init_values()
+form_column, live_column = st.columns([2, 3], gap="large")
+with form_column:
+    _new_run_form()
+with live_column:
+    selected = common.selected_run()
+    if selected is None:
+        st.info("No run to show yet: choose your settings on the left and press Start training.")
+    else:
+        live.show(selected)
