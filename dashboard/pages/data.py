@@ -1,0 +1,113 @@
+"""Data page: what the model learns from — random pictures of every class, and how many pictures
+each class has in the training, validation and test sets.
+
+The images come from core.data (through the cached common.dataset); the validation split is the
+one a run would make (core.data.split_train_val with the run's share and seed); counting and
+sampling are core.views functions.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core import views
+from core.config import TrainConfig
+from core.data import DataError, Dataset, split_train_val
+from dashboard import common
+
+IMAGE_SCALE = 3  # 32 px -> 96 px, by pixel repetition so the pictures stay sharp
+SPLITS = ["train", "validation", "test"]
+MAX_ROWS = 20  # classes shown at once
+
+
+def _default_source() -> str:
+    """The selected run's data, else CIFAR-10 when it loads here, else the synthetic shapes."""
+    selected = common.selected_run()
+    if selected is not None and selected.data:
+        return selected.data
+    if "data_fallback" not in st.session_state:
+        try:
+            common.dataset("cifar10")
+            st.session_state["data_fallback"] = "cifar10"
+        except (DataError, OSError):
+            st.session_state["data_fallback"] = "synthetic"
+    return st.session_state["data_fallback"]
+
+
+def _split_settings(source: str) -> tuple[float, int, str]:
+    """Validation share and seed: the selected run's when it used this data, else the defaults."""
+    selected = common.selected_run()
+    if selected is not None and selected.data == source and selected.config:
+        config = selected.config
+        return float(config.get("val_fraction", 0.0)), int(config.get("split_seed", 0)), str(config.get("data_dir") or "")
+    defaults = TrainConfig()
+    return defaults.val_fraction, defaults.split_seed, defaults.data_dir
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _counts(source: str, data_dir: str, val_fraction: float, split_seed: int) -> pd.DataFrame:
+    data = common.dataset(source, data_dir)
+    train, val = split_train_val(data.train, val_fraction, split_seed)
+    return views.class_counts(data.classes, {"train": train.labels, "validation": val.labels,
+                                             "test": data.test.labels})
+
+
+def _counts_section(counts: pd.DataFrame, val_fraction: float) -> None:
+    st.subheader("Pictures per class")
+    st.caption(f"{val_fraction:.0%} of the training pictures are held back for validation, as a run with these "
+               "settings would do; the test pictures are only used once, at the end of training.")
+    long = counts.melt(id_vars="class", value_vars=SPLITS, var_name="set", value_name="pictures")
+    chart = alt.Chart(long).mark_bar().encode(
+        x=alt.X("class:N", title=None, sort=list(counts["class"])),
+        xOffset=alt.XOffset("set:N", sort=SPLITS),
+        y=alt.Y("pictures:Q", title="Pictures"),
+        color=alt.Color("set:N", sort=SPLITS, title=None, legend=alt.Legend(orient="top")),
+        tooltip=["class:N", "set:N", "pictures:Q"],
+    ).properties(height=280)
+    chart_column, table_column = st.columns([3, 2])
+    chart_column.altair_chart(chart, key="data_counts_chart", width="stretch")
+    table = pd.concat([counts, pd.DataFrame([{"class": "All classes", **counts[SPLITS].sum().to_dict()}])],
+                      ignore_index=True)
+    table_column.dataframe(table, key="data_counts", hide_index=True, width="stretch",
+                           column_config={"class": "Class", "train": "Training", "validation": "Validation",
+                                          "test": "Test"})
+
+
+def _grid(data: Dataset) -> None:
+    st.subheader("Random pictures of each class")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    per_class = left.slider("Pictures per class", 4, 16, 8, key="data_per_class",
+                            help="How many random training pictures to show for every class.")
+    if right.button("Show others", key="data_shuffle", icon="🔀", help="Pick a new random set of pictures."):
+        st.session_state["data_seed"] = st.session_state.get("data_seed", 0) + 1
+    picks = views.sample_per_class(data.train.labels, per_class, st.session_state.get("data_seed", 0))
+    shown = list(picks)
+    if len(shown) > MAX_ROWS:  # a folder source may have many classes: let the person pick which
+        shown = st.multiselect("Classes to show", shown, default=shown[:MAX_ROWS], key="data_classes",
+                               format_func=lambda c: data.classes[c],
+                               help="This data has many classes; pick the ones to look at.")
+    for cls in shown:
+        st.markdown(f"**{data.classes[cls]}**")
+        st.image([common.enlarge(data.train.images[p], IMAGE_SCALE) for p in picks[cls]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Page
+# ---------------------------------------------------------------------------------------------
+
+st.title("Data")
+source = common.source_picker("data_source", _default_source)
+if not source:
+    st.info("Type the path of a folder or archive with your pictures above.")
+    st.stop()
+val_fraction, split_seed, data_dir = _split_settings(source)
+try:
+    dataset = common.dataset(source, data_dir)
+except (DataError, OSError) as exc:
+    st.info(str(exc))
+    st.stop()
+st.caption(f"{views.data_label(source)}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
+           f"in {len(dataset.classes)} classes.")
+_counts_section(_counts(source, data_dir, val_fraction, split_seed), val_fraction)
+_grid(dataset)

@@ -1,0 +1,178 @@
+"""Runs page: every run in runs/ (dashboard or command line) in one table, curves side by side,
+and the housekeeping: rename, download metrics or weights, delete.
+
+The table and curves come from core.views; renaming and deleting go through core.runs (and the job
+manager for a run that is waiting), so every refusal is core's one sentence.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core import runs, views
+from dashboard import common
+
+CONFIRM_KEY = "runs_confirm_delete"  # id of the run whose deletion waits for a yes
+MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown once
+
+
+# ---------------------------------------------------------------------------------------------
+# Table and comparison
+# ---------------------------------------------------------------------------------------------
+
+def _table(summaries: list[runs.RunSummary]) -> None:
+    st.dataframe(
+        views.runs_table(summaries), key="runs_table", hide_index=True, width="stretch",
+        column_config={
+            "Best val. accuracy": st.column_config.NumberColumn(
+                format="percent", help="Best share of held-back validation pictures classified right, after any epoch."),
+            "Test accuracy": st.column_config.NumberColumn(
+                format="percent", help="Share of the separate test pictures classified right at the end."),
+            "Epochs done": st.column_config.NumberColumn(help="Complete passes over the training pictures so far."),
+            "Epochs planned": st.column_config.NumberColumn(help="Passes the run was set up to make."),
+            "Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="When the run was created (UTC)."),
+            "Problem": st.column_config.TextColumn(help="Why a run failed, was interrupted or cannot be read."),
+        })
+
+
+def _compare(summaries: list[runs.RunSummary]) -> None:
+    st.subheader("Compare runs")
+    labels = views.unique_labels(summaries)
+    readable = [s.run_id for s in summaries if s.state != "damaged"]
+    st.session_state.setdefault("runs_compare", readable[:3])
+    st.session_state["runs_compare"] = [r for r in st.session_state["runs_compare"] if r in readable]
+    left, right = st.columns([3, 1])
+    chosen = left.multiselect("Runs to compare", readable, format_func=labels.get, key="runs_compare",
+                              help="Pick runs to draw their curves on top of each other.")
+    smoothing = right.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing",
+                             help="Evens out the jumpy training-loss curves (0 = raw values).")
+    if not chosen:
+        st.caption("Pick one or more runs to see their curves.")
+        return
+    paths = {s.run_id: s.path for s in summaries}
+    per_epoch, per_step = views.overlay_curves({labels[r]: common.run_metrics(paths[r]) for r in chosen}, smoothing)
+    columns = st.columns(3)
+    charts = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
+              (per_epoch, "epoch", "val_loss", "Validation loss", "Epoch", False),
+              (per_step, "step", "loss", "Training loss", "Step", False)]
+    for column, (frame, x, y, title, x_title, percent) in zip(columns, charts):
+        with column:
+            st.markdown(f"**{title}**")
+            st.altair_chart(_overlay_chart(frame, x, y, title, x_title, percent), key=f"runs_chart_{y}",
+                            width="stretch")
+
+
+def _overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str, percent: bool) -> alt.Chart:
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    return alt.Chart(frame).mark_line(point=x == "epoch").encode(
+        x=alt.X(f"{x}:Q", title=x_title),
+        y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False), axis=axis),
+        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=1)),
+        tooltip=["run:N", f"{x}:Q", alt.Tooltip(f"{y}:Q", format=".4f")],
+    ).properties(height=260)
+
+
+# ---------------------------------------------------------------------------------------------
+# Housekeeping: rename, download, delete
+# ---------------------------------------------------------------------------------------------
+
+def _manage(summaries: list[runs.RunSummary]) -> None:
+    st.subheader("Rename, download or delete")
+    by_id = {s.run_id: s for s in summaries}
+    if st.session_state.get("runs_manage") not in by_id:
+        selected = st.session_state.get(common.RUN_KEY)
+        st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
+    run_id = st.selectbox("Run", list(by_id), key="runs_manage", format_func=lambda r: common.run_label(by_id[r]),
+                          help="The run to rename, download or delete.")
+    summary = by_id[run_id]
+    if summary.error:
+        st.caption(f"{summary.state}: {summary.error}")
+    name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
+    name_column.text_input("New name", key="runs_new_name", placeholder=summary.name, max_chars=runs.MAX_NAME_LENGTH,
+                           help="Any name that helps you find the run again; the files on disk keep their id.")
+    button_column.button("Rename", key="runs_rename", on_click=_rename, args=(run_id,),
+                         help="Give the run the new name.")
+    _downloads(summary)
+    _delete(summary)
+    _message()
+
+
+def _downloads(summary: runs.RunSummary) -> None:
+    path, run_id = summary.path, summary.run_id
+    checkpoint = runs.checkpoint_path(path, "last")
+    left, right, _ = st.columns([1, 1, 2])
+    left.download_button(
+        "Metrics (CSV)", data=lambda: views.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
+        mime="text/csv", key="runs_csv", icon="📈", on_click="ignore",
+        help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
+    right.download_button(
+        "Weights (last.pt)", data=lambda: checkpoint.read_bytes(), file_name=f"{run_id}-last.pt",
+        mime="application/octet-stream", key="runs_checkpoint", icon="💾", on_click="ignore",
+        disabled=not checkpoint.is_file(),
+        help="The trained model as a PyTorch checkpoint (weights, settings, class names), to use elsewhere."
+             if checkpoint.is_file() else "This run has no checkpoint yet (it has not finished an epoch).")
+
+
+def _delete(summary: runs.RunSummary) -> None:
+    if st.session_state.get(CONFIRM_KEY) != summary.run_id:
+        st.button("Delete…", key="runs_delete", on_click=_ask_delete, args=(summary.run_id,), icon="🗑️",
+                  help="Remove the run and all its files; you will be asked to confirm.")
+        return
+    st.warning(f"Delete “{summary.name}” and all its files (weights, curves, predictions)? This cannot be undone.")
+    yes, no, _ = st.columns([1, 1, 3])
+    yes.button("Yes, delete it", key="runs_delete_confirm", type="primary", on_click=_confirm_delete,
+               args=(summary.run_id,), help="Delete the run for good.")
+    no.button("Cancel", key="runs_delete_cancel", on_click=_cancel_delete, help="Keep the run.")
+
+
+def _rename(run_id: str) -> None:
+    try:
+        runs.rename_run(common.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
+    except runs.RunError as exc:
+        st.session_state[MESSAGE_KEY] = ("error", str(exc))
+        return
+    st.session_state["runs_new_name"] = ""
+    st.session_state[MESSAGE_KEY] = ("success", "Renamed.")
+
+
+def _ask_delete(run_id: str) -> None:
+    st.session_state[CONFIRM_KEY] = run_id
+
+
+def _cancel_delete() -> None:
+    st.session_state.pop(CONFIRM_KEY, None)
+
+
+def _confirm_delete(run_id: str) -> None:
+    st.session_state.pop(CONFIRM_KEY, None)
+    try:
+        common.delete_run(run_id)
+    except runs.RunError as exc:
+        st.session_state[MESSAGE_KEY] = ("error", str(exc))
+        return
+    st.session_state.pop("runs_manage", None)
+    st.session_state[MESSAGE_KEY] = ("success", "Deleted.")
+
+
+def _message() -> None:
+    kind, text = st.session_state.pop(MESSAGE_KEY, (None, None))
+    if kind == "error":
+        st.error(text)
+    elif kind == "success":
+        st.success(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Page
+# ---------------------------------------------------------------------------------------------
+
+st.title("Runs")
+all_runs = common.run_summaries()
+if not all_runs:
+    st.info("No runs yet: start one on the Train page, or from a terminal with `python -m core.train`; "
+            f"runs are kept in {common.runs_dir()}.")
+    st.stop()
+_table(all_runs)
+_compare(all_runs)
+_manage(all_runs)
