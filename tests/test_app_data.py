@@ -1,0 +1,107 @@
+"""Data page (AppTest): the class counts equal the split sizes a run makes, the grid shows enlarged
+pictures of every class, and missing CIFAR-10 is explained in core's sentence instead of failing."""
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torchvision
+from streamlit.testing.v1 import AppTest
+
+import core.data
+from core import runs
+from core.data import load_dataset, split_train_val
+from tests.helpers import train_tiny_run
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+SPLITS = ["train", "validation", "test"]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFAR_RUNS_DIR", str(folder))
+        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        train_tiny_run(folder, name="a fifth held back", epochs=1, val_fraction=0.2, split_seed=3)
+        yield folder
+
+
+@pytest.fixture
+def no_cifar_here(tmp_path, monkeypatch):
+    """CIFAR-10 not downloaded and no network, whatever this machine has."""
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
+    monkeypatch.setattr(core.data, "DEFAULT_DATA_DIR", tmp_path / "data")
+
+
+def open_data_page(run_id: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/data.py")
+    if run_id is not None:  # AppTest runs a switched-to page without app.py's sidebar: carry the picker's choice
+        at.session_state["run_id"] = run_id
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def counts(at: AppTest):
+    frame = at.dataframe[0].value
+    return frame[frame["class"] != "All classes"], frame[frame["class"] == "All classes"].iloc[0]
+
+
+def test_counts_follow_the_selected_runs_split(runs_dir):
+    (run,) = runs.list_runs(runs_dir)
+    at = open_data_page(run.run_id)
+    assert at.radio(key="data_source_kind").value == "synthetic"  # the run's data source
+    data = load_dataset("synthetic")
+    train, val = split_train_val(data.train, 0.2, 3)
+    per_class, total = counts(at)
+    assert [total[s] for s in SPLITS] == [len(train), len(val), len(data.test)]
+    assert list(per_class["class"]) == list(data.classes)
+    for k, name in enumerate(data.classes):
+        shown = per_class[per_class["class"] == name].iloc[0]
+        assert (shown["train"], shown["validation"], shown["test"]) == (
+            (train.labels == k).sum(), (val.labels == k).sum(), (data.test.labels == k).sum())
+
+
+def test_grid_shows_enlarged_pictures_of_every_class(runs_dir):
+    (run,) = runs.list_runs(runs_dir)
+    at = open_data_page(run.run_id)
+    classes = load_dataset("synthetic").classes
+    assert [m.value for m in at.markdown if m.value.startswith("**")] == [f"**{c}**" for c in classes]
+    assert [len(row.value) for row in at.image] == [8] * len(classes)
+    at.slider(key="data_per_class").set_value(4)
+    at.session_state["run_id"] = run.run_id
+    at.run()
+    assert [len(row.value) for row in at.image] == [4] * len(classes)
+
+
+def test_no_run_and_no_cifar_falls_back_to_synthetic_with_default_split(tmp_path, monkeypatch, no_cifar_here):
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "no runs"))
+    at = open_data_page()
+    assert at.radio(key="data_source_kind").value == "synthetic"
+    _, total = counts(at)
+    data = load_dataset("synthetic")
+    train, val = split_train_val(data.train, 0.1, 0)  # TrainConfig's defaults
+    assert [total[s] for s in SPLITS] == [len(train), len(val), len(data.test)]
+
+
+def test_missing_cifar10_shows_cores_sentence_and_nothing_else(runs_dir, no_cifar_here):
+    (run,) = runs.list_runs(runs_dir)
+    at = open_data_page(run.run_id, data_source_kind="cifar10")
+    assert len(at.info) == 1 and at.info[0].value.startswith("CIFAR-10 was not found")
+    assert not at.image and not at.dataframe and not at.error
+
+
+def test_a_missing_folder_is_explained_in_one_sentence(runs_dir, tmp_path):
+    (run,) = runs.list_runs(runs_dir)
+    at = open_data_page(run.run_id, data_source_kind="path", data_source_path=str(tmp_path / "nowhere"))
+    assert len(at.info) == 1 and "does not exist" in at.info[0].value
+    assert not at.image
