@@ -210,6 +210,39 @@ def test_validation_epoch_slider(fixture_runs):
     assert len(page.tiles()) == counts[true_c, pred_c]
 
 
+def test_new_epochs_of_a_training_run_appear_and_the_slider_follows_the_newest(fixture_runs):
+    source = fixture_runs["dir"] / fixture_runs["trained"]
+    growing = fixture_runs["dir"] / f"{source.name}-growing"
+    shutil.copytree(source, growing)
+    folder = growing / "predictions"
+    (folder / "val_epoch_0002.npz").unlink()
+
+    def new_epoch(epoch: int) -> None:  # as the engine does: a new file renamed into predictions/
+        shutil.copy(folder / "val_epoch_0001.npz", folder / f"val_epoch_{epoch:04d}.npz")
+
+    page = Page(growing.name)
+    page.at.radio(key="errors_split").set_value("val")
+    page.run()
+    assert "Epoch 1: the only epoch finished so far." in page.captions()
+    page.at.button(key="errors_famous_cat_dog").click()
+    page.run()
+    chosen, shown = page.at.session_state["errors_cell"], page.tiles()
+    new_epoch(2)
+    page.run()  # the refresh after the engine saved epoch 2
+    assert page.at.select_slider(key="errors_epoch").value == 2
+    page.at.select_slider(key="errors_epoch").set_value(1)
+    page.run()
+    new_epoch(3)
+    page.run()
+    assert page.at.select_slider(key="errors_epoch").value == 1  # looking back: stays put
+    page.at.select_slider(key="errors_epoch").set_value(3)
+    page.run()
+    new_epoch(4)
+    page.run()
+    assert page.at.select_slider(key="errors_epoch").value == 4  # on the newest: follows
+    assert page.at.session_state["errors_cell"] == chosen and page.tiles() == shown
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs without predictions or without their images
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from dashboard import common
 CELL_KEY = "errors_cell"  # (true name, predicted name) of the chosen square
 CHART_GEN_KEY = "errors_chart_gen"  # bumped when a button picks a square: the chart restarts unselected
 CELL_PAGE_KEY = "errors_cell_page"
+EPOCH_KEY = "errors_epoch"
+NEWEST_SEEN_KEY = "errors_newest_epoch_seen"
 REFRESH_S = 5  # a training run's page re-reads its files this often
 PAIRS_SHOWN = 8
 SPLIT_LABELS = {"test": "Final test set", "val": "Validation set, after an epoch"}
@@ -59,6 +61,14 @@ def chosen_cell(classes: list[str]) -> tuple[int, int] | None:
 # What to evaluate
 # ---------------------------------------------------------------------------------------------
 
+def follow_latest(epochs: list[int]) -> None:
+    """Start on the newest epoch, and keep following new ones while the slider sits on the newest."""
+    current, newest_seen = st.session_state.get(EPOCH_KEY), st.session_state.get(NEWEST_SEEN_KEY)
+    if current not in epochs or (current == newest_seen and epochs[-1] != newest_seen):
+        st.session_state[EPOCH_KEY] = epochs[-1]
+    st.session_state[NEWEST_SEEN_KEY] = epochs[-1]
+
+
 def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
     """The radio (test or validation) and the epoch slider; stops with a message when nothing is saved."""
     epochs = runs.val_epochs(summary.path)
@@ -70,8 +80,9 @@ def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
              "epoch, so you can see how the mistakes changed while the model learned.")
     epoch = None
     if split == "val" and len(epochs) > 1:
+        follow_latest(epochs)
         epoch = st.select_slider(
-            "Epoch", options=epochs, value=epochs[-1], key="errors_epoch",
+            "Epoch", options=epochs, key=EPOCH_KEY,
             help="Show the validation mistakes as they were at the end of this epoch.")
     elif split == "val" and epochs:
         epoch = epochs[0]
@@ -142,13 +153,14 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
     st.subheader("Most mixed-up pairs")
     famous = analysis.famous_pairs(classes)
     if famous:
+        st.caption("Well-known look-alikes: show the more common direction of each.")
         columns = st.columns(len(famous))
         for column, (a, b) in zip(columns, famous):
             pair = analysis.pair_between(counts, a, b)
             t, p = pair.worse_direction
             column.button(
                 f"{classes[a]} ↔ {classes[b]}", key=f"errors_famous_{classes[a]}_{classes[b]}",
-                on_click=on_button, args=(classes[t], classes[p]), width="stretch",
+                on_click=on_button, args=(classes[t], classes[p]), width="stretch", wrap=True,
                 help=f"A classic look-alike pair ({pair.total} mix-ups here): shows the {counts[t, p]} "
                      f"{classes[t]} pictures taken for {classes[p]}, the more common direction.")
     pairs = analysis.confused_pairs(counts, PAIRS_SHOWN)
