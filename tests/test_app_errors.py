@@ -6,7 +6,6 @@ look-alike buttons have pictures to show.
 """
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path

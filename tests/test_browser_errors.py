@@ -15,7 +15,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core import analysis, runs

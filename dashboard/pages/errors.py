@@ -122,7 +122,8 @@ def matrix_chart(counts: np.ndarray, classes: list[str], normalise: bool, chosen
     # A square-root colour scale keeps the small off-diagonal counts visible next to the large diagonal.
     rect = alt.Chart(frame).mark_rect().encode(
         x=x, y=y, tooltip=tooltip,
-        color=alt.Color("share:Q" if normalise else "count:Q", scale=alt.Scale(type="sqrt", scheme="blues"), legend=None),
+        color=alt.Color("share:Q" if normalise else "count:Q", legend=None,
+                        scale=alt.Scale(type="sqrt", scheme="blues")),
     ).add_params(cell)
     text = alt.Chart(frame).mark_text(fontSize=12).encode(
         x=x, y=y, text="label:N", tooltip=tooltip,
@@ -171,7 +172,8 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
     for rank, pair in enumerate(pairs, 1):
         st.markdown(f"{rank}. **{classes[pair.a]} ↔ {classes[pair.b]}**: {pair.total}")
         forward_col, back_col = st.columns(2)
-        for column, (t, p), n in ((forward_col, (pair.a, pair.b), pair.a_as_b), (back_col, (pair.b, pair.a), pair.b_as_a)):
+        directions = ((forward_col, (pair.a, pair.b), pair.a_as_b), (back_col, (pair.b, pair.a), pair.b_as_a))
+        for column, (t, p), n in directions:
             column.button(f"{classes[t]} → {classes[p]}: {n}", key=f"errors_pair_{t}_{p}", disabled=n == 0,
                           on_click=on_button, args=(classes[t], classes[p]), width="stretch", wrap=True,
                           help=f"Show the {classes[t]} pictures the model called {classes[p]}.")
