@@ -67,7 +67,7 @@ def server(tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
          "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(root / "streamlit.log", "wb"))  # noqa: SIM115
     try:
         wait_healthy(port, process)
         yield f"http://127.0.0.1:{port}", run_dir, classes
@@ -125,6 +125,10 @@ def test_clicking_a_matrix_square_shows_exactly_its_pictures(server):
             page.mouse.click(x, y)
             wanted = f"{expected} pictures, the most confident prediction first."
             page.get_by_text(wanted).wait_for(timeout=30_000)
+            # The tiles arrive after the heading within the same rerun: wait for them, then for the end.
+            page.wait_for_function(
+                "n => document.querySelectorAll(\"[data-testid='stImage']\").length >= n", arg=expected,
+                timeout=30_000)
             settle(page)
             seconds = time.monotonic() - start
 
