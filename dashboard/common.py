@@ -295,7 +295,8 @@ def picked_source(key: str) -> str:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _metrics(path: str, _size: int, _mtime_ns: int) -> list[dict]:
+def _metrics(path: str, size: int, mtime_ns: int) -> list[dict]:
+    # size and mtime_ns are part of the cache key (a leading "_" would leave them out of it).
     return runs.read_metrics(Path(path))
 
 

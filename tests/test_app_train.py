@@ -241,3 +241,5 @@ def test_start_queues_runs_in_turn_and_the_live_view_follows_the_new_one(runs_di
     assert (summary.state, summary.epoch) == ("completed", 1), summary.error
     page.run()
     assert [(p.value, p.proto.text) for p in at.progress] == [(100, "Finished: 1 epoch.")]
+    records = runs.read_metrics(runs.run_path(runs_dir, first))  # read while training, then again at the end
+    assert list(chart_frames(at, 0)[0]["step"]) == [r["step"] for r in records if r["kind"] == "train"]
