@@ -15,7 +15,7 @@ from core.data import load_dataset, split_train_val
 from tests.helpers import train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-SPLITS = ["train", "validation", "test"]
+SPLITS = ["Training", "Validation", "Test"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def open_data_page(run_id: str | None = None, **state) -> AppTest:
 
 def counts(at: AppTest):
     frame = at.dataframe[0].value
-    return frame[frame["class"] != "All classes"], frame[frame["class"] == "All classes"].iloc[0]
+    return frame[frame["Class"] != "All classes"], frame[frame["Class"] == "All classes"].iloc[0]
 
 
 def test_counts_follow_the_selected_runs_split(runs_dir):
@@ -64,10 +64,10 @@ def test_counts_follow_the_selected_runs_split(runs_dir):
     train, val = split_train_val(data.train, 0.2, 3)
     per_class, total = counts(at)
     assert [total[s] for s in SPLITS] == [len(train), len(val), len(data.test)]
-    assert list(per_class["class"]) == list(data.classes)
+    assert list(per_class["Class"]) == list(data.classes)
     for k, name in enumerate(data.classes):
-        shown = per_class[per_class["class"] == name].iloc[0]
-        assert (shown["train"], shown["validation"], shown["test"]) == (
+        shown = per_class[per_class["Class"] == name].iloc[0]
+        assert (shown["Training"], shown["Validation"], shown["Test"]) == (
             (train.labels == k).sum(), (val.labels == k).sum(), (data.test.labels == k).sum())
 
 

@@ -17,7 +17,7 @@ from core.data import DataError, Dataset, split_train_val
 from dashboard import common
 
 IMAGE_SCALE = 3  # 32 px -> 96 px, by pixel repetition so the pictures stay sharp
-SPLITS = ["train", "validation", "test"]
+SPLIT_NAMES = {"class": "Class", "train": "Training", "validation": "Validation", "test": "Test"}  # on screen
 MAX_ROWS = 20  # classes shown at once
 
 
@@ -57,21 +57,21 @@ def _counts_section(counts: pd.DataFrame, val_fraction: float) -> None:
     st.subheader("Pictures per class")
     st.caption(f"{val_fraction:.0%} of the training pictures are held back for validation, as a run with these "
                "settings would do; the test pictures are only used once, at the end of training.")
-    long = counts.melt(id_vars="class", value_vars=SPLITS, var_name="set", value_name="pictures")
+    shown = counts.rename(columns=SPLIT_NAMES)
+    names = list(SPLIT_NAMES.values())[1:]
+    long = shown.melt(id_vars="Class", value_vars=names, var_name="Set", value_name="Pictures")
     chart = alt.Chart(long).mark_bar().encode(
-        x=alt.X("class:N", title=None, sort=list(counts["class"])),
-        xOffset=alt.XOffset("set:N", sort=SPLITS),
-        y=alt.Y("pictures:Q", title="Pictures"),
-        color=alt.Color("set:N", sort=SPLITS, title=None, legend=alt.Legend(orient="top")),
-        tooltip=["class:N", "set:N", "pictures:Q"],
-    ).properties(height=280)
+        x=alt.X("Class:N", title=None, sort=list(shown["Class"])),
+        xOffset=alt.XOffset("Set:N", sort=names),
+        y=alt.Y("Pictures:Q"),
+        color=alt.Color("Set:N", sort=names, title=None, legend=alt.Legend(orient="top")),
+        tooltip=["Class:N", "Set:N", "Pictures:Q"],
+    ).properties(height=300)
     chart_column, table_column = st.columns([3, 2])
     chart_column.altair_chart(chart, key="data_counts_chart", width="stretch")
-    table = pd.concat([counts, pd.DataFrame([{"class": "All classes", **counts[SPLITS].sum().to_dict()}])],
-                      ignore_index=True)
-    table_column.dataframe(table, key="data_counts", hide_index=True, width="stretch",
-                           column_config={"class": "Class", "train": "Training", "validation": "Validation",
-                                          "test": "Test"})
+    total = pd.DataFrame([{"Class": "All classes", **shown[names].sum().to_dict()}])
+    table_column.dataframe(pd.concat([shown, total], ignore_index=True), key="data_counts", hide_index=True,
+                           width="stretch", height="content")
 
 
 def _grid(data: Dataset) -> None:

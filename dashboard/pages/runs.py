@@ -67,9 +67,11 @@ def _overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str
     axis = alt.Axis(format="%") if percent else alt.Axis()
     return alt.Chart(frame).mark_line(point=x == "epoch").encode(
         x=alt.X(f"{x}:Q", title=x_title),
-        y=alt.Y(f"{y}:Q", title=title, scale=alt.Scale(zero=False), axis=axis),
-        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=1)),
-        tooltip=["run:N", f"{x}:Q", alt.Tooltip(f"{y}:Q", format=".4f")],
+        y=alt.Y(f"{y}:Q", title=None, scale=alt.Scale(zero=False), axis=axis),  # the heading names it
+        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"),
+                        legend=alt.Legend(orient="bottom", columns=1)),
+        tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip(f"{x}:Q", title=x_title),
+                 alt.Tooltip(f"{y}:Q", format=".4f", title=title)],
     ).properties(height=260)
 
 
@@ -83,7 +85,7 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
     if st.session_state.get("runs_manage") not in by_id:
         selected = st.session_state.get(common.RUN_KEY)
         st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
-    run_id = st.selectbox("Run", list(by_id), key="runs_manage", format_func=lambda r: common.run_label(by_id[r]),
+    run_id = st.selectbox("Run to manage", list(by_id), key="runs_manage", format_func=lambda r: common.run_label(by_id[r]),
                           help="The run to rename, download or delete.")
     summary = by_id[run_id]
     if summary.error:
