@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 import streamlit as st
 
 from core import runs, views
-from core.config import PRECISIONS, TrainConfig
+from core.config import TrainConfig
 from core.models import describe_model, list_models
 from core.recipes import PRESETS
 from core.train import resolve_device
@@ -31,7 +31,7 @@ class Control:
     field: str
     label: str
     help: str
-    choices: dict | None = None  # value -> plain words, for a field with fixed choices
+    choices: dict | None = None  # value -> plain words; the values offered are the field's own choices when it has some
     step: float | None = None  # number box step (floats)
 
 
@@ -88,7 +88,7 @@ MORE = [
     Control("device", "Where to train", "'auto' uses a GPU when there is one, otherwise the processor.",
             {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)"}),
     Control("precision", "Number precision", "'auto' uses faster half-size numbers where the hardware supports "
-            "them; fp32 is the safe full size.", {p: p for p in PRECISIONS}),
+            "them; fp32 is the safe full size; bf16 forces half size."),
     Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the processor."),
     Control("split_seed", "Validation split seed", "Which pictures are held back for validation."),
     Control("log_every", "Record every (steps)", "How often the training curve gets a new point."),
@@ -98,6 +98,8 @@ MORE = [
             "project's data/ folder."),
 ]
 FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+FIELD_CHOICES = {f.name: list(f.metadata["choices"]) for f in fields(TrainConfig) if "choices" in f.metadata}
+DEFAULTS = TrainConfig().to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def _key(field: str) -> str:
 def _init_values() -> None:
     """First visit: TrainConfig's defaults with the default recipe on top."""
     if _key("model") not in st.session_state:
-        for field, value in {**TrainConfig().to_dict(), **PRESETS[DEFAULT_PRESET].settings}.items():
+        for field, value in {**DEFAULTS, **PRESETS[DEFAULT_PRESET].settings}.items():
             if field != "data":  # the data-source picker keeps its own keys
                 st.session_state[_key(field)] = value
         st.session_state["train_preset"] = DEFAULT_PRESET
@@ -129,8 +131,11 @@ def _apply_preset() -> None:
 
 def _control(c: Control) -> None:
     kind, key = FIELD_TYPES[c.field], _key(c.field)
-    if c.choices:
-        st.selectbox(c.label, list(c.choices), format_func=c.choices.get, key=key, help=c.help, persist_state=KEEP)
+    options = FIELD_CHOICES.get(c.field) or list(c.choices or [])  # core's list wins: a new choice shows up
+    if options:
+        words = c.choices or {}
+        st.selectbox(c.label, options, format_func=lambda v: words.get(v, v), key=key, help=c.help,
+                     persist_state=KEEP)
     elif kind == "bool":
         st.toggle(c.label, key=key, help=c.help, persist_state=KEEP)
     elif kind == "int":
@@ -172,7 +177,7 @@ def _new_run_form() -> None:
 
 def _start() -> None:
     """Validate, then queue the run and point the run picker at it; a bad setting starts nothing."""
-    settings = {f.name: st.session_state[_key(f.name)] for f in fields(TrainConfig) if f.name != "data"}
+    settings = {f.name: st.session_state.get(_key(f.name), DEFAULTS[f.name]) for f in fields(TrainConfig)}
     settings["data"] = common.picked_source(SOURCE_KEY)
     name = st.session_state.get("train_name", "").strip()
     try:
