@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.config import TrainConfig
-from tests.helpers import train_tiny_run
+from tests.helpers import tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -168,3 +168,24 @@ def test_no_runs_says_where_to_start(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "empty"))
     at = open_runs_page()
     assert len(at.info) == 1 and "No runs yet" in at.info[0].value
+
+
+def test_deleting_a_waiting_run_takes_it_out_of_the_queue(runs_dir):
+    from dashboard import common  # the page's own job manager: one per runs folder, shared by every session
+
+    manager = common._job_manager(str(runs_dir))
+    training = manager.submit(tiny_config(epochs=2, batch_size=50), name="in front")
+    waiting = manager.submit(tiny_config(epochs=1), name="behind")
+    try:
+        assert manager.position(waiting) == 1
+        at = open_runs_page()
+        at.selectbox(key="runs_manage").set_value(waiting).run()
+        at.button(key="runs_delete").click().run()
+        at.button(key="runs_delete_confirm").click().run()
+        assert manager.position(waiting) is None and not runs.run_path(runs_dir, waiting).exists()
+        assert [s.value for s in at.success] == ["Deleted."]
+    finally:
+        for run_id in manager.active_ids():
+            manager.stop(run_id)
+        manager.wait(120)
+    assert runs.summarize_run(runs.run_path(runs_dir, training)).state in ("stopped", "completed")
