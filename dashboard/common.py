@@ -101,7 +101,8 @@ def _mtime_ns(path: Path) -> int:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _load_predictions(run_dir: str, split: str, epoch: int | None, _stamp: int) -> runs.Predictions | None:
+def _load_predictions(run_dir: str, split: str, epoch: int | None, stamp: int) -> runs.Predictions | None:
+    # `stamp` (a file time) is part of the cache key: a leading underscore would leave it out.
     return runs.load_predictions(Path(run_dir), split, epoch)
 
 
@@ -112,7 +113,7 @@ def predictions(run_dir: Path, split: str = "test", epoch: int | None = None) ->
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _predictor(run_dir: str, which: str, _stamp: int) -> Predictor:
+def _predictor(run_dir: str, which: str, stamp: int) -> Predictor:
     from core.train import resolve_device
 
     return Predictor.from_run(Path(run_dir), resolve_device("auto"), which)
@@ -156,7 +157,7 @@ def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, 
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _checkpoint_classes(path: str, _stamp: int) -> list[str] | None:
+def _checkpoint_classes(path: str, stamp: int) -> list[str] | None:
     try:
         return list(runs.load_checkpoint(Path(path))["classes"])
     except (runs.RunError, KeyError, TypeError):

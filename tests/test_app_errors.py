@@ -242,6 +242,20 @@ def test_new_epochs_of_a_training_run_appear_and_the_slider_follows_the_newest(f
     assert page.at.session_state["errors_cell"] == chosen and page.tiles() == shown
 
 
+def test_rewritten_test_predictions_are_read_again(fixture_runs):
+    source = fixture_runs["dir"] / fixture_runs["trained"]
+    rerun = fixture_runs["dir"] / f"{source.name}-retested"
+    shutil.copytree(source, rerun)
+    page = Page(rerun.name)
+    preds, counts = saved(fixture_runs, "trained")
+    assert np.array_equal(page.matrix(CLASSES), counts)
+    # As after a resumed run's final test: the file is replaced, the page must not keep the old counts.
+    probs = np.roll(preds.probs, 1, axis=1)  # every prediction moves to the next class
+    runs.save_test_predictions(rerun, preds.labels, probs, preds.loss, preds.index)
+    page.run()
+    assert np.array_equal(page.matrix(CLASSES), analysis.confusion_counts(preds.labels, probs.argmax(1), len(CLASSES)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs without predictions or without their images
 # ---------------------------------------------------------------------------------------------

@@ -174,6 +174,26 @@ def test_uploads_are_predicted_and_bad_files_refused_one_by_one(fixture_runs):
     assert len(charts) == 2  # one top-k bar chart per predicted picture
 
 
+def test_a_newer_checkpoint_is_loaded_again(fixture_runs):
+    source = fixture_runs["dir"] / fixture_runs["trained"]
+    copy = fixture_runs["dir"] / f"{source.name}-retrained"
+    shutil.copytree(source, copy)
+    classes, data = names(fixture_runs), fixture_runs["data"]
+    upload = ("one.png", encode_png(data.test.images[0]), "image/png")
+    page = Page(copy.name)
+    page.at.file_uploader(key="gallery_upload").set_value(upload)
+    page.run()
+    # Overwrite the checkpoint with weights that always answer the last class, as more training would.
+    payload = runs.load_checkpoint(runs.checkpoint_path(copy, "last"))
+    last_bias = [k for k in payload["model_state"] if k.endswith("bias")][-1]
+    payload["model_state"][last_bias][-1] = 1e4
+    runs.save_checkpoint(copy, "last", payload)
+    page.at.file_uploader(key="gallery_upload").set_value(upload)
+    page.run()
+    assert [i.captions[0] for i in page.at.image if i.captions[0].startswith("one.png")] == \
+        [f"one.png: {classes[-1]} (100% sure)"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs without predictions or without their images
 # ---------------------------------------------------------------------------------------------
