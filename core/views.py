@@ -212,9 +212,10 @@ def overlay_curves(metrics_by_label: Mapping[str, Sequence[Mapping[str, Any]]],
         val, train = val_frame(metrics), train_frame(metrics)
         epochs.append(val[["epoch", "val_acc", "val_loss"]].assign(run=label))
         steps.append(train[["step"]].assign(run=label, loss=ema_smooth(train["loss"], smoothing)))
-    per_epoch = pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame(columns=["epoch", "val_acc", "val_loss", "run"])
-    per_step = pd.concat(steps, ignore_index=True) if steps else pd.DataFrame(columns=["step", "run", "loss"])
-    return per_epoch[["run", "epoch", "val_acc", "val_loss"]], per_step[["run", "step", "loss"]]
+    epoch_columns, step_columns = ["run", "epoch", "val_acc", "val_loss"], ["run", "step", "loss"]
+    per_epoch = pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame(columns=epoch_columns)
+    per_step = pd.concat(steps, ignore_index=True) if steps else pd.DataFrame(columns=step_columns)
+    return per_epoch[epoch_columns], per_step[step_columns]
 
 
 def metrics_csv(metrics: Sequence[Mapping[str, Any]]) -> str:

@@ -166,7 +166,8 @@ def test_model_choice_shows_its_description_and_size(runs_dir):
     at.selectbox(key="train_model").set_value("resnet20")
     page.run()
     info = describe_model("resnet20")
-    assert f"{info['description']} · {views.format_count(info['parameters'])} parameters" in [c.value for c in at.caption]
+    expected = f"{info['description']} · {views.format_count(info['parameters'])} parameters"
+    assert expected in [c.value for c in at.caption]
 
 
 def test_a_preset_fills_the_controls(runs_dir):

@@ -40,7 +40,8 @@ def _split_settings(source: str) -> tuple[float, int, str]:
     selected = common.selected_run()
     if selected is not None and selected.data == source and selected.config:
         config = selected.config
-        return float(config.get("val_fraction", 0.0)), int(config.get("split_seed", 0)), str(config.get("data_dir") or "")
+        data_dir = str(config.get("data_dir") or "")
+        return float(config.get("val_fraction", 0.0)), int(config.get("split_seed", 0)), data_dir
     defaults = TrainConfig()
     return defaults.val_fraction, defaults.split_seed, defaults.data_dir
 

@@ -26,12 +26,14 @@ def _table(summaries: list[runs.RunSummary]) -> None:
         views.runs_table(summaries), key="runs_table", hide_index=True, width="stretch",
         column_config={
             "Best val. accuracy": st.column_config.NumberColumn(
-                format="percent", help="Best share of held-back validation pictures classified right, after any epoch."),
+                format="percent",
+                help="Best share of held-back validation pictures classified right, after any epoch."),
             "Test accuracy": st.column_config.NumberColumn(
                 format="percent", help="Share of the separate test pictures classified right at the end."),
             "Epochs done": st.column_config.NumberColumn(help="Complete passes over the training pictures so far."),
             "Epochs planned": st.column_config.NumberColumn(help="Passes the run was set up to make."),
-            "Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="When the run was created (UTC)."),
+            "Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm",
+                                                       help="When the run was created (UTC)."),
             "Problem": st.column_config.TextColumn(help="Why a run failed, was interrupted or cannot be read."),
         })
 
@@ -85,7 +87,8 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
     if st.session_state.get("runs_manage") not in by_id:
         selected = st.session_state.get(common.RUN_KEY)
         st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
-    run_id = st.selectbox("Run to manage", list(by_id), key="runs_manage", format_func=lambda r: common.run_label(by_id[r]),
+    run_id = st.selectbox("Run to manage", list(by_id), key="runs_manage",
+                          format_func=lambda r: common.run_label(by_id[r]),
                           help="The run to rename, download or delete.")
     summary = by_id[run_id]
     if summary.error:

@@ -31,7 +31,7 @@ class Control:
     field: str
     label: str
     help: str
-    choices: dict | None = None  # value -> plain words; the values offered are the field's own choices when it has some
+    choices: dict | None = None  # value -> plain words (the values offered are core's, for a field with choices)
     step: float | None = None  # number box step (floats)
 
 
@@ -43,7 +43,8 @@ MAIN = [
     Control("lr", "Learning rate", "How big each correction is. Too big and training goes haywire, too small "
             "and it crawls; the recipes' values are good starting points.", step=0.01),
     Control("optimizer", "Optimiser", "The method that turns mistakes into corrections.",
-            {"sgd": "SGD with momentum (classic)", "adam": "Adam (forgiving)", "adamw": "AdamW (Adam, cleaner weight decay)"}),
+            {"sgd": "SGD with momentum (classic)", "adam": "Adam (forgiving)",
+             "adamw": "AdamW (Adam, cleaner weight decay)"}),
     Control("schedule", "Learning-rate plan", "How the learning rate changes during training. Starting high and "
             "ending low usually gives the best results.",
             {"constant": "Constant", "step": "Drop in steps", "cosine": "Smooth decrease (cosine)",
@@ -75,7 +76,8 @@ MORE = [
             "(e.g. 0.99); 0 = off.", step=0.01),
     Control("early_stopping", "Stop early after", "Stop when the validation loss has not improved for this many "
             "epochs; 0 = always train all epochs."),
-    Control("step_every", "Drop every (epochs)", "'Drop in steps' plan: lower the learning rate every this many epochs."),
+    Control("step_every", "Drop every (epochs)", "'Drop in steps' plan: lower the learning rate every this many "
+            "epochs."),
     Control("step_gamma", "Drop factor", "'Drop in steps' plan: multiply the learning rate by this at each drop.",
             step=0.05),
     Control("plateau_patience", "Patience (epochs)", "'Lower when progress stalls' plan: epochs without progress "
@@ -89,7 +91,8 @@ MORE = [
             {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)"}),
     Control("precision", "Number precision", "'auto' uses faster half-size numbers where the hardware supports "
             "them; fp32 is the safe full size; bf16 forces half size."),
-    Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the processor."),
+    Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the "
+            "processor."),
     Control("split_seed", "Validation split seed", "Which pictures are held back for validation."),
     Control("log_every", "Record every (steps)", "How often the training curve gets a new point."),
     Control("compile", "Compile the model", "Spends a minute or so preparing the model at the start so that later "
