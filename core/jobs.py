@@ -70,7 +70,15 @@ class JobManager:
                         queue.remove(job)
                         self._dequeued(job)
                         return
-        raise runs.RunError(f"Run {run_id} is neither training nor waiting, so there is nothing to stop.")
+        raise runs.RunError(f"Run {run_id} is not training in this dashboard (it may be a command-line run: "
+                            "stop that one where it was started).")
+
+    def delete(self, run_id: str) -> None:
+        """Delete a run; a waiting one leaves the queue first. A training run is refused (stop it first)."""
+        if (self.position(run_id) or 0) > 0:
+            self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
+        if runs.run_path(self.runs_dir, run_id).is_dir():
+            runs.delete_run(self.runs_dir, run_id)
 
     # --- looking ---
     def position(self, run_id: str) -> int | None:

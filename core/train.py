@@ -220,17 +220,18 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
         _fit(session, writer, reporter, stop)
         test_acc = _final_test(session, writer)
-        reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0, test_acc=test_acc)
-        return _result(session, "completed", test_acc)
+        reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0,
+                        test_acc=test_acc, **_position(session))
+        return _result(run_dir, session, "completed", test_acc)
     except _Stopped:
-        reporter.update(state="stopped", finished_at=time.time(), eta_seconds=None)
-        return _result(session, "stopped", None)
+        reporter.update(state="stopped", finished_at=time.time(), eta_seconds=None, **_position(session))
+        return _result(run_dir, session, "stopped", None)
     except Exception as exc:  # every failure ends the run cleanly with one sentence
         error = _error_sentence(exc)
         if not isinstance(exc, (ValueError, torch.OutOfMemoryError)):
             log.exception("run %s failed", run_dir.name)
-        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error)
-        return _result(session, "failed", None, error)
+        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
+        return _result(run_dir, session, "failed", None, error)
     finally:
         if writer is not None:
             writer.close()
@@ -244,11 +245,19 @@ def _error_sentence(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _result(session: _Session | None, state: str, test_acc: float | None, error: str | None = None) -> RunResult:
+def _position(session: _Session | None) -> dict[str, int]:
+    """The final step and epoch for status.json (the once-a-second updates may have missed the last)."""
     if session is None:
-        return RunResult(Path("."), state, 0, None, None, error)
+        return {}
+    return {"step": session.progress.step, "epoch": session.progress.epoch}
+
+
+def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float | None,
+            error: str | None = None) -> RunResult:
+    if session is None:  # failed before training began (bad data source, unavailable device)
+        return RunResult(run_dir, state, 0, None, None, error)
     p = session.progress
-    return RunResult(session.run_dir, state, p.epoch, p.best_val_acc, test_acc, error)
+    return RunResult(run_dir, state, p.epoch, p.best_val_acc, test_acc, error)
 
 
 def _start_or_resume(s: _Session, resume: bool) -> None:

@@ -312,10 +312,6 @@ def run_metrics(run_dir: Path) -> list[dict]:
 
 def delete_run(run_id: str) -> None:
     """Delete a run; a waiting one leaves the queue first. Raises RunError (one sentence) when refused."""
-    manager = job_manager()
-    if (manager.position(run_id) or 0) > 0:
-        manager.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
-    if runs.run_path(runs_dir(), run_id).is_dir():
-        runs.delete_run(runs_dir(), run_id)
+    job_manager().delete(run_id)
     if st.session_state.get(RUN_KEY) == run_id:
         del st.session_state[RUN_KEY]  # the picker falls back to the newest run

@@ -67,7 +67,7 @@ def test_stop_mid_epoch_keeps_a_checkpoint_and_resume_finishes(manager):
 def test_a_second_start_waits_its_turn_then_trains_to_completion(manager):
     first = manager.submit(tiny_config(epochs=2, batch_size=50), name="first")
     second = manager.submit(tiny_config(epochs=1), name="second")
-    assert manager.position(second) == 1
+    assert manager.position(second) in (1, 2)  # 2 until the worker has picked up the first job
     wait_for(lambda: state(manager, first) == "running")
     assert (manager.position(first), manager.position(second)) == (0, 1)
     assert state(manager, second) == "queued" and manager.active_ids() == [first, second]
