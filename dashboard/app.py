@@ -12,15 +12,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from dashboard import common  # noqa: E402
 
-st.set_page_config(page_title="CIFAR-10 trainer", page_icon="🖼️", layout="wide")
+st.set_page_config(page_title="CIFAR-10 trainer", page_icon=":material/image:", layout="wide")
 
-PAGES = Path(__file__).resolve().parent / "pages"
+# Not named pages/: a folder of that name beside app.py switches Streamlit to its older multipage mode,
+# where a bookmarked /errors would run the page alone, without this frame and its run picker.
+VIEWS = Path(__file__).resolve().parent / "views"
 navigation = st.navigation([
-    st.Page(PAGES / "train.py", title="Train", icon="🏋️", default=True),
-    st.Page(PAGES / "runs.py", title="Runs", icon="📋"),
-    st.Page(PAGES / "data.py", title="Data", icon="🖼️"),
-    st.Page(PAGES / "errors.py", title="Errors", icon="🔍"),
-    st.Page(PAGES / "gallery.py", title="Gallery", icon="🗂️"),
+    st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page(VIEWS / "runs.py", title="Runs", icon=":material/table_rows:"),
+    st.Page(VIEWS / "data.py", title="Data", icon=":material/photo_library:"),
+    st.Page(VIEWS / "errors.py", title="Errors", icon=":material/grid_on:"),
+    st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/collections:"),
 ])
 common.sidebar()
 navigation.run()

@@ -41,7 +41,7 @@ def no_cifar_here(tmp_path, monkeypatch):
 def open_data_page(run_id: str | None = None, **state) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/data.py")
+    at.switch_page("views/data.py")
     if run_id is not None:  # AppTest runs a switched-to page without app.py's sidebar: carry the picker's choice
         at.session_state["run_id"] = run_id
     for key, value in state.items():

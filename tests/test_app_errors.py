@@ -68,11 +68,11 @@ class Page:
         self.run_id = run_id
         self.at = AppTest.from_file(APP, default_timeout=60)
         self.at.run()
-        self.at.switch_page("pages/errors.py")
+        self.at.switch_page("views/errors.py")
         self.run()
 
     def run(self) -> Page:
-        # AppTest runs a switched-to page without app.py's sidebar, so the picker's choice is set here.
+        # The run chosen in the sidebar's picker (its widget key), as a person would pick it.
         self.at.session_state["run_id"] = self.run_id
         self.at.run()
         assert not self.at.exception, self.at.exception

@@ -46,7 +46,7 @@ class Page:
         self.run_id = run_id
         self.at = AppTest.from_file(APP, default_timeout=60)
         self.at.run()
-        self.at.switch_page("pages/gallery.py")
+        self.at.switch_page("views/gallery.py")
         self.run()
 
     def run(self) -> Page:

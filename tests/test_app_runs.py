@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +43,7 @@ def runs_dir(tmp_path_factory):
 def open_runs_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -177,6 +178,9 @@ def test_deleting_a_waiting_run_takes_it_out_of_the_queue(runs_dir):
     training = manager.submit(tiny_config(epochs=2, batch_size=50), name="in front")
     waiting = manager.submit(tiny_config(epochs=1), name="behind")
     try:
+        deadline = time.monotonic() + 60
+        while manager.position(training) != 0 and time.monotonic() < deadline:  # the worker picks it up
+            time.sleep(0.02)
         assert manager.position(waiting) == 1
         at = open_runs_page()
         at.selectbox(key="runs_manage").set_value(waiting).run()

@@ -44,8 +44,7 @@ class TrainPage:
         self.run()
 
     def run(self) -> AppTest:
-        # AppTest reruns the page without app.py's sidebar (a pages/ folder beside app.py makes it take
-        # Streamlit's old multipage path), so the picker's choice is carried here; a real server does not need this.
+        # The run chosen in the sidebar's picker (its widget key), as a person would pick it.
         if self.run_id is not None:
             self.at.session_state["run_id"] = self.run_id
         self.at.run()

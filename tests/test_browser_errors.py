@@ -106,9 +106,7 @@ def test_clicking_a_matrix_square_shows_exactly_its_pictures(server):
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            # Open the app at its root, then follow the sidebar link: a first visit straight to /errors
-            # would run the page without app.py while a dashboard/pages/ folder exists (Streamlit's
-            # older multipage mode), so there would be no run picker.
+            # Open the app at its root, then follow the sidebar link, as a person would.
             page.goto(url)
             settle(page)
             page.locator("[data-testid='stSidebarNav'] a", has_text="Errors").click()
