@@ -26,6 +26,7 @@ import secrets
 import shutil
 import socket
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,7 +281,7 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
             with np.load(folder / f"val_epoch_{epoch:04d}.npz") as z:
                 probs = z["probs"].astype(np.float32)
             return Predictions(labels, probs.argmax(1), probs, index, "train")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):  # missing or torn files
         return None
     raise RunError(f"split must be 'test' or 'val', got {split!r}.")
 

@@ -174,6 +174,21 @@ def val_frame(metrics: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "step", "val_loss", "val_acc"]).astype(float)
 
 
+MAX_CURVE_POINTS = 1000  # per series: what a chart a few hundred pixels wide can show
+
+
+def thin(frame: pd.DataFrame, max_points: int = MAX_CURVE_POINTS) -> pd.DataFrame:
+    """At most `max_points` evenly spaced rows, first and last kept (as TensorBoard samples long runs).
+
+    Smoothing happens before thinning, over every logged value, so the drawn curve is the same shape;
+    a 10,000-step run then sends a thousand points a series to the browser, not ten thousand.
+    """
+    if len(frame) <= max_points:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, max_points).round().astype(int))
+    return frame.iloc[keep]
+
+
 def live_curves(metrics: Sequence[Mapping[str, Any]], smoothing: float = 0.0) -> pd.DataFrame:
     """Long table for the live charts: epoch, step, metric ('loss'|'accuracy'), split, kind, value.
 
@@ -185,7 +200,7 @@ def live_curves(metrics: Sequence[Mapping[str, Any]], smoothing: float = 0.0) ->
     for metric, column in (("loss", "loss"), ("accuracy", "acc")):
         raw = train[["epoch", "step"]].assign(metric=metric, split="training", kind="raw", value=train[column])
         smooth = raw.assign(kind="curve", value=ema_smooth(train[column], smoothing))
-        parts += [raw, smooth]
+        parts += [thin(raw), thin(smooth)]
     for metric, column in (("loss", "val_loss"), ("accuracy", "val_acc")):
         parts.append(val[["epoch", "step"]].assign(metric=metric, split="validation", kind="curve",
                                                    value=val[column]))
@@ -211,7 +226,7 @@ def overlay_curves(metrics_by_label: Mapping[str, Sequence[Mapping[str, Any]]],
     for label, metrics in metrics_by_label.items():
         val, train = val_frame(metrics), train_frame(metrics)
         epochs.append(val[["epoch", "val_acc", "val_loss"]].assign(run=label))
-        steps.append(train[["step"]].assign(run=label, loss=ema_smooth(train["loss"], smoothing)))
+        steps.append(thin(train[["step"]].assign(run=label, loss=ema_smooth(train["loss"], smoothing))))
     epoch_columns, step_columns = ["run", "epoch", "val_acc", "val_loss"], ["run", "step", "loss"]
     per_epoch = pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame(columns=epoch_columns)
     per_step = pd.concat(steps, ignore_index=True) if steps else pd.DataFrame(columns=step_columns)

@@ -19,7 +19,8 @@ from core.models import list_models
 from tests.helpers import TINY, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
-SLOW_TINY = ["--data", "synthetic", "--model", "tutorial-cnn", "--epochs", "6", "--batch-size", "16",
+KILL_EPOCHS = 4
+SLOW_TINY = ["--data", "synthetic", "--model", "tutorial-cnn", "--epochs", str(KILL_EPOCHS), "--batch-size", "16",
              "--optimizer", "adam", "--lr", "0.002", "--no-nesterov", "--log-every", "5", "--precision", "fp32",
              "--device", "cpu"]
 
@@ -47,9 +48,9 @@ def assert_killed_run_reads_back_and_resumes(runs_dir: Path, resume) -> None:
     before = runs.read_metrics(summary.path)
     resume(summary.run_id)
     [after] = runs.list_runs(runs_dir)
-    assert after.state == "completed" and after.epoch == 6 and after.test_acc is not None
+    assert after.state == "completed" and after.epoch == KILL_EPOCHS and after.test_acc is not None
     records = runs.read_metrics(after.path)
-    assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in records if r["kind"] == "val"] == list(range(1, KILL_EPOCHS + 1))
     assert sum(r["kind"] == "test" for r in records) == 1
     kept = [r for r in before if r["step"] <= runs.load_checkpoint(
         runs.checkpoint_path(after.path, "best"), "cpu")["step"]]
