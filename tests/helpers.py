@@ -2,8 +2,10 @@
 written by the engine itself rather than hand-made imitations."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from core.config import TrainConfig
@@ -24,3 +26,16 @@ def train_tiny_run(runs_dir: Path, name: str | None = None, **overrides) -> RunR
     result = start_run(tiny_config(**overrides), runs_dir, name=name, device=torch.device("cpu"))
     assert result.state == "completed", result.error
     return result
+
+
+def wait_for(condition, timeout: float = 120.0, every: float = 0.05):
+    """Poll `condition` until it returns something truthy and return that; fail after `timeout` s.
+
+    Generous timeouts: the CPU may be shared, and every wait ends as soon as its condition holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"condition not met within {timeout:.0f} s")

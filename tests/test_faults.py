@@ -16,22 +16,13 @@ from core import runs
 from core.config import FLIPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.jobs import JobManager
 from core.models import list_models
-from tests.helpers import TINY, tiny_config
+from tests.helpers import TINY, tiny_config, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 KILL_EPOCHS = 4
 SLOW_TINY = ["--data", "synthetic", "--model", "tutorial-cnn", "--epochs", str(KILL_EPOCHS), "--batch-size", "16",
              "--optimizer", "adam", "--lr", "0.002", "--no-nesterov", "--log-every", "5", "--precision", "fp32",
              "--device", "cpu"]
-
-
-def wait_for(predicate, timeout=120.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def first_val_record(runs_dir: Path):

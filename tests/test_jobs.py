@@ -7,20 +7,9 @@ import pytest
 
 from core import runs
 from core.jobs import JobManager
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, wait_for
 
-TIMEOUT_S = 120  # generous: the CPU is shared; every wait ends as soon as its condition holds
-
-
-def wait_for(condition, timeout: float = TIMEOUT_S, every: float = 0.02):
-    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"condition not met within {timeout} s")
+TIMEOUT_S = 120  # generous: the CPU may be shared; every wait ends as soon as its condition holds
 
 
 def state(manager: JobManager, run_id: str) -> str:
