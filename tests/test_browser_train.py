@@ -1,10 +1,10 @@
-"""A real browser starts a short training run from the Train page and watches it learn live.
+"""A real browser starts a training run from the Train page, watches it learn live, stops and resumes it.
 
 Playwright drives Debian's Chromium (/usr/bin/chromium; skipped when absent) against `streamlit run`
 on a free port with an empty runs folder. Through the page only, it picks the synthetic shapes, a tiny
 model and 40 short epochs, presses Start, then sees the live view gain curve points on its own (the
-fragment refreshes every 1.5 s; nothing is clicked), presses Stop, and checks the stopped run keeps a
-checkpoint and the chart holds every logged point.
+fragment refreshes every 1.5 s; nothing is clicked), presses Stop (the run keeps a checkpoint and the
+chart every logged point), then Resume (the same run carries on), then Stop again.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def points(page) -> tuple[int, int]:
 def test_start_a_run_and_watch_it_learn_live(server, page):
     url, runs_dir = server
     page.goto(url)
-    page.wait_for_selector(IDLE, timeout=60_000)
+    page.wait_for_selector(IDLE, timeout=180_000)
     assert "No run to show yet" in page.inner_text("[data-testid='stMain']")
 
     # Settings, through the page only: synthetic shapes, the tiny tutorial network, many small-batch epochs.
@@ -69,14 +69,14 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     (summary,) = runs.list_runs(runs_dir)
     assert (summary.model, summary.data, summary.epochs) == ("tutorial-cnn", "synthetic", EPOCHS)
     page.get_by_role("heading", name=summary.name).wait_for()
-    first = wait_for(lambda: points(page)[0], timeout=60)
-    more = wait_for(lambda: points(page)[0] > first and points(page)[0], timeout=60)
+    first = wait_for(lambda: points(page)[0], timeout=180)
+    more = wait_for(lambda: points(page)[0] > first and points(page)[0], timeout=180)
     assert more > first
-    wait_for(lambda: points(page)[1], timeout=60)  # a validation point: an epoch has finished
+    wait_for(lambda: points(page)[1], timeout=180)  # a validation point: an epoch has finished
 
     # Stop from the page: the run ends "stopped" with a checkpoint, and the chart holds what was logged.
     page.get_by_role("button", name=re.compile("Stop")).click()
-    page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=180_000)
     settle(page)
     run_dir = runs.run_path(runs_dir, summary.run_id)
     stopped = runs.summarize_run(run_dir)
@@ -86,3 +86,14 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     assert (train_points, val_points) == (sum(r["kind"] == "train" for r in records),
                                           sum(r["kind"] == "val" for r in records))
     assert val_points == stopped.epoch >= 1
+
+    # Resume from the page: the same run carries on from its checkpoint (no new run), then stop it again.
+    page.get_by_role("button", name=re.compile("Resume")).click()
+    wait_for(lambda: points(page)[0] > train_points, timeout=180)
+    assert [s.run_id for s in runs.list_runs(runs_dir)] == [summary.run_id]
+    assert runs.summarize_run(run_dir).state == "running"
+    page.get_by_role("button", name=re.compile("Stop")).click()
+    page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=180_000)
+    records = runs.read_metrics(run_dir)
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == sorted(set(steps)) and len(steps) > train_points
