@@ -80,6 +80,7 @@ def test_a_second_start_waits_its_turn_then_trains_to_completion(manager):
 def test_stopping_a_waiting_job_takes_it_out_of_the_queue(manager):
     first = manager.submit(tiny_config(epochs=2))
     second = manager.submit(tiny_config(epochs=1))
+    wait_for(lambda: manager.position(first) == 0)  # the worker has picked up the first; the second waits
     manager.stop(second)
     assert manager.position(second) is None and second not in manager.active_ids()
     assert not runs.run_path(manager.runs_dir, second).exists(), "a run that never started leaves nothing behind"
