@@ -17,8 +17,9 @@ records plus the "seconds" of test_summary.json (the test evaluation, with TTA w
 Loading the data from disk (the decode cache, or extracting the archive for the tutorial way) and the
 untimed warm-up run (CUDA context, cuDNN and torch.compile start-up) are reported in their own columns.
 
-Timings on a shared machine are only as good as its idle time: every run records the 1-minute load average
-it started under, and the table shows the largest.
+Timings on a shared machine are only as good as its idle time: every run records how many cores other
+processes kept busy meanwhile (Linux /proc/stat less this process's own CPU time), and the table shows the
+largest per row; the JSON also keeps the 1-minute load average each run started under.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import runs
+from core import runs, views
 from core.config import TrainConfig
 from core.data import DataError, load_dataset
 from core.jobs import JobManager
@@ -122,6 +123,7 @@ class Measurement:
     wall_s: float | None = None  # the call (start_run / submit) to the completed run
     peak_mib: float | None = None
     load_avg: float | None = None  # 1-minute load average when the run started
+    others_cpu: float | None = None  # cores other processes kept busy during the run (contention)
     polls: int = 0  # reads of the run folder during a watched run
     error: str | None = None
 
@@ -173,6 +175,35 @@ def load_average() -> float | None:
         return None
 
 
+def _cpu_counters() -> tuple[float, float, float] | None:
+    """(CPU seconds all cores were busy since boot, CPU seconds of this process and its reaped children,
+    monotonic now); None where /proc/stat does not exist (not Linux)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    own = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return busy, own, time.monotonic()
+
+
+class Contention:
+    """How many cores other processes kept busy over an interval: the honest caveat on a shared machine's
+    timings (the load average cannot tell a run's own threads from other people's)."""
+
+    def __init__(self) -> None:
+        self.start = _cpu_counters()
+
+    def others(self) -> float | None:
+        end = _cpu_counters()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        busy, own, wall = (e - s for e, s in zip(end, self.start))
+        return max(0.0, (busy - own) / wall)
+
+
 def measure_run_dir(run_dir: Path, m: Measurement) -> Measurement:
     """Fill accuracy and timings from the run's own records (val records carry per-epoch seconds)."""
     status = runs.read_json(run_dir / "status.json") or {}
@@ -197,29 +228,39 @@ def train_unwatched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed
     """The command-line way: core.train.start_run in this thread."""
     m = Measurement(seed=seed, load_avg=load_average())
     reset_peak_memory(device)
-    start = time.perf_counter()
+    contention, start = Contention(), time.perf_counter()
     result = start_run(cfg, runs_dir, name=f"bench-{cfg.model}-s{seed}", device=device)
-    m.wall_s = time.perf_counter() - start
+    m.wall_s, m.others_cpu = time.perf_counter() - start, contention.others()
     m.peak_mib = peak_memory_mib(device)
     return measure_run_dir(result.run_dir, m)
+
+
+def read_like_the_live_page(run_dir: Path) -> None:
+    """One refresh of the live page, less the drawing: the run summary, every metric record (re-read each
+    time, which the page itself avoids while the file is unchanged), the progress line and the curves table."""
+    summary = runs.summarize_run(run_dir)
+    metrics = runs.read_metrics(run_dir)
+    views.progress_info(summary.status, summary.state)
+    views.current_lr(metrics)
+    views.latest(metrics, "val", "val_acc")
+    views.live_curves(metrics, smoothing=0.6)
 
 
 def train_watched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed: int,
                   poll_s: float = POLL_S) -> Measurement:
     """The dashboard way: a JobManager worker thread trains while this thread reads the run folder
-    every `poll_s` seconds, as the live page does (status summary + all metric records)."""
+    every `poll_s` seconds as the live page does."""
     m = Measurement(seed=seed, load_avg=load_average())
     reset_peak_memory(device)
     manager = JobManager(runs_dir)
-    start = time.perf_counter()
+    contention, start = Contention(), time.perf_counter()
     run_dir = runs.run_path(runs_dir, manager.submit(cfg, name=f"bench-{cfg.model}-s{seed}-watched"))
     while True:
-        runs.summarize_run(run_dir)
-        runs.read_metrics(run_dir)
+        read_like_the_live_page(run_dir)
         m.polls += 1
         if manager.wait(timeout=poll_s):  # returns as soon as the job ends: no sleep added to the wall time
             break
-    m.wall_s = time.perf_counter() - start
+    m.wall_s, m.others_cpu = time.perf_counter() - start, contention.others()
     m.peak_mib = peak_memory_mib(device)
     return measure_run_dir(run_dir, m)
 
@@ -295,7 +336,7 @@ def train_tutorial_way(train_set, test_set, device: torch.device, seed: int, epo
     every epoch on the CPU, float32, one optimiser step per batch, then a plain test loop."""
     m = Measurement(seed=seed, load_avg=load_average())
     reset_peak_memory(device)
-    start = time.perf_counter()
+    contention, start = Contention(), time.perf_counter()
     torch.manual_seed(seed)
     pin = device.type == "cuda"
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=TUTORIAL["batch_size"], shuffle=True,
@@ -326,7 +367,7 @@ def train_tutorial_way(train_set, test_set, device: torch.device, seed: int, epo
     m.test_acc = correct / len(test_set)
     m.train_s = epoch_s + m.test_s
     m.images_per_s = epochs * len(train_set) / epoch_s if epoch_s > 0 else None
-    m.wall_s = time.perf_counter() - start
+    m.wall_s, m.others_cpu = time.perf_counter() - start, contention.others()
     m.peak_mib = peak_memory_mib(device)
     return m
 
@@ -368,6 +409,7 @@ class Options:
     compile: bool
     source: str = ""  # the data as the user named it
     limit: int | None = None
+    first_load_s: float | None = None  # the bench's own first load (decodes an archive once into the cache)
 
 
 def engine_config(base: dict[str, Any], opts: Options, seed: int, **extra: Any) -> TrainConfig:
@@ -446,7 +488,7 @@ def run_bench(opts: Options, runs_dir: Path, scratch: Path) -> list[RowResult]:
 # ---------------------------------------------------------------------------------------------
 
 COLUMNS = ("row", "model", "how", "seeds", "test acc %", "train s", "img/s", "wall s", "load s", "warm-up s",
-           "peak MiB", "max load")
+           "peak MiB", "others' CPU")
 
 
 def _fmt(mean: float | None, std: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -460,7 +502,7 @@ def table_rows(results: Sequence[RowResult]) -> list[list[str]]:
     out = []
     for r in results:
         ok = [m for m in r.runs if m.error is None]
-        loads = [m.load_avg for m in r.runs if m.load_avg is not None]
+        others = [m.others_cpu for m in r.runs if m.others_cpu is not None]
         seeds = f"{len(ok)}" + (f" ({len(r.runs) - len(ok)} failed)" if len(ok) < len(r.runs) else "")
         out.append([
             r.key, r.model, r.how, seeds,
@@ -470,7 +512,7 @@ def table_rows(results: Sequence[RowResult]) -> list[list[str]]:
             _fmt(*mean_std(r.values("wall_s")), digits=1),
             _fmt(r.load_s, None, digits=2), _fmt(r.warmup_s, None, digits=1),
             _fmt(max(r.values("peak_mib"), default=None), None, digits=0),
-            _fmt(max(loads, default=None), None, digits=2),
+            _fmt(max(others, default=None), None, digits=2),
         ])
     return out
 
@@ -522,7 +564,8 @@ def header(opts: Options, argv: Sequence[str]) -> list[str]:
         f"device: {describe_device(opts.device)}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
         f"date: {dt.date.today().isoformat()}; data: {opts.source or opts.data}"
-        + (f" (at most {opts.limit} train and test images)" if opts.limit else "") + f"; mode: {opts.mode}; seeds: {opts.seeds}"
+        + (f" (at most {opts.limit} train and test images)" if opts.limit else "")
+        + (f", first load {opts.first_load_s:.1f} s" if opts.first_load_s is not None else "") + f"; mode: {opts.mode}; seeds: {opts.seeds}"
         + (f"; epochs overridden to {opts.epochs}" if opts.epochs is not None else ""),
         "command: python -m core.bench " + " ".join(argv),
     ]
@@ -533,7 +576,8 @@ def report(results: Sequence[RowResult], opts: Options, argv: Sequence[str]) -> 
              "run's records; wall s: the call to the completed run; load s and warm-up s are not in train s.",
              "peak MiB: " + ("torch.cuda.max_memory_allocated per run" if opts.device.type == "cuda"
                              else "the process's peak resident memory so far (getrusage maxrss)")
-             + "; max load: the largest 1-minute load average a run of the row started under."]
+             + "; others' CPU: cores kept busy by other processes during a run (/proc/stat less this process), "
+             "the largest over the row's runs: timings are only clean near 0."]
     parts = header(opts, argv) + ["", markdown_table(results), ""] + notes
     lines = verdicts(results, opts.mode, describe_device(opts.device))
     return "\n".join(parts + ([""] + [f"- {line}" for line in lines] if lines else [])) + "\n"
@@ -617,6 +661,7 @@ def main(argv: Sequence[str] | None = None, stream=None) -> int:
         opts = options_from_args(args, args.data)
         if args.limit:
             opts = dataclasses.replace(opts, data=write_subset_folder(args.data, args.limit, scratch / "subset"))
+        opts = dataclasses.replace(opts, first_load_s=time_load(opts.data))  # later loads hit the cache
         runs_dir = Path(args.runs_dir) if args.runs_dir else scratch / "runs"
         results = run_bench(opts, runs_dir, scratch)
     except ValueError as err:  # bad flags, unusable data (DataError): one sentence, no traceback
