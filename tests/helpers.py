@@ -2,7 +2,9 @@
 written by the engine itself rather than hand-made imitations."""
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,13 @@ def wait_for(condition, timeout: float = 120.0, every: float = 0.05):
             return value
         time.sleep(every)
     pytest.fail(f"condition not met within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def app_runs_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh runs folder and data cache, which the dashboard finds through its environment variables."""
+    folder = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFAR_RUNS_DIR", str(folder))
+        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield folder

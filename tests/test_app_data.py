@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 import core.data
 from core import runs
 from core.data import load_dataset, split_train_val
-from tests.helpers import train_tiny_run
+from tests.helpers import app_runs_folder, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPLITS = ["Training", "Validation", "Test"]
@@ -20,10 +20,7 @@ SPLITS = ["Training", "Validation", "Test"]
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(folder))
-        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    with app_runs_folder(tmp_path_factory) as folder:
         train_tiny_run(folder, name="a fifth held back", epochs=1, val_fraction=0.2, split_seed=3)
         yield folder
 

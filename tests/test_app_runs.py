@@ -17,17 +17,14 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.config import TrainConfig
-from tests.helpers import tiny_config, train_tiny_run
+from tests.helpers import app_runs_folder, tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(folder))
-        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    with app_runs_folder(tmp_path_factory) as folder:
         train_tiny_run(folder, name="alpha", epochs=1)
         train_tiny_run(folder, name="beta", epochs=2)
         # A run whose training process died: "running" on disk, its pid gone.

@@ -19,7 +19,7 @@ from core.config import TrainConfig
 from core.models import describe_model
 from core.recipes import PRESETS
 from core.train import start_run
-from tests.helpers import tiny_config, train_tiny_run
+from tests.helpers import app_runs_folder, tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 TIMEOUT_S = 120
@@ -27,10 +27,7 @@ TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(folder))
-        mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    with app_runs_folder(tmp_path_factory) as folder:
         train_tiny_run(folder, name="finished run")
         yield folder
 
