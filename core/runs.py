@@ -12,27 +12,36 @@
       predictions/test.npz              final test evaluation: label, pred, probs, loss, index
       test_summary.json      accuracy, loss, per-class accuracy of the final test evaluation
 
-Writers here are used by the engine only; readers (`list_runs`, `load_run`, ...) tolerate damaged
-folders: a torn last line, a missing status or an unreadable checkpoint gives a clear state, never an
-exception. A run whose process died shows as "interrupted" (stale heartbeat or dead pid).
+Writers here are used by the engine only; readers tolerate damaged folders: every field of the small
+files is checked by core.run_files, so a torn line, a wrongly typed field, a missing status or an
+unreadable checkpoint gives a clear state, never an exception. A run whose process died shows as
+"interrupted" (stale heartbeat or dead pid). Every write goes through a temporary file of its own
+(unique per call) and a rename, and the temporary file is removed when the write fails (a full disk).
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import os
 import re
 import secrets
 import shutil
 import socket
 import time
+import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from core import run_files
+from core.run_files import STATES, FileDamaged
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +53,8 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("CIFAR_RUNS_DIR") or REPO_RUNS_DIR)
 
 
-STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted", "damaged")
 LIVE_STATES = ("queued", "running")
+RESUMABLE_STATES = ("stopped", "failed", "interrupted")
 HEARTBEAT_TIMEOUT_S = 60.0  # a running run silent this long is reported as interrupted
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 100
@@ -96,24 +105,43 @@ def new_run_id(label: str) -> str:
 # Atomic small files
 # ---------------------------------------------------------------------------------------------
 
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write `path` through a temporary file of its own and a rename, so a reader never sees half a file.
+
+    The temporary name is unique per call (two threads writing one file do not collide), and it is
+    removed when the write fails, so a full disk is not kept full by our leftovers.
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # No fsync: the rename is atomic for every reader and survives a killed process; the status is
-    # rewritten every second, and an fsync each time would cost more than it protects.
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, allow_nan=False, default=_json_default)
-    os.replace(tmp, path)
+    """Atomic JSON. No fsync: the rename is atomic for every reader and survives a killed process; the
+    status is rewritten every second, and an fsync each time would cost more than it protects."""
+    text = json.dumps(data, indent=1, allow_nan=False, default=_json_default)  # fails before touching the disk
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """The object in `path`, or None when it is missing or unreadable (the caller reports which)."""
+    """The object in `path`, or None when it is missing or unreadable (the engine's own merge of status)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+        data = run_files.load_json(path)
+    except (FileNotFoundError, FileDamaged):
         return None
     return data if isinstance(data, dict) else None
+
+
+def disk_error_sentence(exc: OSError) -> str:
+    """One sentence for a failed write or read of the run folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full: free some space, then resume the run"
+    where = f" {Path(exc.filename).name}" if exc.filename else ""
+    return f"could not write{where}: {exc.strerror or type(exc).__name__}"
 
 
 def _json_default(value: Any) -> Any:
@@ -164,8 +192,7 @@ def rename_run(runs_dir: str | Path, run_id: str, name: str) -> None:
 
 def delete_run(runs_dir: str | Path, run_id: str) -> None:
     path = run_path(runs_dir, run_id)
-    state = effective_state(read_json(path / "status.json"))
-    if state == "running":
+    if summarize_run(path).state == "running":
         raise RunError(f"Run {run_id} is still training: stop it before deleting it.")
     shutil.rmtree(path)
 
@@ -177,19 +204,25 @@ class MetricsWriter:
         self._fh = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        self._fh.write("".join(json.dumps(r, allow_nan=True, default=_json_default) + "\n" for r in records))
+        lines = (json.dumps(_finite_or_none(r), allow_nan=False, default=_json_default) + "\n" for r in records)
+        self._fh.write("".join(lines))
         self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
 
 
+def _finite_or_none(record: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinity are not JSON: a non-finite number is written as null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """On resume, drop records past the checkpoint: the steps after it are trained again."""
-    records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
-    tmp = run_dir / ".metrics.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, run_dir / "metrics.jsonl")
+    """On resume, drop records past the checkpoint (those steps are trained again) and any test record
+    (the final test runs again; a kill after its record but before the final status left one behind)."""
+    records = [r for r in read_metrics(run_dir) if r["step"] <= last_step and r["kind"] != "test"]
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    write_atomically(run_dir / "metrics.jsonl", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +239,13 @@ def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
     """Self-describing (model name, config, epoch, metrics, weights) and atomic."""
     path = checkpoint_path(run_dir, which)
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: torch.save(payload, tmp))
+
+
+def copy_checkpoint(run_dir: Path, source: str, target: str) -> None:
+    """`target` becomes a copy of `source` (best.pt after last.pt, without serialising twice), atomically."""
+    path = checkpoint_path(run_dir, target)
+    write_atomically(path, lambda tmp: shutil.copyfile(checkpoint_path(run_dir, source), tmp))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -231,9 +268,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
+            np.savez(fh, **arrays)
+
+    write_atomically(path, write)
 
 
 def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> None:
@@ -291,20 +331,8 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
 # ---------------------------------------------------------------------------------------------
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """All records of metrics.jsonl, skipping a torn or garbage line instead of failing."""
-    try:
-        text = (run_dir / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "kind" in record:
-            records.append(record)
-    return records
+    """Every valid record of metrics.jsonl (core.run_files checks each one; a bad line costs that line only)."""
+    return run_files.read_metrics(run_dir)
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -358,27 +386,45 @@ class RunSummary:
     config: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+INTERRUPTED_MESSAGE = ("The training process stopped without finishing (killed, crashed or the machine "
+                       "restarted); resume it to continue.")
+NO_CHECKPOINT_MESSAGE = ("The training process stopped before its first checkpoint, so there is nothing to "
+                         "resume: start it again with the same settings.")
+
+
+def _read_checked(path: Path, check: Callable[[Any], dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """(checked contents, None), (None, None) when the file is absent, or (None, the sentence) when damaged."""
+    try:
+        return check(run_files.load_json(path)), None
+    except FileNotFoundError:
+        return None, None
+    except FileDamaged as exc:
+        return None, str(exc)
+
+
 def summarize_run(path: Path) -> RunSummary:
-    config = read_json(path / "config.json")
-    status = read_json(path / "status.json")
-    meta = read_json(path / "meta.json") or {}
-    name = meta.get("name") if isinstance(meta.get("name"), str) else path.name
-    if config is None and status is None:
-        return RunSummary(path.name, path, name, "damaged", error="Not a run folder: it has no config.json or status.json.")
-    if status is None:
-        return RunSummary(path.name, path, name, "damaged", model=config.get("model"), config=config,
-                          error="status.json is missing or unreadable.")
-    config = config or {}
-    state = effective_state(status)
+    """One run from its small files, every field checked; a damaged file makes the run "damaged" with its sentence."""
+    config, config_problem = _read_checked(path / "config.json", run_files.check_config)
+    status, status_problem = _read_checked(path / "status.json", run_files.check_status)
+    meta, meta_problem = _read_checked(path / "meta.json", run_files.check_meta)
+    meta = meta or {}
+    name = meta.get("name") or path.name
+    problem = status_problem or config_problem or meta_problem
+    if problem is None and config is None and status is None:
+        problem = "Not a run folder: it has no config.json or status.json."
+    elif problem is None and status is None:
+        problem = "status.json is missing."
+    config, status = config or {}, status or {}
+    state = "damaged" if problem else effective_state(status)
     started, ended = status.get("started_at"), status.get("finished_at") or status.get("heartbeat")
-    duration = ended - started if isinstance(started, (int, float)) and isinstance(ended, (int, float)) else None
-    error = status.get("error")
+    duration = ended - started if started is not None and ended is not None else None
+    error = problem or status.get("error")
     if state == "interrupted" and not error:
-        error = "The training process stopped without finishing (killed, crashed or the machine restarted); resume it to continue."
+        error = INTERRUPTED_MESSAGE if has_checkpoint(path) else NO_CHECKPOINT_MESSAGE
     return RunSummary(
         run_id=path.name, path=path, name=name, state=state, model=config.get("model"),
-        data=config.get("data"), epoch=status.get("epoch") or 0, epochs=status.get("epochs"),
-        progress=status.get("progress") or 0.0, best_val_acc=status.get("best_val_acc"),
+        data=config.get("data"), epoch=status.get("epoch", 0), epochs=status.get("epochs"),
+        progress=status.get("progress", 0.0), best_val_acc=status.get("best_val_acc"),
         test_acc=status.get("test_acc"), created_at=status.get("created_at") or meta.get("created_at"),
         duration_s=duration, device=status.get("device"), error=error, status=status, config=config)
 
@@ -393,19 +439,41 @@ def list_runs(runs_dir: str | Path) -> list[RunSummary]:
     return sorted(summaries, key=lambda s: (s.created_at or 0.0, s.run_id), reverse=True)
 
 
-@dataclass(frozen=True)
-class Run:
-    summary: RunSummary
-    metrics: list[dict[str, Any]]
-    test_summary: dict[str, Any] | None
+# ---------------------------------------------------------------------------------------------
+# What can be done with a run: one answer for the job manager, the command line and the pages
+# ---------------------------------------------------------------------------------------------
 
-    @property
-    def path(self) -> Path:
-        return self.summary.path
+def has_checkpoint(run_dir: Path) -> bool:
+    return checkpoint_path(run_dir, "last").is_file()
 
 
-def load_run(runs_dir: str | Path, run_id: str) -> Run:
-    path = run_path(runs_dir, run_id)
-    if not path.is_dir():
-        raise RunError(f"There is no run {run_id!r} in {runs_dir}.")
-    return Run(summarize_run(path), read_metrics(path), read_json(path / "test_summary.json"))
+def resume_refusal(summary: RunSummary) -> str | None:
+    """Why `summary`'s run cannot be resumed, in one sentence, or None when it can."""
+    if summary.state not in RESUMABLE_STATES:
+        return (f"Run {summary.run_id} is {summary.state}; only stopped, failed or interrupted runs can be "
+                "resumed.")
+    if not has_checkpoint(summary.path):
+        return (f"Run {summary.run_id} has no checkpoint yet, so there is nothing to resume: start it again "
+                "with the same settings.")
+    return None
+
+
+def restart_refusal(summary: RunSummary) -> str | None:
+    """Why the run cannot be started again from scratch in its own folder, or None when it can.
+
+    Only a run that ended before its first checkpoint qualifies: it has nothing to lose."""
+    if summary.state not in RESUMABLE_STATES:
+        return f"Run {summary.run_id} is {summary.state}; only a run that ended early can be started again."
+    if has_checkpoint(summary.path):
+        return (f"Run {summary.run_id} has a checkpoint, so starting it again would throw away its training: "
+                "resume it instead.")
+    return None
+
+
+def reset_for_restart(run_dir: Path) -> None:
+    """Clear what a run wrote before its first checkpoint (partial metrics, epoch predictions) to train it anew."""
+    write_atomically(run_dir / "metrics.jsonl", lambda tmp: tmp.write_text("", encoding="utf-8"))
+    shutil.rmtree(run_dir / "predictions", ignore_errors=True)
+    (run_dir / "test_summary.json").unlink(missing_ok=True)
+    update_status(run_dir, state="queued", epoch=0, step=0, progress=0.0, error=None, best_val_acc=None,
+                  test_acc=None, started_at=None, finished_at=None)

@@ -87,7 +87,7 @@ def test_damaged_and_interrupted_runs_show_their_state_and_sentence(runs_dir):
     assert row(at, interrupted.run_id)["Problem"] == interrupted.error and interrupted.error.endswith(".")
     torn = by_name(runs_dir, "torn")
     assert row(at, torn.run_id)["State"] == "damaged"
-    assert row(at, torn.run_id)["Problem"] == torn.error == "status.json is missing or unreadable."
+    assert row(at, torn.run_id)["Problem"] == torn.error == "status.json is damaged: it is not readable JSON (it may have been cut short)."
 
 
 def test_chosen_runs_are_overlaid_with_their_own_numbers(runs_dir):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from core import runs
+from core import run_files, runs
 from core.jobs import JobManager
 from tests.helpers import tiny_config, wait_for
 
@@ -44,12 +44,13 @@ def test_stop_mid_epoch_keeps_a_checkpoint_and_resume_finishes(manager):
 
     manager.resume(run_id)
     assert manager.wait(TIMEOUT_S)
-    done = runs.load_run(manager.runs_dir, run_id)
-    assert (done.summary.state, done.summary.epoch, done.summary.epochs) == ("completed", 2, 2)
-    assert [r["epoch"] for r in done.metrics if r["kind"] == "val"] == [1, 2]
-    assert [r["kind"] for r in done.metrics].count("test") == 1
-    assert done.test_summary is not None and done.summary.test_acc == pytest.approx(done.test_summary["accuracy"])
-    steps = [r["step"] for r in done.metrics if r["kind"] == "train"]
+    done = runs.summarize_run(path)
+    metrics, test_summary = runs.read_metrics(path), run_files.read_test_summary(path)
+    assert (done.state, done.epoch, done.epochs) == ("completed", 2, 2)
+    assert [r["epoch"] for r in metrics if r["kind"] == "val"] == [1, 2]
+    assert [r["kind"] for r in metrics].count("test") == 1
+    assert test_summary is not None and done.test_acc == pytest.approx(test_summary["accuracy"])
+    steps = [r["step"] for r in metrics if r["kind"] == "train"]
     assert steps == sorted(set(steps)), "the steps after the checkpoint were trained once, not twice"
 
 

@@ -86,8 +86,8 @@ def test_damaged_folders_are_listed_not_fatal(tmp_path):
     states = {s.run_id: (s.state, s.error) for s in runs.list_runs(tmp_path)}
     assert len(states) == 4  # the plain file is not a run
     assert states["stray-folder"][0] == "damaged" and "Not a run folder" in states["stray-folder"][1]
-    assert states[no_status.name] == ("damaged", "status.json is missing or unreadable.")
-    assert states[garbage.name][0] == "damaged"
+    assert states[no_status.name] == ("damaged", "status.json is missing.")
+    assert states[garbage.name] == ("damaged", "status.json is damaged: it is not readable JSON (it may have been cut short).")
 
 
 def test_checkpoints_round_trip_and_refuse_damage(tmp_path):

@@ -1,0 +1,189 @@
+"""One validating reader per small run file: every field is checked for type and range where it is read.
+
+The run folder is written by the engine, but it is also copied between machines, edited by hand and
+cut short by full disks. Whatever is on disk, the readers here hand the pages only values of the type
+and range the format promises:
+
+- `check_status`, `check_meta`, `check_config` raise `FileDamaged` (one sentence naming the file, the
+  field, what it should be and what it was) and the run is listed as damaged with that sentence;
+- `read_metrics` skips a record that is torn, garbage or holds a wrongly typed field, and keeps the rest;
+- `read_test_summary` returns None for a damaged test summary (the pages fall back as if it were missing).
+
+Writers live in core.runs; this module only reads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import reprlib
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from core.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted", "damaged")
+MAX_COUNT = 2**53  # steps, epochs, pids: beyond this a float cannot hold them exactly, so no real run has them
+LATEST_TIME = 7.2e9  # unix seconds, year 2198: later "times" are garbage (and overflow pandas' datetimes)
+_short = reprlib.Repr()  # quotes a bad value in a message without printing all of a 400-digit number
+_short.maxstring = _short.maxother = _short.maxlong = 40
+
+
+class FileDamaged(ValueError):
+    """A run file that cannot be trusted; the message names the file and the field in one sentence."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Field checks: (predicate, what the value should be, in words)
+# ---------------------------------------------------------------------------------------------
+
+Check = tuple[Callable[[Any], bool], str]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    """int or float, never bool; an int must fit a float (a 400-digit "step" does not)."""
+    return (isinstance(v, float)) or (_is_int(v) and abs(v) <= MAX_COUNT)
+
+
+def _finite(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v)
+
+
+def _or_none(check: Check) -> Check:
+    test, words = check
+    return (lambda v: v is None or test(v)), f"{words} or null"
+
+
+COUNT: Check = (lambda v: _is_int(v) and 0 <= v <= MAX_COUNT, "a whole number of 0 or more")
+FRACTION: Check = (lambda v: _finite(v) and 0.0 <= v <= 1.0, "a number from 0 to 1")
+SECONDS: Check = (lambda v: _finite(v) and v >= 0.0, "a number of seconds, 0 or more")
+TIME: Check = (lambda v: _finite(v) and 0.0 <= v < LATEST_TIME, "a time in unix seconds")
+NUMBER: Check = (_is_number, "a number")
+TEXT: Check = (lambda v: isinstance(v, str), "text")
+FLAG: Check = (lambda v: isinstance(v, bool), "true or false")
+EPOCH: Check = (lambda v: _finite(v) and 0.0 <= v <= MAX_COUNT, "an epoch number of 0 or more")
+STATE: Check = (lambda v: v in STATES, f"one of {', '.join(STATES)}")
+
+STATUS_FIELDS: dict[str, Check] = {
+    "state": STATE, "epoch": COUNT, "epochs": _or_none(COUNT), "step": COUNT, "total_steps": _or_none(COUNT),
+    "progress": FRACTION, "eta_seconds": _or_none(SECONDS), "created_at": _or_none(TIME),
+    "started_at": _or_none(TIME), "finished_at": _or_none(TIME), "heartbeat": _or_none(TIME),
+    "device": _or_none(TEXT), "error": _or_none(TEXT), "pid": _or_none(COUNT), "host": _or_none(TEXT),
+    "best_val_acc": _or_none(FRACTION), "test_acc": _or_none(FRACTION),
+}
+META_FIELDS: dict[str, Check] = {"name": TEXT, "created_at": _or_none(TIME)}
+RECORD_KINDS = ("train", "val", "test")  # metrics.jsonl: one JSON object a line, told apart by "kind"
+RECORD_FIELDS: dict[str, Check] = {  # checked when present; only "step" is required (resume trims by it)
+    "step": COUNT, "epoch": EPOCH, "loss": NUMBER, "acc": FRACTION, "lr": NUMBER, "val_loss": NUMBER,
+    "val_acc": FRACTION, "test_loss": NUMBER, "test_acc": FRACTION, "seconds": SECONDS,
+    "images_per_s": _or_none(SECONDS), "time": TIME,
+}
+TEST_SUMMARY_FIELDS: dict[str, Check] = {
+    "accuracy": FRACTION, "loss": NUMBER, "images": _or_none(COUNT), "tta": _or_none(FLAG),
+    "seconds": _or_none(SECONDS), "early_stopped": _or_none(FLAG),
+}
+
+
+def _problem(data: Mapping[str, Any], checks: Mapping[str, Check]) -> str | None:
+    """The first field of `data` that fails its check, as "field should be ..., got ...", else None."""
+    for name, (test, words) in checks.items():
+        if name in data and not test(data[name]):
+            return f"{name} should be {words}, got {_short.repr(data[name])}"
+    return None
+
+
+def _check(file: str, data: Any, checks: Mapping[str, Check]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise FileDamaged(f"{file} is damaged: it should hold a JSON object, got {_short.repr(data)}.")
+    problem = _problem(data, checks)
+    if problem:
+        raise FileDamaged(f"{file} is damaged: {problem}.")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The small JSON files
+# ---------------------------------------------------------------------------------------------
+
+def load_json(path: Path) -> Any:
+    """The parsed JSON of `path`; FileNotFoundError when absent, FileDamaged when unreadable or not JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RecursionError) as exc:  # torn, not UTF-8, not JSON, absurdly nested
+        log.info("%s: %r", path, exc)
+        raise FileDamaged(f"{path.name} is damaged: it is not readable JSON (it may have been cut short).") from None
+
+
+def check_status(data: Any) -> dict[str, Any]:
+    status = _check("status.json", data, STATUS_FIELDS)
+    if "state" not in status:
+        raise FileDamaged("status.json is damaged: state is missing.")
+    return status
+
+
+def check_meta(data: Any) -> dict[str, Any]:
+    return _check("meta.json", data, META_FIELDS)
+
+
+def check_config(data: Any) -> dict[str, Any]:
+    """The config as TrainConfig would rebuild it (every field, defaults filled in); keys of other versions are ignored."""
+    if not isinstance(data, dict):
+        raise FileDamaged(f"config.json is damaged: it should hold a JSON object, got {_short.repr(data)}.")
+    known = {f.name for f in fields(TrainConfig)}
+    try:
+        return TrainConfig.from_dict({k: v for k, v in data.items() if k in known}).to_dict()
+    except (ValueError, TypeError) as exc:
+        raise FileDamaged(f"config.json is damaged: {str(exc).rstrip('.')}.") from None
+
+
+def read_test_summary(run_dir: Path) -> dict[str, Any] | None:
+    """test_summary.json with checked fields, or None when it is missing or damaged."""
+    try:
+        summary = _check("test_summary.json", load_json(run_dir / "test_summary.json"), TEST_SUMMARY_FIELDS)
+    except FileNotFoundError:
+        return None
+    except FileDamaged as exc:
+        log.warning("%s: %s", run_dir.name, exc)
+        return None
+    per_class = summary.get("per_class_accuracy")
+    valid = isinstance(per_class, dict) and all(v is None or FRACTION[0](v) for v in per_class.values())
+    return {**summary, "per_class_accuracy": per_class if valid else {}}
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.jsonl
+# ---------------------------------------------------------------------------------------------
+
+def check_record(record: Any) -> dict[str, Any] | None:
+    """The record when every field it has is of its type and range, else None (the line is skipped)."""
+    if not isinstance(record, dict) or record.get("kind") not in RECORD_KINDS or "step" not in record:
+        return None
+    return None if _problem(record, RECORD_FIELDS) else record
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every valid record of metrics.jsonl, in order; a torn, garbage or wrongly typed line costs that line only."""
+    try:
+        text = (run_dir / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = check_record(json.loads(line))
+        except (ValueError, RecursionError):
+            continue
+        if record is not None:
+            records.append(record)
+    return records
