@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="display name of the run")
     parser.add_argument("--runs-dir", default=str(runs.default_runs_dir()), help="folder holding the run folders")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or interrupted run from its last checkpoint")
+    parser.add_argument("--restart", metavar="RUN_ID",
+                        help="train a run that ended before its first checkpoint again, with its own settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
@@ -70,9 +72,10 @@ class ProgressBar:
 
     def _epoch_line(self, epoch: int, epochs: int) -> None:
         vals = [r for r in runs.read_metrics(self.run_dir) if r["kind"] == "val" and r.get("epoch") == epoch]
-        if vals and "val_acc" in vals[-1]:
+        if vals and "val_acc" in vals[-1] and "val_loss" in vals[-1]:
             v = vals[-1]
-            text = f"val loss {v['val_loss']:.3f}  val acc {v['val_acc']:.2%}  {v['images_per_s']:,.0f} img/s"
+            speed = f"  {v['images_per_s']:,.0f} img/s" if v.get("images_per_s") is not None else ""
+            text = f"val loss {v['val_loss']:.3f}  val acc {v['val_acc']:.2%}{speed}"
         else:
             text = "done"
         self.stream.write(f"\repoch {epoch}/{epochs}: {text}".ljust(self.width + 50) + "\n")
@@ -85,17 +88,19 @@ def format_seconds(seconds: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from core.data import load_dataset  # late: torch import only once the flags parse
-    from core.train import resume_run, train
+    from core.train import restart_run, resume_run, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        if args.resume:
-            run_dir = runs.run_path(args.runs_dir, args.resume)
+        if args.resume or args.restart:
+            run_id = args.resume or args.restart
+            run_dir = runs.run_path(args.runs_dir, run_id)
             bar = None if args.quiet else ProgressBar(run_dir)
-            result = resume_run(args.runs_dir, args.resume, stop=stop, on_status=bar)
+            carry_on = resume_run if args.resume else restart_run
+            result = carry_on(args.runs_dir, run_id, stop=stop, on_status=bar)
         else:
             cfg = config_from_args(args)
             load_dataset(cfg.data, cfg.data_dir or None)  # a bad source fails here, before any folder is made
@@ -104,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = train(cfg, run_dir, stop=stop, on_status=None if args.quiet else ProgressBar(run_dir))
     except ValueError as exc:  # bad flag values, unknown run id: one sentence, nothing touched
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the runs folder cannot be written (full disk, no permission)
+        print(f"error: {runs.disk_error_sentence(exc)}.", file=sys.stderr)
         return 1
     print(file=sys.stderr)
     if result.state == "completed":

@@ -16,6 +16,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
 FLIPS = ("none", "random", "alternating")
 PRECISIONS = ("auto", "fp32", "bf16")
+MAX_SEED = 2**32 - 1  # what every generator a seed reaches accepts (scikit-learn's split: below 2**32)
 
 
 def _choices(*values: str) -> dict:
@@ -63,6 +64,7 @@ class TrainConfig:
     precision: str = field(default="auto", metadata=_choices(*PRECISIONS))  # auto: bf16 on CUDA and bf16-capable CPUs
     compile: bool = False  # torch.compile the training step (slow first epoch, faster after; CUDA mostly)
     log_every: int = 20  # steps between train-metric records (metrics leave the device only then)
+    checkpoint_every: float = 60.0  # seconds of training between mid-epoch checkpoints; 0 = at epoch ends only
 
     def __post_init__(self) -> None:
         for problem in _problems(self):
@@ -146,9 +148,10 @@ def _range_problems(cfg: TrainConfig):
         (0.0 <= cfg.ema < 1.0, "ema must be at least 0 (off) and below 1"),
         (0 <= cfg.crop_padding <= 16, "crop_padding must be between 0 and 16 pixels"),
         (0 <= cfg.cutout <= 32, "cutout must be between 0 and 32 pixels"),
-        (cfg.seed >= 0, "seed must be 0 or more"),
-        (cfg.split_seed >= 0, "split_seed must be 0 or more"),
+        (0 <= cfg.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED}"),
+        (0 <= cfg.split_seed <= MAX_SEED, f"split_seed must be between 0 and {MAX_SEED}"),
         (1 <= cfg.log_every <= 100_000, "log_every must be between 1 and 100000 steps"),
+        (0.0 <= cfg.checkpoint_every <= 86_400, "checkpoint_every must be between 0 (epoch ends only) and 86400 seconds"),
     ]
     for ok, sentence in checks:
         if not ok:

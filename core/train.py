@@ -31,6 +31,7 @@ from core.schedules import PlateauTracker, lr_at
 log = logging.getLogger(__name__)
 
 OOM_MESSAGE = "out of memory: try a smaller batch size"
+DIVERGED_MESSAGE = "training diverged (the loss became NaN or infinite): lower the learning rate"
 STATUS_INTERVAL_S = 1.0  # how often progress/heartbeat reach status.json
 
 
@@ -227,18 +228,43 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         return _result(run_dir, session, "stopped", None)
     except Exception as exc:  # every failure ends the run cleanly with one sentence
         error = _error_sentence(exc)
-        if not isinstance(exc, (ValueError, torch.OutOfMemoryError)):
+        if not isinstance(exc, (ValueError, OSError, torch.OutOfMemoryError)):
             log.exception("run %s failed", run_dir.name)
-        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
+        _close(writer)  # before the last status: on a full disk, its unwritten buffer must not fail again
+        writer = None
+        _report_failure(reporter, error, session)
         return _result(run_dir, session, "failed", None, error)
     finally:
-        if writer is not None:
+        _close(writer)
+
+
+def _close(writer: runs.MetricsWriter | None) -> None:
+    if writer is not None:
+        try:
             writer.close()
+        except OSError:  # the disk filled up: what could not be flushed is lost, the rest stays
+            log.warning("could not flush the last metrics records", exc_info=True)
+
+
+def _report_failure(reporter: _StatusReporter, error: str, session: _Session | None) -> None:
+    """Mark the run failed; if even that small write fails (disk still full), the run reads as interrupted."""
+    try:
+        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
+    except OSError:
+        log.warning("could not record the failure of %s: %s", reporter.run_dir.name, error)
+
+
+class Diverged(ArithmeticError):
+    """The training loss became NaN or infinite: carrying on would only spread it to every weight."""
 
 
 def _error_sentence(exc: BaseException) -> str:
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return OOM_MESSAGE
+    if isinstance(exc, Diverged):
+        return DIVERGED_MESSAGE
+    if isinstance(exc, OSError):
+        return runs.disk_error_sentence(exc)
     if isinstance(exc, (ValueError, DataError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -281,10 +307,13 @@ def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, sto
         synchronize(s.device)  # once an epoch, so its seconds include the queued GPU work
         seconds = time.perf_counter() - epoch_start
         p.epoch, p.batch = p.epoch + 1, 0
-        val = _validate(s)
+        val, improved = _validate(s)
+        # last.pt first: a kill between the two writes must still leave a resumable run.
+        runs.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
+        if improved:
+            runs.copy_checkpoint(s.run_dir, "last", "best")
         writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
                        "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
-        runs.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
         reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
 
 
@@ -294,10 +323,14 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
     model.train()
     sums = torch.zeros(2, device=s.device)  # loss*n and correct since the last record, kept on the device
     images_seen = logged_from = 0
+    next_checkpoint = time.monotonic() + cfg.checkpoint_every
     for x, y in s.loader.epoch(p.epoch, start_batch=p.batch):
         if stop.is_set():
-            runs.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
+            _save_mid_epoch(s, sums)
             raise _Stopped
+        if cfg.checkpoint_every and time.monotonic() >= next_checkpoint:  # a kill loses at most this much
+            _save_mid_epoch(s, sums)
+            next_checkpoint = time.monotonic() + cfg.checkpoint_every
         lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
         for group in s.optimizer.param_groups:
             group["lr"] = lr
@@ -315,6 +348,8 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
         images_seen += len(y)
         if p.step % cfg.log_every == 0:
             loss_sum, correct = sums.tolist()  # the one host sync of the interval
+            if not math.isfinite(loss_sum):
+                raise Diverged
             n = images_seen - logged_from
             writer.write([{"kind": "train", "epoch": p.epoch + p.batch / steps_per_epoch, "step": p.step,
                            "loss": loss_sum / n, "acc": correct / n, "lr": lr, "time": time.time()}])
@@ -324,24 +359,33 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
     return images_seen
 
 
-def _validate(s: _Session) -> dict[str, Any]:
-    """Validation metrics after an epoch; updates best checkpoint, plateau and early stopping."""
+def _save_mid_epoch(s: _Session, sums: torch.Tensor) -> None:
+    """A resumable checkpoint inside an epoch, unless the weights have already gone NaN (then the run fails)."""
+    if not math.isfinite(sums[0].item()):  # a host sync, but only once a checkpoint interval
+        raise Diverged
+    runs.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
+
+
+def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
+    """Validation metrics after an epoch and whether they are the best so far; updates plateau and early stopping."""
     p, cfg = s.progress, s.cfg
     if not len(s.val_set):
-        return {}
+        return {}, False
     result = evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
                       memory_format=s.memory_format)
+    if not math.isfinite(result.mean_loss):
+        raise Diverged
     runs.save_val_predictions(s.run_dir, p.epoch, result.probs)
     metrics = {"val_loss": result.mean_loss, "val_acc": result.accuracy}
-    if p.best_val_acc is None or result.accuracy > p.best_val_acc:
+    improved = p.best_val_acc is None or result.accuracy > p.best_val_acc
+    if improved:
         p.best_val_acc = result.accuracy
-        runs.save_checkpoint(s.run_dir, "best", s.checkpoint(metrics))
     if cfg.schedule == "plateau":
         s.plateau.update(result.mean_loss)
     if cfg.early_stopping:
         s.early.update(result.mean_loss)
         p.stopped_early = s.early.bad_epochs >= cfg.early_stopping
-    return metrics
+    return metrics, improved
 
 
 def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
@@ -356,6 +400,8 @@ def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
     result = evaluate(model, images, labels, s.normalize, tta=s.cfg.tta, amp_dtype=s.amp,
                       memory_format=s.memory_format)
     seconds = time.perf_counter() - start
+    if not math.isfinite(result.mean_loss):
+        raise Diverged
     runs.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
     pred = result.probs.argmax(1)
     per_class = {name: float((pred[s.test_set.labels == k] == k).mean()) if (s.test_set.labels == k).any() else None
@@ -407,12 +453,21 @@ def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Continue a stopped, failed or interrupted run from its last checkpoint with its own config."""
     run_dir = runs.run_path(runs_dir, run_id)
     summary = runs.summarize_run(run_dir)
-    if summary.state in ("completed", "running", "queued", "damaged"):
-        raise runs.RunError(f"Run {run_id} is {summary.state}; only stopped, failed or interrupted runs can be resumed.")
-    if not runs.checkpoint_path(run_dir, "last").exists():
-        raise runs.RunError(f"Run {run_id} has no checkpoint yet, so it cannot be resumed; start a new run instead.")
-    cfg = TrainConfig.from_dict(summary.config)
-    return train(cfg, run_dir, resume=True, **train_kwargs)
+    refusal = runs.resume_refusal(summary)
+    if refusal:
+        raise runs.RunError(refusal)
+    return train(TrainConfig.from_dict(summary.config), run_dir, resume=True, **train_kwargs)
+
+
+def restart_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
+    """Train a run that ended before its first checkpoint again from the start, in its own folder."""
+    run_dir = runs.run_path(runs_dir, run_id)
+    summary = runs.summarize_run(run_dir)
+    refusal = runs.restart_refusal(summary)
+    if refusal:
+        raise runs.RunError(refusal)
+    runs.reset_for_restart(run_dir)
+    return train(TrainConfig.from_dict(summary.config), run_dir, **train_kwargs)
 
 
 if __name__ == "__main__":
