@@ -33,7 +33,9 @@ class Job:
 class JobManager:
     def __init__(self, runs_dir: str | Path):
         self.runs_dir = Path(runs_dir)
-        self._lock = threading.Lock()
+        # One lock for every check-then-act (state, queue place, enqueue), so two sessions pressing Resume
+        # at once get one job and one refusal. Re-entrant: the public calls nest (delete -> stop).
+        self._lock = threading.RLock()
         self._queues: dict[str, deque[Job]] = {}  # device key -> waiting jobs
         self._running: dict[str, Job] = {}  # device key -> the job training there
         self._workers: dict[str, threading.Thread] = {}
@@ -47,15 +49,26 @@ class JobManager:
 
     def resume(self, run_id: str) -> None:
         """Queue a stopped, failed or interrupted run to continue from its last checkpoint."""
+        self._requeue(run_id, runs.resume_refusal, resume=True)
+
+    def restart(self, run_id: str) -> None:
+        """Queue a run that ended before its first checkpoint to train again from the start, same settings."""
+        self._requeue(run_id, runs.restart_refusal, resume=False)
+
+    def _requeue(self, run_id: str, refusal_of, *, resume: bool) -> None:
         run_dir = runs.run_path(self.runs_dir, run_id)
-        summary = runs.summarize_run(run_dir)
-        if summary.state not in ("stopped", "failed", "interrupted") or self.position(run_id) is not None:
-            raise runs.RunError(f"Run {run_id} is {summary.state}; only stopped, failed or interrupted runs can be resumed.")
-        if not runs.checkpoint_path(run_dir, "last").exists():
-            raise runs.RunError(f"Run {run_id} has no checkpoint yet, so it cannot be resumed; start a new run instead.")
-        cfg = TrainConfig.from_dict(summary.config)
-        runs.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
-        self._enqueue(Job(run_id, run_dir, cfg, resume=True))
+        with self._lock:
+            if self.position(run_id) is not None:
+                raise runs.RunError(f"Run {run_id} is already training or waiting in this dashboard.")
+            summary = runs.summarize_run(run_dir)
+            refusal = refusal_of(summary)
+            if refusal:
+                raise runs.RunError(refusal)
+            cfg = TrainConfig.from_dict(summary.config)
+            if not resume:
+                runs.reset_for_restart(run_dir)
+            runs.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
+            self._enqueue(Job(run_id, run_dir, cfg, resume=resume))
 
     def stop(self, run_id: str) -> None:
         """Stop a running job (it saves a resumable checkpoint) or take a waiting one out of the queue."""
@@ -75,10 +88,11 @@ class JobManager:
 
     def delete(self, run_id: str) -> None:
         """Delete a run; a waiting one leaves the queue first. A training run is refused (stop it first)."""
-        if (self.position(run_id) or 0) > 0:
-            self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
-        if runs.run_path(self.runs_dir, run_id).is_dir():
-            runs.delete_run(self.runs_dir, run_id)
+        with self._lock:
+            if (self.position(run_id) or 0) > 0:
+                self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
+            if runs.run_path(self.runs_dir, run_id).is_dir():
+                runs.delete_run(self.runs_dir, run_id)
 
     # --- looking ---
     def position(self, run_id: str) -> int | None:

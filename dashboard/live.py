@@ -15,7 +15,6 @@ from core import runs, views
 from dashboard import common
 
 LIVE_REFRESH_S = 1.5
-RESUMABLE = ("stopped", "failed", "interrupted")
 MESSAGE_KEY = "live_message"  # a one-sentence refusal from Stop/Resume, shown on the next draw
 SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
 
@@ -66,10 +65,15 @@ def _actions(summary: runs.RunSummary) -> None:
                 help="Stop training now. The run keeps what it learned so far and can be resumed later."
                      if not elsewhere else
                      "This run was started outside this dashboard (e.g. from the command line): stop it there.")
-    right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon="▶️",
-                 disabled=summary.state not in RESUMABLE,
-                 help="Carry on training a stopped or interrupted run from where it left off, up to its "
-                      "planned number of epochs.")
+    if runs.restart_refusal(summary) is None:  # ended before its first checkpoint: nothing to resume
+        right.button("Start again", key="live_restart", on_click=_restart, args=(summary.run_id,), icon=":material/restart_alt:",
+                     help="Train this run again from the start with the same settings (it stopped before "
+                          "saving anything it could carry on from).")
+    else:
+        right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon="▶️",
+                     disabled=runs.resume_refusal(summary) is not None,
+                     help="Carry on training a stopped or interrupted run from where it left off, up to its "
+                          "planned number of epochs.")
     message = st.session_state.pop(MESSAGE_KEY, None)
     if message:
         st.error(message)
@@ -85,6 +89,13 @@ def _stop(run_id: str) -> None:
 def _resume(run_id: str) -> None:
     try:
         common.job_manager().resume(run_id)
+    except runs.RunError as exc:
+        st.session_state[MESSAGE_KEY] = str(exc)
+
+
+def _restart(run_id: str) -> None:
+    try:
+        common.job_manager().restart(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
 

@@ -95,6 +95,9 @@ MORE = [
             "processor."),
     Control("split_seed", "Validation split seed", "Which pictures are held back for validation."),
     Control("log_every", "Record every (steps)", "How often the training curve gets a new point."),
+    Control("checkpoint_every", "Save progress every (seconds)", "How often training saves what it has learned "
+            "so far, so that a crash or a closed laptop loses at most this much. 0 = only at the end of each "
+            "epoch.", step=30.0),
     Control("compile", "Compile the model", "Spends a minute or so preparing the model at the start so that later "
             "epochs run faster; worth it for long runs on an NVIDIA GPU."),
     Control("data_dir", "Data folder", "Where CIFAR-10 is downloaded and decoded pictures are kept; empty = the "
