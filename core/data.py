@@ -32,12 +32,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from core import augment as aug
 from core.augment import Augment
-from core.uploads import to_rgb
+from core.images import IMAGE_SIZE, ImageError, Policy, decode
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +45,16 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 )
 DEFAULT_DATA_DIR: Path = Path(__file__).resolve().parents[1] / "data"
 CACHE_ENV = "CIFAR_CACHE_DIR"
-IMAGE_SIZE = 32
-CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused (2: shared core.images decoder)
 SPLITS = ("train", "test")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+DATASET_IMAGES = Policy(
+    formats=("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM"),  # the decoders of IMAGE_SUFFIXES, no others
+    unreadable="remove it or save it as PNG or JPEG",
+    damaged="remove it or replace it with an undamaged copy",
+    no_pixels="remove it",
+)
 MAX_MEMBER_BYTES = 256 * 2**20  # refuse absurd archive members (zip bombs) before reading them
 LAYOUT_HINT = "ImageFolder layout (train/<class>/*, test/<class>/*)"
 SOURCES_HINT = f"'cifar10', 'synthetic', or a folder or .tar.gz/.tgz/.zip archive in {LAYOUT_HINT}"
@@ -429,18 +433,16 @@ def _split_member(name: str) -> tuple[str, str, str] | None:
     return None
 
 
-def decode_image(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Encoded image bytes -> (size, size, 3) uint8 RGB; other sizes are resized bilinearly (squashed).
+def decode_image(data: bytes, name: str, path: Path) -> np.ndarray:
+    """A dataset image's bytes -> (32, 32, 3) uint8 RGB, squashed, through the decoder uploads use too.
 
-    Modes go through `core.uploads.to_rgb` (transparency on white, 16-bit grey scaled, P/L/CMYK made
-    RGB), so folder images and uploaded pictures are turned into RGB the same way.
+    Over the pixel cap (read from the header, before decoding), unreadable or damaged: one sentence
+    naming the member and the source.
     """
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft(image.mode, (2 * size, 2 * size))  # JPEG: big photos decode at a reduced scale
-        rgb = to_rgb(image)
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+    try:
+        return decode(data, f"Image '{name}' in {path}", DATASET_IMAGES)
+    except ImageError as err:
+        raise DataError(str(err)) from None
 
 
 def _decode_source(path: Path) -> _Arrays:
@@ -459,10 +461,7 @@ def _decode_source(path: Path) -> _Arrays:
             where = _split_member(name)
             if where is None:
                 continue  # an image outside train/ and test/ (a preview, a logo): not part of the data
-            try:
-                images.append(decode_image(data))
-            except (OSError, ValueError, Image.DecompressionBombError) as err:
-                raise DataError(f"Could not decode image '{name}' in {path} ({err}); remove or replace it.") from err
+            images.append(decode_image(data, name, path))
             records.append((*where, name))
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as err:
         raise DataError(

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.uploads import MAX_BYTES, MAX_PIXELS, UploadError, load_upload, to_rgb
+from core.images import MAX_PIXELS, to_rgb
+from core.uploads import MAX_BYTES, UploadError, load_upload
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
