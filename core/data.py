@@ -379,7 +379,8 @@ def _folder_fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
     for rel, path in _walk_images(root):
         st = path.stat()
-        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # The name's bytes as on disk (surrogateescape): two spellings of a name are two different files.
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return _fingerprint("folder", digest.hexdigest())
 
 
@@ -394,9 +395,30 @@ def _walk_images(root: Path) -> Iterator[tuple[str, Path]]:
                 yield rel, path
 
 
+def readable_name(name: str) -> str:
+    """A file name as text that every page, JSON file and UTF-8 encoder accepts; class names come from it.
+
+    Folders and tar archives give names as the bytes on disk, and Python keeps bytes that are not
+    UTF-8 as lone surrogates ('caf\\udce9'), which crash a page or a JSON writer long after training.
+    Such a path part is decoded as Latin-1 rather than refused: every byte string is valid Latin-1,
+    so the data still loads; names from old Western European systems, the usual source of these
+    bytes, come out right ('café'); and each part is decoded on its own, so one oddly named file
+    cannot rename its class folder. Zip names are already text (zipfile decodes them) and pass as is.
+    """
+    parts = name.encode("utf-8", "surrogateescape").split(b"/")
+    return "/".join(_decode_name_part(part) for part in parts)
+
+
+def _decode_name_part(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def _folder_members(root: Path) -> Iterator[tuple[str, bytes]]:
     for rel, path in _walk_images(root):
-        yield rel, path.read_bytes()
+        yield readable_name(rel), path.read_bytes()
 
 
 def _tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -404,16 +426,34 @@ def _tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
     with tarfile.open(path, "r:*") as archive:
         for member in archive:
             if member.isfile() and _is_image_member(member.name):
-                _check_member_size(path, member.name, member.size)
-                yield member.name, archive.extractfile(member).read()
+                name = readable_name(member.name)
+                _check_member_size(path, name, member.size)
+                yield name, archive.extractfile(member).read()
 
 
 def _zip_members(path: Path) -> Iterator[tuple[str, bytes]]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             if not info.is_dir() and _is_image_member(info.filename):
-                _check_member_size(path, info.filename, info.file_size)
-                yield info.filename, archive.read(info)
+                name = readable_name(info.filename)
+                _check_member_size(path, name, info.file_size)
+                yield name, _read_zip_member(archive, info, name, path)
+
+
+def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: Path) -> bytes:
+    """A zip member's bytes; password protection and compression methods zipfile lacks get one sentence."""
+    if info.flag_bits & 0x1:  # the zip format's "encrypted" flag; zipfile would raise a bare RuntimeError
+        raise DataError(
+            f"Archive member '{name}' in {path} is encrypted (password-protected); pass an archive made "
+            f"without a password."
+        )
+    try:
+        return archive.read(info)
+    except NotImplementedError:  # zipfile's signal for a compression method it cannot decompress
+        raise DataError(
+            f"Archive member '{name}' in {path} uses a compression method this program cannot read "
+            f"(method {info.compress_type}); re-create the archive with ordinary zip (deflate) compression."
+        ) from None
 
 
 def _check_member_size(path: Path, name: str, size: int) -> None:

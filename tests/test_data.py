@@ -7,6 +7,7 @@ CIFAR-10 JPEG archive once per session (through the `cifar_jpeg` fixture) and sk
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import tarfile
@@ -283,6 +284,80 @@ def test_a_bad_image_is_named_with_its_source(tmp_path: Path, cache: Path, kind:
     source = root if kind == "folder" else make_archive(root, tmp_path / f"data.{kind}")
     message = refused(source)
     assert message.startswith(f"Image 'train/dog/broken.png' in {source} {problem}"), message
+
+
+def patch_zip_headers(archive: Path, flags: int = 0, method: int | None = None) -> None:
+    """Set general-purpose flag bits and/or the compression method of every member (local and central headers)."""
+    raw = bytearray(archive.read_bytes())
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        start = raw.find(signature)
+        while start != -1:
+            old = int.from_bytes(raw[start + flags_at:start + flags_at + 2], "little")
+            raw[start + flags_at:start + flags_at + 2] = (old | flags).to_bytes(2, "little")
+            if method is not None:
+                raw[start + method_at:start + method_at + 2] = method.to_bytes(2, "little")
+            start = raw.find(signature, start + 4)
+    archive.write_bytes(raw)
+
+
+def test_a_password_protected_zip_is_refused(tmp_path: Path, cache: Path) -> None:
+    archive = make_archive(make_tree(tmp_path / "t", n_images=1), tmp_path / "locked.zip", junk=False)
+    patch_zip_headers(archive, flags=0x1)  # the zip format's "encrypted" bit
+    message = refused(archive)
+    assert message.startswith("Archive member 'test/cat/a.png' in") and str(archive) in message
+    assert "encrypted (password-protected)" in message and "without a password" in message
+
+
+@pytest.mark.parametrize("method", [9, 99])  # deflate64 and WinZip AES: zipfile reads neither
+def test_a_zip_compression_method_zipfile_lacks_is_refused(tmp_path: Path, cache: Path, method: int) -> None:
+    archive = make_archive(make_tree(tmp_path / "t", n_images=1), tmp_path / "odd.zip", junk=False)
+    patch_zip_headers(archive, method=method)
+    message = refused(archive)
+    assert message.startswith("Archive member 'test/cat/a.png' in") and str(archive) in message
+    assert f"compression method this program cannot read (method {method})" in message
+
+
+LATIN1_CLASSES = {b"caf\xe9": "café", "naïve".encode(): "naïve"}  # a Latin-1 and a UTF-8 class folder
+LATIN1_FILES = (b"a.png", b"\xe9t\xe9.png")  # plain, and a Latin-1 file name inside both classes
+
+
+def make_latin1_tree(root: Path) -> Path:
+    """train/ and test/ whose folder and file names are raw bytes, some of them not UTF-8."""
+    png = _encode("RGB", (32, 32), (200, 10, 10), "PNG")
+    for split in ("train", "test"):
+        for folder_name in LATIN1_CLASSES:
+            folder = os.path.join(os.fsencode(root), split.encode(), folder_name)
+            os.makedirs(folder)
+            for file_name in LATIN1_FILES:
+                Path(os.fsdecode(os.path.join(folder, file_name))).write_bytes(png)
+    return root
+
+
+def make_latin1_tar(archive: Path) -> Path:
+    """The same names in a tar written by a Latin-1 system (GNU format, names stored as Latin-1 bytes)."""
+    png = _encode("RGB", (32, 32), (200, 10, 10), "PNG")
+    with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        for split in ("train", "test"):
+            for name in ("café", "naïve"):
+                for file_name in ("a.png", "été.png"):
+                    info = tarfile.TarInfo(f"{split}/{name}/{file_name}")
+                    info.size = len(png)
+                    tf.addfile(info, io.BytesIO(png))
+    return archive
+
+
+@pytest.mark.parametrize("kind", ["folder", "tar.gz"])
+def test_names_that_are_not_utf8_load_as_readable_text(tmp_path: Path, cache: Path, kind: str) -> None:
+    source = make_latin1_tree(tmp_path / "t") if kind == "folder" else make_latin1_tar(tmp_path / "t.tar.gz")
+    for ds in (load_dataset(str(source)), load_dataset(str(source))):  # decoded, then from the cache
+        assert ds.classes == ("café", "naïve") and ds.train.labels.tolist() == [0, 0, 1, 1]
+        assert json.dumps(ds.classes, ensure_ascii=False).encode() == '["café", "naïve"]'.encode()
+
+
+def test_readable_name_decodes_each_part_of_a_path_on_its_own() -> None:
+    on_disk = os.fsdecode("naïve".encode() + b"/caf\xe9")  # a UTF-8 folder, a Latin-1 file inside
+    assert "\udce9" in on_disk and data.readable_name(on_disk) == "naïve/café"
+    assert data.readable_name("train/cat/a.png") == "train/cat/a.png"
 
 
 # ---------------------------------------------------------------------------------------------
