@@ -7,6 +7,7 @@ CIFAR-10 JPEG archive once per session (through the `cifar_jpeg` fixture) and sk
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import struct
@@ -556,8 +557,65 @@ def test_split_zero_gives_an_empty_val_set_and_bad_fractions_raise() -> None:
     for bad in (-0.1, 0.6, 1.0):
         with pytest.raises(ValueError, match="val_fraction"):
             split_train_val(full, bad, seed=0)
-    with pytest.raises(ValueError, match="stratified"):
-        split_train_val(_imageset([1, 1, 1, 30]), 0.5, seed=0)  # classes too small to stratify
+
+
+def test_a_dataset_too_small_to_split_is_explained_in_one_sentence() -> None:
+    with pytest.raises(DataError) as info:
+        split_train_val(_imageset([1, 1, 1, 30]), 0.1, seed=0)
+    message = str(info.value)
+    one_sentence(message)
+    assert message.startswith("The training set (33 pictures in 4 classes, the smallest with 1) is too small")
+    assert "add more pictures per class, or set the validation share (val_fraction) to 0" in message
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.2, 0.5])
+def test_the_split_refuses_exactly_what_sklearn_cannot_split(fraction: float) -> None:
+    from sklearn.model_selection import train_test_split
+
+    for counts in [*itertools.product(range(1, 5), repeat=2), *itertools.product(range(1, 4), repeat=3), (9, 9, 2), (40, 40)]:
+        full = _imageset(list(counts))
+        try:
+            train_test_split(np.arange(len(full)), test_size=fraction, random_state=0, stratify=full.labels)
+        except ValueError:
+            with pytest.raises(DataError, match="too small"):
+                split_train_val(full, fraction, seed=0)
+        else:
+            train, val = split_train_val(full, fraction, seed=0)
+            assert len(train) + len(val) == len(full), counts
+
+
+def test_a_constant_colour_channel_normalises_to_zero_instead_of_failing() -> None:
+    images = _imageset([10, 10]).images.copy()
+    images[..., 2] = 0  # no blue anywhere, as in a dataset of red-green pictures
+    mean, std = channel_stats(images)
+    assert mean[2] == 0 and std[2] == pytest.approx(1 / 255) and std[0] > 0.2
+    gray_std = channel_stats(np.full((4, 32, 32, 3), 90, np.uint8), grayscale=True)[1]
+    assert gray_std == pytest.approx((1 / 255,) * 3)
+    loader = DeviceLoader(images, np.zeros(20, np.int64), batch_size=8, device="cpu", shuffle=False,
+                          mean=mean, std=std)
+    x, _ = next(iter(loader.epoch(0)))
+    assert torch.isfinite(x).all() and (x[:, 2] == 0).all() and x[:, 0].std() > 0.5
+
+
+def make_red_green_tree(root: Path, classes: tuple[str, ...]) -> Path:
+    """A small folder dataset whose pictures have no blue at all (a constant colour channel)."""
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 10), ("test", 4)):
+        for cls in classes:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                pixels[..., 2] = 0
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def test_a_dataset_without_blue_trains(tmp_path: Path, cache: Path) -> None:
+    from tests.helpers import train_tiny_run  # imports the training engine: only this test needs it
+
+    root = make_red_green_tree(tmp_path / "red-green", ("red", "green"))
+    result = train_tiny_run(tmp_path / "runs", data=str(root), epochs=1, val_fraction=0.2)
+    assert json.loads((result.run_dir / "test_summary.json").read_text())["accuracy"] is not None
 
 
 def test_channel_stats_match_numpy() -> None:
