@@ -1,12 +1,15 @@
 """Data page (AppTest): the class counts equal the split sizes a run makes, the grid shows enlarged
 pictures of every class, and missing CIFAR-10 or data too small to split are explained in core's
-sentence instead of failing."""
+sentence instead of failing; class names that were not UTF-8 on disk show on every page."""
 from __future__ import annotations
 
 import io
+import json
+import tarfile
 import urllib.error
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torchvision
 from PIL import Image
@@ -134,3 +137,33 @@ def test_data_too_small_to_split_is_explained_and_its_pictures_still_shown(tmp_p
     assert "too small to hold back a stratified 10% validation set" in at.info[0].value
     assert not at.dataframe  # no counts table for a split that cannot be made
     assert [m.value for m in at.markdown if m.value.startswith("**")] == ["**blue**", "**red**"]
+
+def make_latin1_tar(archive: Path) -> Path:
+    """An archive made on a Latin-1 system: the class folder 'café' is stored as the bytes caf\\xe9."""
+    rng = np.random.default_rng(0)
+    with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        for split, per_class in (("train", 20), ("test", 5)):
+            for name, base in (("café", (200, 60, 20)), ("thé", (20, 160, 40))):
+                for i in range(per_class):
+                    pixels = np.clip(np.array(base) + rng.integers(-30, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                    encoded = io.BytesIO()
+                    Image.fromarray(pixels).save(encoded, "PNG")
+                    info = tarfile.TarInfo(f"{split}/{name}/{i}.png")
+                    info.size = len(encoded.getvalue())
+                    tf.addfile(info, io.BytesIO(encoded.getvalue()))
+    return archive
+
+
+def test_latin1_class_names_train_and_every_page_shows_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "runs"))
+    archive = make_latin1_tar(tmp_path / "latin1.tar.gz")
+    result = train_tiny_run(tmp_path / "runs", data=str(archive), epochs=1)
+    summary = json.loads((result.run_dir / "test_summary.json").read_text(encoding="utf-8"))
+    assert sorted(summary["per_class_accuracy"]) == ["café", "thé"]
+    at = open_data_page(result.run_dir.name)
+    assert [m.value for m in at.markdown if m.value.startswith("**")] == ["**café**", "**thé**"]
+    # Both pages raised UnicodeEncodeError on 'caf\\udce9', the class name this archive used to get.
+    errors = open_page("views/errors.py", result.run_dir.name)
+    assert list(errors.dataframe[-1].value["Class"]) == ["café", "thé"]  # per-class scores
+    gallery = open_page("views/gallery.py", result.run_dir.name)
+    assert any("café" in image.captions[0] for image in gallery.image)
