@@ -6,11 +6,13 @@
 - "synthetic": a small generated 10-class set (coloured shapes) for tests and offline smoke runs;
 - a folder or .tar.gz/.tgz/.zip archive in ImageFolder layout (`train/<class>/*`, `test/<class>/*`).
 
-Folders, archives and CIFAR-10 are decoded once and cached as plain .npy files under
-`<data_dir>/cache/<fingerprint>/` (or `$CIFAR_CACHE_DIR/<fingerprint>/`), so later loads take well
-under a second. `split_train_val` carves a stratified validation set out of train, `channel_stats`
-gives the normalisation constants, and `DeviceLoader` keeps a whole split on the device as uint8
-and serves shuffled, augmented, normalised batches from there.
+Every image file goes through `core.images`, the decoder uploads use too (the pixel cap read from
+the header, any mode made RGB, squashed to 32x32), and file and class names that are not UTF-8 are
+made readable (`readable_name`). Folders, archives and CIFAR-10 are decoded once and cached as
+plain .npy files under `<data_dir>/cache/<fingerprint>/` (or `$CIFAR_CACHE_DIR/<fingerprint>/`), so
+later loads take well under a second. `split_train_val` carves a stratified validation set out of
+train, `channel_stats` gives the normalisation constants, and `DeviceLoader` keeps a whole split on
+the device as uint8 and serves shuffled, augmented, normalised batches from there.
 """
 
 from __future__ import annotations
