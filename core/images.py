@@ -93,7 +93,7 @@ def check_size(image: Image.Image, name: str, policy: Policy) -> None:
 
 
 def decode_rgb(image: Image.Image, name: str, policy: Policy, size: int = IMAGE_SIZE) -> Image.Image:
-    """Decode an opened picture into 8-bit RGB, at least 2*size on its shorter side but seldom much more."""
+    """Decode an opened picture into 8-bit RGB; a big one comes back reduced, its shorter side 2..4x `size`."""
     image.draft(image.mode, (2 * size, 2 * size))  # JPEG: decode at 1/2..1/8 scale, much less memory
     try:
         image.load()  # a file cut off or corrupted part-way fails here, not later
