@@ -6,11 +6,13 @@
 - "synthetic": a small generated 10-class set (coloured shapes) for tests and offline smoke runs;
 - a folder or .tar.gz/.tgz/.zip archive in ImageFolder layout (`train/<class>/*`, `test/<class>/*`).
 
-Folders, archives and CIFAR-10 are decoded once and cached as plain .npy files under
-`<data_dir>/cache/<fingerprint>/` (or `$CIFAR_CACHE_DIR/<fingerprint>/`), so later loads take well
-under a second. `split_train_val` carves a stratified validation set out of train, `channel_stats`
-gives the normalisation constants, and `DeviceLoader` keeps a whole split on the device as uint8
-and serves shuffled, augmented, normalised batches from there.
+Every image file goes through `core.images`, the decoder uploads use too (the pixel cap read from
+the header, any mode made RGB, squashed to 32x32), and file and class names that are not UTF-8 are
+made readable (`readable_name`). Folders, archives and CIFAR-10 are decoded once and cached as
+plain .npy files under `<data_dir>/cache/<fingerprint>/` (or `$CIFAR_CACHE_DIR/<fingerprint>/`), so
+later loads take well under a second. `split_train_val` carves a stratified validation set out of
+train, `channel_stats` gives the normalisation constants, and `DeviceLoader` keeps a whole split on
+the device as uint8 and serves shuffled, augmented, normalised batches from there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import tarfile
 import time
@@ -32,12 +35,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from core import augment as aug
 from core.augment import Augment
-from core.uploads import to_rgb
+from core.images import IMAGE_SIZE, ImageError, Policy, decode
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +48,23 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 )
 DEFAULT_DATA_DIR: Path = Path(__file__).resolve().parents[1] / "data"
 CACHE_ENV = "CIFAR_CACHE_DIR"
-IMAGE_SIZE = 32
-CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused (2: shared core.images decoder)
 SPLITS = ("train", "test")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+DATASET_IMAGES = Policy(
+    formats=("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM"),  # the decoders of IMAGE_SUFFIXES, no others
+    unreadable="remove it or save it as PNG or JPEG",
+    damaged="remove it or replace it with an undamaged copy",
+    no_pixels="remove it",
+)
 MAX_MEMBER_BYTES = 256 * 2**20  # refuse absurd archive members (zip bombs) before reading them
 LAYOUT_HINT = "ImageFolder layout (train/<class>/*, test/<class>/*)"
 SOURCES_HINT = f"'cifar10', 'synthetic', or a folder or .tar.gz/.tgz/.zip archive in {LAYOUT_HINT}"
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 luminance weights for the grayscale option
+# One grey level: uint8 pixels cannot spread less, so a smaller std means a constant channel. Its
+# normalised value is 0 on every training picture whatever the floor; one level keeps ordinary data untouched.
+MIN_STD = 1 / 255
 
 
 class DataError(ValueError):
@@ -375,7 +385,8 @@ def _folder_fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
     for rel, path in _walk_images(root):
         st = path.stat()
-        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # The name's bytes as on disk (surrogateescape): two spellings of a name are two different files.
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return _fingerprint("folder", digest.hexdigest())
 
 
@@ -390,9 +401,30 @@ def _walk_images(root: Path) -> Iterator[tuple[str, Path]]:
                 yield rel, path
 
 
+def readable_name(name: str) -> str:
+    """A file name as text that every page, JSON file and UTF-8 encoder accepts; class names come from it.
+
+    Folders and tar archives give names as the bytes on disk, and Python keeps bytes that are not
+    UTF-8 as lone surrogates ('caf\\udce9'), which crash a page or a JSON writer long after training.
+    Such a path part is decoded as Latin-1 rather than refused: every byte string is valid Latin-1,
+    so the data still loads; names from old Western European systems, the usual source of these
+    bytes, come out right ('café'); and each part is decoded on its own, so one oddly named file
+    cannot rename its class folder. Zip names are already text (zipfile decodes them) and pass as is.
+    """
+    parts = name.encode("utf-8", "surrogateescape").split(b"/")
+    return "/".join(_decode_name_part(part) for part in parts)
+
+
+def _decode_name_part(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def _folder_members(root: Path) -> Iterator[tuple[str, bytes]]:
     for rel, path in _walk_images(root):
-        yield rel, path.read_bytes()
+        yield readable_name(rel), path.read_bytes()
 
 
 def _tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -400,16 +432,34 @@ def _tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
     with tarfile.open(path, "r:*") as archive:
         for member in archive:
             if member.isfile() and _is_image_member(member.name):
-                _check_member_size(path, member.name, member.size)
-                yield member.name, archive.extractfile(member).read()
+                name = readable_name(member.name)
+                _check_member_size(path, name, member.size)
+                yield name, archive.extractfile(member).read()
 
 
 def _zip_members(path: Path) -> Iterator[tuple[str, bytes]]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             if not info.is_dir() and _is_image_member(info.filename):
-                _check_member_size(path, info.filename, info.file_size)
-                yield info.filename, archive.read(info)
+                name = readable_name(info.filename)
+                _check_member_size(path, name, info.file_size)
+                yield name, _read_zip_member(archive, info, name, path)
+
+
+def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, path: Path) -> bytes:
+    """A zip member's bytes; password protection and compression methods zipfile lacks get one sentence."""
+    if info.flag_bits & 0x1:  # the zip format's "encrypted" flag; zipfile would raise a bare RuntimeError
+        raise DataError(
+            f"Archive member '{name}' in {path} is encrypted (password-protected); pass an archive made "
+            f"without a password."
+        )
+    try:
+        return archive.read(info)
+    except NotImplementedError:  # zipfile's signal for a compression method it cannot decompress
+        raise DataError(
+            f"Archive member '{name}' in {path} uses a compression method this program cannot read "
+            f"(method {info.compress_type}); re-create the archive with ordinary zip (deflate) compression."
+        ) from None
 
 
 def _check_member_size(path: Path, name: str, size: int) -> None:
@@ -429,18 +479,16 @@ def _split_member(name: str) -> tuple[str, str, str] | None:
     return None
 
 
-def decode_image(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Encoded image bytes -> (size, size, 3) uint8 RGB; other sizes are resized bilinearly (squashed).
+def decode_image(data: bytes, name: str, path: Path) -> np.ndarray:
+    """A dataset image's bytes -> (32, 32, 3) uint8 RGB, squashed, through the decoder uploads use too.
 
-    Modes go through `core.uploads.to_rgb` (transparency on white, 16-bit grey scaled, P/L/CMYK made
-    RGB), so folder images and uploaded pictures are turned into RGB the same way.
+    Over the pixel cap (read from the header, before decoding), unreadable or damaged: one sentence
+    naming the member and the source.
     """
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft(image.mode, (2 * size, 2 * size))  # JPEG: big photos decode at a reduced scale
-        rgb = to_rgb(image)
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+    try:
+        return decode(data, f"Image '{name}' in {path}", DATASET_IMAGES)
+    except ImageError as err:
+        raise DataError(str(err)) from None
 
 
 def _decode_source(path: Path) -> _Arrays:
@@ -459,10 +507,7 @@ def _decode_source(path: Path) -> _Arrays:
             where = _split_member(name)
             if where is None:
                 continue  # an image outside train/ and test/ (a preview, a logo): not part of the data
-            try:
-                images.append(decode_image(data))
-            except (OSError, ValueError, Image.DecompressionBombError) as err:
-                raise DataError(f"Could not decode image '{name}' in {path} ({err}); remove or replace it.") from err
+            images.append(decode_image(data, name, path))
             records.append((*where, name))
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as err:
         raise DataError(
@@ -513,25 +558,44 @@ def split_train_val(train: ImageSet, val_fraction: float, seed: int) -> tuple[Im
         raise ValueError(f"val_fraction={val_fraction!r} is invalid; use a number from 0 to 0.5.")
     if val_fraction == 0 or len(train) == 0:
         return train, train.take(np.arange(0))
+    _check_splittable(train.labels, val_fraction)
     from sklearn.model_selection import train_test_split  # lazy: sklearn import is slow
 
-    try:
-        keep, val = train_test_split(
-            np.arange(len(train)), test_size=val_fraction, random_state=seed, stratify=train.labels
-        )
-    except ValueError as err:
-        raise ValueError(
-            f"val_fraction={val_fraction} cannot give a stratified validation set from {len(train)} training "
-            f"images ({err}); use a larger fraction, or 0 for no validation set."
-        ) from err
+    keep, val = train_test_split(
+        np.arange(len(train)), test_size=val_fraction, random_state=seed, stratify=train.labels
+    )
     # Sorted positions keep both subsets in source order; the loader shuffles anyway.
     return train.take(np.sort(keep)), train.take(np.sort(val))
+
+
+def _check_splittable(labels: np.ndarray, val_fraction: float) -> None:
+    """DataError unless a stratified split of `labels` exists: sklearn's own conditions, in one user sentence.
+
+    train_test_split(stratify=...) needs every class twice and as many pictures as classes on each
+    side, with ceil(val_fraction * n) pictures held back; its messages are several sentences about "y".
+    """
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]  # (classes present,)
+    n, n_classes = len(labels), len(counts)
+    n_val = math.ceil(val_fraction * n)
+    if counts.min() >= 2 and min(n_val, n - n_val) >= n_classes:
+        return
+    raise DataError(
+        f"The training set ({n} pictures in {n_classes} classes, the smallest with {counts.min()}) is too small "
+        f"to hold back a stratified {val_fraction:.0%} validation set, which needs at least 2 pictures of every "
+        f"class and a picture of every class on each side; add more pictures per class, or set the validation "
+        f"share (val_fraction) to 0."
+    )
 
 
 def channel_stats(
     images: np.ndarray, *, grayscale: bool = False
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """Per-channel mean and std in [0, 1] units of (N, H, W, 3) uint8 images (of luminance when grayscale)."""
+    """Per-channel mean and std in [0, 1] units of (N, H, W, 3) uint8 images (of luminance when grayscale).
+
+    A std is never below MIN_STD, so a constant channel (a dataset with no blue, or all-grey pictures)
+    still normalises, to 0, instead of dividing by zero.
+    """
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
         raise ValueError(
             f"channel_stats needs a non-empty (N, H, W, 3) uint8 array; got shape {images.shape} {images.dtype}."
@@ -543,7 +607,7 @@ def channel_stats(
             total, total_sq = total + lum.sum(), total_sq + np.square(lum).sum()
         count = images[..., 0].size
         mean = float(total / count)
-        std = float(np.sqrt(max(total_sq / count - mean**2, 0.0)))
+        std = max(float(np.sqrt(max(total_sq / count - mean**2, 0.0))), MIN_STD)
         return (mean,) * 3, (std,) * 3
     means, stds = [], []
     values = np.arange(256, dtype=np.float64) / 255
@@ -551,7 +615,7 @@ def channel_stats(
         counts = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)  # exact histogram
         mean = counts @ values / counts.sum()
         means.append(float(mean))
-        stds.append(float(np.sqrt(max(counts @ values**2 / counts.sum() - mean**2, 0.0))))
+        stds.append(max(float(np.sqrt(max(counts @ values**2 / counts.sum() - mean**2, 0.0))), MIN_STD))
     return tuple(means), tuple(stds)  # type: ignore[return-value]
 
 

@@ -7,10 +7,15 @@ CIFAR-10 JPEG archive once per session (through the `cifar_jpeg` fixture) and sk
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import os
+import struct
 import tarfile
+import tracemalloc
 import urllib.error
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -147,13 +152,13 @@ def test_archive_sources_match_the_folder(tree: Path, cache: Path, tmp_path: Pat
 
 def test_decode_image_handles_modes_and_sizes() -> None:
     for name, mode, size, fill in TREE_IMAGES:
-        out = decode_image(_encode(mode, size, fill, "JPEG" if name.endswith(".jpg") else "PNG"))
+        out = decode_image(_encode(mode, size, fill, "JPEG" if name.endswith(".jpg") else "PNG"), name, Path("t"))
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
         assert np.abs(out.reshape(-1, 3).mean(0) - EXPECTED_RGB[name]).max() <= 6
 
 
 def test_decode_image_lays_transparency_on_white() -> None:
-    out = decode_image(_encode("RGBA", (32, 32), (10, 10, 200, 0), "PNG"))
+    out = decode_image(_encode("RGBA", (32, 32), (10, 10, 200, 0), "PNG"), "clear.png", Path("t"))
     assert (out == 255).all(), "transparent pixels become white, as for uploaded pictures"
 
 
@@ -206,18 +211,154 @@ def test_a_corrupt_archive_is_refused(tmp_path: Path, cache: Path) -> None:
             load_dataset(str(tmp_path / name))
 
 
-def test_a_corrupt_image_is_named(tmp_path: Path, cache: Path) -> None:
-    root = make_tree(tmp_path / "t", n_images=1)
-    (root / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG but not really")
-    with pytest.raises(DataError, match=r"Could not decode image 'train/dog/broken.png'"):
-        load_dataset(str(root))
-
-
 def test_two_trees_in_one_archive_are_refused(tmp_path: Path, cache: Path) -> None:
     root = make_tree(tmp_path / "t", n_images=1)
     make_tree(root / "copy", n_images=1)  # a second train/test tree below the first one
     with pytest.raises(DataError, match="several train/test trees"):
         load_dataset(str(make_archive(root, tmp_path / "two.zip")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and real-world sources: each refused in one sentence naming the file, or loaded safely
+# ---------------------------------------------------------------------------------------------
+
+
+def one_sentence(message: str) -> None:
+    assert message.endswith(".") and ". " not in message and "\n" not in message, message
+    assert "object at 0x" not in message, "names the file, never a Python object"
+
+
+def refused(source: Path) -> str:
+    with pytest.raises(DataError) as info:
+        load_dataset(str(source))
+    one_sentence(str(info.value))
+    return str(info.value)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header claims a width x height 16-bit grey picture."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)  # 16-bit greyscale
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+@pytest.mark.parametrize("width, height", [(15000, 11000), (100_000, 100_000)])
+def test_a_decompression_bomb_in_a_folder_is_refused_from_its_header(tmp_path: Path, cache: Path,
+                                                                     width: int, height: int) -> None:
+    root = make_tree(tmp_path / "t", n_images=1)
+    (root / "train" / "cat" / "bomb.png").write_bytes(png_declaring(width, height))
+    message = refused(root)
+    assert message.startswith(f"Image 'train/cat/bomb.png' in {root} ") and "50 million pixels" in message
+
+
+def test_a_big_16_bit_picture_is_reduced_before_any_float_copy() -> None:
+    ramp = np.repeat(np.linspace(0, 65535, 4000).astype(np.uint16)[None], 3000, axis=0)  # (3000, 4000), 12 MP
+    encoded = io.BytesIO()
+    Image.fromarray(ramp).save(encoded, "PNG", compress_level=1)
+    tracemalloc.start()  # sees numpy's buffers (not Pillow's): a float64 copy of the picture would be 96 MB
+    try:
+        out = decode_image(encoded.getvalue(), "ramp.png", Path("t"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"{peak / 2**20:.0f} MiB of numpy copies"
+    assert out[0, 0, 0] <= 8 and out[0, -1, 0] >= 247 and np.all(np.diff(out[0, :, 0].astype(int)) >= 0)
+
+
+def _cut_png() -> bytes:
+    pixels = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    encoded = io.BytesIO()
+    Image.fromarray(pixels).save(encoded, "PNG")
+    return encoded.getvalue()[:2000]
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "tar.gz"])
+@pytest.mark.parametrize("content, problem", [(b"\x89PNG but not really", "is not a PNG, JPEG"),
+                                              (_cut_png(), "is damaged or incomplete")],
+                         ids=["not-an-image", "cut-off"])
+def test_a_bad_image_is_named_with_its_source(tmp_path: Path, cache: Path, kind: str, content: bytes,
+                                              problem: str) -> None:
+    root = make_tree(tmp_path / "t", n_images=1)
+    (root / "train" / "dog" / "broken.png").write_bytes(content)
+    source = root if kind == "folder" else make_archive(root, tmp_path / f"data.{kind}")
+    message = refused(source)
+    assert message.startswith(f"Image 'train/dog/broken.png' in {source} {problem}"), message
+
+
+def patch_zip_headers(archive: Path, flags: int = 0, method: int | None = None) -> None:
+    """Set general-purpose flag bits and/or the compression method of every member (local and central headers)."""
+    raw = bytearray(archive.read_bytes())
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        start = raw.find(signature)
+        while start != -1:
+            old = int.from_bytes(raw[start + flags_at:start + flags_at + 2], "little")
+            raw[start + flags_at:start + flags_at + 2] = (old | flags).to_bytes(2, "little")
+            if method is not None:
+                raw[start + method_at:start + method_at + 2] = method.to_bytes(2, "little")
+            start = raw.find(signature, start + 4)
+    archive.write_bytes(raw)
+
+
+def test_a_password_protected_zip_is_refused(tmp_path: Path, cache: Path) -> None:
+    archive = make_archive(make_tree(tmp_path / "t", n_images=1), tmp_path / "locked.zip", junk=False)
+    patch_zip_headers(archive, flags=0x1)  # the zip format's "encrypted" bit
+    message = refused(archive)
+    assert message.startswith("Archive member 'test/cat/a.png' in") and str(archive) in message
+    assert "encrypted (password-protected)" in message and "without a password" in message
+
+
+@pytest.mark.parametrize("method", [9, 99])  # deflate64 and WinZip AES: zipfile reads neither
+def test_a_zip_compression_method_zipfile_lacks_is_refused(tmp_path: Path, cache: Path, method: int) -> None:
+    archive = make_archive(make_tree(tmp_path / "t", n_images=1), tmp_path / "odd.zip", junk=False)
+    patch_zip_headers(archive, method=method)
+    message = refused(archive)
+    assert message.startswith("Archive member 'test/cat/a.png' in") and str(archive) in message
+    assert f"compression method this program cannot read (method {method})" in message
+
+
+LATIN1_CLASSES = {b"caf\xe9": "café", "naïve".encode(): "naïve"}  # a Latin-1 and a UTF-8 class folder
+LATIN1_FILES = (b"a.png", b"\xe9t\xe9.png")  # plain, and a Latin-1 file name inside both classes
+
+
+def make_latin1_tree(root: Path) -> Path:
+    """train/ and test/ whose folder and file names are raw bytes, some of them not UTF-8."""
+    png = _encode("RGB", (32, 32), (200, 10, 10), "PNG")
+    for split in ("train", "test"):
+        for folder_name in LATIN1_CLASSES:
+            folder = os.path.join(os.fsencode(root), split.encode(), folder_name)
+            os.makedirs(folder)
+            for file_name in LATIN1_FILES:
+                Path(os.fsdecode(os.path.join(folder, file_name))).write_bytes(png)
+    return root
+
+
+def make_latin1_tar(archive: Path) -> Path:
+    """The same names in a tar written by a Latin-1 system (GNU format, names stored as Latin-1 bytes)."""
+    png = _encode("RGB", (32, 32), (200, 10, 10), "PNG")
+    with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        for split in ("train", "test"):
+            for name in ("café", "naïve"):
+                for file_name in ("a.png", "été.png"):
+                    info = tarfile.TarInfo(f"{split}/{name}/{file_name}")
+                    info.size = len(png)
+                    tf.addfile(info, io.BytesIO(png))
+    return archive
+
+
+@pytest.mark.parametrize("kind", ["folder", "tar.gz"])
+def test_names_that_are_not_utf8_load_as_readable_text(tmp_path: Path, cache: Path, kind: str) -> None:
+    source = make_latin1_tree(tmp_path / "t") if kind == "folder" else make_latin1_tar(tmp_path / "t.tar.gz")
+    for ds in (load_dataset(str(source)), load_dataset(str(source))):  # decoded, then from the cache
+        assert ds.classes == ("café", "naïve") and ds.train.labels.tolist() == [0, 0, 1, 1]
+        assert json.dumps(ds.classes, ensure_ascii=False).encode() == '["café", "naïve"]'.encode()
+
+
+def test_readable_name_decodes_each_part_of_a_path_on_its_own() -> None:
+    on_disk = os.fsdecode("naïve".encode() + b"/caf\xe9")  # a UTF-8 folder, a Latin-1 file inside
+    assert "\udce9" in on_disk and data.readable_name(on_disk) == "naïve/café"
+    assert data.readable_name("train/cat/a.png") == "train/cat/a.png"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,8 +557,65 @@ def test_split_zero_gives_an_empty_val_set_and_bad_fractions_raise() -> None:
     for bad in (-0.1, 0.6, 1.0):
         with pytest.raises(ValueError, match="val_fraction"):
             split_train_val(full, bad, seed=0)
-    with pytest.raises(ValueError, match="stratified"):
-        split_train_val(_imageset([1, 1, 1, 30]), 0.5, seed=0)  # classes too small to stratify
+
+
+def test_a_dataset_too_small_to_split_is_explained_in_one_sentence() -> None:
+    with pytest.raises(DataError) as info:
+        split_train_val(_imageset([1, 1, 1, 30]), 0.1, seed=0)
+    message = str(info.value)
+    one_sentence(message)
+    assert message.startswith("The training set (33 pictures in 4 classes, the smallest with 1) is too small")
+    assert "add more pictures per class, or set the validation share (val_fraction) to 0" in message
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.2, 0.5])
+def test_the_split_refuses_exactly_what_sklearn_cannot_split(fraction: float) -> None:
+    from sklearn.model_selection import train_test_split
+
+    for counts in [*itertools.product(range(1, 5), repeat=2), *itertools.product(range(1, 4), repeat=3), (9, 9, 2), (40, 40)]:
+        full = _imageset(list(counts))
+        try:
+            train_test_split(np.arange(len(full)), test_size=fraction, random_state=0, stratify=full.labels)
+        except ValueError:
+            with pytest.raises(DataError, match="too small"):
+                split_train_val(full, fraction, seed=0)
+        else:
+            train, val = split_train_val(full, fraction, seed=0)
+            assert len(train) + len(val) == len(full), counts
+
+
+def test_a_constant_colour_channel_normalises_to_zero_instead_of_failing() -> None:
+    images = _imageset([10, 10]).images.copy()
+    images[..., 2] = 0  # no blue anywhere, as in a dataset of red-green pictures
+    mean, std = channel_stats(images)
+    assert mean[2] == 0 and std[2] == pytest.approx(1 / 255) and std[0] > 0.2
+    gray_std = channel_stats(np.full((4, 32, 32, 3), 90, np.uint8), grayscale=True)[1]
+    assert gray_std == pytest.approx((1 / 255,) * 3)
+    loader = DeviceLoader(images, np.zeros(20, np.int64), batch_size=8, device="cpu", shuffle=False,
+                          mean=mean, std=std)
+    x, _ = next(iter(loader.epoch(0)))
+    assert torch.isfinite(x).all() and (x[:, 2] == 0).all() and x[:, 0].std() > 0.5
+
+
+def make_red_green_tree(root: Path, classes: tuple[str, ...]) -> Path:
+    """A small folder dataset whose pictures have no blue at all (a constant colour channel)."""
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 10), ("test", 4)):
+        for cls in classes:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                pixels[..., 2] = 0
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def test_a_dataset_without_blue_trains(tmp_path: Path, cache: Path) -> None:
+    from tests.helpers import train_tiny_run  # imports the training engine: only this test needs it
+
+    root = make_red_green_tree(tmp_path / "red-green", ("red", "green"))
+    result = train_tiny_run(tmp_path / "runs", data=str(root), epochs=1, val_fraction=0.2)
+    assert json.loads((result.run_dir / "test_summary.json").read_text())["accuracy"] is not None
 
 
 def test_channel_stats_match_numpy() -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.uploads import MAX_BYTES, MAX_PIXELS, UploadError, load_upload, to_rgb
+from core.images import MAX_PIXELS, to_rgb
+from core.uploads import MAX_BYTES, UploadError, load_upload
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -61,6 +62,19 @@ def test_fully_transparent_becomes_white(mode, colour):
 def test_half_transparent_red_is_composited_on_white():
     out = load_upload(encode(Image.new("RGBA", (32, 32), (255, 0, 0, 128))))
     assert np.abs(out[0, 0].astype(int) - (255, 127, 127)).max() <= 1
+
+
+def test_big_pictures_are_reduced_before_conversion_with_the_same_colours():
+    # Over 4x the model's size, pictures are box-reduced before their mode is converted: colours must not move.
+    half_red = Image.new("RGBA", (2000, 1500), (255, 0, 0, 128))
+    assert np.abs(load_upload(encode(half_red)).astype(int) - (255, 127, 127)).max() <= 1
+    checker = np.indices((800, 1000)).sum(0) % 2 * 2  # indices 0 and 2 alternate; their mean, 1, is green
+    palette = Image.fromarray(checker.astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 0, 255, 0, 200, 200, 200] + [0] * 759)
+    assert np.abs(load_upload(encode(palette)).astype(int) - 100).max() <= 1  # colours averaged, not indices
+    keyed = Image.new("P", (1000, 800), 0)
+    keyed.putpalette([10, 20, 30] * 256)
+    assert np.all(load_upload(encode(keyed, transparency=0)) == 255)
 
 
 def test_greyscale_png_and_jpeg():

@@ -110,5 +110,10 @@ except (DataError, OSError) as exc:
     st.stop()
 st.caption(f"{views.data_label(source)}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
            f"in {len(dataset.classes)} classes.")
-_counts_section(_counts(source, data_dir, val_fraction, split_seed), val_fraction)
+try:
+    counts = _counts(source, data_dir, val_fraction, split_seed)
+except DataError as exc:  # too few pictures per class to split: core's sentence says what to do
+    st.info(str(exc))
+else:
+    _counts_section(counts, val_fraction)
 _grid(dataset)
