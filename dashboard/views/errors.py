@@ -76,7 +76,7 @@ def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
     test, test_problem = common.predictions(summary.path, "test")
     split = st.radio(
         "Evaluate on", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, horizontal=True, key="errors_split",
-        index=0 if test is not None or not epochs else 1,
+        index=0 if test is not None or test_problem or not epochs else 1,  # a damaged test file is reported
         help="The final test set is judged once, after training. The validation set is judged after every "
              "epoch, so you can see how the mistakes changed while the model learned.")
     epoch = None
