@@ -17,10 +17,11 @@ import re
 _MARKUP = frozenset("\\`*_~[](){}<>#|$&!")
 # Streamlit also rewrites the text *after* parsing, where backslashes no longer count: bare URLs and
 # e-mail addresses become links (http://, www., name@host) and shortcodes become emoji or icons
-# (:smile:, :material/home:, :streamlit:). An invisible word joiner after each ':' and '@' and inside
-# "www." breaks those patterns; it is zero-width, so the reader sees the same characters.
+# (:smile:, :material/home:, :streamlit:). An invisible word joiner after a ':' or '@' that touches the
+# next character, and inside "www.", breaks those patterns; it is zero-width, so the reader sees the
+# same characters ("Finished: 2 epochs" keeps its plain colon).
 WORD_JOINER = "\u2060"
-_WWW = re.compile(r"(?i)(www)(?=\.)")
+_JOINED = re.compile(r"([:@])(?=\S)|(?i:(www))(?=\.)")
 # At the start of the text, "- ", "+ " or "1. " would begin a list item.
 _LIST_START = re.compile(r"^(\s*)([-+]|\d+[.)])(?=\s|$)")
 
@@ -29,7 +30,6 @@ def plain(text: object) -> str:
     """`text` as Markdown that Streamlit shows character for character, on one line."""
     flat = "".join(ch if ch.isprintable() else " " for ch in str(text))  # no line breaks, no controls
     escaped = "".join(f"\\{ch}" if ch in _MARKUP else ch for ch in flat)
-    escaped = escaped.replace(":", ":" + WORD_JOINER).replace("@", "@" + WORD_JOINER)
-    escaped = _WWW.sub(r"\1" + WORD_JOINER, escaped)
+    escaped = _JOINED.sub(lambda m: m[0] + WORD_JOINER, escaped)
     return _LIST_START.sub(lambda m: m[1] + m[2][:-1] + "\\" + m[2][-1], escaped)
 
