@@ -4,6 +4,7 @@ Pages import from here instead of repeating blocks; nothing here trains or compu
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import streamlit as st
 from core import runs
 from core.data import Dataset, load_dataset
 from core.jobs import JobManager
+from dashboard.text import plain
 
 RUN_KEY = "run_id"  # st.session_state key of the run being looked at
 
@@ -101,13 +103,22 @@ def _mtime_ns(path: Path) -> int:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _load_predictions(run_dir: str, split: str, epoch: int | None, stamp: int) -> runs.Predictions | None:
+def _load_predictions(run_dir: str, split: str, epoch: int | None,
+                      stamp: int) -> tuple[runs.Predictions | None, str | None]:
     # `stamp` (a file time) is part of the cache key: a leading underscore would leave it out.
-    return runs.load_predictions(Path(run_dir), split, epoch)
+    # A damaged file's sentence is returned, not raised, so it is cached too and not re-read every rerun.
+    try:
+        return runs.load_predictions(Path(run_dir), split, epoch), None
+    except runs.PredictionsError as exc:
+        return None, str(exc)
 
 
-def predictions(run_dir: Path, split: str = "test", epoch: int | None = None) -> runs.Predictions | None:
-    """Saved predictions, read from disk once per change of the run's predictions folder."""
+def predictions(run_dir: Path, split: str = "test",
+                epoch: int | None = None) -> tuple[runs.Predictions | None, str | None]:
+    """Saved predictions, or None with the sentence saying which file is damaged (None, None: not saved yet).
+
+    Read from disk once per change of the run's predictions folder.
+    """
     # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
     return _load_predictions(str(run_dir), split, epoch, _mtime_ns(run_dir / "predictions"))
 
@@ -157,36 +168,55 @@ def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, 
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _checkpoint_classes(path: str, stamp: int) -> list[str] | None:
+def _checkpoint_classes(path: str, stamp: int) -> object:
     try:
-        return list(runs.load_checkpoint(Path(path))["classes"])
-    except (runs.RunError, KeyError, TypeError):
+        return runs.load_checkpoint(Path(path)).get("classes")
+    except runs.RunError:
         return None
 
 
-def class_names(run_dir: Path, num_classes: int, data_classes: tuple[str, ...] | None) -> list[str]:
-    """Class names of a run: from its test summary, its data, its checkpoint, or numbered as a last resort."""
-    test_summary = runs.read_json(run_dir / "test_summary.json") or {}
-    candidates = [list(test_summary.get("per_class_accuracy") or {}), list(data_classes or [])]
-    for candidate in candidates:
-        if len(candidate) == num_classes:
-            return candidate
+def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
+    """`candidate` as class names when it is `num_classes` different texts, else None."""
+    if not isinstance(candidate, (list, tuple)):
+        return None
+    names = list(candidate)
+    if len(names) != num_classes or not all(isinstance(n, str) for n in names) or len(set(names)) != num_classes:
+        return None  # the matrix and the filters look classes up by name: names must tell them apart
+    return names
+
+
+def _name_sources(run_dir: Path, data_classes: tuple[str, ...] | None) -> Iterator[object]:
+    """Where a run's class names may come from, best first; a checkpoint is opened only when reached."""
+    per_class = (runs.read_json(run_dir / "test_summary.json") or {}).get("per_class_accuracy")
+    yield list(per_class) if isinstance(per_class, dict) else None
+    yield data_classes
     for which in ("last", "best"):
         path = runs.checkpoint_path(run_dir, which)
-        names = _checkpoint_classes(str(path), _mtime_ns(path)) if path.is_file() else None
-        if names and len(names) == num_classes:
+        yield _checkpoint_classes(str(path), _mtime_ns(path)) if path.is_file() else None
+
+
+def class_names(run_dir: Path, num_classes: int, data_classes: tuple[str, ...] | None) -> list[str]:
+    """Class names of a run: from its test summary, its data, its checkpoint, or numbered as a last resort.
+
+    Any of these files may be damaged or foreign (per_class_accuracy: 5, a list, names that are
+    numbers): a source that does not give `num_classes` different names is skipped.
+    """
+    for candidate in _name_sources(run_dir, data_classes):
+        names = _usable_names(candidate, num_classes)
+        if names:
             return names
     return [f"class {k}" for k in range(num_classes)]
 
 
 def tile_caption(true_name: str, pred_name: str, confidence: float) -> str:
-    return f"True: {true_name} · Predicted: {pred_name} · {confidence:.0%} sure"
+    """An image's caption (Markdown, as st.image and st.caption render it): class names shown as typed."""
+    return f"True: {plain(true_name)} · Predicted: {plain(pred_name)} · {confidence:.0%} sure"
 
 
 def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> None:
     """The k most likely classes of one image as labelled bars."""
     for c, p in analysis.top_k(probs_row, k):
-        st.progress(min(max(p, 0.0), 1.0), text=f"{classes[c]}: {p:.1%}")
+        st.progress(min(max(p, 0.0), 1.0), text=f"{plain(classes[c])}: {p:.1%}")
 
 
 def prediction_tiles(preds: runs.Predictions, positions: np.ndarray, images: ImageSet | None,

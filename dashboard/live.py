@@ -13,6 +13,7 @@ import streamlit as st
 
 from core import runs, views
 from dashboard import common
+from dashboard.text import plain
 
 LIVE_REFRESH_S = 1.5
 MESSAGE_KEY = "live_message"  # a one-sentence refusal from Stop/Resume, shown on the next draw
@@ -39,7 +40,7 @@ def _view(run_id: str, was_live: bool) -> None:
     _actions(summary)
     _state_message(summary)
     fraction, text = views.progress_info(summary.status, summary.state)
-    st.progress(fraction, text=text)
+    st.progress(fraction, text=plain(text))  # its numbers come from status.json
     _numbers(summary, metrics)
     _charts(metrics)
 
@@ -49,11 +50,11 @@ def _view(run_id: str, was_live: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _header(summary: runs.RunSummary) -> None:
-    st.subheader(summary.name)
+    st.subheader(plain(summary.name))
     details = [summary.state, summary.model or "?", views.data_label(summary.data)]
     if summary.device:
         details.append(f"on {summary.device}")
-    st.caption(" · ".join(details))
+    st.caption(" · ".join(plain(d) for d in details))  # model, data path, device: from the run's files
 
 
 def _actions(summary: runs.RunSummary) -> None:
@@ -76,7 +77,7 @@ def _actions(summary: runs.RunSummary) -> None:
                           "planned number of epochs.")
     message = st.session_state.pop(MESSAGE_KEY, None)
     if message:
-        st.error(message)
+        st.error(plain(message))
 
 
 def _stop(run_id: str) -> None:
@@ -104,9 +105,9 @@ def _state_message(summary: runs.RunSummary) -> None:
     if summary.state == "queued":
         st.info(views.queue_text(common.job_manager().position(summary.run_id)))
     elif summary.state in ("failed", "interrupted", "damaged") and summary.error:
-        st.error(summary.error)
+        st.error(plain(summary.error))
     elif summary.state == "stopped":
-        st.info(f"Stopped after {summary.epoch} of {summary.epochs} epochs; press Resume to carry on.")
+        st.info(f"Stopped after {plain(summary.epoch)} of {plain(summary.epochs)} epochs; press Resume to carry on.")
 
 
 def _numbers(summary: runs.RunSummary, metrics: list[dict]) -> None:

@@ -3,6 +3,7 @@ written by the engine itself rather than hand-made imitations."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,3 +52,10 @@ def app_runs_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("CIFAR_RUNS_DIR", str(folder))
         mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         yield folder
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown escaped by dashboard.text.plain: backslashes and word joiners gone."""
+    from dashboard.text import WORD_JOINER
+
+    return re.sub(r"\\(.)", r"\1", markdown.replace(WORD_JOINER, ""))

@@ -19,7 +19,7 @@ from core.config import TrainConfig
 from core.models import describe_model
 from core.recipes import PRESETS
 from core.train import start_run
-from tests.helpers import app_runs_folder, tiny_config, train_tiny_run
+from tests.helpers import app_runs_folder, shown, tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 TIMEOUT_S = 120
@@ -146,7 +146,7 @@ def test_a_failed_run_shows_cores_one_sentence(runs_dir, tmp_path, monkeypatch):
     assert result.state == failed.state == "failed" and "CIFAR-10 was not found" in failed.error
 
     _, at = open_app(failed.run_id)
-    assert [e.value for e in at.error] == [failed.error]
+    assert [shown(e.value) for e in at.error] == [failed.error]  # shown as text: paths and <class> stay as typed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from core import views
 from core.config import TrainConfig
 from core.data import DataError, Dataset, split_train_val
 from dashboard import common
+from dashboard.text import plain
 
 IMAGE_SCALE = 3  # 32 px -> 96 px, by pixel repetition so the pictures stay sharp
 SPLIT_NAMES = {"class": "Class", "train": "Training", "validation": "Validation", "test": "Test"}  # on screen
@@ -89,7 +90,7 @@ def _grid(data: Dataset) -> None:
                                format_func=lambda c: data.classes[c],
                                help="This data has many classes; pick the ones to look at.")
     for cls in shown:
-        st.markdown(f"**{data.classes[cls]}**")
+        st.markdown(f"**{plain(data.classes[cls])}**")
         st.image([common.enlarge(data.train.images[p], IMAGE_SCALE) for p in picks[cls]])
 
 
@@ -106,9 +107,9 @@ val_fraction, split_seed, data_dir = _split_settings(source)
 try:
     dataset = common.dataset(source, data_dir)
 except (DataError, OSError) as exc:
-    st.info(str(exc))
+    st.info(plain(exc))
     st.stop()
-st.caption(f"{views.data_label(source)}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
+st.caption(f"{plain(views.data_label(source))}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
            f"in {len(dataset.classes)} classes.")
 try:
     counts = _counts(source, data_dir, val_fraction, split_seed)

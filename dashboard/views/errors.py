@@ -17,6 +17,7 @@ import streamlit as st
 
 from core import analysis, runs
 from dashboard import common
+from dashboard.text import plain
 
 CELL_KEY = "errors_cell"  # (true name, predicted name) of the chosen square
 CHART_GEN_KEY = "errors_chart_gen"  # bumped when a button picks a square: the chart restarts unselected
@@ -70,12 +71,12 @@ def follow_latest(epochs: list[int]) -> None:
 
 
 def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
-    """The radio (test or validation) and the epoch slider; stops with a message when nothing is saved."""
+    """The radio (test or validation) and the epoch slider; stops with a message when nothing usable is saved."""
     epochs = runs.val_epochs(summary.path)
-    has_test = common.predictions(summary.path, "test") is not None
+    test, test_problem = common.predictions(summary.path, "test")
     split = st.radio(
         "Evaluate on", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, horizontal=True, key="errors_split",
-        index=0 if has_test or not epochs else 1,
+        index=0 if test is not None or test_problem or not epochs else 1,  # a damaged test file is reported
         help="The final test set is judged once, after training. The validation set is judged after every "
              "epoch, so you can see how the mistakes changed while the model learned.")
     epoch = None
@@ -87,7 +88,13 @@ def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
     elif split == "val" and epochs:
         epoch = epochs[0]
         st.caption(f"Epoch {epoch}: the only epoch finished so far.")
-    preds = common.predictions(summary.path, split, epoch) if split == "test" or epoch else None
+    if split == "test":
+        preds, problem = test, test_problem
+    else:
+        preds, problem = common.predictions(summary.path, split, epoch) if epoch is not None else (None, None)
+    if problem:
+        st.warning(plain(problem))
+        st.stop()
     if preds is None:
         st.info(common.no_predictions_message(summary, split))
         st.stop()
@@ -160,23 +167,23 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
             pair = analysis.pair_between(counts, a, b)
             t, p = pair.worse_direction
             column.button(
-                f"{classes[a]} ↔ {classes[b]}", key=f"errors_famous_{classes[a]}_{classes[b]}",
+                f"{plain(classes[a])} ↔ {plain(classes[b])}", key=f"errors_famous_{classes[a]}_{classes[b]}",
                 on_click=on_button, args=(classes[t], classes[p]), width="stretch", wrap=True,
                 help=f"A classic look-alike pair ({pair.total} mix-ups here): shows the {counts[t, p]} "
-                     f"{classes[t]} pictures taken for {classes[p]}, the more common direction.")
+                     f"{plain(classes[t])} pictures taken for {plain(classes[p])}, the more common direction.")
     pairs = analysis.confused_pairs(counts, PAIRS_SHOWN)
     if not pairs:
         st.success("No two classes are mixed up: every picture was classified correctly.")
         return
     st.caption("Mistakes in both directions added up; click a direction to see its pictures.")
     for rank, pair in enumerate(pairs, 1):
-        st.markdown(f"{rank}. **{classes[pair.a]} ↔ {classes[pair.b]}**: {pair.total}")
+        st.markdown(f"{rank}. **{plain(classes[pair.a])} ↔ {plain(classes[pair.b])}**: {pair.total}")
         forward_col, back_col = st.columns(2)
         directions = ((forward_col, (pair.a, pair.b), pair.a_as_b), (back_col, (pair.b, pair.a), pair.b_as_a))
         for column, (t, p), n in directions:
-            column.button(f"{classes[t]} → {classes[p]}: {n}", key=f"errors_pair_{t}_{p}", disabled=n == 0,
-                          on_click=on_button, args=(classes[t], classes[p]), width="stretch", wrap=True,
-                          help=f"Show the {classes[t]} pictures the model called {classes[p]}.")
+            column.button(f"{plain(classes[t])} → {plain(classes[p])}: {n}", key=f"errors_pair_{t}_{p}",
+                          disabled=n == 0, on_click=on_button, args=(classes[t], classes[p]), width="stretch",
+                          wrap=True, help=f"Show the {plain(classes[t])} pictures the model called {plain(classes[p])}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,13 +196,14 @@ def show_cell(preds: runs.Predictions, classes: list[str], chosen: tuple[int, in
         return
     t, p = chosen
     positions = analysis.cell_positions(preds.labels, preds.pred, preds.probs, t, p)
-    title = (f"{classes[t]} recognised correctly" if t == p else f"{classes[t]} taken for {classes[p]}")
+    title = (f"{plain(classes[t])} recognised correctly" if t == p
+             else f"{plain(classes[t])} taken for {plain(classes[p])}")
     st.subheader(title)
     st.caption(f"{len(positions)} pictures, the most confident prediction first.")
     if not len(positions):
         return
     if images is None:
-        st.caption(f"The pictures themselves are not available here. {reason or ''}")
+        st.caption(f"The pictures themselves are not available here. {plain(reason or '')}")
     page = common.page_picker(len(positions), CELL_PAGE_KEY)
     common.prediction_tiles(preds, analysis.page_of(positions, page, common.TILES_PER_PAGE), images, classes)
 
@@ -228,14 +236,14 @@ def analysis_view(run_id: str) -> None:
     try:
         summary = runs.summarize_run(runs.run_path(common.runs_dir(), run_id))
     except runs.RunError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     preds = pick_predictions(summary)
     num_classes = preds.probs.shape[1]
     images, data_classes, reason = common.run_images(summary.config, preds)
     classes = common.class_names(summary.path, num_classes, data_classes)
     if images is None:
-        st.warning(f"{reason} The numbers below are still exact.")
+        st.warning(f"{plain(reason)} The numbers below are still exact.")
     counts = analysis.confusion_counts(preds.labels, preds.pred, num_classes)
     right = int(np.trace(counts))
     st.caption(f"{len(preds.labels):,} pictures, {right:,} right ({right / max(1, len(preds.labels)):.1%}).")

@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import analysis, runs, uploads
 from dashboard import common
+from dashboard.text import plain
 
 ANY = "Any"
 PAGE_KEY = "gallery_page"
@@ -56,14 +57,17 @@ def filters(classes: list[str]) -> dict:
 
 
 def show_grid(summary: runs.RunSummary) -> None:
-    preds = common.predictions(summary.path, "test")
+    preds, problem = common.predictions(summary.path, "test")
+    if problem:
+        st.warning(plain(problem))
+        return
     if preds is None:
         st.info(common.no_predictions_message(summary, "test"))
         return
     images, data_classes, reason = common.run_images(summary.config, preds)
     classes = common.class_names(summary.path, preds.probs.shape[1], data_classes)
     if images is None:
-        st.warning(f"{reason} The tiles below show their captions only.")
+        st.warning(f"{plain(reason)} The tiles below show their captions only.")
     chosen = filters(classes)
     positions = analysis.gallery_positions(preds.labels, preds.pred, preds.probs, **chosen)
     st.caption(f"{len(positions):,} of {len(preds.labels):,} test pictures match.")
@@ -102,8 +106,8 @@ def show_uploads(summary: runs.RunSummary) -> None:
         return
     try:
         model = common.predictor(summary.path, which)
-    except ValueError as exc:  # RunError (damaged checkpoint) or a model name no longer registered
-        st.error(str(exc))
+    except ValueError as exc:  # RunError: a damaged or foreign checkpoint, in one sentence
+        st.error(plain(exc))
         return
     decoded: dict[int, np.ndarray | None] = {}
     for k, file in enumerate(files):
@@ -111,7 +115,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
             decoded[k] = uploads.load_upload(file.getvalue(), file.name)
         except uploads.UploadError as exc:
             decoded[k] = None
-            st.error(str(exc))
+            st.error(plain(exc))
     good = [k for k, image in decoded.items() if image is not None]
     if not good:
         return
@@ -120,7 +124,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
         best = int(row.argmax())
         picture_col, chart_col = st.columns([1, 3], vertical_alignment="center")
         picture_col.image(common.enlarge(decoded[k], common.TILE_SCALE),
-                          caption=f"{files[k].name}: {model.classes[best]} ({row[best]:.0%} sure)")
+                          caption=f"{plain(files[k].name)}: {plain(model.classes[best])} ({row[best]:.0%} sure)")
         chart_col.altair_chart(top_k_chart(row, model.classes), width="stretch")
 
 

@@ -12,6 +12,7 @@ import streamlit as st
 
 from core import runs, views
 from dashboard import common
+from dashboard.text import plain
 
 CONFIRM_KEY = "runs_confirm_delete"  # id of the run whose deletion waits for a yes
 MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown once
@@ -92,7 +93,7 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
                           help="The run to rename, download or delete.")
     summary = by_id[run_id]
     if summary.error:
-        st.caption(f"{summary.state}: {summary.error}")
+        st.caption(f"{summary.state}: {plain(summary.error)}")
     name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
     name_column.text_input("New name", key="runs_new_name", placeholder=summary.name, max_chars=runs.MAX_NAME_LENGTH,
                            help="Any name that helps you find the run again; the files on disk keep their id.")
@@ -124,7 +125,7 @@ def _delete(summary: runs.RunSummary) -> None:
         st.button("Delete…", key="runs_delete", on_click=_ask_delete, args=(summary.run_id,), icon="🗑️",
                   help="Remove the run and all its files; you will be asked to confirm.")
         return
-    st.warning(f"Delete “{summary.name}” and all its files (weights, curves, predictions)? This cannot be undone.")
+    st.warning(f"Delete “{plain(summary.name)}” and all its files (weights, curves, predictions)? This cannot be undone.")
     yes, no, _ = st.columns([1, 1, 3])
     yes.button("Yes, delete it", key="runs_delete_confirm", type="primary", on_click=_confirm_delete,
                args=(summary.run_id,), help="Delete the run for good.")
@@ -163,7 +164,7 @@ def _confirm_delete(run_id: str) -> None:
 def _message() -> None:
     kind, text = st.session_state.pop(MESSAGE_KEY, (None, None))
     if kind == "error":
-        st.error(text)
+        st.error(plain(text))
     elif kind == "success":
         st.success(text)
 
@@ -176,7 +177,7 @@ st.title("Runs")
 all_runs = common.run_summaries()
 if not all_runs:
     st.info("No runs yet: start one on the Train page, or from a terminal with `python -m core.train`; "
-            f"runs are kept in {common.runs_dir()}.")
+            f"runs are kept in {plain(common.runs_dir())}.")
     st.stop()
 _table(all_runs)
 _compare(all_runs)

@@ -15,6 +15,7 @@ from core.models import describe_model, list_models
 from core.recipes import PRESETS
 from core.train import resolve_device
 from dashboard import common, live
+from dashboard.text import plain
 
 KEEP = "session"  # widget values survive a visit to another page (persist_state)
 ERROR_KEY = "train_error"
@@ -178,7 +179,7 @@ def _new_run_form() -> None:
               help="Check the settings and start. If another run is training, this one waits its turn.")
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
-        st.error(error)
+        st.error(plain(error))  # it may repeat a typed path or name
 
 
 def _start() -> None:
