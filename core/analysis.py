@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
 # Pairs that CIFAR-10 models famously mix up; the Errors page offers a button for each when the run's
@@ -36,11 +35,6 @@ def row_normalise(counts: np.ndarray) -> np.ndarray:
     """Each row divided by its total (the share of a true class that went to each prediction); empty rows stay 0."""
     totals = counts.sum(axis=1, keepdims=True)  # (C, 1)
     return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=np.float64), where=totals > 0)
-
-
-def sklearn_confusion(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """scikit-learn's confusion matrix over all `num_classes` classes (the reference `confusion_counts` matches)."""
-    return _sk_confusion_matrix(labels, pred, labels=np.arange(num_classes))
 
 
 def _check_pair(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:

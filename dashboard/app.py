@@ -3,14 +3,11 @@
 A multipage app. The sidebar's run picker (dashboard/common.py) is shared by every page; the pages
 read runs/ through core and start or stop work through the one job manager.
 """
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only dashboard/ on the path
-
-from dashboard import common  # noqa: E402
+from dashboard import common  # importable because the project is installed (`-e .` in requirements.txt)
 
 st.set_page_config(page_title="CIFAR-10 trainer", page_icon=":material/image:", layout="wide")
 
