@@ -7,7 +7,7 @@ Two modes, one table each (markdown on stdout; `--out PATH` also writes PATH.md 
   engine, the same ELU ConvNet trained "the tutorial way" (ImageFolder + DataLoader with 4 workers and a
   plain loop, for the side-by-side ratio) and a standard ResNet-18 recipe.
 - `--cpu` (= `--mode cpu`): the laptop goals. The quick-demo preset exactly as the dashboard offers it,
-  trained twice per seed: from the command line (core.train.start_run in the main thread, wall clock from
+  trained twice per seed: from the command line (core.engine.start_run in the main thread, wall clock from
   the call to the completed run) and from the dashboard's JobManager in a background thread while the
   main thread reads the run folder every second like the live page does.
 
@@ -52,7 +52,8 @@ from core.data import DataError, load_dataset
 from core.jobs import JobManager
 from core.models import get_model
 from core.recipes import PRESETS
-from core.train import describe_device, resolve_device, start_run, synchronize
+from core.device import describe_device, resolve_device, synchronize
+from core.engine import start_run
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def measure_run_dir(run_dir: Path, m: Measurement) -> Measurement:
 # ---------------------------------------------------------------------------------------------
 
 def train_unwatched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed: int) -> Measurement:
-    """The command-line way: core.train.start_run in this thread."""
+    """The command-line way: core.engine.start_run in this thread."""
     m = Measurement(seed=seed, load_avg=load_average())
     reset_peak_memory(device)
     contention, start = Contention(), time.perf_counter()

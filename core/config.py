@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,17 @@ MAX_SEED = 2**32 - 1  # what every generator a seed reaches accepts (scikit-lear
 
 def _choices(*values: str) -> dict:
     return {"choices": values}
+
+
+# ASCII digits only: Python's str.isdigit() also accepts '٣' or '²', which torch cannot parse.
+_DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda)(:[0-9]{1,4})?", re.ASCII)
+DEVICE_NAME_RULE = "auto, cpu, mps, cuda or cuda:N (N a GPU number such as 0 or 1)"
+
+
+def is_device_name(name: object) -> bool:
+    """Whether `name` is spelled as a device (only cuda takes a number); says nothing about this machine."""
+    match = isinstance(name, str) and _DEVICE_NAME.fullmatch(name)
+    return bool(match) and (match.group(2) is None or match.group(1) == "cuda")
 
 
 @dataclass(frozen=True)
@@ -159,12 +171,5 @@ def _range_problems(cfg: TrainConfig):
     needs_val = cfg.schedule == "plateau" or cfg.early_stopping > 0
     if needs_val and cfg.val_fraction == 0.0:
         yield "The plateau schedule and early_stopping watch the validation loss, so val_fraction must be above 0."
-    if not _valid_device_name(cfg.device):
-        yield f"device must be auto, cpu, mps, cuda or cuda:N, got {cfg.device!r}."
-
-
-def _valid_device_name(name: str) -> bool:
-    if name in ("auto", "cpu", "mps", "cuda"):
-        return True
-    prefix, _, number = name.partition(":")
-    return prefix == "cuda" and number.isdigit()
+    if not is_device_name(cfg.device):
+        yield f"device must be {DEVICE_NAME_RULE}, got {cfg.device!r}."

@@ -1,7 +1,7 @@
 """Background training jobs: one at a time per device, the rest wait in a queue.
 
 The dashboard keeps one `JobManager` for the whole server (`st.cache_resource`), so every browser tab
-sees the same jobs. Worker threads call `core.train.train` and nothing else: they never touch
+sees the same jobs. Worker threads call `core.engine.train` and nothing else: they never touch
 Streamlit, and everything they produce reaches the pages through the run folders on disk.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from core import runs
 from core.config import TrainConfig
-from core.train import resolve_device, train
+from core.device import resolve_device
+from core.engine import train
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,11 @@ class JobManager:
 
     # --- asking for work ---
     def submit(self, cfg: TrainConfig, name: str | None = None) -> str:
-        """Queue a new run; it starts as soon as its device is free. Returns the run id."""
+        """Queue a new run; it starts as soon as its device is free. Returns the run id.
+
+        A device this machine does not have is refused (ValueError) before any run folder is made.
+        """
+        resolve_device(cfg.device)
         run_dir = runs.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
         self._enqueue(Job(run_dir.name, run_dir, cfg))
         return run_dir.name

@@ -1,476 +1,131 @@
-"""The training engine: `train(cfg, run_dir, stop=..., device=...)` trains one run and streams it to disk.
+"""`python -m core.train`: train headless, e.g. on a GPU server; the dashboard shows the run like its own.
 
-No UI: the command line (`python -m core.train`, see core/cli.py), the dashboard's job manager and the
-tests all call `train`. The stop flag is checked every step; metrics stay on the device and leave it
-once per logging interval; everything the run produces goes through core.runs.
+One flag per TrainConfig field (`--batch-size 512`, `--tta/--no-tta`), plus `--preset`, `--name`,
+`--runs-dir`, `--resume RUN_ID` and `--restart RUN_ID`. Ctrl-C stops cleanly: the run keeps a resumable
+checkpoint.
+Exit status: 0 completed, 1 failed or bad input, 130 stopped.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
-import math
-import os
-import socket
+import signal
+import sys
 import threading
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
-
-import torch
-from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from typing import Any, Sequence
 
 from core import runs
-from core.augment import Augment
 from core.config import TrainConfig
-from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
-from core.inference import autocast, evaluate, images_to_tensor, make_normalizer
-from core.models import get_model
-from core.schedules import PlateauTracker, lr_at
-
-log = logging.getLogger(__name__)
-
-OOM_MESSAGE = "out of memory: try a smaller batch size"
-DIVERGED_MESSAGE = "training diverged (the loss became NaN or infinite): lower the learning rate"
-STATUS_INTERVAL_S = 1.0  # how often progress/heartbeat reach status.json
+from core.data import load_dataset
+from core.device import resolve_device
+from core.engine import restart_run, resume_run, train
+from core.recipes import PRESETS, preset_config
 
 
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    state: str  # completed, stopped or failed
-    epochs_done: int
-    best_val_acc: float | None
-    test_acc: float | None
-    error: str | None = None
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core.train", description="Train a CIFAR-10 classifier into a run folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe; flags override it")
+    parser.add_argument("--name", help="display name of the run")
+    parser.add_argument("--runs-dir", default=str(runs.default_runs_dir()), help="folder holding the run folders")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or interrupted run from its last checkpoint")
+    parser.add_argument("--restart", metavar="RUN_ID",
+                        help="train a run that ended before its first checkpoint again, with its own settings")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f"(default: {getattr(defaults, f.name)!r})"}
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = {"int": int, "float": float, "str": str}[f.type]
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, **kwargs)
+    return parser
 
 
-# ---------------------------------------------------------------------------------------------
-# Device and precision
-# ---------------------------------------------------------------------------------------------
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit name must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but no CUDA GPU is available; use auto or cpu.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} was asked for but Apple MPS is not available; use auto or cpu.")
-    return device
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base = preset_config(args.preset) if args.preset else TrainConfig()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    return base.replace(**given)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+class ProgressBar:
+    """A one-line bar on stderr fed by the engine's status updates, plus a line per finished epoch."""
+
+    def __init__(self, run_dir, stream=sys.stderr, width: int = 30):
+        self.run_dir, self.stream, self.width, self.epoch = run_dir, stream, width, None
+
+    def __call__(self, status: dict[str, Any]) -> None:
+        epoch, epochs = status.get("epoch") or 0, status.get("epochs") or 0
+        if self.epoch is not None and epoch > self.epoch:
+            self._epoch_line(epoch, epochs)
+        self.epoch = epoch
+        progress = status.get("progress") or 0.0
+        filled = int(self.width * progress)
+        eta = status.get("eta_seconds")
+        eta_text = f" ETA {format_seconds(eta)}" if isinstance(eta, (int, float)) else ""
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {progress:4.0%} "
+                          f"epoch {min(epoch + 1, epochs)}/{epochs} step {status.get('step', 0)}/"
+                          f"{status.get('total_steps') or '?'}{eta_text}   ")
+        self.stream.flush()
+
+    def _epoch_line(self, epoch: int, epochs: int) -> None:
+        vals = [r for r in runs.read_metrics(self.run_dir) if r["kind"] == "val" and r.get("epoch") == epoch]
+        if vals and "val_acc" in vals[-1] and "val_loss" in vals[-1]:
+            v = vals[-1]
+            speed = f"  {v['images_per_s']:,.0f} img/s" if v.get("images_per_s") is not None else ""
+            text = f"val loss {v['val_loss']:.3f}  val acc {v['val_acc']:.2%}{speed}"
+        else:
+            text = "done"
+        self.stream.write(f"\repoch {epoch}/{epochs}: {text}".ljust(self.width + 50) + "\n")
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _cpu_has_native_bf16() -> bool:
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.cpu._is_avx512_bf16_supported())
-    except AttributeError:  # older torch without the probe: stay in float32
-        return False
-
-
-def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA (and on CPUs with native bf16) under 'auto'; None means float32."""
-    if precision == "fp32" or device.type == "mps":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if _cpu_has_native_bf16() else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Building blocks
-# ---------------------------------------------------------------------------------------------
-
-def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    optim_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return optim_cls(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
-
-
-@dataclass
-class Progress:
-    """Where the run is: saved in every checkpoint so a resume carries on exactly."""
-    epoch: int = 0  # completed epochs
-    batch: int = 0  # batches done in the current (unfinished) epoch
-    step: int = 0  # optimiser steps so far
-    best_val_acc: float | None = None
-    best_val_loss: float = math.inf
-    stopped_early: bool = False
-
-
-class _Session:
-    """Everything one call of `train` holds: data on the device, model, optimiser, trackers."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device):
-        self.cfg, self.run_dir, self.device = cfg, run_dir, device
-        self.amp = amp_dtype(cfg.precision, device)
-        self.memory_format = torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
-        data = load_dataset(cfg.data, cfg.data_dir or None)
-        self.classes = list(data.classes)
-        train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
-        self.test_set = data.test
-        mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
-                     else ((0.0,) * 3, (1.0,) * 3))
-        self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
-        self.normalize = make_normalizer(mean, std, cfg.grayscale)
-        self.loader = DeviceLoader(
-            train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
-            augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
-            mean=mean, std=std, grayscale=cfg.grayscale, seed=cfg.seed, drop_last=len(train_set) > cfg.batch_size,
-            channels_last=self.memory_format is torch.channels_last)
-        self.val_images = images_to_tensor(self.val_set.images, device)
-        self.val_labels = torch.from_numpy(self.val_set.labels).to(device)
-
-        torch.manual_seed(cfg.seed)
-        self.model = get_model(cfg.model, len(self.classes)).to(device, memory_format=self.memory_format)
-        # The compiled wrapper runs the training steps; checkpoints and evaluation use the plain module.
-        self.step_model = torch.compile(self.model) if cfg.compile else self.model
-        self.optimizer = build_optimizer(cfg, self.model)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-                    if cfg.ema > 0 else None)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
-        self.early = PlateauTracker(cfg.early_stopping, 1.0)
-        self.progress = Progress()
-
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
-
-    def init_model_from_data(self) -> None:
-        init = getattr(self.model, "init_from_data", None)
-        if init is not None:
-            sample = self.loader.images[:5000]  # (N, 3, 32, 32) uint8 on the device
-            init(self.normalize(sample))
-            if self.ema is not None:  # the average starts from the initialised weights
-                self.ema.module.load_state_dict(self.model.state_dict())
-
-    # --- checkpoints ---
-    def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "format": 1, "model": self.cfg.model, "classes": self.classes, "config": self.cfg.to_dict(),
-            "epoch": self.progress.epoch, "batch": self.progress.batch, "step": self.progress.step,
-            "metrics": metrics, "normalization": self.norm,
-            "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
-            "progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state(),
-            "rng_cpu": torch.get_rng_state(),
-        }
-
-    def restore(self, payload: dict[str, Any]) -> None:
-        self.model.load_state_dict(payload["train_model_state"])
-        if self.ema is not None:
-            self.ema.module.load_state_dict(payload["model_state"])
-        self.optimizer.load_state_dict(payload["optimizer_state"])
-        self.progress = Progress(**payload["progress"])
-        self.plateau.load(payload["plateau"])
-        self.early.load(payload["early"])
-        torch.set_rng_state(payload["rng_cpu"])
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop
-# ---------------------------------------------------------------------------------------------
-
-class _Stopped(Exception):
-    pass
-
-
-def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = None,
-          device: torch.device | None = None, resume: bool = False,
-          on_status: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """Train the run in `run_dir` (made by `runs.create_run`) to the end, a stop request or an error.
-
-    Never raises for a training failure: the run ends as "failed" with a one-sentence error in
-    status.json, and the result says so. Earlier runs and this run's checkpoints are never touched.
-    """
-    run_dir = Path(run_dir)
-    stop = stop or threading.Event()
-    reporter = _StatusReporter(run_dir, on_status)
-    session = writer = None
-    try:
-        device = device or resolve_device(cfg.device)
-        started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
-        reporter.update(state="running", finished_at=None, error=None, device=describe_device(device),
-                        pid=os.getpid(), host=socket.gethostname(), **started)
-        session = _Session(cfg, run_dir, device)
-        _start_or_resume(session, resume)
-        writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
-        _fit(session, writer, reporter, stop)
-        test_acc = _final_test(session, writer)
-        reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0,
-                        test_acc=test_acc, **_position(session))
-        return _result(run_dir, session, "completed", test_acc)
-    except _Stopped:
-        reporter.update(state="stopped", finished_at=time.time(), eta_seconds=None, **_position(session))
-        return _result(run_dir, session, "stopped", None)
-    except Exception as exc:  # every failure ends the run cleanly with one sentence
-        error = _error_sentence(exc)
-        if not isinstance(exc, (ValueError, OSError, torch.OutOfMemoryError)):
-            log.exception("run %s failed", run_dir.name)
-        _close(writer)  # before the last status: on a full disk, its unwritten buffer must not fail again
-        writer = None
-        _report_failure(reporter, error, session)
-        return _result(run_dir, session, "failed", None, error)
-    finally:
-        _close(writer)
-
-
-def _close(writer: runs.MetricsWriter | None) -> None:
-    if writer is not None:
-        try:
-            writer.close()
-        except OSError:  # the disk filled up: what could not be flushed is lost, the rest stays
-            log.warning("could not flush the last metrics records", exc_info=True)
-
-
-def _report_failure(reporter: _StatusReporter, error: str, session: _Session | None) -> None:
-    """Mark the run failed; if even that small write fails (disk still full), the run reads as interrupted."""
-    try:
-        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
-    except OSError:
-        log.warning("could not record the failure of %s: %s", reporter.run_dir.name, error)
-
-
-class Diverged(ArithmeticError):
-    """The training loss became NaN or infinite: carrying on would only spread it to every weight."""
-
-
-def _error_sentence(exc: BaseException) -> str:
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return OOM_MESSAGE
-    if isinstance(exc, Diverged):
-        return DIVERGED_MESSAGE
-    if isinstance(exc, OSError):
-        return runs.disk_error_sentence(exc)
-    if isinstance(exc, (ValueError, DataError)):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _position(session: _Session | None) -> dict[str, int]:
-    """The final step and epoch for status.json (the once-a-second updates may have missed the last)."""
-    if session is None:
-        return {}
-    return {"step": session.progress.step, "epoch": session.progress.epoch}
-
-
-def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float | None,
-            error: str | None = None) -> RunResult:
-    if session is None:  # failed before training began (bad data source, unavailable device)
-        return RunResult(run_dir, state, 0, None, None, error)
-    p = session.progress
-    return RunResult(run_dir, state, p.epoch, p.best_val_acc, test_acc, error)
-
-
-def _start_or_resume(s: _Session, resume: bool) -> None:
-    if resume:
-        payload = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last"), map_location=s.device)
-        s.restore(payload)
-        runs.truncate_metrics(s.run_dir, s.progress.step)
-        return
-    s.init_model_from_data()
-    if len(s.val_set):
-        runs.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
-
-
-def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event) -> None:
-    cfg, p = s.cfg, s.progress
-    steps_per_epoch = len(s.loader)
-    total_steps = cfg.epochs * steps_per_epoch
-    reporter.begin(p.step, total_steps, cfg.epochs)
-    while p.epoch < cfg.epochs and not p.stopped_early:
-        epoch_start = time.perf_counter()
-        images_seen = _train_epoch(s, writer, reporter, stop, steps_per_epoch)
-        synchronize(s.device)  # once an epoch, so its seconds include the queued GPU work
-        seconds = time.perf_counter() - epoch_start
-        p.epoch, p.batch = p.epoch + 1, 0
-        val, improved = _validate(s)
-        # last.pt first: a kill between the two writes must still leave a resumable run.
-        runs.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
-        if improved:
-            runs.copy_checkpoint(s.run_dir, "last", "best")
-        writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
-                       "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
-        reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
-
-
-def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:
-    """One epoch from `progress.batch`; metrics are summed on the device and read every log_every steps."""
-    cfg, p, model = s.cfg, s.progress, s.step_model
-    model.train()
-    sums = torch.zeros(2, device=s.device)  # loss*n and correct since the last record, kept on the device
-    images_seen = logged_from = 0
-    next_checkpoint = time.monotonic() + cfg.checkpoint_every
-    for x, y in s.loader.epoch(p.epoch, start_batch=p.batch):
-        if stop.is_set():
-            _save_mid_epoch(s, sums)
-            raise _Stopped
-        if cfg.checkpoint_every and time.monotonic() >= next_checkpoint:  # a kill loses at most this much
-            _save_mid_epoch(s, sums)
-            next_checkpoint = time.monotonic() + cfg.checkpoint_every
-        lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
-        for group in s.optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(s.device, s.amp):
-            logits = model(x)  # (B, C)
-            loss = s.criterion(logits.float(), y)
-        s.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        s.optimizer.step()
-        if s.ema is not None:
-            s.ema.update_parameters(model)
-        with torch.no_grad():
-            sums += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum()])
-        p.step, p.batch = p.step + 1, p.batch + 1
-        images_seen += len(y)
-        if p.step % cfg.log_every == 0:
-            loss_sum, correct = sums.tolist()  # the one host sync of the interval
-            if not math.isfinite(loss_sum):
-                raise Diverged
-            n = images_seen - logged_from
-            writer.write([{"kind": "train", "epoch": p.epoch + p.batch / steps_per_epoch, "step": p.step,
-                           "loss": loss_sum / n, "acc": correct / n, "lr": lr, "time": time.time()}])
-            sums.zero_()
-            logged_from = images_seen
-        reporter.tick(p.step, p.epoch)
-    return images_seen
-
-
-def _save_mid_epoch(s: _Session, sums: torch.Tensor) -> None:
-    """A resumable checkpoint inside an epoch, unless the weights have already gone NaN (then the run fails)."""
-    if not math.isfinite(sums[0].item()):  # a host sync, but only once a checkpoint interval
-        raise Diverged
-    runs.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
-
-
-def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
-    """Validation metrics after an epoch and whether they are the best so far; updates plateau and early stopping."""
-    p, cfg = s.progress, s.cfg
-    if not len(s.val_set):
-        return {}, False
-    result = evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
-                      memory_format=s.memory_format)
-    if not math.isfinite(result.mean_loss):
-        raise Diverged
-    runs.save_val_predictions(s.run_dir, p.epoch, result.probs)
-    metrics = {"val_loss": result.mean_loss, "val_acc": result.accuracy}
-    improved = p.best_val_acc is None or result.accuracy > p.best_val_acc
-    if improved:
-        p.best_val_acc = result.accuracy
-    if cfg.schedule == "plateau":
-        s.plateau.update(result.mean_loss)
-    if cfg.early_stopping:
-        s.early.update(result.mean_loss)
-        p.stopped_early = s.early.bad_epochs >= cfg.early_stopping
-    return metrics, improved
-
-
-def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
-    """Evaluate on the untouched test split; after early stopping, with the best weights."""
-    model = s.eval_model
-    if s.progress.stopped_early and runs.checkpoint_path(s.run_dir, "best").exists():
-        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"), map_location=s.device)
-        model.load_state_dict(best["model_state"])
-    images = images_to_tensor(s.test_set.images, s.device)
-    labels = torch.from_numpy(s.test_set.labels).to(s.device)
-    start = time.perf_counter()
-    result = evaluate(model, images, labels, s.normalize, tta=s.cfg.tta, amp_dtype=s.amp,
-                      memory_format=s.memory_format)
-    seconds = time.perf_counter() - start
-    if not math.isfinite(result.mean_loss):
-        raise Diverged
-    runs.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
-    pred = result.probs.argmax(1)
-    per_class = {name: float((pred[s.test_set.labels == k] == k).mean()) if (s.test_set.labels == k).any() else None
-                 for k, name in enumerate(s.classes)}
-    summary = {"accuracy": result.accuracy, "loss": result.mean_loss, "per_class_accuracy": per_class,
-               "images": int(len(labels)), "tta": s.cfg.tta, "seconds": seconds,
-               "early_stopped": s.progress.stopped_early}
-    runs.write_json(s.run_dir / "test_summary.json", summary)
-    writer.write([{"kind": "test", "epoch": s.progress.epoch, "step": s.progress.step,
-                   "test_loss": result.mean_loss, "test_acc": result.accuracy, "time": time.time()}])
-    return result.accuracy
-
-
-class _StatusReporter:
-    """Writes progress, ETA and the heartbeat to status.json at most once a second (no device sync)."""
-
-    def __init__(self, run_dir: Path, on_status: Callable[[dict[str, Any]], None] | None):
-        self.run_dir, self.on_status = run_dir, on_status
-        self.total_steps, self.epochs, self.first_step = 1, 1, 0
-        self.t0 = self.last = time.monotonic()
-
-    def begin(self, step: int, total_steps: int, epochs: int) -> None:
-        self.total_steps, self.epochs, self.first_step = max(total_steps, 1), epochs, step
-        self.t0 = time.monotonic()
-        self.update(step=step, total_steps=total_steps, epochs=epochs, progress=step / self.total_steps)
-
-    def tick(self, step: int, epoch: int) -> None:
-        now = time.monotonic()
-        if now - self.last < STATUS_INTERVAL_S:
-            return
-        done = step - self.first_step
-        eta = (self.total_steps - step) * (now - self.t0) / done if done > 0 else None
-        self.update(step=step, epoch=epoch, progress=step / self.total_steps, eta_seconds=eta)
-
-    def update(self, **changes: Any) -> None:
-        self.last = time.monotonic()
-        status = runs.update_status(self.run_dir, **changes)
-        if self.on_status is not None:
-            self.on_status(status)
-
-
-def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, **train_kwargs) -> RunResult:
-    """Create a run folder for `cfg` and train it: the one-call form used by the CLI and tests."""
-    run_dir = runs.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
-    return train(cfg, run_dir, **train_kwargs)
-
-
-def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
-    """Continue a stopped, failed or interrupted run from its last checkpoint with its own config."""
-    run_dir = runs.run_path(runs_dir, run_id)
-    summary = runs.summarize_run(run_dir)
-    refusal = runs.resume_refusal(summary)
-    if refusal:
-        raise runs.RunError(refusal)
-    return train(TrainConfig.from_dict(summary.config), run_dir, resume=True, **train_kwargs)
-
-
-def restart_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
-    """Train a run that ended before its first checkpoint again from the start, in its own folder."""
-    run_dir = runs.run_path(runs_dir, run_id)
-    summary = runs.summarize_run(run_dir)
-    refusal = runs.restart_refusal(summary)
-    if refusal:
-        raise runs.RunError(refusal)
-    runs.reset_for_restart(run_dir)
-    return train(TrainConfig.from_dict(summary.config), run_dir, **train_kwargs)
+        if args.resume or args.restart:
+            run_id = args.resume or args.restart
+            run_dir = runs.run_path(args.runs_dir, run_id)
+            bar = None if args.quiet else ProgressBar(run_dir)
+            carry_on = resume_run if args.resume else restart_run
+            result = carry_on(args.runs_dir, run_id, stop=stop, on_status=bar)
+        else:
+            cfg = config_from_args(args)
+            resolve_device(cfg.device)  # a missing GPU or bad source fails here, before any folder is made
+            load_dataset(cfg.data, cfg.data_dir or None)
+            run_dir = runs.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
+            print(f"run {run_dir.name} in {run_dir.parent}", file=sys.stderr)
+            result = train(cfg, run_dir, stop=stop, on_status=None if args.quiet else ProgressBar(run_dir))
+    except ValueError as exc:  # bad flag values, unknown run id: one sentence, nothing touched
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the runs folder cannot be written (full disk, no permission)
+        print(f"error: {runs.disk_error_sentence(exc)}.", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    if result.state == "completed":
+        best = f", best validation accuracy {result.best_val_acc:.2%}" if result.best_val_acc is not None else ""
+        print(f"completed: test accuracy {result.test_acc:.2%}{best} ({run_dir})")
+        return 0
+    if result.state == "stopped":
+        print(f"stopped after {result.epochs_done} epochs; resume with --resume {run_dir.name}")
+        return 130
+    print(f"failed: {result.error}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    from core.cli import main
-
     raise SystemExit(main())

@@ -125,7 +125,7 @@ def predictions(run_dir: Path, split: str = "test",
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _predictor(run_dir: str, which: str, stamp: int) -> Predictor:
-    from core.train import resolve_device
+    from core.device import resolve_device
 
     return Predictor.from_run(Path(run_dir), resolve_device("auto"), which)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from core.config import TrainConfig
-from core.train import RunResult, start_run
+from core.engine import RunResult, start_run
 
 # A run of a few seconds on 2 CPU cores: small model, one or two epochs of the synthetic set.
 TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr=0.01, optimizer="adam",

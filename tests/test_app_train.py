@@ -18,7 +18,7 @@ from core import runs, views
 from core.config import TrainConfig
 from core.models import describe_model
 from core.recipes import PRESETS
-from core.train import start_run
+from core.engine import start_run
 from tests.helpers import app_runs_folder, shown, tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")

@@ -70,7 +70,7 @@ def test_kill_9_of_a_command_line_run_then_resume(tmp_path):
 DASHBOARD_JOB = """
 import sys
 from core.jobs import JobManager
-from core.cli import build_parser, config_from_args
+from core.train import build_parser, config_from_args
 manager = JobManager(sys.argv[1])
 manager.submit(config_from_args(build_parser().parse_args(sys.argv[2:])))
 manager.wait()
@@ -190,7 +190,7 @@ def test_every_valid_config_trains_a_step(values):
 def assert_trains_one_step(cfg: TrainConfig) -> None:
     import tempfile
 
-    import core.train as engine
+    import core.engine as engine
 
     stop = threading.Event()
     interval, engine.STATUS_INTERVAL_S = engine.STATUS_INTERVAL_S, 0.0
@@ -208,7 +208,7 @@ def assert_trains_one_step(cfg: TrainConfig) -> None:
 # --- the job manager keeps serving ---------------------------------------------------------------
 
 def test_out_of_memory_fails_one_job_and_the_next_still_trains(tmp_path, monkeypatch):
-    import core.train as engine
+    import core.engine as engine
 
     real_step = torch.optim.Adam.step
     calls = {"n": 0}

@@ -2,7 +2,7 @@
 import torch
 
 from core.config import TrainConfig
-from core.train import start_run
+from core.engine import start_run
 from tests.conftest import CIFAR_JPEG_ARCHIVE
 
 # Pinned here (not a preset) so retuning the presets cannot move this figure.

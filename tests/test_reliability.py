@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from core import run_files, runs
 from core.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
-from core.train import DIVERGED_MESSAGE, restart_run, resume_run, start_run, train
+from core.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run, train
 from tests.helpers import app_runs_folder, tiny_config, train_tiny_run, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,3 +308,24 @@ def test_seeds_beyond_the_generators_are_refused_before_anything_is_created(tmp_
 def test_the_largest_seeds_train(tmp_path):
     result = start_run(tiny_config(epochs=1, seed=MAX_SEED, split_seed=MAX_SEED), tmp_path)
     assert result.state == "completed", result.error
+
+
+# Finding 11: device strings are parsed (ASCII digits only) and checked against this machine before
+# any run folder exists. The CI machine has no GPU, so any cuda device is missing here.
+@pytest.mark.parametrize("device, words", [
+    ("cuda:99999999999999999999", "device must be auto, cpu, mps, cuda or cuda:N"),
+    ("cuda:\u0663", "device must be auto, cpu, mps, cuda or cuda:N"),  # an Arabic-Indic three
+    ("cpu:0", "device must be auto, cpu, mps, cuda or cuda:N"),
+    pytest.param("cuda", "no CUDA GPU is available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_a_device_this_machine_cannot_use_is_refused_before_anything_is_created(tmp_path, device, words):
+    out = run_cli("--data", "synthetic", "--runs-dir", str(tmp_path / "runs"), "--device", device)
+    assert out.returncode == 1 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+    manager = JobManager(tmp_path / "dashboard-runs")
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        manager.submit(TrainConfig(device=device))
+    assert not (tmp_path / "dashboard-runs").exists() or not any((tmp_path / "dashboard-runs").iterdir())
+

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core import runs
-from core.train import OOM_MESSAGE, resume_run, start_run
+from core.engine import OOM_MESSAGE, resume_run, start_run
 from tests.helpers import tiny_config, train_tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_stop_mid_epoch_then_resume_carries_on(tmp_path):
         if status.get("step", 0) >= 3:
             stop.set()
 
-    import core.train as engine
+    import core.engine as engine
     engine_interval = engine.STATUS_INTERVAL_S
     engine.STATUS_INTERVAL_S = 0.0  # report every step so the stop lands mid-epoch
     try:
@@ -101,7 +101,7 @@ def test_completed_runs_cannot_be_resumed(finished):
 
 
 def test_out_of_memory_ends_the_run_as_failed(tmp_path, monkeypatch):
-    import core.train as engine
+    import core.engine as engine
 
     def explode(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

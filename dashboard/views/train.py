@@ -13,7 +13,6 @@ from core import runs, views
 from core.config import TrainConfig
 from core.models import describe_model, list_models
 from core.recipes import PRESETS
-from core.train import resolve_device
 from dashboard import common, live
 from dashboard.text import plain
 
@@ -193,7 +192,6 @@ def _start() -> None:
             raise ValueError(problem)
         settings["data"] = views.resolve_source(settings["data"])
         config = TrainConfig.from_dict(settings)
-        resolve_device(config.device)  # an unavailable GPU is refused now, not after queueing
         if name:
             runs.clean_name(name)
         run_id = common.job_manager().submit(config, name=name or None)
