@@ -33,7 +33,8 @@ def _cuda_device(name: str) -> torch.device:
     count = torch.cuda.device_count()
     index = int(name.partition(":")[2] or torch.cuda.current_device())
     if index >= count:
-        raise ValueError(f"device {name!r} does not exist: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}.")
+        raise ValueError(f"device {name!r} does not exist: this machine has {count} GPU(s), "
+                         f"cuda:0 to cuda:{count - 1}.")
     return torch.device("cuda", index)
 
 

@@ -43,6 +43,13 @@ PRESETS: dict[str, Preset] = {
         "Best accuracy (GPU)",
         "The full-size fast network with every trick; about 94% on the official images, seconds on a GPU.",
         dict(_FASTNET, model="fastnet", epochs=10, batch_size=1024, lr=1.5, warmup_epochs=2.3, val_fraction=0.0)),
+    # Not a speed record: the textbook recipe, expected about 94-95% on the official images.
+    "resnet18-standard": Preset(
+        "ResNet-18 (standard)",
+        "The classic ResNet-18 recipe: Nesterov SGD, one-cycle rate, crops and flips, 30 epochs. Slow without a GPU.",
+        dict(model="resnet18", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
+             schedule="onecycle", warmup_epochs=2.0, epochs=30, batch_size=512, label_smoothing=0.0,
+             crop_padding=4, flip="random", cutout=0, tta=False, ema=0.0, val_fraction=0.1)),
 }
 
 

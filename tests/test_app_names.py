@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import runs
 from core.data import load_dataset
 from dashboard.text import plain
 from tests.helpers import shown, train_tiny_run

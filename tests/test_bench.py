@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from core import bench, runs
+from core import runs
+from core.bench import cli, measure, report
 from tests.helpers import train_tiny_run
 
 GPU_MODE_SMOKE = ["--data", "synthetic", "--rows", "quick-demo,tutorial-way", "--epochs", "1", "--seeds", "1",
@@ -23,11 +24,11 @@ def _table_lines(text: str) -> list[list[str]]:
 
 def test_gpu_mode_prints_the_table_for_engine_and_tutorial_rows(tmp_path):
     out = io.StringIO()
-    code = bench.main([*GPU_MODE_SMOKE, "--out", str(tmp_path / "bench")], stream=out)
+    code = cli.main([*GPU_MODE_SMOKE, "--out", str(tmp_path / "bench")], stream=out)
     assert code == 0, out.getvalue()
     table = _table_lines(out.getvalue())
-    assert tuple(table[0]) == bench.COLUMNS
-    body = {cells[0]: dict(zip(bench.COLUMNS, cells)) for cells in table[2:]}
+    assert tuple(table[0]) == report.COLUMNS
+    body = {cells[0]: dict(zip(report.COLUMNS, cells)) for cells in table[2:]}
     assert set(body) == {"quick-demo", "tutorial-way"}
     assert body["quick-demo"]["how"] == "engine" and body["tutorial-way"]["how"] == "tutorial"
     for cells in body.values():
@@ -48,10 +49,10 @@ def test_gpu_mode_prints_the_table_for_engine_and_tutorial_rows(tmp_path):
 
 def test_cpu_mode_compares_the_command_line_with_a_watched_dashboard_run(tmp_path):
     out = io.StringIO()
-    code = bench.main(["--cpu", "--data", "synthetic", "--epochs", "1", "--seeds", "1", "--limit", "300",
+    code = cli.main(["--cpu", "--data", "synthetic", "--epochs", "1", "--seeds", "1", "--limit", "300",
                        "--runs-dir", str(tmp_path / "runs")], stream=out)
     assert code == 0, out.getvalue()
-    body = [dict(zip(bench.COLUMNS, cells)) for cells in _table_lines(out.getvalue())[2:]]
+    body = [dict(zip(report.COLUMNS, cells)) for cells in _table_lines(out.getvalue())[2:]]
     assert [(r["row"], r["how"]) for r in body] == [("quick-demo", "command line"),
                                                      ("quick-demo", "dashboard (watched)")]
     # Same seed and data on the CPU: the two ways train the very same run.
@@ -66,7 +67,7 @@ def test_cpu_mode_compares_the_command_line_with_a_watched_dashboard_run(tmp_pat
 
 def test_training_seconds_come_from_the_run_records_even_without_a_validation_split(tmp_path):
     run = train_tiny_run(tmp_path, epochs=2, val_fraction=0.0)
-    m = bench.measure_run_dir(run.run_dir, bench.Measurement(seed=0))
+    m = measure.measure_run_dir(run.run_dir, measure.Measurement(seed=0))
     epochs = [r for r in runs.read_metrics(run.run_dir) if r["kind"] == "val"]
     assert len(epochs) == 2 and all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in epochs)
     test_s = runs.read_json(run.run_dir / "test_summary.json")["seconds"]
@@ -82,18 +83,31 @@ def test_training_seconds_come_from_the_run_records_even_without_a_validation_sp
     (["--data", "/no/such/folder", "--rows", "quick-demo", "--epochs", "1", "--seeds", "1"], "does not exist"),
 ])
 def test_bad_input_is_one_sentence(args, words, capsys):
-    assert bench.main(args, stream=io.StringIO()) == 1
+    assert cli.main(args, stream=io.StringIO()) == 1
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
 
 
 def test_table_cells_show_mean_and_spread_and_count_failed_seeds():
-    result = bench.RowResult("quick-demo", "t", "fastnet-small", "engine", {}, runs=[
-        bench.Measurement(seed=0, test_acc=0.80, train_s=10.0, images_per_s=100.0, wall_s=12.0, peak_mib=5.0),
-        bench.Measurement(seed=1, test_acc=0.82, train_s=12.0, images_per_s=120.0, wall_s=14.0, peak_mib=6.0),
-        bench.Measurement(seed=2, error="out of memory: try a smaller batch size"),
+    result = measure.RowResult("quick-demo", "t", "fastnet-small", "engine", {}, runs=[
+        measure.Measurement(seed=0, test_acc=0.80, train_s=10.0, images_per_s=100.0, wall_s=12.0, peak_mib=5.0),
+        measure.Measurement(seed=1, test_acc=0.82, train_s=12.0, images_per_s=120.0, wall_s=14.0, peak_mib=6.0),
+        measure.Measurement(seed=2, error="out of memory: try a smaller batch size"),
     ])
-    cells = dict(zip(bench.COLUMNS, bench.table_rows([result])[0]))
+    cells = dict(zip(report.COLUMNS, report.table_rows([result])[0]))
     assert cells["seeds"] == "2 (1 failed)"
     assert cells["test acc %"] == "81.00 ± 1.41" and cells["train s"] == "11.00 ± 1.41"
     assert cells["peak MiB"] == "6" and cells["warm-up s"] == "-"
+
+
+def test_check_resume_stops_after_the_first_epoch_and_the_resumed_run_matches_one_without_a_stop(tmp_path):
+    out = io.StringIO()
+    code = cli.main(["--check-resume", "--data", "synthetic", "--limit", "300", "--device", "cpu",
+                     "--runs-dir", str(tmp_path / "runs")], stream=out)
+    line = out.getvalue()
+    assert code == 0 and "stopped after epoch 1, resumed to completed" in line and line.endswith("passed.\n"), line
+    # On the CPU a resume is exact: the same seed gives the same accuracy with or without the stop.
+    resumed, whole = sorted(runs.list_runs(tmp_path / "runs"), key=lambda s: s.name)
+    assert (resumed.name, whole.name) == ("resume-check-stopped", "resume-check-whole")
+    assert resumed.state == whole.state == "completed"
+    assert resumed.status["test_acc"] == whole.status["test_acc"]

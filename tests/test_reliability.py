@@ -17,10 +17,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import run_files, runs
+from core import runs
 from core.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
-from core.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run, train
+from core.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
 from tests.helpers import app_runs_folder, tiny_config, train_tiny_run, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
