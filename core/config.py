@@ -17,6 +17,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
 FLIPS = ("none", "random", "alternating")
 PRECISIONS = ("auto", "fp32", "bf16")
+KEYWORD_SOURCES = ("cifar10", "synthetic")  # data sources that are names, not paths
 MAX_SEED = 2**32 - 1  # what every generator a seed reaches accepts (scikit-learn's split: below 2**32)
 
 
@@ -140,7 +141,8 @@ def _range_problems(cfg: TrainConfig):
     if cfg.model not in list_models():
         yield f"model must be one of {', '.join(list_models())}, got {cfg.model!r}."
     if not cfg.data.strip():
-        yield "data must be 'cifar10', 'synthetic', or the path of a folder or archive, got an empty value."
+        keywords = ", ".join(map(repr, KEYWORD_SOURCES))
+        yield f"data must be {keywords}, or the path of a folder or archive, got an empty value."
     checks = [
         (0.0 <= cfg.val_fraction <= 0.5, "val_fraction must be between 0 and 0.5"),
         (1 <= cfg.epochs <= 10_000, "epochs must be between 1 and 10000"),

@@ -18,14 +18,12 @@ the device as uint8 and serves shuffled, augmented, normalised batches from ther
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import math
 import os
 import tarfile
 import time
-import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +37,8 @@ from torch import Tensor
 
 from core import augment as aug
 from core.augment import Augment
+from core.config import KEYWORD_SOURCES
+from core.files import write_atomically
 from core.images import IMAGE_SIZE, ImageError, Policy, decode
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ DATASET_IMAGES = Policy(
 )
 MAX_MEMBER_BYTES = 256 * 2**20  # refuse absurd archive members (zip bombs) before reading them
 LAYOUT_HINT = "ImageFolder layout (train/<class>/*, test/<class>/*)"
-SOURCES_HINT = f"'cifar10', 'synthetic', or a folder or .tar.gz/.tgz/.zip archive in {LAYOUT_HINT}"
+SOURCES_HINT = f"{', '.join(map(repr, KEYWORD_SOURCES))}, or a folder or .tar.gz/.tgz/.zip archive in {LAYOUT_HINT}"
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 luminance weights for the grayscale option
 # One grey level: uint8 pixels cannot spread less, so a smaller std means a constant channel. Its
 # normalised value is 0 on every training picture whatever the floor; one level keeps ordinary data untouched.
@@ -194,15 +194,9 @@ def _read_cache(folder: Path) -> _Arrays | None:
     return _Arrays(*arrays, classes=tuple(meta["classes"]))
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write through a unique temporary name then rename, so readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save given a path would append ".npy" to it
+        np.save(f, array, allow_pickle=False)
 
 
 def _write_cache(folder: Path, arrays: _Arrays, source: str) -> None:
@@ -211,10 +205,10 @@ def _write_cache(folder: Path, arrays: _Arrays, source: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name in _ARRAY_FILES:
             array = getattr(arrays, name)
-            _atomic_write(folder / f"{name}.npy", lambda f, a=array: np.save(f, a, allow_pickle=False))
+            write_atomically(folder / f"{name}.npy", lambda tmp, a=array: _save_npy(tmp, a))
         meta = {"classes": list(arrays.classes), "source": source, "cache_version": CACHE_VERSION,
                 "train": int(len(arrays.train_labels)), "test": int(len(arrays.test_labels))}
-        _atomic_write(folder / "meta.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        write_atomically(folder / "meta.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
     except OSError as err:
         logger.warning("Could not write the data cache %s (%s); the next load decodes again", folder, err)
 

@@ -29,11 +29,12 @@ from torch import Tensor, nn
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as vgg_make_layers
 
+from core.images import IMAGE_SIZE
+
 from core.fastnet import FastNet
 
 __all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model"]
 
-IMAGE_SIZE = 32   # every architecture here is sized for 32x32 inputs
 
 
 # ================================================================== registry

@@ -30,7 +30,6 @@ import secrets
 import shutil
 import socket
 import time
-import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from core import run_files
+from core.files import write_atomically
 from core.run_files import STATES, FileDamaged
 
 log = logging.getLogger(__name__)
@@ -108,21 +108,6 @@ def new_run_id(label: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Atomic small files
 # ---------------------------------------------------------------------------------------------
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write `path` through a temporary file of its own and a rename, so a reader never sees half a file.
-
-    The temporary name is unique per call (two threads writing one file do not collide), and it is
-    removed when the write fails, so a full disk is not kept full by our leftovers.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic JSON. No fsync: the rename is atomic for every reader and survives a killed process; the
@@ -301,7 +286,7 @@ class Predictions:
     pred: np.ndarray  # (N,) predicted class
     probs: np.ndarray  # (N, C) float32 class probabilities
     index: np.ndarray  # (N,) position of each image in its source split (val: the train split)
-    split: str  # "train" or "test": which source split `index` refers to
+    split: str  # "val" or "test": what was evaluated
     loss: np.ndarray | None = None  # (N,) per-sample loss, test only
 
 
@@ -369,7 +354,7 @@ def _load_val(folder: Path, epoch: int) -> Predictions | None:
     if labels.max() >= num_classes:
         raise PredictionsError(f"predictions/{name} does not fit predictions/val_labels.npz: its probabilities "
                                f"cover {num_classes} classes, but the labels go up to class {labels.max()}.")
-    return Predictions(labels, probs.argmax(1), probs, index, "train")
+    return Predictions(labels, probs.argmax(1), probs, index, "val")
 
 
 def _read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:

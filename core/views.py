@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.config import KEYWORD_SOURCES
 from core.runs import RunSummary
 
-KEYWORD_SOURCES = ("cifar10", "synthetic")  # data sources that are not paths
 
 # ---------------------------------------------------------------------------------------------
 # Numbers and words

@@ -159,7 +159,7 @@ def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, 
     data, reason = _dataset_or_reason(source, str(config.get("data_dir") or ""))
     if data is None:
         return None, None, f"The images of '{source}' cannot be loaded on this machine: {reason}"
-    split = data.test if preds.split == "test" else data.train
+    split = data.test if preds.split == "test" else data.train  # validation pictures are held out of train
     index_ok = len(preds.index) == 0 or (preds.index.min() >= 0 and preds.index.max() < len(split))
     if not index_ok or not np.array_equal(split.labels[preds.index], preds.labels):
         return None, data.classes, (f"The images of '{source}' on this machine are not the ones this run "
@@ -282,7 +282,7 @@ def no_predictions_message(summary: runs.RunSummary, split: str = "test") -> str
 # =============================================================================================
 from collections.abc import Callable  # noqa: E402
 
-from core import views  # noqa: E402
+from core.config import KEYWORD_SOURCES  # noqa: E402
 
 SOURCE_KINDS = {  # what the data-source picker offers, in plain words
     "cifar10": "CIFAR-10 photos",
@@ -300,8 +300,8 @@ def source_picker(key: str, default: str | Callable[[], str], persist_state: str
     kind_key, path_key = f"{key}_kind", f"{key}_path"
     if kind_key not in st.session_state:
         default = default() if callable(default) else default
-        st.session_state[kind_key] = default if default in views.KEYWORD_SOURCES else "path"
-        st.session_state[path_key] = "" if default in views.KEYWORD_SOURCES else default
+        st.session_state[kind_key] = default if default in KEYWORD_SOURCES else "path"
+        st.session_state[path_key] = "" if default in KEYWORD_SOURCES else default
     st.radio(
         "Images", list(SOURCE_KINDS), format_func=SOURCE_KINDS.get, key=kind_key, persist_state=persist_state,
         help="CIFAR-10 is the classic set of 60,000 small photos in 10 classes (downloaded once, about "

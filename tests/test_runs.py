@@ -115,5 +115,5 @@ def test_predictions_missing_then_present(tmp_path):
     runs.save_val_predictions(path, 1, np.eye(3)[[2, 1]])
     assert runs.val_epochs(path) == [1]
     val = runs.load_predictions(path, "val", epoch=1)
-    assert val.pred.tolist() == [2, 1] and val.split == "train"
+    assert val.pred.tolist() == [2, 1] and val.split == "val"
     assert runs.load_predictions(path, "val", epoch=2) is None
