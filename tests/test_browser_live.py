@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from core import runs
+from core import runs, views
 from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, IDLE, browser_page, dashboard, settle
 
@@ -48,10 +48,6 @@ def click_square(page, matrix, true_c: int, pred_c: int, n_classes: int) -> None
     box = matrix.locator("g.mark-rect.role-mark").first.bounding_box()
     side_x, side_y = box["width"] / n_classes, box["height"] / n_classes
     page.mouse.click(box["x"] + (pred_c + 0.8) * side_x, box["y"] + (true_c + 0.5) * side_y)
-
-
-def plural_clicks(n: int) -> str:
-    return "1 click" if n == 1 else f"{n} clicks"
 
 
 def test_clicking_a_live_square_while_training_shows_its_pictures(server):
@@ -101,4 +97,4 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         assert len(captions) == int(re.search(r"(\d+) pictures, the most confident", main)[1])
         assert runs.summarize_run(summary.path).state == "running"  # all of it while the run trains
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
-              f"{to_pictures:.2f} s ({plural_clicks(clicks)})")
+              f"{to_pictures:.2f} s ({views.plural(clicks, 'click')})")
