@@ -161,3 +161,12 @@ def test_a_click_on_a_square_shows_that_epochs_pictures_and_opens_the_errors_pag
     assert page.at.select_slider(key="errors_epoch").value == 2
     assert page.at.session_state["errors_cell"] == (CLASSES[0], CLASSES[1])
     assert len(page.at.image) == EPOCH_MISTAKES[2][(0, 1)]
+
+
+def test_a_damaged_epoch_file_is_named_in_one_sentence_instead_of_a_matrix(run_dir):
+    finish_epoch(run_dir, 1)
+    runs.val_predictions_path(run_dir, 1).write_bytes(b"not an npz")  # e.g. a disk error
+    page = LivePage(run_dir)
+    assert page.matrix_chart() is None
+    assert [shown(w.value) for w in page.at.warning] == [
+        "predictions/val_epoch_0001.npz is damaged: it cannot be read as saved predictions (ValueError)."]
