@@ -1,5 +1,5 @@
 """A real browser clicks a square of the Train page's live confusion matrix while the run is still training
-and sees that square's pictures appear under it.
+and sees that square's pictures appear under it, then opens that epoch on the Errors page.
 
 Playwright drives Debian's Chromium (/usr/bin/chromium; skipped when absent) against `streamlit run` on a
 free port with an empty runs folder. Through the page only, it keeps the Quick demo recipe, picks the
@@ -50,6 +50,19 @@ def click_square(page, matrix, true_c: int, pred_c: int, n_classes: int) -> None
     page.mouse.click(box["x"] + (pred_c + 0.8) * side_x, box["y"] + (true_c + 0.5) * side_y)
 
 
+def click_until_shown(page, matrix, cell: tuple[int, int], n_classes: int, heading) -> int:
+    """Click the square until its heading shows; returns the clicks it took."""
+    timeout_error = pytest.importorskip("playwright.sync_api").TimeoutError
+    for clicks in range(1, 4):
+        click_square(page, matrix, *cell, n_classes)
+        try:
+            heading.wait_for(timeout=10_000)
+            return clicks
+        except timeout_error:
+            pass  # a click landing while the refresh redraws the chart may be lost: try again
+    pytest.fail("three clicks on the live square showed nothing")
+
+
 def test_clicking_a_live_square_while_training_shows_its_pictures(server):
     url, runs_dir = server
     classes = list(load_dataset("synthetic").classes)
@@ -77,14 +90,7 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         assert 0 < numbers[k * n + k] <= PER_PAGE
         heading = page.get_by_text(f"{classes[k]} recognised correctly", exact=True)
         clicked = time.monotonic()
-        for clicks in range(1, 4):  # a click landing while the refresh redraws the chart may be lost: try again
-            click_square(page, matrix, k, k, n)
-            try:
-                heading.wait_for(timeout=10_000)
-                break
-            except Exception:  # playwright's TimeoutError
-                continue
-        heading.wait_for(timeout=10_000)
+        clicks = click_until_shown(page, matrix, (k, k), n, heading)
         page.wait_for_function("() => document.querySelectorAll(\"[data-testid='stImage']\").length > 0",
                                timeout=30_000)
         to_pictures = time.monotonic() - clicked
@@ -98,3 +104,10 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         assert runs.summarize_run(summary.path).state == "running"  # all of it while the run trains
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
               f"{to_pictures:.2f} s ({views.plural(clicks, 'click')})")
+
+        # The button under the words opens the Errors page at the epoch shown, with the same square chosen.
+        page.get_by_role("button", name=re.compile(r"Open epoch \d+ on the Errors page")).click()
+        page.get_by_role("heading", name="Errors", exact=True).wait_for(timeout=30_000)
+        settle(page)
+        assert page.get_by_role("radio", name="Validation set, after an epoch").is_checked()
+        assert page.get_by_text(f"{classes[k]} recognised correctly", exact=True).count() == 1
