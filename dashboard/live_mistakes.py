@@ -16,12 +16,15 @@ from dashboard import common, matrix
 from dashboard.text import plain
 
 PREFIX = "live_mistakes"  # the matrix's keys: live_mistakes_cell, live_mistakes_matrix_N, ...
+WAITING = "When the first epoch ends, a matrix of the mistakes on the validation pictures appears here."
 
 
 def show(summary: runs.RunSummary) -> None:
-    """The newest epoch's matrix and its words; nothing before the first epoch has finished."""
+    """The newest epoch's matrix and its words; before the first epoch's end, a line saying it will come."""
     epochs = runs.val_epochs(summary.path)
     if not epochs:
+        if summary.state in runs.LIVE_STATES and summary.config.get("val_fraction") != 0:
+            st.caption(WAITING)
         return
     epoch = epochs[-1]
     counts, problem = common.epoch_confusion(summary.path, epoch)

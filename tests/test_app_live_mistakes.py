@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import analysis, runs
 from core.data import load_dataset
+from dashboard import live_mistakes
 from tests.helpers import app_runs_folder, shown, tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -104,7 +105,8 @@ class LivePage:
 
 def test_the_matrix_appears_after_epoch_one_with_its_worst_pair(run_dir):
     page = LivePage(run_dir)
-    assert page.matrix_chart() is None  # no epoch finished: nothing to show yet
+    assert page.matrix_chart() is None  # no epoch finished: nothing to show yet, and it says so
+    assert live_mistakes.WAITING in page.text()
     counts = finish_epoch(run_dir, 1)
     page.run()
     assert np.array_equal(page.matrix(), counts)
