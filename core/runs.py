@@ -269,8 +269,13 @@ def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> Non
     _save_npz(run_dir / "predictions" / "val_labels.npz", labels=labels, index=index)
 
 
+def val_predictions_path(run_dir: Path, epoch: int) -> Path:
+    """The file holding the validation probabilities after `epoch` (it may not exist yet)."""
+    return run_dir / "predictions" / f"val_epoch_{epoch:04d}.npz"
+
+
 def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
-    _save_npz(run_dir / "predictions" / f"val_epoch_{epoch:04d}.npz", probs=probs.astype(np.float16))
+    _save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
 
 
 def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
@@ -299,7 +304,7 @@ def val_epochs(run_dir: Path) -> list[int]:
     for path in (run_dir / "predictions").glob("val_epoch_*.npz"):
         match = _VAL_EPOCH_FILE.match(path.name)
         # Only the name the engine writes counts, so every epoch listed is the one load_predictions reads.
-        if match and path.name == f"val_epoch_{int(match[1]):04d}.npz":
+        if match and path.name == val_predictions_path(run_dir, int(match[1])).name:
             found.append(int(match[1]))
     return sorted(found)
 
@@ -337,7 +342,7 @@ def _load_test(folder: Path) -> Predictions | None:
 
 
 def _load_val(folder: Path, epoch: int) -> Predictions | None:
-    name = f"val_epoch_{epoch:04d}.npz"
+    name = val_predictions_path(folder.parent, epoch).name
     probs_file = _read_npz(folder / name, ("probs",))
     if probs_file is None:
         return None

@@ -34,6 +34,13 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
+def change_text(now: int, before: int, epoch_before: int) -> str:
+    """How a count moved since an earlier epoch: 'down from 75 after epoch 2', 'the same as after epoch 2'."""
+    if now == before:
+        return f"the same as after epoch {epoch_before}"
+    return f"{'down' if now < before else 'up'} from {before:,} after epoch {epoch_before}"
+
+
 def queue_text(position: int | None) -> str:
     """What a queued run says about its place: 'Waiting: 2nd in line'."""
     if position is None:

@@ -123,6 +123,26 @@ def predictions(run_dir: Path, split: str = "test",
     return _load_predictions(str(run_dir), split, epoch, _mtime_ns(run_dir / "predictions"))
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _epoch_confusion(run_dir: str, epoch: int, stamp: int) -> tuple[np.ndarray | None, str | None]:
+    # Keyed by the epoch file's own time, not the folder's: a new epoch leaves older epochs' entries valid.
+    try:
+        preds = runs.load_predictions(Path(run_dir), "val", epoch)
+    except runs.PredictionsError as exc:
+        return None, str(exc)
+    if preds is None:
+        return None, None
+    return analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1]), None
+
+
+def epoch_confusion(run_dir: Path, epoch: int) -> tuple[np.ndarray | None, str | None]:
+    """(C, C) validation counts after `epoch`, read once per version of that epoch's file.
+
+    None with the sentence naming a damaged file; (None, None) when the epoch has no file (yet).
+    """
+    return _epoch_confusion(str(run_dir), epoch, _mtime_ns(runs.val_predictions_path(run_dir, epoch)))
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _predictor(run_dir: str, which: str, stamp: int) -> Predictor:
     from core.device import resolve_device
@@ -151,14 +171,29 @@ def _dataset_or_reason(source: str, data_dir: str) -> tuple[Dataset | None, str 
         return None, str(exc)
 
 
-def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
-    """The split the predictions index into, the source's class names, or why the images are unavailable."""
+def _run_dataset(config: dict) -> tuple[Dataset | None, str | None]:
+    """The dataset a run was trained on, or why it cannot be loaded here."""
     source = config.get("data")
     if not isinstance(source, str) or not source:
-        return None, None, "The run's settings do not say which data it was trained on."
+        return None, "The run's settings do not say which data it was trained on."
     data, reason = _dataset_or_reason(source, str(config.get("data_dir") or ""))
     if data is None:
-        return None, None, f"The images of '{source}' cannot be loaded on this machine: {reason}"
+        return None, f"The images of '{source}' cannot be loaded on this machine: {reason}"
+    return data, None
+
+
+def data_classes(config: dict) -> tuple[str, ...] | None:
+    """The class names of a run's data source (for `class_names`), or None when it cannot be loaded here."""
+    data, _ = _run_dataset(config)
+    return data.classes if data is not None else None
+
+
+def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
+    """The split the predictions index into, the source's class names, or why the images are unavailable."""
+    data, reason = _run_dataset(config)
+    if data is None:
+        return None, None, reason
+    source = config["data"]
     split = data.test if preds.split == "test" else data.train  # validation pictures are held out of train
     index_ok = len(preds.index) == 0 or (preds.index.min() >= 0 and preds.index.max() < len(split))
     if not index_ok or not np.array_equal(split.labels[preds.index], preds.labels):

@@ -1,9 +1,10 @@
-"""The live view of one run (Train page): progress, Stop/Resume, learning rate and learning curves.
+"""The live view of one run (Train page): progress, Stop/Resume, learning rate, learning curves and,
+from the first epoch on, the newest validation confusion matrix (dashboard/live_mistakes.py).
 
 `show(summary)` draws it inside an `st.fragment` that reruns every LIVE_REFRESH_S seconds while the
 run is queued or running, and not at all otherwise. Each refresh only reads the run folder
-(status.json and metrics.jsonl, the latter re-read only when it changed), so watching a run never
-slows its training: the training thread and this page share nothing but files.
+(status.json; metrics.jsonl only when it changed; a new epoch's predictions once), so watching a run
+never slows its training: the training thread and this page share nothing but files.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import runs, views
-from dashboard import common
+from dashboard import common, live_mistakes
 from dashboard.text import plain
 
 LIVE_REFRESH_S = 1.5
@@ -43,6 +44,7 @@ def _view(run_id: str, was_live: bool) -> None:
     st.progress(fraction, text=plain(text))  # its numbers come from status.json
     _numbers(summary, metrics)
     _charts(metrics)
+    live_mistakes.show(summary)
 
 
 # ---------------------------------------------------------------------------------------------

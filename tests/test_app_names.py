@@ -108,6 +108,9 @@ def test_train_page_shows_the_run_name_and_its_error_as_text(hostile):
     at = open_page(hostile, None)
     sources = assert_no_live_markup(at)
     assert at.subheader[-1].value == plain(HOSTILE_RUN)
+    # The live matrix's sentence names the most mixed-up pair with the class names escaped.
+    (pair_line,) = [s for s in sources if s.startswith("Right now it mixes up")]
+    assert sum(f"**{plain(c)}**" in pair_line for c in hostile["classes"]) == 2
     rerun(at, hostile["failed"])
     assert_no_live_markup(at)
     assert [shown(e.value) for e in at.error] == [f"It broke on {HOSTILE_RUN}."]

@@ -44,6 +44,13 @@ def test_plural():
     assert views.plural(1200, "point") == "1,200 points"
 
 
+def test_change_text():
+    assert views.change_text(61, 75, 2) == "down from 75 after epoch 2"
+    assert views.change_text(80, 1200, 3) == "down from 1,200 after epoch 3"
+    assert views.change_text(9, 4, 1) == "up from 4 after epoch 1"
+    assert views.change_text(5, 5, 7) == "the same as after epoch 7"
+
+
 def test_format_count():
     assert views.format_count(62006) == "62,006"
     assert views.format_count(1_234_567) == "1.2 million"

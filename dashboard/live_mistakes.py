@@ -1,0 +1,85 @@
+"""The live view's mistakes (Train page): the newest epoch's validation confusion matrix, its most
+mixed-up pair in words and how that pair moved since the epoch before. A click on a square shows its
+pictures right here, through the Errors page's own component (dashboard/matrix.py).
+
+Drawn inside the live view's fragment, so it refreshes with it while the run is live and not at all
+afterwards. A refresh lists the predictions folder; each epoch's counts are read from its file once
+(common.epoch_confusion), and the pictures' file only once a square is chosen.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import analysis, runs, views
+from dashboard import common, matrix
+from dashboard.text import plain
+
+PREFIX = "live_mistakes"  # the matrix's keys: live_mistakes_cell, live_mistakes_matrix_N, ...
+WAITING = "When the first epoch ends, a matrix of the mistakes on the validation pictures appears here."
+
+
+def show(summary: runs.RunSummary) -> None:
+    """The newest epoch's matrix and its words; before the first epoch's end, a line saying it will come."""
+    epochs = runs.val_epochs(summary.path)
+    if not epochs:
+        if summary.state in runs.LIVE_STATES and summary.config.get("val_fraction") != 0:
+            st.caption(WAITING)
+        return
+    epoch = epochs[-1]
+    counts, problem = common.epoch_confusion(summary.path, epoch)
+    if problem:
+        st.warning(plain(problem))
+        return
+    if counts is None:  # its file went between listing and reading (a restart clears predictions/)
+        return
+    classes = common.class_names(summary.path, len(counts), common.data_classes(summary.config))
+    previous = _previous(summary, epochs, counts.shape)
+    chosen = matrix.chosen_cell(PREFIX, classes)
+    st.markdown(f"**Mistakes on the validation pictures after epoch {epoch}**")
+    chart_col, words_col = st.columns([3, 2])
+    with chart_col:
+        matrix.show_matrix(PREFIX, counts, classes, chosen, compact=True)
+    with words_col:
+        _words(counts, classes, previous)
+        matrix.errors_page_button(PREFIX, epoch)
+    if chosen is not None:
+        _pictures(summary, epoch, classes, chosen)
+
+
+def _previous(summary: runs.RunSummary, epochs: list[int], shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
+    """The epoch before the newest one and its counts, when it has a readable file of the same classes."""
+    if len(epochs) < 2:
+        return None
+    counts, _ = common.epoch_confusion(summary.path, epochs[-2])
+    return (epochs[-2], counts) if counts is not None and counts.shape == shape else None
+
+
+def _words(counts: np.ndarray, classes: list[str], previous: tuple[int, np.ndarray] | None) -> None:
+    # Both directions added up (cats taken for dogs plus dogs taken for cats), the same ranking as the
+    # Errors page's "Most mixed-up pairs", so the pair named here is the first one listed there.
+    pairs = analysis.confused_pairs(counts, 1)
+    if not pairs:
+        st.markdown("Right now it mixes up no two classes: every validation picture is right.")
+        return
+    top = pairs[0]
+    a, b = plain(classes[top.a]), plain(classes[top.b])
+    sentence = f"Right now it mixes up **{a}** and **{b}** most: {views.plural(top.total, 'time')}"
+    if previous is not None:
+        epoch_before, counts_before = previous
+        sentence += ", " + views.change_text(top.total, analysis.pair_between(counts_before, top.a, top.b).total,
+                                              epoch_before)
+    st.markdown(sentence + ".")
+    st.caption(f"{a} taken for {b}: {top.a_as_b} · {b} taken for {a}: {top.b_as_a}")
+
+
+def _pictures(summary: runs.RunSummary, epoch: int, classes: list[str], chosen: tuple[int, int]) -> None:
+    preds, problem = common.predictions(summary.path, "val", epoch)
+    if problem:
+        st.warning(plain(problem))
+        return
+    if preds is None:
+        return
+    images, _, reason = common.run_images(summary.config, preds)
+    # The probability bars sit behind a button: the live view is narrower than the Errors page.
+    matrix.show_cell(PREFIX, preds, classes, chosen, images, reason, bars="popover")

@@ -1,0 +1,167 @@
+"""The clickable confusion matrix and its chosen square's pictures, shared by the Errors page and the
+Train page's live view (dashboard/live_mistakes.py).
+
+Each user passes its own key prefix ("errors", "live_mistakes"), so the two keep their own chosen
+square and chart state. A square is chosen by a click on the chart (an Altair point selection with
+on_select) or by a button (`on_button`); both end in `choose_cell`, which stores class *names* in
+st.session_state, so the choice survives a live refresh and the next epoch's matrix.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import analysis, runs
+from dashboard import common
+from dashboard.text import plain
+
+# The Errors page's own state, set from elsewhere by `open_errors_page` (the page reads the same keys).
+ERRORS_PREFIX = "errors"
+ERRORS_PAGE = "views/errors.py"  # relative to dashboard/app.py, as st.switch_page wants it
+ERRORS_SPLIT_KEY = "errors_split"
+ERRORS_EPOCH_KEY = "errors_epoch"
+ERRORS_NEWEST_SEEN_KEY = "errors_newest_epoch_seen"
+
+
+def _cell_key(prefix: str) -> str:
+    return f"{prefix}_cell"  # (true name, predicted name) of the chosen square
+
+
+def _chart_gen_key(prefix: str) -> str:
+    return f"{prefix}_chart_gen"  # bumped when a button picks a square: the chart restarts unselected
+
+
+def _page_key(prefix: str) -> str:
+    return f"{prefix}_cell_page"
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a square: the chart's click and the buttons both end here
+# ---------------------------------------------------------------------------------------------
+
+def choose_cell(prefix: str, true_name: str, pred_name: str) -> None:
+    st.session_state[_cell_key(prefix)] = (true_name, pred_name)
+    st.session_state[_page_key(prefix)] = 1
+
+
+def on_button(prefix: str, true_name: str, pred_name: str) -> None:
+    choose_cell(prefix, true_name, pred_name)
+    # The chart keeps its own highlighted point; a new chart key drops it, so a later click on that
+    # same square still counts as a change.
+    st.session_state[_chart_gen_key(prefix)] = st.session_state.get(_chart_gen_key(prefix), 0) + 1
+
+
+def _on_chart_click(prefix: str, chart_key: str) -> None:
+    picked = st.session_state[chart_key].selection.get("cell") or []
+    if picked:  # a click beside the squares clears the chart's point: keep the chosen square then
+        choose_cell(prefix, picked[0]["true"], picked[0]["pred"])
+
+
+def chosen_cell(prefix: str, classes: list[str]) -> tuple[int, int] | None:
+    chosen = st.session_state.get(_cell_key(prefix))
+    if not chosen or chosen[0] not in classes or chosen[1] not in classes:
+        return None
+    return classes.index(chosen[0]), classes.index(chosen[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The matrix
+# ---------------------------------------------------------------------------------------------
+
+def matrix_frame(counts: np.ndarray, classes: list[str], normalise: bool) -> pd.DataFrame:
+    shares = analysis.row_normalise(counts)
+    t, p = np.indices(counts.shape)  # (C, C) each
+    frame = pd.DataFrame({
+        "true": np.asarray(classes, dtype=object)[t.ravel()], "pred": np.asarray(classes, dtype=object)[p.ravel()],
+        "count": counts.ravel(), "share": shares.ravel(),
+    })
+    frame["label"] = [f"{s:.0%}" for s in frame["share"]] if normalise else frame["count"].astype(str)
+    shown = frame["share"] if normalise else frame["count"]
+    frame["dark"] = np.sqrt(shown / shown.max()) > 0.6 if shown.max() > 0 else False  # white text on dark squares
+    return frame
+
+
+def matrix_chart(counts: np.ndarray, classes: list[str], normalise: bool, chosen: tuple[int, int] | None,
+                 compact: bool = False) -> alt.LayerChart:
+    frame = matrix_frame(counts, classes, normalise)
+    x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
+    y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
+    tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
+               alt.Tooltip("count:Q", title="Images"),
+               alt.Tooltip("share:Q", title="Share of this true class", format=".1%")]
+    cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
+    # A square-root colour scale keeps the small off-diagonal counts visible next to the large diagonal.
+    rect = alt.Chart(frame).mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("share:Q" if normalise else "count:Q", legend=None,
+                        scale=alt.Scale(type="sqrt", scheme="blues")),
+    ).add_params(cell)
+    text = alt.Chart(frame).mark_text(fontSize=10 if compact else 12).encode(
+        x=x, y=y, text="label:N", tooltip=tooltip,
+        color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
+    layers = [rect, text]
+    if chosen is not None:
+        mark = frame[(frame["true"] == classes[chosen[0]]) & (frame["pred"] == classes[chosen[1]])]
+        layers.append(alt.Chart(mark).mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(x=x, y=y))
+    side = min(360, 30 * len(classes) + 40) if compact else min(560, 44 * len(classes) + 60)
+    return alt.layer(*layers).properties(height=side, width=side)
+
+
+def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None, *,
+                normalise: bool = False, compact: bool = False) -> None:
+    """The chart; a click on a square chooses it (and reruns only the fragment it is drawn in)."""
+    chart_key = f"{prefix}_matrix_{st.session_state.get(_chart_gen_key(prefix), 0)}"
+    st.altair_chart(matrix_chart(counts, classes, normalise, chosen, compact), key=chart_key,
+                    selection_mode="cell", on_select=partial(_on_chart_click, prefix, chart_key))
+    st.caption("Rows are the true classes, columns what the model said. Click a square to see its pictures.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chosen square's pictures
+# ---------------------------------------------------------------------------------------------
+
+def show_cell(prefix: str, preds: runs.Predictions, classes: list[str], chosen: tuple[int, int] | None,
+              images, reason: str | None, *, bars: str = "inline") -> None:
+    """The chosen square's pictures, most confident first, a page at a time (bars: as common.prediction_tiles)."""
+    if chosen is None:
+        st.info("Click a square of the matrix, or a pair button, to see its pictures here.")
+        return
+    t, p = chosen
+    positions = analysis.cell_positions(preds.labels, preds.pred, preds.probs, t, p)
+    title = (f"{plain(classes[t])} recognised correctly" if t == p
+             else f"{plain(classes[t])} taken for {plain(classes[p])}")
+    st.subheader(title)
+    st.caption(f"{len(positions)} pictures, the most confident prediction first.")
+    if not len(positions):
+        return
+    if images is None:
+        st.caption(f"The pictures themselves are not available here. {plain(reason or '')}")
+    page = common.page_picker(len(positions), _page_key(prefix))
+    common.prediction_tiles(preds, analysis.page_of(positions, page, common.TILES_PER_PAGE), images, classes,
+                            bars=bars)
+
+
+# ---------------------------------------------------------------------------------------------
+# Going to the Errors page at an epoch
+# ---------------------------------------------------------------------------------------------
+
+def open_errors_page(epoch: int, cell: tuple[str, str] | None) -> None:
+    """Switch to the Errors page showing the validation set after `epoch`, with `cell` chosen there too."""
+    st.session_state[ERRORS_SPLIT_KEY] = "val"
+    st.session_state[ERRORS_EPOCH_KEY] = epoch
+    # Forgetting the newest epoch the page saw keeps it on `epoch` instead of jumping to a newer one.
+    st.session_state.pop(ERRORS_NEWEST_SEEN_KEY, None)
+    if cell is not None:
+        on_button(ERRORS_PREFIX, *cell)
+    st.switch_page(ERRORS_PAGE)
+
+
+def errors_page_button(prefix: str, epoch: int) -> None:
+    """A button opening the Errors page at `epoch` with this matrix's chosen square."""
+    if st.button(f"Open epoch {epoch} on the Errors page", key=f"{prefix}_open_errors", icon=":material/grid_on:",
+                 help="The full-size matrix of this epoch, the ranked pairs and the per-class scores."):
+        open_errors_page(epoch, st.session_state.get(_cell_key(prefix)))
