@@ -1,13 +1,13 @@
 """The dashboard: `streamlit run dashboard/app.py`.
 
-A multipage app. The sidebar's run picker (dashboard/common.py) is shared by every page; the pages
+A multipage app. The sidebar's run picker (dashboard/state.py) is shared by every page; the pages
 read runs/ through core and start or stop work through the one job manager.
 """
 from pathlib import Path
 
 import streamlit as st
 
-from dashboard import common  # importable because the project is installed (`-e .` in requirements.txt)
+from dashboard import state  # importable because the project is installed (`-e .` in requirements.txt)
 
 st.set_page_config(page_title="CIFAR-10 trainer", page_icon=":material/image:", layout="wide")
 
@@ -21,5 +21,5 @@ navigation = st.navigation([
     st.Page(VIEWS / "errors.py", title="Errors", icon=":material/grid_on:"),
     st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/collections:"),
 ])
-common.sidebar()
+state.sidebar()
 navigation.run()

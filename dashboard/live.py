@@ -12,8 +12,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import runs, views
-from dashboard import common, live_mistakes
+from core import present, runs
+from dashboard import live_mistakes, state
 from dashboard.text import plain
 
 LIVE_REFRESH_S = 1.5
@@ -29,18 +29,18 @@ def show(summary: runs.RunSummary) -> None:
 
 
 def _view(run_id: str, was_live: bool) -> None:
-    path = runs.run_path(common.runs_dir(), run_id)
+    path = runs.run_path(state.runs_dir(), run_id)
     if not path.is_dir():
         st.info("This run no longer exists (it was deleted); pick another one in the sidebar.")
         return
     summary = runs.summarize_run(path)
     if (summary.state in runs.LIVE_STATES) != was_live:
         st.rerun()  # started or ended: redraw the page so the refresh timer starts or stops
-    metrics = common.run_metrics(path)
+    metrics = state.run_metrics(path)
     _header(summary)
     _actions(summary)
     _state_message(summary)
-    fraction, text = views.progress_info(summary.status, summary.state)
+    fraction, text = present.progress_info(summary.status, summary.state)
     st.progress(fraction, text=plain(text))  # its numbers come from status.json
     _numbers(summary, metrics)
     _charts(metrics)
@@ -53,14 +53,14 @@ def _view(run_id: str, was_live: bool) -> None:
 
 def _header(summary: runs.RunSummary) -> None:
     st.subheader(plain(summary.name))
-    details = [summary.state, summary.model or "?", views.data_label(summary.data)]
+    details = [summary.state, summary.model or "?", present.data_label(summary.data)]
     if summary.device:
         details.append(f"on {summary.device}")
     st.caption(" · ".join(plain(d) for d in details))  # model, data path, device: from the run's files
 
 
 def _actions(summary: runs.RunSummary) -> None:
-    position = common.job_manager().position(summary.run_id)
+    position = state.job_manager().position(summary.run_id)
     elsewhere = summary.state == "running" and position is None
     left, right, _ = st.columns([1, 1, 4])
     left.button("Stop", key="live_stop", on_click=_stop, args=(summary.run_id,), icon="⏹️",
@@ -84,28 +84,28 @@ def _actions(summary: runs.RunSummary) -> None:
 
 def _stop(run_id: str) -> None:
     try:
-        common.job_manager().stop(run_id)
+        state.job_manager().stop(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
 
 
 def _resume(run_id: str) -> None:
     try:
-        common.job_manager().resume(run_id)
+        state.job_manager().resume(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
 
 
 def _restart(run_id: str) -> None:
     try:
-        common.job_manager().restart(run_id)
+        state.job_manager().restart(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
 
 
 def _state_message(summary: runs.RunSummary) -> None:
     if summary.state == "queued":
-        st.info(views.queue_text(common.job_manager().position(summary.run_id)))
+        st.info(present.queue_text(state.job_manager().position(summary.run_id)))
     elif summary.state in ("failed", "interrupted", "damaged") and summary.error:
         st.error(plain(summary.error))
     elif summary.state == "stopped":
@@ -113,9 +113,9 @@ def _state_message(summary: runs.RunSummary) -> None:
 
 
 def _numbers(summary: runs.RunSummary, metrics: list[dict]) -> None:
-    lr = views.current_lr(metrics)
-    loss = views.latest(metrics, "train", "loss")
-    val_acc = views.latest(metrics, "val", "val_acc")
+    lr = present.current_lr(metrics)
+    loss = present.latest(metrics, "train", "loss")
+    val_acc = present.latest(metrics, "val", "val_acc")
     cells = st.columns(4)
     cells[0].metric("Learning rate", f"{lr:.3g}" if lr is not None else "–",
                     help="How big a step the training takes right now; most recipes lower it as training goes on.")
@@ -136,10 +136,10 @@ def _charts(metrics: list[dict]) -> None:
              "The faint line behind it always shows the raw values.")
     log_loss = right.toggle("Loss on a log scale", key="live_log_loss",
                             help="Spreads out small loss values so late progress stays visible.")
-    curves = views.live_curves(metrics, smoothing)
+    curves = present.live_curves(metrics, smoothing)
     points = (curves[(curves.metric == "loss") & (curves.kind == "raw")].shape[0],
               curves[(curves.metric == "loss") & (curves.split == "validation")].shape[0])
-    right.caption(f"{views.plural(points[0], 'training point')} and {views.plural(points[1], 'validation point')} "
+    right.caption(f"{present.plural(points[0], 'training point')} and {present.plural(points[1], 'validation point')} "
                   "so far.")
     if curves.empty:
         left.info("The curves appear after the first few training steps.")

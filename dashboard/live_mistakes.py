@@ -4,15 +4,15 @@ pictures right here, through the Errors page's own component (dashboard/matrix.p
 
 Drawn inside the live view's fragment, so it refreshes with it while the run is live and not at all
 afterwards. A refresh lists the predictions folder; each epoch's counts are read from its file once
-(common.epoch_confusion), and the pictures' file only once a square is chosen.
+(loaders.epoch_confusion), and the pictures' file only once a square is chosen.
 """
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from core import analysis, runs, views
-from dashboard import common, matrix
+from core import analysis, present, runs
+from dashboard import loaders, matrix
 from dashboard.text import plain
 
 PREFIX = "live_mistakes"  # the matrix's keys: live_mistakes_cell, live_mistakes_matrix_N, ...
@@ -27,13 +27,13 @@ def show(summary: runs.RunSummary) -> None:
             st.caption(WAITING)
         return
     epoch = epochs[-1]
-    counts, problem = common.epoch_confusion(summary.path, epoch)
+    counts, problem = loaders.epoch_confusion(summary.path, epoch)
     if problem:
         st.warning(plain(problem))
         return
     if counts is None:  # its file went between listing and reading (a restart clears predictions/)
         return
-    classes = common.class_names(summary.path, len(counts), common.data_classes(summary.config))
+    classes = loaders.class_names(summary.path, len(counts), loaders.data_classes(summary.config))
     previous = _previous(summary, epochs, counts.shape)
     chosen = matrix.chosen_cell(PREFIX, classes)
     st.markdown(f"**Mistakes on the validation pictures after epoch {epoch}**")
@@ -51,7 +51,7 @@ def _previous(summary: runs.RunSummary, epochs: list[int], shape: tuple[int, ...
     """The epoch before the newest one and its counts, when it has a readable file of the same classes."""
     if len(epochs) < 2:
         return None
-    counts, _ = common.epoch_confusion(summary.path, epochs[-2])
+    counts, _ = loaders.epoch_confusion(summary.path, epochs[-2])
     return (epochs[-2], counts) if counts is not None and counts.shape == shape else None
 
 
@@ -64,22 +64,22 @@ def _words(counts: np.ndarray, classes: list[str], previous: tuple[int, np.ndarr
         return
     top = pairs[0]
     a, b = plain(classes[top.a]), plain(classes[top.b])
-    sentence = f"Right now it mixes up **{a}** and **{b}** most: {views.plural(top.total, 'time')}"
+    sentence = f"Right now it mixes up **{a}** and **{b}** most: {present.plural(top.total, 'time')}"
     if previous is not None:
         epoch_before, counts_before = previous
-        sentence += ", " + views.change_text(top.total, analysis.pair_between(counts_before, top.a, top.b).total,
+        sentence += ", " + present.change_text(top.total, analysis.pair_between(counts_before, top.a, top.b).total,
                                               epoch_before)
     st.markdown(sentence + ".")
     st.caption(f"{a} taken for {b}: {top.a_as_b} · {b} taken for {a}: {top.b_as_a}")
 
 
 def _pictures(summary: runs.RunSummary, epoch: int, classes: list[str], chosen: tuple[int, int]) -> None:
-    preds, problem = common.predictions(summary.path, "val", epoch)
+    preds, problem = loaders.predictions(summary.path, "val", epoch)
     if problem:
         st.warning(plain(problem))
         return
     if preds is None:
         return
-    images, _, reason = common.run_images(summary.config, preds)
+    images, _, reason = loaders.run_images(summary.config, preds)
     # The probability bars sit behind a button: the live view is narrower than the Errors page.
     matrix.show_cell(PREFIX, preds, classes, chosen, images, reason, bars="popover")

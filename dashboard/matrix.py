@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, runs
-from dashboard import common
+from dashboard import tiles
 from dashboard.text import plain
 
 # The Errors page's own state, set from elsewhere by `open_errors_page` (the page reads the same keys).
@@ -126,7 +126,7 @@ def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tup
 
 def show_cell(prefix: str, preds: runs.Predictions, classes: list[str], chosen: tuple[int, int] | None,
               images, reason: str | None, *, bars: str = "inline") -> None:
-    """The chosen square's pictures, most confident first, a page at a time (bars: as common.prediction_tiles)."""
+    """The chosen square's pictures, most confident first, a page at a time (bars: as tiles.prediction_tiles)."""
     if chosen is None:
         st.info("Click a square of the matrix, or a pair button, to see its pictures here.")
         return
@@ -140,8 +140,8 @@ def show_cell(prefix: str, preds: runs.Predictions, classes: list[str], chosen: 
         return
     if images is None:
         st.caption(f"The pictures themselves are not available here. {plain(reason or '')}")
-    page = common.page_picker(len(positions), _page_key(prefix))
-    common.prediction_tiles(preds, analysis.page_of(positions, page, common.TILES_PER_PAGE), images, classes,
+    page = tiles.page_picker(len(positions), _page_key(prefix))
+    tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
                             bars=bars)
 
 

@@ -169,9 +169,9 @@ def test_no_runs_says_where_to_start(tmp_path, monkeypatch):
 
 
 def test_deleting_a_waiting_run_takes_it_out_of_the_queue(runs_dir):
-    from dashboard import common  # the page's own job manager: one per runs folder, shared by every session
+    from dashboard import state  # the page's own job manager: one per runs folder, shared by every session
 
-    manager = common._job_manager(str(runs_dir))
+    manager = state._job_manager(str(runs_dir))
     training = manager.submit(tiny_config(epochs=2, batch_size=50), name="in front")
     waiting = manager.submit(tiny_config(epochs=1), name="behind")
     try:

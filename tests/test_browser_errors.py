@@ -17,7 +17,7 @@ from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
 from tests.helpers import train_tiny_run
 
-PER_PAGE = 24  # dashboard.common.TILES_PER_PAGE: the chosen square must fit on one page
+PER_PAGE = 24  # dashboard.tiles.TILES_PER_PAGE: the chosen square must fit on one page
 
 pytestmark = BROWSER_MARKS
 

@@ -15,12 +15,12 @@ import time
 
 import pytest
 
-from core import runs, views
+from core import present, runs
 from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, IDLE, browser_page, dashboard, settle
 
 EPOCHS = 40  # far more than the test needs: the run must still be training at the click
-PER_PAGE = 24  # dashboard.common.TILES_PER_PAGE
+PER_PAGE = 24  # dashboard.tiles.TILES_PER_PAGE
 
 pytestmark = BROWSER_MARKS
 
@@ -103,7 +103,7 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         assert len(captions) == int(re.search(r"(\d+) pictures, the most confident", main)[1])
         assert runs.summarize_run(summary.path).state == "running"  # all of it while the run trains
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
-              f"{to_pictures:.2f} s ({views.plural(clicks, 'click')})")
+              f"{to_pictures:.2f} s ({present.plural(clicks, 'click')})")
 
         # The button under the words opens the Errors page at the epoch shown, with the same square chosen.
         page.get_by_role("button", name=re.compile(r"Open epoch \d+ on the Errors page")).click()

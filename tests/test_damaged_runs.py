@@ -106,5 +106,5 @@ def test_a_hostile_run_name_typed_in_the_ui_stays_inside_runs(tmp_path, monkeypa
     assert len(created) == 1 and created[0].resolve().parent == runs_dir.resolve()
     assert [p for p in tmp_path.iterdir()] == [runs_dir]  # nothing was written beside runs/
     assert runs.list_runs(runs_dir)[0].name == name.strip()
-    from dashboard import common
-    common._job_manager(str(runs_dir)).wait(timeout=120)
+    from dashboard import state
+    state._job_manager(str(runs_dir)).wait(timeout=120)

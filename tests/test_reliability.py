@@ -179,9 +179,9 @@ def test_the_train_page_offers_start_again_for_such_a_run_and_it_trains(tmp_path
         at.button(key="live_restart").click()
         at.run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-        from dashboard import common
+        from dashboard import state
 
-        common._job_manager(str(folder)).wait(timeout=120)
+        state._job_manager(str(folder)).wait(timeout=120)
         assert runs.summarize_run(summary.path).state == "completed"
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from core import runs, views
+from core import present, runs
 from core.bench.measure import (Contention, Measurement, RowResult, load_average, measure_run_dir, peak_memory_mib,
                                 reset_peak_memory)
 from core.bench.tutorial import TUTORIAL, train_tutorial_way, tutorial_datasets
@@ -70,10 +70,10 @@ def read_like_the_live_page(run_dir: Path) -> None:
     time, which the page itself avoids while the file is unchanged), the progress line and the curves table."""
     summary = runs.summarize_run(run_dir)
     metrics = runs.read_metrics(run_dir)
-    views.progress_info(summary.status, summary.state)
-    views.current_lr(metrics)
-    views.latest(metrics, "val", "val_acc")
-    views.live_curves(metrics, smoothing=0.6)
+    present.progress_info(summary.status, summary.state)
+    present.current_lr(metrics)
+    present.latest(metrics, "val", "val_acc")
+    present.live_curves(metrics, smoothing=0.6)
 
 
 def train_watched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed: int,

@@ -1,7 +1,7 @@
 """Data page: what the model learns from — random pictures of every class, and how many pictures
 each class has in the training, validation and test sets.
 
-The images come from core.data (through the cached common.dataset); the validation split is the
+The images come from core.data (through the cached loaders.dataset); the validation split is the
 one a run would make (core.data.split_train_val with the run's share and seed); counting and
 sampling are core.views functions.
 """
@@ -11,10 +11,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import views
+from core import present
 from core.config import TrainConfig
 from core.data import DataError, Dataset, split_train_val
-from dashboard import common
+from dashboard import loaders, source_picker, state, tiles
 from dashboard.text import plain
 
 IMAGE_SCALE = 3  # 32 px -> 96 px, by pixel repetition so the pictures stay sharp
@@ -24,12 +24,12 @@ MAX_ROWS = 20  # classes shown at once
 
 def _default_source() -> str:
     """The selected run's data, else CIFAR-10 when it loads here, else the synthetic shapes."""
-    selected = common.selected_run()
+    selected = state.selected_run()
     if selected is not None and selected.data:
         return selected.data
     if "data_fallback" not in st.session_state:
         try:
-            common.dataset("cifar10")
+            loaders.dataset("cifar10")
             st.session_state["data_fallback"] = "cifar10"
         except (DataError, OSError):
             st.session_state["data_fallback"] = "synthetic"
@@ -38,7 +38,7 @@ def _default_source() -> str:
 
 def _split_settings(source: str) -> tuple[float, int, str]:
     """Validation share and seed: the selected run's when it used this data, else the defaults."""
-    selected = common.selected_run()
+    selected = state.selected_run()
     if selected is not None and selected.data == source and selected.config:
         config = selected.config
         data_dir = str(config.get("data_dir") or "")
@@ -49,9 +49,9 @@ def _split_settings(source: str) -> tuple[float, int, str]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _counts(source: str, data_dir: str, val_fraction: float, split_seed: int) -> pd.DataFrame:
-    data = common.dataset(source, data_dir)
+    data = loaders.dataset(source, data_dir)
     train, val = split_train_val(data.train, val_fraction, split_seed)
-    return views.class_counts(data.classes, {"train": train.labels, "validation": val.labels,
+    return present.class_counts(data.classes, {"train": train.labels, "validation": val.labels,
                                              "test": data.test.labels})
 
 
@@ -83,7 +83,7 @@ def _grid(data: Dataset) -> None:
                             help="How many random training pictures to show for every class.")
     if right.button("Show others", key="data_shuffle", icon="🔀", help="Pick a new random set of pictures."):
         st.session_state["data_seed"] = st.session_state.get("data_seed", 0) + 1
-    picks = views.sample_per_class(data.train.labels, per_class, st.session_state.get("data_seed", 0))
+    picks = present.sample_per_class(data.train.labels, per_class, st.session_state.get("data_seed", 0))
     shown = list(picks)
     if len(shown) > MAX_ROWS:  # a folder source may have many classes: let the person pick which
         shown = st.multiselect("Classes to show", shown, default=shown[:MAX_ROWS], key="data_classes",
@@ -91,7 +91,7 @@ def _grid(data: Dataset) -> None:
                                help="This data has many classes; pick the ones to look at.")
     for cls in shown:
         st.markdown(f"**{plain(data.classes[cls])}**")
-        st.image([common.enlarge(data.train.images[p], IMAGE_SCALE) for p in picks[cls]])
+        st.image([tiles.enlarge(data.train.images[p], IMAGE_SCALE) for p in picks[cls]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,17 +99,17 @@ def _grid(data: Dataset) -> None:
 # ---------------------------------------------------------------------------------------------
 
 st.title("Data")
-source = common.source_picker("data_source", _default_source)
+source = source_picker.source_picker("data_source", _default_source)
 if not source:
     st.info("Type the path of a folder or archive with your pictures above.")
     st.stop()
 val_fraction, split_seed, data_dir = _split_settings(source)
 try:
-    dataset = common.dataset(source, data_dir)
+    dataset = loaders.dataset(source, data_dir)
 except (DataError, OSError) as exc:
     st.info(plain(exc))
     st.stop()
-st.caption(f"{plain(views.data_label(source))}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
+st.caption(f"{plain(present.data_label(source))}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
            f"in {len(dataset.classes)} classes.")
 try:
     counts = _counts(source, data_dir, val_fraction, split_seed)

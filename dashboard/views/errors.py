@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, runs
-from dashboard import common, matrix
+from dashboard import loaders, matrix, state
 from dashboard.text import plain
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
@@ -40,7 +40,7 @@ def follow_latest(epochs: list[int]) -> None:
 def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
     """The radio (test or validation) and the epoch slider; stops with a message when nothing usable is saved."""
     epochs = runs.val_epochs(summary.path)
-    test, test_problem = common.predictions(summary.path, "test")
+    test, test_problem = loaders.predictions(summary.path, "test")
     split = st.radio(
         "Evaluate on", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, horizontal=True,
         key=matrix.ERRORS_SPLIT_KEY,
@@ -59,12 +59,12 @@ def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
     if split == "test":
         preds, problem = test, test_problem
     else:
-        preds, problem = common.predictions(summary.path, split, epoch) if epoch is not None else (None, None)
+        preds, problem = loaders.predictions(summary.path, split, epoch) if epoch is not None else (None, None)
     if problem:
         st.warning(plain(problem))
         st.stop()
     if preds is None:
-        st.info(common.no_predictions_message(summary, split))
+        st.info(loaders.no_predictions_message(summary, split))
         st.stop()
     return preds
 
@@ -132,14 +132,14 @@ def show_class_scores(preds: runs.Predictions, classes: list[str]) -> None:
 def analysis_view(run_id: str) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
     try:
-        summary = runs.summarize_run(runs.run_path(common.runs_dir(), run_id))
+        summary = runs.summarize_run(runs.run_path(state.runs_dir(), run_id))
     except runs.RunError as exc:
         st.error(plain(exc))
         st.stop()
     preds = pick_predictions(summary)
     num_classes = preds.probs.shape[1]
-    images, data_classes, reason = common.run_images(summary.config, preds)
-    classes = common.class_names(summary.path, num_classes, data_classes)
+    images, data_classes, reason = loaders.run_images(summary.config, preds)
+    classes = loaders.class_names(summary.path, num_classes, data_classes)
     if images is None:
         st.warning(f"{plain(reason)} The numbers below are still exact.")
     counts = analysis.confusion_counts(preds.labels, preds.pred, num_classes)
@@ -159,7 +159,7 @@ def analysis_view(run_id: str) -> None:
 
 
 st.title("Errors")
-selected = common.selected_run()
+selected = state.selected_run()
 if selected is None:
     st.info("There is no run to look at yet: start one on the Train page, then come back here.")
     st.stop()

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, runs, uploads
-from dashboard import common
+from dashboard import loaders, state, tiles
 from dashboard.text import plain
 
 ANY = "Any"
@@ -57,15 +57,15 @@ def filters(classes: list[str]) -> dict:
 
 
 def show_grid(summary: runs.RunSummary) -> None:
-    preds, problem = common.predictions(summary.path, "test")
+    preds, problem = loaders.predictions(summary.path, "test")
     if problem:
         st.warning(plain(problem))
         return
     if preds is None:
-        st.info(common.no_predictions_message(summary, "test"))
+        st.info(loaders.no_predictions_message(summary, "test"))
         return
-    images, data_classes, reason = common.run_images(summary.config, preds)
-    classes = common.class_names(summary.path, preds.probs.shape[1], data_classes)
+    images, data_classes, reason = loaders.run_images(summary.config, preds)
+    classes = loaders.class_names(summary.path, preds.probs.shape[1], data_classes)
     if images is None:
         st.warning(f"{plain(reason)} The tiles below show their captions only.")
     chosen = filters(classes)
@@ -74,8 +74,8 @@ def show_grid(summary: runs.RunSummary) -> None:
     if not len(positions):
         st.info("No picture matches these filters: widen them to see some.")
         return
-    page = common.page_picker(len(positions), PAGE_KEY)
-    common.prediction_tiles(preds, analysis.page_of(positions, page, common.TILES_PER_PAGE), images, classes,
+    page = tiles.page_picker(len(positions), PAGE_KEY)
+    tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
                             bars="popover")
 
 
@@ -94,7 +94,7 @@ def top_k_chart(probs_row: np.ndarray, classes: list[str]) -> alt.Chart:
 
 
 def show_uploads(summary: runs.RunSummary) -> None:
-    which = common.predictor_checkpoint(summary.path)
+    which = loaders.predictor_checkpoint(summary.path)
     if which is None:
         st.info("This run has no saved model yet: one is saved at the end of its first epoch.")
         st.stop()
@@ -105,7 +105,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
     if not files:
         return
     try:
-        model = common.predictor(summary.path, which)
+        model = loaders.predictor(summary.path, which)
     except ValueError as exc:  # RunError: a damaged or foreign checkpoint, in one sentence
         st.error(plain(exc))
         return
@@ -123,7 +123,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
     for k, row in zip(good, probs):
         best = int(row.argmax())
         picture_col, chart_col = st.columns([1, 3], vertical_alignment="center")
-        picture_col.image(common.enlarge(decoded[k], common.TILE_SCALE),
+        picture_col.image(tiles.enlarge(decoded[k], tiles.TILE_SCALE),
                           caption=f"{plain(files[k].name)}: {plain(model.classes[best])} ({row[best]:.0%} sure)")
         chart_col.altair_chart(top_k_chart(row, model.classes), width="stretch")
 
@@ -133,7 +133,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
 # ---------------------------------------------------------------------------------------------
 
 st.title("Gallery")
-selected = common.selected_run()
+selected = state.selected_run()
 if selected is None:
     st.info("There is no run to look at yet: start one on the Train page, then come back here.")
     st.stop()

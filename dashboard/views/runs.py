@@ -10,8 +10,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import runs, views
-from dashboard import common
+from core import present, runs
+from dashboard import state
 from dashboard.text import plain
 
 CONFIRM_KEY = "runs_confirm_delete"  # id of the run whose deletion waits for a yes
@@ -24,7 +24,7 @@ MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown onc
 
 def _table(summaries: list[runs.RunSummary]) -> None:
     st.dataframe(
-        views.runs_table(summaries), key="runs_table", hide_index=True, width="stretch",
+        present.runs_table(summaries), key="runs_table", hide_index=True, width="stretch",
         column_config={
             "Best val. accuracy": st.column_config.NumberColumn(
                 format="percent",
@@ -41,7 +41,7 @@ def _table(summaries: list[runs.RunSummary]) -> None:
 
 def _compare(summaries: list[runs.RunSummary]) -> None:
     st.subheader("Compare runs")
-    labels = views.unique_labels(summaries)
+    labels = present.unique_labels(summaries)
     readable = [s.run_id for s in summaries if s.state != "damaged"]
     st.session_state.setdefault("runs_compare", readable[:3])
     st.session_state["runs_compare"] = [r for r in st.session_state["runs_compare"] if r in readable]
@@ -54,7 +54,7 @@ def _compare(summaries: list[runs.RunSummary]) -> None:
         st.caption("Pick one or more runs to see their curves.")
         return
     paths = {s.run_id: s.path for s in summaries}
-    per_epoch, per_step = views.overlay_curves({labels[r]: common.run_metrics(paths[r]) for r in chosen}, smoothing)
+    per_epoch, per_step = present.overlay_curves({labels[r]: state.run_metrics(paths[r]) for r in chosen}, smoothing)
     columns = st.columns(3)
     charts = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
               (per_epoch, "epoch", "val_loss", "Validation loss", "Epoch", False),
@@ -86,10 +86,10 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
     st.subheader("Rename, download or delete")
     by_id = {s.run_id: s for s in summaries}
     if st.session_state.get("runs_manage") not in by_id:
-        selected = st.session_state.get(common.RUN_KEY)
+        selected = st.session_state.get(state.RUN_KEY)
         st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
     run_id = st.selectbox("Run to manage", list(by_id), key="runs_manage",
-                          format_func=lambda r: common.run_label(by_id[r]),
+                          format_func=lambda r: state.run_label(by_id[r]),
                           help="The run to rename, download or delete.")
     summary = by_id[run_id]
     if summary.error:
@@ -109,7 +109,7 @@ def _downloads(summary: runs.RunSummary) -> None:
     checkpoint = runs.checkpoint_path(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
-        "Metrics (CSV)", data=lambda: views.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
+        "Metrics (CSV)", data=lambda: present.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
         mime="text/csv", key="runs_csv", icon="📈", on_click="ignore",
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(
@@ -134,7 +134,7 @@ def _delete(summary: runs.RunSummary) -> None:
 
 def _rename(run_id: str) -> None:
     try:
-        runs.rename_run(common.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
+        runs.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
@@ -153,7 +153,7 @@ def _cancel_delete() -> None:
 def _confirm_delete(run_id: str) -> None:
     st.session_state.pop(CONFIRM_KEY, None)
     try:
-        common.delete_run(run_id)
+        state.delete_run(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
@@ -174,10 +174,10 @@ def _message() -> None:
 # ---------------------------------------------------------------------------------------------
 
 st.title("Runs")
-all_runs = common.run_summaries()
+all_runs = state.run_summaries()
 if not all_runs:
     st.info("No runs yet: start one on the Train page, or from a terminal with `python -m core.train`; "
-            f"runs are kept in {plain(common.runs_dir())}.")
+            f"runs are kept in {plain(state.runs_dir())}.")
     st.stop()
 _table(all_runs)
 _compare(all_runs)

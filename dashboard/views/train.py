@@ -9,11 +9,11 @@ from dataclasses import dataclass, fields
 
 import streamlit as st
 
-from core import runs, views
+from core import present, runs
 from core.config import TrainConfig
 from core.models import describe_model, list_models
 from core.recipes import PRESETS
-from dashboard import common, live
+from dashboard import live, source_picker, state
 from dashboard.text import plain
 
 KEEP = "session"  # widget values survive a visit to another page (persist_state)
@@ -156,7 +156,7 @@ def _model_picker() -> None:
     st.selectbox("Model", list_models(), key=_key("model"), persist_state=KEEP,
                  help="The network architecture. Bigger models can learn more but train more slowly.")
     info = describe_model(st.session_state[_key("model")])
-    st.caption(f"{info['description']} · {views.format_count(info['parameters'])} parameters")
+    st.caption(f"{info['description']} · {present.format_count(info['parameters'])} parameters")
 
 
 def _new_run_form() -> None:
@@ -165,7 +165,7 @@ def _new_run_form() -> None:
              on_change=_apply_preset, horizontal=True, persist_state=KEEP,
              help="Ready-made settings. Choosing one fills in everything below; you can still change any of it.")
     st.caption(PRESETS[st.session_state["train_preset"]].description)
-    common.source_picker(SOURCE_KEY, TrainConfig().data, persist_state=KEEP)
+    source_picker.source_picker(SOURCE_KEY, TrainConfig().data, persist_state=KEEP)
     _model_picker()
     st.text_input("Run name (optional)", key="train_name", max_chars=runs.MAX_NAME_LENGTH, persist_state=KEEP,
                   help="A name to find this run by later; the model name is used when empty.")
@@ -184,21 +184,21 @@ def _new_run_form() -> None:
 def _start() -> None:
     """Validate, then queue the run and point the run picker at it; a bad setting starts nothing."""
     settings = {f.name: st.session_state.get(_key(f.name), DEFAULTS[f.name]) for f in fields(TrainConfig)}
-    settings["data"] = common.picked_source(SOURCE_KEY)
+    settings["data"] = source_picker.picked_source(SOURCE_KEY)
     name = st.session_state.get("train_name", "").strip()
     try:
-        problem = views.data_source_problem(settings["data"])
+        problem = source_picker.data_source_problem(settings["data"])
         if problem:
             raise ValueError(problem)
-        settings["data"] = views.resolve_source(settings["data"])
+        settings["data"] = source_picker.resolve_source(settings["data"])
         config = TrainConfig.from_dict(settings)
         if name:
             runs.clean_name(name)
-        run_id = common.job_manager().submit(config, name=name or None)
+        run_id = state.job_manager().submit(config, name=name or None)
     except ValueError as exc:  # TrainConfig, device and name problems all come as one sentence
         st.session_state[ERROR_KEY] = str(exc)
         return
-    common.select_run(run_id)
+    state.select_run(run_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ form_column, live_column = st.columns([2, 3], gap="large")
 with form_column:
     _new_run_form()
 with live_column:
-    selected = common.selected_run()
+    selected = state.selected_run()
     if selected is None:
         st.info("No run to show yet: choose your settings on the left and press Start training.")
     else:

@@ -2,19 +2,17 @@
 
 Pure functions only: metric records (core.runs.read_metrics) and summaries go in, tables, curves and
 short sentences come out. The pages draw these; nothing here touches Streamlit, files or devices, so
-every number on screen can be unit-tested without a browser (tests/test_views.py).
+every number on screen can be unit-tested without a browser (tests/test_present.py).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.config import KEYWORD_SOURCES
 from core.runs import RunSummary
 
 
@@ -76,30 +74,6 @@ def data_label(source: str | None) -> str:
     if source == "synthetic":
         return "Synthetic shapes"
     return source or ""
-
-
-def resolve_source(source: str) -> str:
-    """The source as saved in a run's settings: keywords as they are, paths made absolute, so the run
-    can be rebuilt from its config.json whatever folder it is started from later."""
-    text = source.strip()
-    if text.lower() in KEYWORD_SOURCES:
-        return text.lower()
-    return str(Path(text).expanduser().resolve())
-
-
-def data_source_problem(source: str) -> str | None:
-    """One sentence when `source` cannot possibly load (an empty or missing path); None when it may.
-
-    A cheap check before a run is queued; the full check (layout, images) happens when the data loads.
-    """
-    text = source.strip()
-    if not text:
-        return "Type the path of a folder or archive with your images, or choose CIFAR-10 or Synthetic shapes."
-    if text.lower() in KEYWORD_SOURCES:
-        return None
-    if not Path(text).expanduser().exists():
-        return f"The folder or archive '{text}' does not exist; check the path, or choose CIFAR-10 or Synthetic shapes."
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""core.views: the numbers and sentences the Train, Runs and Data pages show, checked without a browser."""
+"""core.present: the numbers and sentences the Train, Runs and Data pages show, checked without a browser."""
 import io
 from pathlib import Path
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import views
+from core import present
+from dashboard import source_picker
 from core.runs import RunSummary
 
 METRICS = [
@@ -24,89 +25,89 @@ METRICS = [
 @pytest.mark.parametrize("n, text", [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (12, "12th"),
                                      (13, "13th"), (21, "21st"), (22, "22nd"), (101, "101st"), (111, "111th")])
 def test_ordinal(n, text):
-    assert views.ordinal(n) == text
+    assert present.ordinal(n) == text
 
 
 def test_queue_text():
-    assert views.queue_text(2) == "Waiting: 2nd in line"
-    assert views.queue_text(1) == "Waiting: 1st in line"
-    assert views.queue_text(0) == "Training now."
+    assert present.queue_text(2) == "Waiting: 2nd in line"
+    assert present.queue_text(1) == "Waiting: 1st in line"
+    assert present.queue_text(0) == "Training now."
 
 
 @pytest.mark.parametrize("seconds, text", [(None, ""), (float("nan"), ""), (-1, ""), (0, "0 s"), (44.6, "45 s"),
                                            (185, "3 min 05 s"), (7620, "2 h 07 min")])
 def test_format_duration(seconds, text):
-    assert views.format_duration(seconds) == text
+    assert present.format_duration(seconds) == text
 
 
 def test_plural():
-    assert views.plural(1, "epoch") == "1 epoch" and views.plural(0, "point") == "0 points"
-    assert views.plural(1200, "point") == "1,200 points"
+    assert present.plural(1, "epoch") == "1 epoch" and present.plural(0, "point") == "0 points"
+    assert present.plural(1200, "point") == "1,200 points"
 
 
 def test_change_text():
-    assert views.change_text(61, 75, 2) == "down from 75 after epoch 2"
-    assert views.change_text(80, 1200, 3) == "down from 1,200 after epoch 3"
-    assert views.change_text(9, 4, 1) == "up from 4 after epoch 1"
-    assert views.change_text(5, 5, 7) == "the same as after epoch 7"
+    assert present.change_text(61, 75, 2) == "down from 75 after epoch 2"
+    assert present.change_text(80, 1200, 3) == "down from 1,200 after epoch 3"
+    assert present.change_text(9, 4, 1) == "up from 4 after epoch 1"
+    assert present.change_text(5, 5, 7) == "the same as after epoch 7"
 
 
 def test_format_count():
-    assert views.format_count(62006) == "62,006"
-    assert views.format_count(1_234_567) == "1.2 million"
+    assert present.format_count(62006) == "62,006"
+    assert present.format_count(1_234_567) == "1.2 million"
 
 
 def test_ema_smooth_matches_tensorboard():
     values = [1.0, 2.0, 3.0]
     w = 0.5
     # by hand: last = 0.5, 1.25, 2.125; debias 0.5, 0.75, 0.875
-    assert views.ema_smooth(values, w) == pytest.approx([1.0, 1.25 / 0.75, 2.125 / 0.875])
-    assert views.ema_smooth(values, 0.0) == pytest.approx(values)
-    constant = views.ema_smooth([3.0] * 20, 0.9)
+    assert present.ema_smooth(values, w) == pytest.approx([1.0, 1.25 / 0.75, 2.125 / 0.875])
+    assert present.ema_smooth(values, 0.0) == pytest.approx(values)
+    constant = present.ema_smooth([3.0] * 20, 0.9)
     assert constant == pytest.approx([3.0] * 20), "debiasing keeps a constant curve where it is"
     with pytest.raises(ValueError):
-        views.ema_smooth(values, 1.0)
+        present.ema_smooth(values, 1.0)
 
 
 def test_ema_smooth_passes_non_finite_values_through():
-    out = views.ema_smooth([1.0, float("nan"), 1.0], 0.9)
+    out = present.ema_smooth([1.0, float("nan"), 1.0], 0.9)
     assert out[0] == 1.0 and np.isnan(out[1]) and out[2] == pytest.approx(1.0)
-    assert len(views.ema_smooth([], 0.6)) == 0
+    assert len(present.ema_smooth([], 0.6)) == 0
 
 
 def test_frames_and_latest_values():
-    train, val = views.train_frame(METRICS), views.val_frame(METRICS)
+    train, val = present.train_frame(METRICS), present.val_frame(METRICS)
     assert list(train["step"]) == [2, 4, 6] and list(val["val_acc"]) == [0.6, 0.7]
-    assert views.current_lr(METRICS) == 0.01
-    assert views.latest(METRICS, "val", "val_acc") == 0.7
-    assert views.latest([], "val", "val_acc") is None and views.current_lr([]) is None
+    assert present.current_lr(METRICS) == 0.01
+    assert present.latest(METRICS, "val", "val_acc") == 0.7
+    assert present.latest([], "val", "val_acc") is None and present.current_lr([]) is None
 
 
 def test_live_curves_has_raw_smoothed_and_validation_series():
-    curves = views.live_curves(METRICS, smoothing=0.5)
+    curves = present.live_curves(METRICS, smoothing=0.5)
     loss = curves[curves.metric == "loss"]
     raw = loss[(loss.split == "training") & (loss.kind == "raw")]
     smooth = loss[(loss.split == "training") & (loss.kind == "curve")]
     val = loss[loss.split == "validation"]
     assert list(raw.value) == [2.0, 1.0, 0.5]
-    assert list(smooth.value) == pytest.approx(list(views.ema_smooth([2.0, 1.0, 0.5], 0.5)))
+    assert list(smooth.value) == pytest.approx(list(present.ema_smooth([2.0, 1.0, 0.5], 0.5)))
     assert list(val.epoch) == [1, 2] and list(val.value) == [1.2, 0.9]
     acc = curves[(curves.metric == "accuracy") & (curves.split == "validation")]
     assert list(acc.value) == [0.6, 0.7]
-    assert views.live_curves([]).empty
+    assert present.live_curves([]).empty
 
 
 def test_overlay_curves_labels_each_run():
-    per_epoch, per_step = views.overlay_curves({"a": METRICS, "b": METRICS[:3]})
+    per_epoch, per_step = present.overlay_curves({"a": METRICS, "b": METRICS[:3]})
     assert list(per_epoch[per_epoch.run == "a"].val_acc) == [0.6, 0.7]
     assert list(per_epoch[per_epoch.run == "b"].epoch) == [1]
     assert list(per_step[per_step.run == "b"].loss) == [2.0, 1.0]
-    empty_epoch, empty_step = views.overlay_curves({})
+    empty_epoch, empty_step = present.overlay_curves({})
     assert empty_epoch.empty and empty_step.empty
 
 
 def test_metrics_csv_round_trips():
-    table = pd.read_csv(io.StringIO(views.metrics_csv(METRICS)))
+    table = pd.read_csv(io.StringIO(present.metrics_csv(METRICS)))
     assert list(table["kind"]) == [r["kind"] for r in METRICS]
     assert table.loc[table.kind == "test", "test_acc"].item() == 0.68
     assert table.columns[0] == "kind"
@@ -120,8 +121,8 @@ def test_runs_table_keeps_the_numbers_and_shows_damage():
     rows = [_summary("r1", "first", model="resnet20", data="cifar10", epoch=3, epochs=5, best_val_acc=0.81,
                      test_acc=0.8, duration_s=65, device="cpu", created_at=1.7e9),
             _summary("r2", "broken", state="damaged", error="status.json is missing or unreadable.")]
-    table = views.runs_table(rows)
-    assert list(table.columns) == views.RUNS_COLUMNS
+    table = present.runs_table(rows)
+    assert list(table.columns) == present.RUNS_COLUMNS
     first = table.iloc[0]
     assert (first["Best val. accuracy"], first["Test accuracy"], first["Epochs done"], first["Epochs planned"]) == \
         (0.81, 0.8, 3, 5)
@@ -132,40 +133,40 @@ def test_runs_table_keeps_the_numbers_and_shows_damage():
 
 
 def test_unique_labels_add_the_id_only_on_clashes():
-    labels = views.unique_labels([_summary("a", "x"), _summary("b", "x"), _summary("c", "y")])
+    labels = present.unique_labels([_summary("a", "x"), _summary("b", "x"), _summary("c", "y")])
     assert labels == {"a": "x (a)", "b": "x (b)", "c": "y"}
 
 
 def test_progress_info():
     status = {"progress": 0.25, "epoch": 1, "epochs": 4, "step": 10, "total_steps": 40, "eta_seconds": 90}
-    fraction, text = views.progress_info(status, "running")
+    fraction, text = present.progress_info(status, "running")
     assert fraction == 0.25 and text == "Epoch 2 of 4 · step 10 of 40 · about 1 min 30 s left"
-    assert views.progress_info({**status, "progress": 1.0}, "completed") == (1.0, "Finished: 4 epochs.")
-    assert views.progress_info(status, "stopped")[1] == "Epoch 1 of 4 · step 10 of 40"
-    assert views.progress_info({}, "queued") == (0.0, "Not started yet.")
+    assert present.progress_info({**status, "progress": 1.0}, "completed") == (1.0, "Finished: 4 epochs.")
+    assert present.progress_info(status, "stopped")[1] == "Epoch 1 of 4 · step 10 of 40"
+    assert present.progress_info({}, "queued") == (0.0, "Not started yet.")
 
 
 def test_class_counts_and_sampling():
     labels = np.array([0, 1, 1, 2, 2, 2])
-    table = views.class_counts(["a", "b", "c", "d"], {"train": labels, "test": np.array([3])})
+    table = present.class_counts(["a", "b", "c", "d"], {"train": labels, "test": np.array([3])})
     assert list(table["train"]) == [1, 2, 3, 0] and list(table["test"]) == [0, 0, 0, 1]
-    picks = views.sample_per_class(labels, per_class=2, seed=0)
+    picks = present.sample_per_class(labels, per_class=2, seed=0)
     assert set(picks) == {0, 1, 2} and len(picks[0]) == 1 and len(picks[2]) == 2
     assert all((labels[p] == c).all() for c, p in picks.items())
-    again = views.sample_per_class(labels, 2, 0)
+    again = present.sample_per_class(labels, 2, 0)
     assert {c: list(p) for c, p in again.items()} == {c: list(p) for c, p in picks.items()}
 
 
 def test_data_source_problem(tmp_path):
-    assert views.data_source_problem("cifar10") is None and views.data_source_problem("synthetic") is None
-    assert views.data_source_problem(str(tmp_path)) is None
-    missing = views.data_source_problem(str(tmp_path / "nope"))
+    assert source_picker.data_source_problem("cifar10") is None and source_picker.data_source_problem("synthetic") is None
+    assert source_picker.data_source_problem(str(tmp_path)) is None
+    missing = source_picker.data_source_problem(str(tmp_path / "nope"))
     assert "does not exist" in missing and "\n" not in missing
-    assert views.data_source_problem("  ").startswith("Type the path")
+    assert source_picker.data_source_problem("  ").startswith("Type the path")
 
 
 def test_resolve_source_makes_paths_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert views.resolve_source(" Synthetic ") == "synthetic" and views.resolve_source("cifar10") == "cifar10"
-    assert views.resolve_source("pics.zip") == str(tmp_path / "pics.zip")
-    assert views.resolve_source("~/x") == str(Path.home() / "x")
+    assert source_picker.resolve_source(" Synthetic ") == "synthetic" and source_picker.resolve_source("cifar10") == "cifar10"
+    assert source_picker.resolve_source("pics.zip") == str(tmp_path / "pics.zip")
+    assert source_picker.resolve_source("~/x") == str(Path.home() / "x")

@@ -1,0 +1,183 @@
+"""Cached reads for the pages: a run's predictions, per-epoch counts, model, images and class names.
+
+Each is read from disk once per version of its file (`state.by_mtime`), so pages can ask every rerun.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import analysis, runs
+from core.data import Dataset, ImageSet, load_dataset
+from core.device import resolve_device
+from core.inference import Predictor
+from dashboard.state import by_mtime
+
+
+@st.cache_resource(show_spinner="Loading images…", max_entries=4)
+def dataset(source: str, data_dir: str = "") -> Dataset:
+    """The decoded images of a data source, loaded once per server (they come from core's cache)."""
+    return load_dataset(source, data_dir or None)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _load_predictions(run_dir: str, split: str, epoch: int | None,
+                      mtime_ns: int) -> tuple[runs.Predictions | None, str | None]:
+    # A damaged file's sentence is returned, not raised, so it is cached too and not re-read every rerun.
+    try:
+        return runs.load_predictions(Path(run_dir), split, epoch), None
+    except runs.PredictionsError as exc:
+        return None, str(exc)
+
+
+def predictions(run_dir: Path, split: str = "test",
+                epoch: int | None = None) -> tuple[runs.Predictions | None, str | None]:
+    """Saved predictions, or None with the sentence saying which file is damaged (None, None: not saved yet).
+
+    Read from disk once per change of the run's predictions folder.
+    """
+    # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
+    return _load_predictions(str(run_dir), split, epoch, by_mtime(run_dir / "predictions"))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _epoch_confusion(run_dir: str, epoch: int, mtime_ns: int) -> tuple[np.ndarray | None, str | None]:
+    # Keyed by the epoch file's own time, not the folder's: a new epoch leaves older epochs' entries valid.
+    try:
+        preds = runs.load_predictions(Path(run_dir), "val", epoch)
+    except runs.PredictionsError as exc:
+        return None, str(exc)
+    if preds is None:
+        return None, None
+    return analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1]), None
+
+
+def epoch_confusion(run_dir: Path, epoch: int) -> tuple[np.ndarray | None, str | None]:
+    """(C, C) validation counts after `epoch`, read once per version of that epoch's file.
+
+    None with the sentence naming a damaged file; (None, None) when the epoch has no file (yet).
+    """
+    return _epoch_confusion(str(run_dir), epoch, by_mtime(runs.val_predictions_path(run_dir, epoch)))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _predictor(run_dir: str, which: str, mtime_ns: int) -> Predictor:
+    return Predictor.from_run(Path(run_dir), resolve_device("auto"), which)
+
+
+def predictor_checkpoint(run_dir: Path) -> str | None:
+    """The checkpoint the saved test predictions came from: best after early stopping, else last."""
+    test_summary = runs.read_json(run_dir / "test_summary.json") or {}
+    order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
+    return next((w for w in order if runs.checkpoint_path(run_dir, w).is_file()), None)
+
+
+def predictor(run_dir: Path, which: str) -> Predictor:
+    """The run's model ready to classify new images, loaded once per checkpoint file version."""
+    return _predictor(str(run_dir), which, by_mtime(runs.checkpoint_path(run_dir, which)))
+
+
+@st.cache_resource(ttl=60, max_entries=4, show_spinner="Loading images…")
+def _dataset_or_reason(source: str, data_dir: str) -> tuple[Dataset | None, str | None]:
+    # A failure is remembered for a minute too, so a missing source is not retried on every click.
+    try:
+        return dataset(source, data_dir), None
+    except (ValueError, OSError) as exc:
+        return None, str(exc)
+
+
+def _run_dataset(config: dict) -> tuple[Dataset | None, str | None]:
+    """The dataset a run was trained on, or why it cannot be loaded here."""
+    source = config.get("data")
+    if not isinstance(source, str) or not source:
+        return None, "The run's settings do not say which data it was trained on."
+    data, reason = _dataset_or_reason(source, str(config.get("data_dir") or ""))
+    if data is None:
+        return None, f"The images of '{source}' cannot be loaded on this machine: {reason}"
+    return data, None
+
+
+def data_classes(config: dict) -> tuple[str, ...] | None:
+    """The class names of a run's data source (for `class_names`), or None when it cannot be loaded here."""
+    data, _ = _run_dataset(config)
+    return data.classes if data is not None else None
+
+
+def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
+    """The split the predictions index into, the source's class names, or why the images are unavailable."""
+    data, reason = _run_dataset(config)
+    if data is None:
+        return None, None, reason
+    source = config["data"]
+    split = data.test if preds.split == "test" else data.train  # validation pictures are held out of train
+    index_ok = len(preds.index) == 0 or (preds.index.min() >= 0 and preds.index.max() < len(split))
+    if not index_ok or not np.array_equal(split.labels[preds.index], preds.labels):
+        return None, data.classes, (f"The images of '{source}' on this machine are not the ones this run "
+                                    "was evaluated on (the data changed since), so they are not shown.")
+    return split, data.classes, None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _checkpoint_classes(path: str, mtime_ns: int) -> object:
+    try:
+        return runs.load_checkpoint(Path(path)).get("classes")
+    except runs.RunError:
+        return None
+
+
+def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
+    """`candidate` as class names when it is `num_classes` different texts, else None."""
+    if not isinstance(candidate, (list, tuple)):
+        return None
+    names = list(candidate)
+    if len(names) != num_classes or not all(isinstance(n, str) for n in names) or len(set(names)) != num_classes:
+        return None  # the matrix and the filters look classes up by name: names must tell them apart
+    return names
+
+
+def _name_sources(run_dir: Path, data_classes: tuple[str, ...] | None) -> Iterator[object]:
+    """Where a run's class names may come from, best first; a checkpoint is opened only when reached."""
+    per_class = (runs.read_json(run_dir / "test_summary.json") or {}).get("per_class_accuracy")
+    yield list(per_class) if isinstance(per_class, dict) else None
+    yield data_classes
+    for which in ("last", "best"):
+        path = runs.checkpoint_path(run_dir, which)
+        yield _checkpoint_classes(str(path), by_mtime(path)) if path.is_file() else None
+
+
+def class_names(run_dir: Path, num_classes: int, data_classes: tuple[str, ...] | None) -> list[str]:
+    """Class names of a run: from its test summary, its data, its checkpoint, or numbered as a last resort.
+
+    Any of these files may be damaged or foreign (per_class_accuracy: 5, a list, names that are
+    numbers): a source that does not give `num_classes` different names is skipped.
+    """
+    for candidate in _name_sources(run_dir, data_classes):
+        names = _usable_names(candidate, num_classes)
+        if names:
+            return names
+    return [f"class {k}" for k in range(num_classes)]
+
+
+def no_predictions_message(summary: runs.RunSummary, split: str = "test") -> str:
+    """One sentence saying why a run has no saved predictions of `split` ("test" or "val") yet."""
+    if split == "val":
+        if summary.config.get("val_fraction") == 0:
+            return ("This run kept no validation images (its validation share is 0), so only the final test "
+                    "set can be shown.")
+        return ("This run has no validation results yet: they are saved at the end of every epoch, so check "
+                "back after the first one.")
+    return {
+        "queued": "This run is waiting to start: its test results are saved when its training finishes.",
+        "running": "This run is still training: its test results are saved when it finishes (the validation "
+                   "set shows the mistakes after each epoch meanwhile).",
+        "failed": "This run failed before its final test, so it has no test results; the Runs page shows what "
+                  "went wrong.",
+        "stopped": "This run was stopped before its final test, so it has no test results; resume it on the "
+                   "Runs page to finish.",
+        "interrupted": "This run ended before its final test, so it has no test results; resume it on the Runs "
+                       "page to finish.",
+    }.get(summary.state, "This run has no saved test results (they may have been deleted), so there is nothing "
+                         "to show.")

@@ -1,0 +1,100 @@
+"""Who is looking at what: the runs folder, the one job manager, the run picker and its run's metrics.
+
+Shared by every page; nothing here trains or computes metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core import runs
+from core.jobs import JobManager
+
+RUN_KEY = "run_id"  # st.session_state key of the run being looked at
+
+
+def by_mtime(path: Path) -> int:
+    """A cache key for a file: its modification time (0 when missing), so a changed file is read again.
+
+    The cached functions take it as an ordinary argument: Streamlit leaves "_"-prefixed ones out of the key.
+    """
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def runs_dir() -> Path:
+    return runs.default_runs_dir()
+
+
+@st.cache_resource
+def _job_manager(folder: str) -> JobManager:
+    return JobManager(folder)
+
+
+def job_manager() -> JobManager:
+    """The one job manager of this server, shared by every browser session and tab."""
+    return _job_manager(str(runs_dir()))
+
+
+def run_summaries() -> list[runs.RunSummary]:
+    return runs.list_runs(runs_dir())
+
+
+def run_label(summary: runs.RunSummary) -> str:
+    return f"{summary.name} · {summary.state}" if summary.name == summary.run_id else \
+        f"{summary.name} · {summary.state} · {summary.run_id}"
+
+
+def sidebar() -> None:
+    """The run picker: which run the Train (live view), Errors and Gallery pages look at."""
+    summaries = [s for s in run_summaries() if s.state != "damaged"]
+    with st.sidebar:
+        if not summaries:
+            st.caption("No runs yet: start one on the Train page.")
+            return
+        ids = [s.run_id for s in summaries]
+        labels = {s.run_id: run_label(s) for s in summaries}
+        current = st.session_state.get(RUN_KEY)
+        if current not in ids:
+            st.session_state[RUN_KEY] = ids[0]  # newest first
+        st.selectbox("Run", ids, key=RUN_KEY, format_func=labels.get,
+                     help="The training run shown on the Train, Errors and Gallery pages.")
+
+
+def selected_run() -> runs.RunSummary | None:
+    run_id = st.session_state.get(RUN_KEY)
+    if not run_id:
+        return None
+    try:
+        return runs.summarize_run(runs.run_path(runs_dir(), run_id))
+    except runs.RunError:
+        return None
+
+
+def select_run(run_id: str) -> None:
+    """Point the picker at `run_id` (e.g. the run just started)."""
+    st.session_state[RUN_KEY] = run_id
+
+
+def delete_run(run_id: str) -> None:
+    """Delete a run; a waiting one leaves the queue first. Raises RunError (one sentence) when refused."""
+    job_manager().delete(run_id)
+    if st.session_state.get(RUN_KEY) == run_id:
+        del st.session_state[RUN_KEY]  # the picker falls back to the newest run
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _metrics(path: str, size: int, mtime_ns: int) -> list[dict]:
+    return runs.read_metrics(Path(path))
+
+
+def run_metrics(run_dir: Path) -> list[dict]:
+    """A run's metric records, read again only when metrics.jsonl changed (cheap to call every second)."""
+    try:
+        stat = (run_dir / "metrics.jsonl").stat()
+    except OSError:
+        return []
+    return _metrics(str(run_dir), stat.st_size, stat.st_mtime_ns)

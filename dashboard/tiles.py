@@ -1,0 +1,68 @@
+"""Pictures with their predictions: enlarged tiles, captions, top-3 bars and a page picker.
+
+Used by the Errors page, the Gallery and the live view's mistakes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import analysis, runs
+from core.data import ImageSet
+from dashboard.text import plain
+
+TILES_PER_PAGE = 24  # images drawn at once: a page stays quick to send even for a 10,000-image test set
+TILE_COLUMNS = 6
+TILE_SCALE = 4  # 32 px -> 128 px on screen
+
+
+def enlarge(image: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Upscale a small (H, W, 3) uint8 image by pixel repetition, so it stays crisp when shown large."""
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def tile_caption(true_name: str, pred_name: str, confidence: float) -> str:
+    """An image's caption (Markdown, as st.image and st.caption render it): class names shown as typed."""
+    return f"True: {plain(true_name)} · Predicted: {plain(pred_name)} · {confidence:.0%} sure"
+
+
+def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> None:
+    """The k most likely classes of one image as labelled bars."""
+    for c, p in analysis.top_k(probs_row, k):
+        st.progress(min(max(p, 0.0), 1.0), text=f"{plain(classes[c])}: {p:.1%}")
+
+
+def prediction_tiles(preds: runs.Predictions, positions: np.ndarray, images: ImageSet | None,
+                     classes: list[str], *, bars: str = "inline") -> None:
+    """A grid of predictions: enlarged image, caption (true, predicted, confidence), top-3 bars.
+
+    bars: "inline" draws the bars under each image; "popover" puts them behind a small button.
+    Without images (data not on this machine) the tiles show the caption alone.
+    """
+    for row_start in range(0, len(positions), TILE_COLUMNS):
+        columns = st.columns(TILE_COLUMNS)
+        for column, pos in zip(columns, positions[row_start:row_start + TILE_COLUMNS]):
+            true_c, pred_c = int(preds.labels[pos]), int(preds.pred[pos])
+            caption = tile_caption(classes[true_c], classes[pred_c], float(preds.probs[pos, pred_c]))
+            with column:
+                if images is not None:
+                    st.image(enlarge(images.images[preds.index[pos]], TILE_SCALE), caption=caption)
+                else:
+                    st.caption(caption)
+                if bars == "inline":
+                    probability_bars(preds.probs[pos], classes)
+                else:
+                    with st.popover("Top 3", help="The three classes the model found most likely for this image."):
+                        probability_bars(preds.probs[pos], classes)
+
+
+def page_picker(n_items: int, key: str, label: str = "Page") -> int:
+    """A page number box when there is more than one page of tiles; returns the 1-based page."""
+    pages = analysis.page_count(n_items, TILES_PER_PAGE)
+    if pages == 1:
+        return 1
+    if st.session_state.get(key, 1) > pages:
+        st.session_state[key] = pages  # the list shrank (new filters, a refresh): stay in range
+    column, _ = st.columns([1, 4])
+    return int(column.number_input(f"{label} (of {pages})", min_value=1, max_value=pages, step=1, key=key,
+                                   help=f"{TILES_PER_PAGE} images are shown at a time; pick which group to see."))
