@@ -126,8 +126,12 @@ class _Session:
             "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state(),
-            "rng_cpu": torch.get_rng_state(),
+            "rng_cpu": torch.get_rng_state(), **self._cuda_rng(),
         }
+
+    def _cuda_rng(self) -> dict[str, list[torch.Tensor]]:
+        """The GPU generators' states (one per visible GPU), for a run on CUDA; nothing otherwise."""
+        return {"rng_cuda": torch.cuda.get_rng_state_all()} if self.device.type == "cuda" else {}
 
     def restore(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["train_model_state"])
@@ -138,6 +142,12 @@ class _Session:
         self.plateau.load(payload["plateau"])
         self.early.load(payload["early"])
         torch.set_rng_state(payload["rng_cpu"])
+        self._restore_cuda_rng(payload.get("rng_cuda"))
+
+    def _restore_cuda_rng(self, states: list[torch.Tensor] | None) -> None:
+        # Only onto the same number of GPUs: a checkpoint from another machine or a CPU run has none to match.
+        if self.device.type == "cuda" and states is not None and len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +248,7 @@ def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float
 
 def _start_or_resume(s: _Session, resume: bool) -> None:
     if resume:
-        payload = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last"), map_location=s.device)
-        s.restore(payload)
+        s.restore(runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last")))
         runs.truncate_metrics(s.run_dir, s.progress.step)
         return
     s.init_model_from_data()
@@ -343,7 +352,7 @@ def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
     model = s.eval_model
     if s.progress.stopped_early and runs.checkpoint_path(s.run_dir, "best").exists():
-        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"), map_location=s.device)
+        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"))
         model.load_state_dict(best["model_state"])
     images = images_to_tensor(s.test_set.images, s.device)
     labels = torch.from_numpy(s.test_set.labels).to(s.device)

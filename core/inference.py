@@ -108,7 +108,7 @@ class Predictor:
     def from_run(cls, run_dir: Path, device: torch.device, which: str = "last") -> Predictor:
         from core.runs import checkpoint_path, load_checkpoint
 
-        checkpoint = load_checkpoint(checkpoint_path(run_dir, which), map_location=device)
+        checkpoint = load_checkpoint(checkpoint_path(run_dir, which))  # on the CPU; the model moves after
         return cls(checkpoint, device, source=f"Checkpoint {which}.pt of {run_dir.name}")
 
     def predict(self, images: np.ndarray) -> np.ndarray:
