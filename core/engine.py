@@ -18,13 +18,13 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import runs
 from core.augment import Augment
 from core.config import TrainConfig
 from core.device import amp_dtype, describe_device, prepare, resolve_device, synchronize
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
+from core.ema import WeightAverage
 from core.inference import autocast, evaluate, images_to_tensor, make_normalizer
 from core.models import get_model
 from core.schedules import PlateauTracker, lr_at
@@ -98,8 +98,7 @@ class _Session:
         # The compiled wrapper runs the training steps; checkpoints and evaluation use the plain module.
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = build_optimizer(cfg, self.model)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-                    if cfg.ema > 0 else None)
+        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None  # on the model's device
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
         self.early = PlateauTracker(cfg.early_stopping, 1.0)
@@ -301,7 +300,7 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
         loss.backward()
         s.optimizer.step()
         if s.ema is not None:
-            s.ema.update_parameters(model)
+            s.ema.update(s.model, p.step)
         with torch.no_grad():
             sums += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum()])
         p.step, p.batch = p.step + 1, p.batch + 1

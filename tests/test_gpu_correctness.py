@@ -8,11 +8,69 @@ import threading
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
+import core.engine as engine
 from core import runs
+from core.data import DeviceLoader
 from core.engine import resume_run, start_run
 from core.inference import Predictor
 from tests.helpers import tiny_config
+
+CPU = torch.device("cpu")
+
+# Ops that make the host wait for the device: reading a value (item, bool(), float(), tolist()
+# of a scalar) or an output whose size depends on the data. Off the CPU a copy to the CPU waits
+# too; on the CPU that is a plain read and shows here only as `_local_scalar_dense`.
+HOST_SYNC_OPS = {"_local_scalar_dense", "item", "is_nonzero", "nonzero", "equal"}
+
+
+class HostSyncRecorder(TorchDispatchMode):
+    """Records (step, op) for every host-sync op, except reads of tensors `host_side` says live on the host."""
+
+    def __init__(self, host_side):
+        super().__init__()
+        self.host_side, self.step, self.syncs = host_side, 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in HOST_SYNC_OPS and not self.host_side(args[0]):
+            self.syncs.append((self.step, name))
+        return func(*args, **(kwargs or {}))
+
+
+def host_syncs_by_step(monkeypatch, runs_dir, **overrides) -> list[tuple[int, str]]:
+    """Train one epoch and return the host syncs, each with the step (from 1) whose body ran it.
+
+    The loader's epoch marks the steps: recording lasts from its first batch to its end, so it covers
+    making each batch and everything the loop does with it, but not validation or checkpoints.
+    Adam's step counts are exempt: torch keeps them on the CPU on purpose, even for a CUDA model.
+    """
+    optimizers = []
+    build_optimizer = engine.build_optimizer
+
+    def recorded_build(*args, **kwargs):
+        optimizers.append(build_optimizer(*args, **kwargs))
+        return optimizers[-1]
+
+    def is_step_count(tensor) -> bool:
+        return any(tensor is state.get("step") for o in optimizers for state in o.state.values())
+
+    recorder = HostSyncRecorder(is_step_count)
+    epoch = DeviceLoader.epoch
+
+    def recorded_epoch(self, *args, **kwargs):
+        with recorder:
+            for batch in epoch(self, *args, **kwargs):
+                recorder.step += 1
+                yield batch
+
+    monkeypatch.setattr(engine, "build_optimizer", recorded_build)
+    monkeypatch.setattr(DeviceLoader, "epoch", recorded_epoch)
+    result = start_run(tiny_config(epochs=1, checkpoint_every=0.0, **overrides), runs_dir, device=CPU)
+    assert result.state == "completed", result.error
+    assert recorder.step > 1, "the recorder must have seen the steps"
+    return recorder.syncs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,3 +129,41 @@ def test_compiled_bf16_fastnet_trains_to_finite_weights(tmp_path):
     assert losses and all(np.isfinite(losses))
     weights = runs.load_checkpoint(runs.checkpoint_path(result.run_dir, "last"))["train_model_state"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The weight average stays on the device
+# ---------------------------------------------------------------------------------------------
+
+def test_the_weight_average_lives_and_updates_on_the_device(tmp_path, monkeypatch):
+    """torch's AveragedModel read its update counter on the host twice a step."""
+    assert host_syncs_by_step(monkeypatch, tmp_path, ema=0.9, log_every=1000) == []
+
+
+def test_the_weight_average_is_on_the_models_device_and_starts_from_the_first_step():
+    from core.ema import WeightAverage
+
+    with torch.device("meta"):
+        model = torch.nn.BatchNorm2d(3)
+    average = WeightAverage(model, decay=0.5)
+    assert {t.device for t in [*average.module.parameters(), *average.module.buffers()]} == {model.weight.device}
+    model = torch.nn.BatchNorm2d(3)
+    average = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        model.bias.fill_(2.0)
+        average.update(model, step=0)  # the first update takes the weights as they are
+        torch.testing.assert_close(average.module.bias, torch.full((3,), 2.0))
+        model.bias.fill_(4.0)
+        average.update(model, step=1)
+        torch.testing.assert_close(average.module.bias, torch.full((3,), 3.0))
+
+
+def test_a_resumed_run_carries_on_its_weight_average(tmp_path):
+    """AveragedModel's counter was not in the checkpoint, so a resumed run restarted the average."""
+    whole = start_run(tiny_config(epochs=2, ema=0.9), tmp_path, device=CPU)
+    stop = threading.Event()
+    first = start_run(tiny_config(epochs=2, ema=0.9), tmp_path, device=CPU, stop=stop,
+                      on_status=lambda s: stop.set() if s.get("epoch") == 1 else None)
+    resumed = resume_run(tmp_path, first.run_dir.name, device=CPU)
+    a, b = (runs.load_checkpoint(runs.checkpoint_path(r.run_dir, "last"))["model_state"] for r in (whole, resumed))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
