@@ -25,7 +25,7 @@ from core.config import TrainConfig
 from core.device import amp_dtype, describe_device, prepare, resolve_device, synchronize
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
 from core.ema import WeightAverage
-from core.inference import autocast, evaluate, images_to_tensor, make_normalizer
+from core.inference import autocast, evaluate, images_to_tensor
 from core.models import get_model
 from core.schedules import PlateauTracker, lr_at
 
@@ -84,12 +84,12 @@ class _Session:
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))
         self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
-        self.normalize = make_normalizer(mean, std, cfg.grayscale)
         self.loader = DeviceLoader(
             train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
             augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
             mean=mean, std=std, grayscale=cfg.grayscale, seed=cfg.seed, drop_last=len(train_set) > cfg.batch_size,
             channels_last=self.memory_format is torch.channels_last)
+        self.normalize = self.loader.normalize  # one normaliser for training, evaluation and initialisation
         self.val_images = images_to_tensor(self.val_set.images, device)
         self.val_labels = torch.from_numpy(self.val_set.labels).to(device)
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import core.engine as engine
-from core import runs
+from core import engine, runs
 from core.data import DeviceLoader
 from core.engine import resume_run, start_run
 from core.inference import Predictor
@@ -167,3 +166,22 @@ def test_a_resumed_run_carries_on_its_weight_average(tmp_path):
     resumed = resume_run(tmp_path, first.run_dir.name, device=CPU)
     a, b = (runs.load_checkpoint(runs.checkpoint_path(r.run_dir, "last"))["model_state"] for r in (whole, resumed))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. One normaliser, its constants made once on the device
+# ---------------------------------------------------------------------------------------------
+
+def test_evaluation_normalises_with_the_training_loaders_constants(tmp_path, monkeypatch):
+    """Evaluation made its mean and std tensors from Python numbers every batch: a host-to-device copy each."""
+    from core.inference import evaluate
+
+    session = engine._Session(tiny_config(), tmp_path, CPU)
+    made = []
+    for name in ("tensor", "as_tensor"):
+        real = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda *a, _real=real, _name=name, **k: made.append(_name) or _real(*a, **k))
+    images, labels = session.val_images[:200], session.val_labels[:200]
+    evaluate(session.eval_model, images, labels, session.normalize, batch_size=40)  # 5 batches
+    assert made == [], "no tensor made from Python numbers per batch"
+    assert session.normalize is session.loader.normalize, "training and evaluation share one normaliser"
