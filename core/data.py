@@ -623,28 +623,37 @@ def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
         raise ValueError(f"mean={tuple(mean)} and std={tuple(std)} are invalid; give 3 values each, std > 0.")
 
 
-def _normalize(x: Tensor, scale: Tensor, shift: Tensor, grayscale: bool, dtype: torch.dtype,
-               channels_last: bool) -> Tensor:
-    """uint8 (B, 3, H, W) -> float: optional luminance, then x * scale + shift in float32, then cast."""
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"normalize needs a (B, 3, H, W) uint8 tensor; got {tuple(x.shape)} {x.dtype}.")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    x = x.to(scale.device)
-    if grayscale:
-        x = x.float()  # (B, 3, H, W)
-        r, g, b = LUMA
-        luma = x[:, 0:1] * r + x[:, 1:2] * g + x[:, 2:3] * b  # (B, 1, H, W)
-        x = luma * scale + shift  # (B, 3, H, W): 3 equal channels so every model works unchanged
-    else:
-        # One pass converts and lays out; in-place maths after (addcmul with broadcasting is slow on CPU).
-        x = x.to(torch.float32, memory_format=memory_format).mul_(scale).add_(shift)  # (B, 3, H, W)
-    return x.to(dtype=dtype, memory_format=memory_format)
+class Normalizer:
+    """uint8 (B, 3, H, W) -> float normalised with the training mean and std, on `device`.
 
+    The scale and shift tensors are made once, on the device: building them per batch from Python
+    numbers would copy them from the host, and wait for it, every batch. The training loader, the
+    evaluation and the dashboard's predictions each hold one of these.
+    """
 
-def _scale_shift(mean: Sequence[float], std: Sequence[float], device: torch.device) -> tuple[Tensor, Tensor]:
-    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    return 1 / (255 * s), -m / s
+    def __init__(self, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str,
+                 grayscale: bool = False, dtype: torch.dtype = torch.float32, channels_last: bool = False):
+        _check_stats(mean, std)
+        self.mean, self.std, self.grayscale, self.dtype = tuple(mean), tuple(std), grayscale, dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.scale, self.shift = 1 / (255 * s), -m / s  # x * scale + shift == (x / 255 - mean) / std
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Optional luminance, then x * scale + shift in float32, then cast (and channels_last if asked)."""
+        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"normalize needs a (B, 3, H, W) uint8 tensor; got {tuple(x.shape)} {x.dtype}.")
+        x = x.to(self.scale.device)
+        if self.grayscale:
+            x = x.float()  # (B, 3, H, W)
+            r, g, b = LUMA
+            luma = x[:, 0:1] * r + x[:, 1:2] * g + x[:, 2:3] * b  # (B, 1, H, W)
+            x = luma * self.scale + self.shift  # (B, 3, H, W): 3 equal channels so every model works unchanged
+        else:
+            # One pass converts and lays out; in-place maths after (addcmul with broadcasting is slow on CPU).
+            x = x.to(torch.float32, memory_format=self.memory_format).mul_(self.scale).add_(self.shift)
+        return x.to(dtype=self.dtype, memory_format=self.memory_format)
 
 
 def normalize_images(
@@ -656,10 +665,9 @@ def normalize_images(
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
 ) -> Tensor:
-    """(B, 3, H, W) uint8 -> normalised float on x's device; the same maths as DeviceLoader.normalize."""
-    _check_stats(mean, std)
-    scale, shift = _scale_shift(mean, std, x_uint8.device)
-    return _normalize(x_uint8, scale, shift, grayscale, dtype, channels_last)
+    """(B, 3, H, W) uint8 -> normalised float on x's device, once (a Normalizer when there are more batches)."""
+    return Normalizer(mean, std, device=x_uint8.device, grayscale=grayscale, dtype=dtype,
+                      channels_last=channels_last)(x_uint8)
 
 
 def _as_tensor(array: np.ndarray | Tensor) -> Tensor:
@@ -681,7 +689,8 @@ class DeviceLoader:
     Train: `DeviceLoader(x, y, batch_size=..., device=..., shuffle=True, augment=Augment(...))`;
     eval: `shuffle=False, augment=None` yields the images in order. Batches of epoch e, batch b depend
     only on (seed, e, b), so `epoch(e, start_batch=k)` resumes mid-epoch exactly.
-    Public attributes: `images` (N, 3, H, W) uint8 and `labels` (N,) int64, both on `device`.
+    Public attributes: `images` (N, 3, H, W) uint8 and `labels` (N,) int64, both on `device`, and
+    `normalize`, the Normalizer its batches go through (the engine evaluates with the same one).
     """
 
     def __init__(
@@ -712,15 +721,15 @@ class DeviceLoader:
             )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} is invalid; use a positive integer.")
-        _check_stats(mean, std)
         self.device = torch.device(device)
+        # Checks mean and std before anything is copied to the device.
+        self.normalize = Normalizer(mean, std, device=self.device, grayscale=grayscale, dtype=dtype,
+                                    channels_last=channels_last)  # (B, 3, H, W) uint8 -> normalised `dtype`
         self.images = images.to(self.device).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
         self.labels = labels.to(self.device, torch.int64)  # (N,)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.augment = augment if augment is not None and augment.active else None
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.grayscale, self.drop_last, self.channels_last, self.dtype = grayscale, drop_last, channels_last, dtype
-        self._scale, self._shift = _scale_shift(mean, std, self.device)
+        self.drop_last = drop_last
         # Cutout paints the mean colour, which normalises to 0 (as in the Cutout paper).
         self._fill = torch.tensor([round(255 * m) for m in mean], device=self.device).clamp(0, 255).to(torch.uint8)
         self._flip_base = None  # per-image base coins for alternating flips, fixed for the whole run
@@ -763,7 +772,3 @@ class DeviceLoader:
                 x = aug.apply(x, self.augment, epoch, self._generator("batch", epoch, b),
                               flip_base=flip_base, fill=self._fill)
             yield self.normalize(x), self.labels[idx]
-
-    def normalize(self, x_uint8: Tensor) -> Tensor:
-        """(B, 3, H, W) uint8 -> (B, 3, H, W) `dtype` normalised on the device (+ grayscale, channels_last)."""
-        return _normalize(x_uint8, self._scale, self._shift, self.grayscale, self.dtype, self.channels_last)

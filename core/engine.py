@@ -18,14 +18,14 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core import runs
 from core.augment import Augment
 from core.config import TrainConfig
 from core.device import amp_dtype, describe_device, prepare, resolve_device, synchronize
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
-from core.inference import autocast, evaluate, images_to_tensor, make_normalizer
+from core.ema import WeightAverage
+from core.inference import autocast, evaluate, images_to_tensor
 from core.models import get_model
 from core.schedules import PlateauTracker, lr_at
 
@@ -84,12 +84,12 @@ class _Session:
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))
         self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
-        self.normalize = make_normalizer(mean, std, cfg.grayscale)
         self.loader = DeviceLoader(
             train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
             augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
             mean=mean, std=std, grayscale=cfg.grayscale, seed=cfg.seed, drop_last=len(train_set) > cfg.batch_size,
             channels_last=self.memory_format is torch.channels_last)
+        self.normalize = self.loader.normalize  # one normaliser for training, evaluation and initialisation
         self.val_images = images_to_tensor(self.val_set.images, device)
         self.val_labels = torch.from_numpy(self.val_set.labels).to(device)
 
@@ -98,8 +98,7 @@ class _Session:
         # The compiled wrapper runs the training steps; checkpoints and evaluation use the plain module.
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = build_optimizer(cfg, self.model)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-                    if cfg.ema > 0 else None)
+        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None  # on the model's device
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
         self.early = PlateauTracker(cfg.early_stopping, 1.0)
@@ -126,8 +125,12 @@ class _Session:
             "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state(),
-            "rng_cpu": torch.get_rng_state(),
+            "rng_cpu": torch.get_rng_state(), **self._cuda_rng(),
         }
+
+    def _cuda_rng(self) -> dict[str, list[torch.Tensor]]:
+        """The GPU generators' states (one per visible GPU), for a run on CUDA; nothing otherwise."""
+        return {"rng_cuda": torch.cuda.get_rng_state_all()} if self.device.type == "cuda" else {}
 
     def restore(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["train_model_state"])
@@ -138,6 +141,12 @@ class _Session:
         self.plateau.load(payload["plateau"])
         self.early.load(payload["early"])
         torch.set_rng_state(payload["rng_cpu"])
+        self._restore_cuda_rng(payload.get("rng_cuda"))
+
+    def _restore_cuda_rng(self, states: list[torch.Tensor] | None) -> None:
+        # Only onto the same number of GPUs: a checkpoint from another machine or a CPU run has none to match.
+        if self.device.type == "cuda" and states is not None and len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +247,7 @@ def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float
 
 def _start_or_resume(s: _Session, resume: bool) -> None:
     if resume:
-        payload = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last"), map_location=s.device)
-        s.restore(payload)
+        s.restore(runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last")))
         runs.truncate_metrics(s.run_dir, s.progress.step)
         return
     s.init_model_from_data()
@@ -292,7 +300,7 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
         loss.backward()
         s.optimizer.step()
         if s.ema is not None:
-            s.ema.update_parameters(model)
+            s.ema.update(s.model, p.step)
         with torch.no_grad():
             sums += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum()])
         p.step, p.batch = p.step + 1, p.batch + 1
@@ -343,7 +351,7 @@ def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
     model = s.eval_model
     if s.progress.stopped_early and runs.checkpoint_path(s.run_dir, "best").exists():
-        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"), map_location=s.device)
+        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"))
         model.load_state_dict(best["model_state"])
     images = images_to_tensor(s.test_set.images, s.device)
     labels = torch.from_numpy(s.test_set.labels).to(s.device)

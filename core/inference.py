@@ -7,20 +7,17 @@ disagree. Test-time augmentation (the mirror and 1-pixel shifts) is an option of
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.data import Normalizer
 from core.runs import RunError
-
-Normalizer = Callable[[Tensor], Tensor]  # (B, 3, H, W) uint8 -> float, normalised
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -100,7 +97,7 @@ class Predictor:
         self.model = get_model(name, len(self.classes))
         _load_weights(self.model, checkpoint.get("model_state"), name, len(self.classes), source)
         self.model.to(device).eval()
-        self.normalize = make_normalizer(mean, std, grayscale)
+        self.normalize = Normalizer(mean, std, device=device, grayscale=grayscale)
         config = checkpoint.get("config")
         self.tta = bool(config.get("tta", False)) if isinstance(config, dict) else False
 
@@ -108,7 +105,7 @@ class Predictor:
     def from_run(cls, run_dir: Path, device: torch.device, which: str = "last") -> Predictor:
         from core.runs import checkpoint_path, load_checkpoint
 
-        checkpoint = load_checkpoint(checkpoint_path(run_dir, which), map_location=device)
+        checkpoint = load_checkpoint(checkpoint_path(run_dir, which))  # on the CPU; the model moves after
         return cls(checkpoint, device, source=f"Checkpoint {which}.pt of {run_dir.name}")
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -182,9 +179,3 @@ def _load_weights(model: nn.Module, weights: object, name: str, num_classes: int
         raise RunError(f"{source} has weights that do not load into the model {name!r} ({type(exc).__name__}).") \
             from None
 
-
-def make_normalizer(mean, std, grayscale: bool) -> Normalizer:
-    """uint8 (B, 3, H, W) -> float with the training normalisation (core.data holds the maths)."""
-    from core.data import normalize_images
-
-    return functools.partial(normalize_images, mean=tuple(mean), std=tuple(std), grayscale=grayscale)

@@ -237,10 +237,14 @@ def copy_checkpoint(run_dir: Path, source: str, target: str) -> None:
     write_atomically(path, lambda tmp: shutil.copyfile(checkpoint_path(run_dir, source), tmp))
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with weights_only=True: a checkpoint holding code is refused, never executed."""
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load onto the CPU with weights_only=True: a checkpoint holding code is refused, never executed.
+
+    Always the CPU, whatever device the run uses: RNG states must stay CPU byte tensors, and
+    load_state_dict moves weights and optimiser state to wherever their module already lives.
+    """
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RunError(f"There is no checkpoint at {path}.") from None
     except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "cannot use this file"
