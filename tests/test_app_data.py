@@ -15,7 +15,7 @@ import torchvision
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import core.data
+import core.data.cache
 from core import runs
 from core.data import load_dataset, split_train_val
 from tests.helpers import app_runs_folder, train_tiny_run
@@ -38,7 +38,7 @@ def no_cifar_here(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
-    monkeypatch.setattr(core.data, "DEFAULT_DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(core.data.cache, "DEFAULT_DATA_DIR", tmp_path / "data")
 
 
 def open_page(page: str, run_id: str | None = None, **state) -> AppTest:

@@ -13,7 +13,7 @@ import pytest
 import torchvision
 from streamlit.testing.v1 import AppTest
 
-import core.data
+import core.data.cache
 from core import present, runs
 from core.config import TrainConfig
 from core.models import describe_model
@@ -140,7 +140,7 @@ def test_a_failed_run_shows_cores_one_sentence(runs_dir, tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
-    monkeypatch.setattr(core.data, "DEFAULT_DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(core.data.cache, "DEFAULT_DATA_DIR", tmp_path / "data")
     result = start_run(tiny_config(data="cifar10"), runs_dir, name="no cifar")
     (failed,) = [s for s in runs.list_runs(runs_dir) if s.name == "no cifar"]
     assert result.state == failed.state == "failed" and "CIFAR-10 was not found" in failed.error

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import core.data as data
+import core.data.cifar10
+import core.data.folders
 from core.augment import Augment
 from core.data import (
     CACHE_ENV, CIFAR10_CLASSES, DataError, Dataset, DeviceLoader, ImageSet, channel_stats, decode_image,
@@ -370,7 +372,7 @@ def _forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(path: Path) -> None:
         raise AssertionError(f"decoded {path} again instead of using the cache")
 
-    monkeypatch.setattr(data, "_decode_source", fail)
+    monkeypatch.setattr(core.data.folders, "_decode_source", fail)
 
 
 @pytest.mark.parametrize("kind", ["folder", "tar.gz"])
@@ -452,7 +454,7 @@ class _FakeCIFAR10:
         type(self).calls += 1
         folder = Path(root) / "cifar-10-batches-py"
         folder.mkdir(parents=True, exist_ok=True)
-        for name in data._CIFAR10_FILES:
+        for name in core.data.cifar10._CIFAR10_FILES:
             (folder / name).write_bytes(b"batch")
         n = 20 if train else 10
         self.data = np.random.default_rng(n).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
@@ -663,7 +665,7 @@ def _epoch(loader: DeviceLoader, epoch: int, start_batch: int = 0) -> list[tuple
 
 def test_loader_shapes_dtypes_and_lengths(pool: tuple[np.ndarray, np.ndarray]) -> None:
     loader = _loader(pool, augment=Augment(cutout=4))
-    assert len(loader) == 7 and loader.num_images() == N_IMAGES
+    assert len(loader) == 7 and len(loader.images) == N_IMAGES
     assert loader.images.shape == (N_IMAGES, 3, 32, 32) and loader.images.dtype == torch.uint8
     batches = _epoch(loader, 0)
     assert [len(y) for _, y in batches] == [16] * 6 + [7]
