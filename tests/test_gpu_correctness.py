@@ -5,6 +5,7 @@ device other than the CPU, as a CUDA tensor has, and no data.
 """
 import itertools
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -124,6 +125,21 @@ def test_a_predictor_loads_the_checkpoint_onto_the_cpu_then_moves_the_model(tmp_
     probs = predictor.predict(np.zeros((2, 32, 32, 3), np.uint8))
     assert probs.shape == (2, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("saved_gpus, restored", [(2, True), (1, False), (None, False)])
+def test_the_gpu_generators_state_is_restored_onto_as_many_gpus(monkeypatch, saved_gpus, restored):
+    """No GPU needed: torch.cuda's RNG functions are stood in for, on a machine with 2 GPUs."""
+    states = [torch.ByteTensor([g]) for g in range(2)]
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", calls.append)
+    on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
+    assert engine._Session._cuda_rng(on_gpu) == {"rng_cuda": states}
+    assert engine._Session._cuda_rng(types.SimpleNamespace(device=CPU)) == {}
+    engine._Session._restore_cuda_rng(on_gpu, None if saved_gpus is None else states[:saved_gpus])
+    assert calls == ([states] if restored else [])
 
 # ---------------------------------------------------------------------------------------------
 # 2. fastnet compiles correctly with bf16
