@@ -640,7 +640,7 @@ class Normalizer:
     def __init__(self, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str,
                  grayscale: bool = False, dtype: torch.dtype = torch.float32, channels_last: bool = False):
         _check_stats(mean, std)
-        self.mean, self.std, self.grayscale, self.dtype = tuple(mean), tuple(std), grayscale, dtype
+        self.grayscale, self.dtype = grayscale, dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
