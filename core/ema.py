@@ -34,6 +34,7 @@ class WeightAverage:
             if not a.is_floating_point():  # BatchNorm's batch counters: whole numbers, copied
                 a.copy_(c)
 
+
 def _tensors(model: nn.Module) -> list[Tensor]:
     """Parameters then buffers, detached: the same order for the model and its copy."""
     return [t.detach() for t in itertools.chain(model.parameters(), model.buffers())]

@@ -26,7 +26,7 @@ from core.device import amp_dtype, describe_device, prepare, resolve_device, syn
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
 from core.ema import WeightAverage
 from core.inference import autocast, evaluate, images_to_tensor
-from core.models import get_model
+from core.models import get_model, parameter_groups
 from core.schedules import PlateauTracker, lr_at
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ class RunResult:
 # ---------------------------------------------------------------------------------------------
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The configured optimiser over the model's parameter groups; a group's own settings win over the config's."""
+    params = parameter_groups(cfg.model, model)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
@@ -292,7 +293,7 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
             next_checkpoint = time.monotonic() + cfg.checkpoint_every
         lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
         for group in s.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast(s.device, s.amp):
             logits = model(x)  # (B, C)
             loss = s.criterion(logits.float(), y)

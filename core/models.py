@@ -10,7 +10,12 @@ Adding an architecture is adding one builder decorated with `@register_model(nam
 (the habit of torchvision's models/_api.py). A builder takes `num_classes` and returns an
 nn.Module mapping (B, 3, 32, 32) normalised float images to (B, num_classes) logits. A model
 that needs data for its initialisation defines `init_from_data(images)`; the trainer calls it
-once before the first step (see core/fastnet.py).
+once before the first step (see core/fastnet.py). A model whose parameters want different
+optimiser settings registers with `param_groups=`, a function of the built model returning
+torch-style groups (nanoGPT's configure_optimizers, torchvision's split_normalization_params):
+each a dict with "params" and any per-group optimiser setting ("weight_decay": 0.0 for norm
+layers, say), plus "lr_scale", a multiplier on the schedule's rate. Without one, every trainable
+parameter is in one group. `parameter_groups(name, model)` is what the optimiser gets.
 
 No module here hard-codes a device or dtype: models are built on the CPU (or under a
 `torch.device(...)` context) and moved by the caller.
@@ -33,17 +38,21 @@ from core.images import IMAGE_SIZE
 
 from core.fastnet import FastNet
 
-__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model"]
+__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups"]
 
 
 
 # ================================================================== registry
+
+ParamGroups = Callable[[nn.Module], list[dict]]   # model -> [{"params": [...], "lr_scale": 2.0, ...}, ...]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str                      # one plain sentence a non-programmer understands
     builder: Callable[..., nn.Module]     # builder(num_classes) -> nn.Module
+    param_groups: ParamGroups | None = None   # model -> optimiser groups; None: one group of all
 
 
 _REGISTRY: dict[str, ModelSpec] = {}      # insertion order is the order list_models() shows
@@ -56,16 +65,17 @@ def _check_new_name(name: str) -> None:
         raise ValueError(f"A model named '{name}' is already registered; pick another name.")
 
 
-def register_model(name: str, description: str) -> Callable[[Callable[..., nn.Module]],
-                                                             Callable[..., nn.Module]]:
-    """Decorator adding `builder(num_classes) -> nn.Module` to the registry under `name`."""
+def register_model(name: str, description: str, *, param_groups: ParamGroups | None = None
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding `builder(num_classes) -> nn.Module` (and its optimiser groups) to the registry under `name`."""
     _check_new_name(name)
     if not isinstance(description, str) or not description.strip():
         raise ValueError(f"Model '{name}' needs a non-empty plain-words description.")
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _check_new_name(name)   # again: two decorators with one name may be created before use
-        _REGISTRY[name] = ModelSpec(name=name, description=description.strip(), builder=builder)
+        _REGISTRY[name] = ModelSpec(name=name, description=description.strip(), builder=builder,
+                                    param_groups=param_groups)
         return builder
 
     return decorator
@@ -88,6 +98,31 @@ def get_model(name: str, num_classes: int = 10) -> nn.Module:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be a whole number of at least 2; got {num_classes!r}.")
     return spec.builder(num_classes)
+
+
+def parameter_groups(name: str, model: nn.Module) -> list[dict]:
+    """The optimiser's parameter groups for `model`, built by `name`: its declared ones, or one of everything.
+
+    Frozen parameters are left out of every group, as the optimiser never updates them.
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    declare = _spec(name).param_groups
+    if declare is None:
+        return [{"params": trainable}]
+    groups = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in declare(model)]
+    groups = [group for group in groups if group["params"]]
+    _check_groups(name, groups, trainable)
+    return groups
+
+
+def _check_groups(name: str, groups: list[dict], trainable: list[nn.Parameter]) -> None:
+    grouped = [id(p) for group in groups for p in group["params"]]
+    if sorted(grouped) != sorted(id(p) for p in trainable):
+        raise ValueError(f"Model '{name}' declares parameter groups that do not hold each of its trainable "
+                         "parameters exactly once; fix its param_groups function.")
+    scales = [group.get("lr_scale", 1.0) for group in groups]
+    if not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < float("inf") for s in scales):
+        raise ValueError(f"Model '{name}' declares an lr_scale that is not a positive number ({scales}).")
 
 
 @functools.cache

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from core import models
 from core.config import TrainConfig
 from core.engine import RunResult, start_run
 
@@ -29,6 +32,33 @@ def train_tiny_run(runs_dir: Path, name: str | None = None, **overrides) -> RunR
     result = start_run(tiny_config(**overrides), runs_dir, name=name, device=torch.device("cpu"))
     assert result.state == "completed", result.error
     return result
+
+
+class NormedNet(nn.Module):
+    """conv -> BN -> global max -> linear: the smallest net with norm parameters."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm(self.conv(x)))          # (B, 4, 30, 30)
+        return self.head(x.amax(dim=(2, 3)))         # (B, num_classes)
+
+
+def norm_groups(model: NormedNet) -> list[dict]:
+    """Norm layers at 4x the rate and without weight decay; the rest as configured."""
+    norm = list(model.norm.parameters())
+    rest = [p for p in model.parameters() if all(p is not q for q in norm)]
+    return [{"params": rest}, {"params": norm, "weight_decay": 0.0, "lr_scale": 4.0}]
+
+
+def register_normed_net(monkeypatch: pytest.MonkeyPatch, groups=norm_groups) -> None:
+    """'normed-net' in a private copy of the registry, so other tests see no change."""
+    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+    models.register_model("normed-net", "a net with norm layers", param_groups=groups)(NormedNet)
 
 
 def wait_for(condition, timeout: float = 120.0, every: float = 0.05):

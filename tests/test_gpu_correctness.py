@@ -3,7 +3,9 @@
 Where a GPU is needed to show the bug, the "meta" device stands in for it: a tensor there has a
 device other than the CPU, as a CUDA tensor has, and no data.
 """
+import itertools
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -14,14 +16,24 @@ from core import engine, runs
 from core.data import DeviceLoader
 from core.engine import resume_run, start_run
 from core.inference import Predictor
+from core.models import list_models
 from tests.helpers import tiny_config
 
 CPU = torch.device("cpu")
 
-# Ops that make the host wait for the device: reading a value (item, bool(), float(), tolist()
-# of a scalar) or an output whose size depends on the data. Off the CPU a copy to the CPU waits
-# too; on the CPU that is a plain read and shows here only as `_local_scalar_dense`.
-HOST_SYNC_OPS = {"_local_scalar_dense", "item", "is_nonzero", "nonzero", "equal"}
+# Ops that make the host wait for the device: reading a value (item, bool(), float() of a tensor)
+# or making an output whose size depends on the data. (Off the CPU a copy to the CPU waits too;
+# on the CPU that is no op at all, so the run's one planned read, the logging interval's
+# `tolist`, does not show here.)
+HOST_SYNC_OPS = {"_local_scalar_dense", "item", "is_nonzero", "equal", "nonzero", "masked_select", "_unique2",
+                 "unique_dim", "unique_consecutive"}
+
+
+def waits_for_device(func, args) -> bool:
+    name = func.overloadpacket.__name__
+    if name in ("index", "index_put", "index_put_"):  # x[mask] and x[mask] = v find the mask's size first
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)
+    return name in HOST_SYNC_OPS
 
 
 class HostSyncRecorder(TorchDispatchMode):
@@ -32,14 +44,14 @@ class HostSyncRecorder(TorchDispatchMode):
         self.host_side, self.step, self.syncs = host_side, 0, []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if name in HOST_SYNC_OPS and not self.host_side(args[0]):
-            self.syncs.append((self.step, name))
+        if waits_for_device(func, args) and not self.host_side(args[0]):
+            self.syncs.append((self.step, func.overloadpacket.__name__))
         return func(*args, **(kwargs or {}))
 
 
-def host_syncs_by_step(monkeypatch, runs_dir, **overrides) -> list[tuple[int, str]]:
-    """Train one epoch and return the host syncs, each with the step (from 1) whose body ran it.
+def host_syncs_by_step(monkeypatch, runs_dir, steps: int | None = None, **overrides) -> list[tuple[int, str]]:
+    """Train one epoch (cut to its first `steps` batches) and return the host syncs, each with the step
+    (from 1) whose body ran it.
 
     The loader's epoch marks the steps: recording lasts from its first batch to its end, so it covers
     making each batch and everything the loop does with it, but not validation or checkpoints.
@@ -60,7 +72,7 @@ def host_syncs_by_step(monkeypatch, runs_dir, **overrides) -> list[tuple[int, st
 
     def recorded_epoch(self, *args, **kwargs):
         with recorder:
-            for batch in epoch(self, *args, **kwargs):
+            for batch in itertools.islice(epoch(self, *args, **kwargs), steps):
                 recorder.step += 1
                 yield batch
 
@@ -113,6 +125,21 @@ def test_a_predictor_loads_the_checkpoint_onto_the_cpu_then_moves_the_model(tmp_
     probs = predictor.predict(np.zeros((2, 32, 32, 3), np.uint8))
     assert probs.shape == (2, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("saved_gpus, restored", [(2, True), (1, False), (None, False)])
+def test_the_gpu_generators_state_is_restored_onto_as_many_gpus(monkeypatch, saved_gpus, restored):
+    """No GPU needed: torch.cuda's RNG functions are stood in for, on a machine with 2 GPUs."""
+    states = [torch.ByteTensor([g]) for g in range(2)]
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", calls.append)
+    on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
+    assert engine._Session._cuda_rng(on_gpu) == {"rng_cuda": states}
+    assert engine._Session._cuda_rng(types.SimpleNamespace(device=CPU)) == {}
+    engine._Session._restore_cuda_rng(on_gpu, None if saved_gpus is None else states[:saved_gpus])
+    assert calls == ([states] if restored else [])
 
 # ---------------------------------------------------------------------------------------------
 # 2. fastnet compiles correctly with bf16
@@ -185,3 +212,18 @@ def test_evaluation_normalises_with_the_training_loaders_constants(tmp_path, mon
     evaluate(session.eval_model, images, labels, session.normalize, batch_size=40)  # 5 batches
     assert made == [], "no tensor made from Python numbers per batch"
     assert session.normalize is session.loader.normalize, "training and evaluation share one normaliser"
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. No training step waits for the device
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", list_models())
+def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, model):
+    """Metrics leave the device once per logging interval as one copy (`tolist`), which is not among
+    the recorded ops, so every step, logging ones included, must record none. Augmentation, label
+    smoothing and the weight average are on, so their code runs inside the steps too."""
+    syncs = host_syncs_by_step(monkeypatch, tmp_path, steps=4, model=model, batch_size=32, log_every=2,
+                               val_fraction=0.0, ema=0.9, crop_padding=2, flip="alternating", cutout=8,
+                               label_smoothing=0.1)
+    assert syncs == []

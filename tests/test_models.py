@@ -14,6 +14,7 @@ from torch import nn
 from core import fastnet, models
 from core.fastnet import FastNet
 from core.models import describe_model, get_model, list_models, register_model
+from tests.helpers import register_normed_net
 
 EXPECTED_NAMES = ["fastnet", "fastnet-small", "keras-cnn", "elu-convnet", "bn-elu-cnn",
                   "tutorial-cnn", "resnet20", "resnet18", "vgg11-bn"]
@@ -247,3 +248,35 @@ def test_vgg11_bn_reduces_to_512_features() -> None:
 
 def test_tutorial_cnn_matches_tutorial_size() -> None:
     assert describe_model("tutorial-cnn")["parameters"] == 62_006
+
+
+# ------------------------------------------------------------------ parameter groups
+
+
+def test_a_model_without_declared_groups_gets_one_group_of_its_trainable_parameters() -> None:
+    model = get_model("fastnet-small")
+    [group] = models.parameter_groups("fastnet-small", model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert group.keys() == {"params"} and [id(p) for p in group["params"]] == [id(p) for p in trainable]
+    assert len(trainable) < len(list(model.parameters())), "the frozen whitening and BN scales stay out"
+
+
+def test_declared_groups_are_what_the_optimiser_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    register_normed_net(monkeypatch)
+    model = get_model("normed-net")
+    model.norm.weight.requires_grad_(False)  # a frozen parameter is left out of its group
+    rest, norm = models.parameter_groups("normed-net", model)
+    assert [id(p) for p in norm["params"]] == [id(model.norm.bias)]
+    assert norm["lr_scale"] == 4.0 and norm["weight_decay"] == 0.0 and "lr_scale" not in rest
+
+
+@pytest.mark.parametrize("groups, words", [
+    (lambda m: [{"params": list(m.conv.parameters())}], "exactly once"),
+    (lambda m: [{"params": list(m.parameters())}, {"params": [m.head.bias]}], "exactly once"),
+    (lambda m: [{"params": list(m.parameters()), "lr_scale": 0}], "lr_scale"),
+])
+def test_groups_that_miss_or_repeat_a_parameter_are_refused(monkeypatch: pytest.MonkeyPatch, groups,
+                                                           words: str) -> None:
+    register_normed_net(monkeypatch, groups)
+    with pytest.raises(ValueError, match=words):
+        models.parameter_groups("normed-net", get_model("normed-net"))

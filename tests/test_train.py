@@ -11,7 +11,7 @@ import torch
 
 from core import runs
 from core.engine import OOM_MESSAGE, resume_run, start_run
-from tests.helpers import tiny_config, train_tiny_run
+from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,3 +149,11 @@ def test_command_line_bad_input_is_one_sentence_and_creates_nothing(tmp_path, ar
     assert out.returncode == 1
     assert words in out.stderr and "Traceback" not in out.stderr
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_the_schedule_scales_each_groups_rate_by_its_lr_scale(tmp_path, monkeypatch):
+    """A model's declared groups reach the optimiser and keep their own rate multiplier and weight decay."""
+    register_normed_net(monkeypatch)
+    result = train_tiny_run(tmp_path, model="normed-net", epochs=1, optimizer="sgd", weight_decay=1e-3)
+    groups = runs.load_checkpoint(runs.checkpoint_path(result.run_dir, "last"))["optimizer_state"]["param_groups"]
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.01, 1e-3), (0.04, 0.0)]
