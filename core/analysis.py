@@ -1,6 +1,6 @@
 """Error analysis of saved predictions: confusion matrix, confused pairs, per-class scores, galleries.
 
-Pure functions of the arrays in `core.runs.Predictions` (true labels, predicted labels, class
+Pure functions of the arrays in `core.predictions.Predictions` (true labels, predicted labels, class
 probabilities), so the Errors and Gallery pages, the command line and the tests all count the same
 way. Every list of images is returned as positions into those arrays; the caller maps a position
 to an image through `Predictions.index`. Class indices are ints; names are looked up by the caller.
@@ -116,11 +116,17 @@ def class_report(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> Clas
     labels, pred = _check_pair(labels, pred, num_classes)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, pred, labels=np.arange(num_classes), average=None, zero_division=0)
+    return ClassReport(precision, recall, f1, support.astype(np.int64), class_accuracy(labels, pred, num_classes))
+
+
+def class_accuracy(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) share of class k's images classified correctly, NaN for a class with no images.
+
+    The engine writes these to test_summary.json as per_class_accuracy; the Errors page shows them.
+    """
     counts = confusion_counts(labels, pred, num_classes)
     totals = counts.sum(axis=1)  # (C,)
-    # The same number the engine writes to test_summary.json as per_class_accuracy.
-    accuracy = np.divide(np.diag(counts), totals, out=np.full(num_classes, np.nan), where=totals > 0)
-    return ClassReport(precision, recall, f1, support.astype(np.int64), accuracy)
+    return np.divide(np.diag(counts), totals, out=np.full(num_classes, np.nan), where=totals > 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from core import runs
+from core import analysis, checkpoints, predictions, runs
 from core.augment import Augment
 from core.config import TrainConfig
 from core.device import amp_dtype, describe_device, prepare, resolve_device, synchronize
@@ -120,8 +120,7 @@ class _Session:
     # --- checkpoints ---
     def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
-            "format": 1, "model": self.cfg.model, "classes": self.classes, "config": self.cfg.to_dict(),
-            "epoch": self.progress.epoch, "batch": self.progress.batch, "step": self.progress.step,
+            "model": self.cfg.model, "classes": self.classes, "config": self.cfg.to_dict(),
             "metrics": metrics, "normalization": self.norm,
             "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
@@ -177,6 +176,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         reporter.update(state="running", finished_at=None, error=None, device=describe_device(device),
                         pid=os.getpid(), host=socket.gethostname(), **started)
         session = _Session(cfg, run_dir, device)
+        runs.record_classes(run_dir, session.classes)
         _start_or_resume(session, resume)
         writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
         _fit(session, writer, reporter, stop)
@@ -248,12 +248,12 @@ def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float
 
 def _start_or_resume(s: _Session, resume: bool) -> None:
     if resume:
-        s.restore(runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "last")))
+        s.restore(checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "last")))
         runs.truncate_metrics(s.run_dir, s.progress.step)
         return
     s.init_model_from_data()
     if len(s.val_set):
-        runs.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
+        predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
 def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event) -> None:
@@ -269,9 +269,9 @@ def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, sto
         p.epoch, p.batch = p.epoch + 1, 0
         val, improved = _validate(s)
         # last.pt first: a kill between the two writes must still leave a resumable run.
-        runs.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
+        checkpoints.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
         if improved:
-            runs.copy_checkpoint(s.run_dir, "last", "best")
+            checkpoints.copy_checkpoint(s.run_dir, "last", "best")
         writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
                        "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
         reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
@@ -323,7 +323,7 @@ def _save_mid_epoch(s: _Session, sums: torch.Tensor) -> None:
     """A resumable checkpoint inside an epoch, unless the weights have already gone NaN (then the run fails)."""
     if not math.isfinite(sums[0].item()):  # a host sync, but only once a checkpoint interval
         raise Diverged
-    runs.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
+    checkpoints.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
 
 
 def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
@@ -335,7 +335,7 @@ def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
                       memory_format=s.memory_format)
     if not math.isfinite(result.mean_loss):
         raise Diverged
-    runs.save_val_predictions(s.run_dir, p.epoch, result.probs)
+    predictions.save_val_predictions(s.run_dir, p.epoch, result.probs)
     metrics = {"val_loss": result.mean_loss, "val_acc": result.accuracy}
     improved = p.best_val_acc is None or result.accuracy > p.best_val_acc
     if improved:
@@ -351,8 +351,8 @@ def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
 def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
     model = s.eval_model
-    if s.progress.stopped_early and runs.checkpoint_path(s.run_dir, "best").exists():
-        best = runs.load_checkpoint(runs.checkpoint_path(s.run_dir, "best"))
+    if s.progress.stopped_early and checkpoints.checkpoint_path(s.run_dir, "best").exists():
+        best = checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "best"))
         model.load_state_dict(best["model_state"])
     images = images_to_tensor(s.test_set.images, s.device)
     labels = torch.from_numpy(s.test_set.labels).to(s.device)
@@ -362,10 +362,9 @@ def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
     seconds = time.perf_counter() - start
     if not math.isfinite(result.mean_loss):
         raise Diverged
-    runs.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
-    pred = result.probs.argmax(1)
-    per_class = {name: float((pred[s.test_set.labels == k] == k).mean()) if (s.test_set.labels == k).any() else None
-                 for k, name in enumerate(s.classes)}
+    predictions.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
+    accuracy = analysis.class_accuracy(s.test_set.labels, result.probs.argmax(1), len(s.classes))
+    per_class = {name: None if math.isnan(a) else float(a) for name, a in zip(s.classes, accuracy)}
     summary = {"accuracy": result.accuracy, "loss": result.mean_loss, "per_class_accuracy": per_class,
                "images": int(len(labels)), "tta": s.cfg.tta, "seconds": seconds,
                "early_stopped": s.progress.stopped_early}

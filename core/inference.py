@@ -7,7 +7,6 @@ disagree. Test-time augmentation (the mirror and 1-pixel shifts) is an option of
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.checkpoints import Checkpoint, load_weights
 from core.data import Normalizer
-from core.runs import RunError
+from core.models import get_model
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -87,95 +87,18 @@ class Predictor:
     raises RunError with one sentence, never a traceback from inside torch.
     """
 
-    def __init__(self, checkpoint: dict, device: torch.device, source: str = "The checkpoint"):
-        from core.models import get_model
-
-        name = _checked_model_name(checkpoint, source)
-        self.classes: list[str] = _checked_classes(checkpoint, source)
-        mean, std, grayscale = _checked_normalization(checkpoint, source)
-        self.device = device
-        self.model = get_model(name, len(self.classes))
-        _load_weights(self.model, checkpoint.get("model_state"), name, len(self.classes), source)
+    def __init__(self, checkpoint: Checkpoint, device: torch.device):
+        self.classes, self.device, self.tta = checkpoint.classes, device, checkpoint.tta
+        self.model = get_model(checkpoint.model, len(self.classes))
+        load_weights(self.model, checkpoint)
         self.model.to(device).eval()
-        self.normalize = Normalizer(mean, std, device=device, grayscale=grayscale)
-        config = checkpoint.get("config")
-        self.tta = bool(config.get("tta", False)) if isinstance(config, dict) else False
+        self.normalize = Normalizer(checkpoint.mean, checkpoint.std, device=device, grayscale=checkpoint.grayscale)
 
     @classmethod
     def from_run(cls, run_dir: Path, device: torch.device, which: str = "last") -> Predictor:
-        from core.runs import checkpoint_path, load_checkpoint
-
-        checkpoint = load_checkpoint(checkpoint_path(run_dir, which))  # on the CPU; the model moves after
-        return cls(checkpoint, device, source=f"Checkpoint {which}.pt of {run_dir.name}")
+        return cls(Checkpoint.read(run_dir, which), device)  # read onto the CPU; the model moves after
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) for uint8 images (N, 32, 32, 3)."""
         x = images_to_tensor(images, self.device)
         return infer(self.model, x, self.normalize, tta=self.tta).softmax(1).cpu().numpy()
-
-
-# ---------------------------------------------------------------------------------------------
-# Checking a checkpoint before use: each check names what is wrong in one sentence
-# ---------------------------------------------------------------------------------------------
-
-def _checked_model_name(checkpoint: dict, source: str) -> str:
-    from core.models import list_models
-
-    name = checkpoint.get("model")
-    if not isinstance(name, str) or name not in list_models():
-        raise RunError(f"{source} names the model {name!r}, which is not one this version knows "
-                       f"({', '.join(list_models())}).")
-    return name
-
-
-def _checked_classes(checkpoint: dict, source: str) -> list[str]:
-    classes = checkpoint.get("classes")
-    if not isinstance(classes, (list, tuple)) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise RunError(f"{source} has no usable class names: it needs a list of at least 2 names, each a text.")
-    return list(classes)
-
-
-def _checked_normalization(checkpoint: dict, source: str) -> tuple[list[float], list[float], bool]:
-    """The mean and std the model was trained with (3 finite numbers each, std above 0) and grayscale."""
-    norm = checkpoint.get("normalization")
-    if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
-        raise RunError(f"{source} lacks the image normalisation (mean and std) its model was trained with.")
-    mean, std, grayscale = norm["mean"], norm["std"], norm.get("grayscale", False)
-
-    def three_numbers(values) -> bool:
-        return (isinstance(values, (list, tuple)) and len(values) == 3
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
-
-    if not three_numbers(mean) or not three_numbers(std) or min(std) <= 0 or not isinstance(grayscale, bool):
-        raise RunError(f"{source} has an unusable normalisation: mean and std must be 3 finite numbers each, "
-                       f"std above 0, but they are {mean!r} and {std!r}.")
-    return list(mean), list(std), grayscale
-
-
-def _load_weights(model: nn.Module, weights: object, name: str, num_classes: int, source: str) -> None:
-    """Load `weights` into `model`, or say in one sentence why they do not belong to it."""
-    if not isinstance(weights, dict) or not all(isinstance(v, Tensor) for v in weights.values()):
-        raise RunError(f"{source} holds no usable weights.")
-    expected = model.state_dict()
-    missing, unexpected = expected.keys() - weights.keys(), weights.keys() - expected.keys()
-    reshaped = [k for k in expected.keys() & weights.keys() if weights[k].shape != expected[k].shape]
-    # Only the class layer differs: the names and the weights disagree on how many classes there are.
-    head_only = not missing and not unexpected and reshaped and all(
-        expected[k].ndim >= 1 and expected[k].shape[0] == num_classes and weights[k].ndim == expected[k].ndim
-        and weights[k].shape[1:] == expected[k].shape[1:]
-        for k in reshaped)
-    if head_only:
-        raise RunError(f"{source} names {num_classes} classes but its weights tell {weights[reshaped[0]].shape[0]} "
-                       "classes apart, so the two do not belong together.")
-    if missing or unexpected or reshaped:
-        raise RunError(f"{source} says its model is {name!r}, but its weights are not that model's "
-                       f"({len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape).")
-    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
-        raise RunError(f"{source} holds weights that are not numbers (NaN or infinite), as a training run that "
-                       "diverged writes, so it cannot classify pictures.")
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, TypeError) as exc:  # anything the shape checks above did not foresee
-        raise RunError(f"{source} has weights that do not load into the model {name!r} ({type(exc).__name__}).") \
-            from None
-

@@ -33,6 +33,14 @@ _short = reprlib.Repr()  # quotes a bad value in a message without printing all 
 _short.maxstring = _short.maxother = _short.maxlong = 40
 
 
+class RunError(ValueError):
+    """A run id, name or file that cannot be used; the message says why in one sentence."""
+
+
+class PredictionsError(RunError):
+    """A saved predictions file that exists but cannot be used (torn, foreign or damaged arrays)."""
+
+
 class FileDamaged(ValueError):
     """A run file that cannot be trusted; the message names the file and the field in one sentence."""
 
@@ -79,7 +87,9 @@ STATUS_FIELDS: dict[str, Check] = {
     "device": _or_none(TEXT), "error": _or_none(TEXT), "pid": _or_none(COUNT), "host": _or_none(TEXT),
     "best_val_acc": _or_none(FRACTION), "test_acc": _or_none(FRACTION),
 }
-META_FIELDS: dict[str, Check] = {"name": TEXT, "created_at": _or_none(TIME)}
+CLASS_NAMES: Check = (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(n, str) for n in v)
+                      and len(set(v)) == len(v), "a list of at least 2 different class names")
+META_FIELDS: dict[str, Check] = {"name": TEXT, "created_at": _or_none(TIME), "classes": CLASS_NAMES}
 RECORD_KINDS = ("train", "val", "test")  # metrics.jsonl: one JSON object a line, told apart by "kind"
 RECORD_FIELDS: dict[str, Check] = {  # checked when present; only "step" is required (resume trims by it)
     "step": COUNT, "epoch": EPOCH, "loss": NUMBER, "acc": FRACTION, "lr": NUMBER, "val_loss": NUMBER,

@@ -30,18 +30,17 @@ import secrets
 import shutil
 import socket
 import time
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from core import run_files
 from core.files import write_atomically
-from core.run_files import STATES, FileDamaged
+from core.checkpoints import checkpoint_path
+from core.run_files import STATES, FileDamaged, RunError
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,6 @@ RESUMABLE_STATES = ("stopped", "failed", "interrupted")
 HEARTBEAT_TIMEOUT_S = 60.0  # a running run silent this long is reported as interrupted
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 100
-
-
-class RunError(ValueError):
-    """A run id, name or file that cannot be used; the message says why in one sentence."""
-
-
-class PredictionsError(RunError):
-    """A saved predictions file that exists but cannot be used (torn, foreign or damaged arrays)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,6 +163,13 @@ def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
     return status
 
 
+def record_classes(run_dir: Path, classes: Sequence[str]) -> None:
+    """Keep the class names in meta.json once the data is loaded: pages name classes without opening weights."""
+    meta = read_json(run_dir / "meta.json") or {}
+    meta["classes"] = list(classes)
+    write_json(run_dir / "meta.json", meta)
+
+
 def rename_run(runs_dir: str | Path, run_id: str, name: str) -> None:
     path = run_path(runs_dir, run_id)
     meta = read_json(path / "meta.json") or {}
@@ -212,235 +210,6 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
     records = [r for r in read_metrics(run_dir) if r["step"] <= last_step and r["kind"] != "test"]
     text = "".join(json.dumps(r) + "\n" for r in records)
     write_atomically(run_dir / "metrics.jsonl", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
-
-def checkpoint_path(run_dir: Path, which: str) -> Path:
-    if which not in ("last", "best"):
-        raise RunError(f"Checkpoint must be 'last' or 'best', got {which!r}.")
-    return run_dir / "checkpoints" / f"{which}.pt"
-
-
-def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
-    """Self-describing (model name, config, epoch, metrics, weights) and atomic."""
-    path = checkpoint_path(run_dir, which)
-    path.parent.mkdir(exist_ok=True)
-    write_atomically(path, lambda tmp: torch.save(payload, tmp))
-
-
-def copy_checkpoint(run_dir: Path, source: str, target: str) -> None:
-    """`target` becomes a copy of `source` (best.pt after last.pt, without serialising twice), atomically."""
-    path = checkpoint_path(run_dir, target)
-    write_atomically(path, lambda tmp: shutil.copyfile(checkpoint_path(run_dir, source), tmp))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load onto the CPU with weights_only=True: a checkpoint holding code is refused, never executed.
-
-    Always the CPU, whatever device the run uses: RNG states must stay CPU byte tensors, and
-    load_state_dict moves weights and optimiser state to wherever their module already lives.
-    """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"There is no checkpoint at {path}.") from None
-    except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "cannot use this file"
-        raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} cannot be loaded safely "
-                       f"({type(exc).__name__}); it is damaged or not one of ours.") from None
-    if not isinstance(payload, dict) or "model_state" not in payload:
-        raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} is not a training checkpoint.")
-    return payload
-
-
-# ---------------------------------------------------------------------------------------------
-# Predictions
-# ---------------------------------------------------------------------------------------------
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
-            np.savez(fh, **arrays)
-
-    write_atomically(path, write)
-
-
-def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> None:
-    _save_npz(run_dir / "predictions" / "val_labels.npz", labels=labels, index=index)
-
-
-def val_predictions_path(run_dir: Path, epoch: int) -> Path:
-    """The file holding the validation probabilities after `epoch` (it may not exist yet)."""
-    return run_dir / "predictions" / f"val_epoch_{epoch:04d}.npz"
-
-
-def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
-    _save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
-
-
-def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
-                          index: np.ndarray) -> None:
-    _save_npz(run_dir / "predictions" / "test.npz", labels=labels, pred=probs.argmax(1), probs=probs,
-              loss=loss, index=index)
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """One evaluated split: what the confusion matrix, the galleries and the lists are drawn from."""
-    labels: np.ndarray  # (N,) true class
-    pred: np.ndarray  # (N,) predicted class
-    probs: np.ndarray  # (N, C) float32 class probabilities
-    index: np.ndarray  # (N,) position of each image in its source split (val: the train split)
-    split: str  # "val" or "test": what was evaluated
-    loss: np.ndarray | None = None  # (N,) per-sample loss, test only
-
-
-_VAL_EPOCH_FILE = re.compile(r"^val_epoch_(\d{4,9})\.npz$")
-
-
-def val_epochs(run_dir: Path) -> list[int]:
-    """Epochs that have saved validation predictions; stray files (val_epoch_copy.npz) are not epochs."""
-    found = []
-    for path in (run_dir / "predictions").glob("val_epoch_*.npz"):
-        match = _VAL_EPOCH_FILE.match(path.name)
-        # Only the name the engine writes counts, so every epoch listed is the one load_predictions reads.
-        if match and path.name == val_predictions_path(run_dir, int(match[1])).name:
-            found.append(int(match[1]))
-    return sorted(found)
-
-
-def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = None) -> Predictions | None:
-    """Saved predictions of `split` ("test", or "val" at `epoch`), or None when there are none yet.
-
-    Every array is checked once, here (kind, shape, range, matching lengths, one class count, finite
-    probabilities), so what a page gets can always be drawn. A file that is there but cannot be used
-    raises PredictionsError, whose one sentence names the file and what is wrong with it.
-    """
-    if split == "test":
-        return _load_test(run_dir / "predictions")
-    if split == "val":
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise RunError(f"The validation split needs an epoch number of at least 0, got {epoch!r}.")
-        return _load_val(run_dir / "predictions", int(epoch))
-    raise RunError(f"split must be 'test' or 'val', got {split!r}.")
-
-
-def _load_test(folder: Path) -> Predictions | None:
-    arrays = _read_npz(folder / "test.npz", ("labels", "pred", "probs", "index"), optional=("loss",))
-    if arrays is None:
-        return None
-    probs = _checked_probs("test.npz", arrays["probs"])
-    n, num_classes = probs.shape
-    labels, pred, index = (_checked_ints("test.npz", key, arrays[key], n) for key in ("labels", "pred", "index"))
-    _check_classes("test.npz", "labels", labels, num_classes)
-    _check_classes("test.npz", "pred", pred, num_classes)
-    loss = arrays.get("loss")
-    if loss is not None and (not np.issubdtype(loss.dtype, np.floating) or loss.shape != (n,)):
-        raise PredictionsError(f"predictions/test.npz is damaged: its 'loss' should be {n} numbers, one a "
-                               f"picture, but they are {_kind(loss.dtype)} of shape {loss.shape}.")
-    return Predictions(labels, pred, probs, index, "test", loss)
-
-
-def _load_val(folder: Path, epoch: int) -> Predictions | None:
-    name = val_predictions_path(folder.parent, epoch).name
-    probs_file = _read_npz(folder / name, ("probs",))
-    if probs_file is None:
-        return None
-    label_file = _read_npz(folder / "val_labels.npz", ("labels", "index"))
-    if label_file is None:
-        raise PredictionsError(f"predictions/val_labels.npz is missing, so the validation results in "
-                               f"predictions/{name} cannot be matched to their pictures.")
-    probs = _checked_probs(name, probs_file["probs"])
-    n, num_classes = probs.shape
-    labels, index = (_checked_ints("val_labels.npz", key, label_file[key]) for key in ("labels", "index"))
-    if len(labels) != n or len(index) != n:
-        raise PredictionsError(f"predictions/{name} does not fit predictions/val_labels.npz: it has {n} rows "
-                               f"of probabilities for {len(labels)} labels and {len(index)} picture numbers.")
-    if labels.max() >= num_classes:
-        raise PredictionsError(f"predictions/{name} does not fit predictions/val_labels.npz: its probabilities "
-                               f"cover {num_classes} classes, but the labels go up to class {labels.max()}.")
-    return Predictions(labels, probs.argmax(1), probs, index, "val")
-
-
-def _read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
-    """The named arrays of an .npz file, or None when the file does not exist (not written yet)."""
-    where = f"predictions/{path.name}"
-    try:
-        archive = np.load(path, allow_pickle=False)  # no pickles: reading predictions never runs code
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise PredictionsError(f"{where} is damaged: it holds a single array, not the archive of arrays "
-                                   "the trainer writes.")
-        with archive:
-            missing = [key for key in required if key not in archive.files]
-            if missing:
-                names = ", ".join(repr(k) for k in missing)
-                raise PredictionsError(f"{where} is damaged: it lacks the array{'s' if len(missing) > 1 else ''} "
-                                       f"{names}.")
-            return {key: archive[key] for key in (*required, *optional) if key in archive.files}
-    except FileNotFoundError:
-        return None
-    except PredictionsError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # torn, empty, foreign
-        raise PredictionsError(f"{where} is damaged: it cannot be read as saved predictions "
-                               f"({type(exc).__name__}).") from None
-
-
-def _kind(dtype: np.dtype) -> str:
-    """A dtype in words, for the sentences below."""
-    if dtype.kind in "US":
-        return "text"
-    if dtype.kind == "b":
-        return "true/false values"
-    if dtype.kind == "f":
-        return "decimal numbers"
-    return f"{dtype} values"
-
-
-def _checked_probs(name: str, probs: np.ndarray) -> np.ndarray:
-    """(N, C) float32 class probabilities: at least one picture and two classes, every value from 0 to 1."""
-    where = f"predictions/{name}"
-    if not np.issubdtype(probs.dtype, np.floating):
-        raise PredictionsError(f"{where} is damaged: its probabilities are {_kind(probs.dtype)}, not decimal "
-                               "numbers.")
-    if probs.ndim != 2 or probs.shape[1] < 2:
-        raise PredictionsError(f"{where} is damaged: its probabilities should be a table with a row a picture "
-                               f"and a column a class (at least 2), but their shape is {probs.shape}.")
-    if probs.shape[0] == 0:
-        raise PredictionsError(f"{where} holds no pictures, so there is nothing to show.")
-    if not np.isfinite(probs).all():
-        raise PredictionsError(f"{where} holds probabilities that are not numbers (NaN or infinite), as a "
-                               "training run that diverged writes, so its results cannot be shown.")
-    # float16 rounding can put a softmax output a hair above 1; anything further is not a probability.
-    if probs.min() < 0 or probs.max() > 1.001:
-        raise PredictionsError(f"{where} is damaged: its probabilities run from {probs.min():.3g} to "
-                               f"{probs.max():.3g} instead of staying between 0 and 1.")
-    return probs.astype(np.float32)
-
-
-def _checked_ints(name: str, key: str, values: np.ndarray, n: int | None = None) -> np.ndarray:
-    """A (N,) int64 array of whole numbers from 0: class numbers or positions in a split."""
-    where = f"predictions/{name}"
-    if not np.issubdtype(values.dtype, np.integer):
-        raise PredictionsError(f"{where} is damaged: its {key!r} are {_kind(values.dtype)}, not whole numbers.")
-    if values.ndim != 1 or (n is not None and len(values) != n):
-        expected = f"{n} numbers, one a picture" if n is not None else "a list of numbers, one a picture"
-        raise PredictionsError(f"{where} is damaged: its {key!r} should be {expected}, but their shape is "
-                               f"{values.shape}.")
-    if len(values) and values.min() < 0:
-        raise PredictionsError(f"{where} is damaged: its {key!r} include the negative number {values.min()}.")
-    return values.astype(np.int64)
-
-
-def _check_classes(name: str, key: str, values: np.ndarray, num_classes: int) -> None:
-    """Class numbers must stay below the class count of the probabilities in the same file."""
-    if values.max() >= num_classes:
-        raise PredictionsError(f"predictions/{name} is damaged: its {key!r} go up to class {values.max()}, but "
-                               f"its probabilities cover only {num_classes} classes (0 to {num_classes - 1}).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,6 +268,7 @@ class RunSummary:
     duration_s: float | None = None
     device: str | None = None
     error: str | None = None
+    classes: list[str] | None = None  # from meta.json, once the run has loaded its data
     status: dict[str, Any] = field(default_factory=dict, repr=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -543,7 +313,8 @@ def summarize_run(path: Path) -> RunSummary:
         data=config.get("data"), epoch=status.get("epoch", 0), epochs=status.get("epochs"),
         progress=status.get("progress", 0.0), best_val_acc=status.get("best_val_acc"),
         test_acc=status.get("test_acc"), created_at=status.get("created_at") or meta.get("created_at"),
-        duration_s=duration, device=status.get("device"), error=error, status=status, config=config)
+        duration_s=duration, device=status.get("device"), error=error, classes=meta.get("classes"), status=status,
+        config=config)
 
 
 def list_runs(runs_dir: str | Path) -> list[RunSummary]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import analysis, present, runs
+from core import analysis, predictions, present, runs
 from dashboard import loaders, matrix
 from dashboard.text import plain
 
@@ -21,7 +21,7 @@ WAITING = "When the first epoch ends, a matrix of the mistakes on the validation
 
 def show(summary: runs.RunSummary) -> None:
     """The newest epoch's matrix and its words; before the first epoch's end, a line saying it will come."""
-    epochs = runs.val_epochs(summary.path)
+    epochs = predictions.val_epochs(summary.path)
     if not epochs:
         if summary.state in runs.LIVE_STATES and summary.config.get("val_fraction") != 0:
             st.caption(WAITING)
@@ -33,7 +33,7 @@ def show(summary: runs.RunSummary) -> None:
         return
     if counts is None:  # its file went between listing and reading (a restart clears predictions/)
         return
-    classes = loaders.class_names(summary.path, len(counts), loaders.data_classes(summary.config))
+    classes = loaders.class_names(summary, len(counts))
     previous = _previous(summary, epochs, counts.shape)
     chosen = matrix.chosen_cell(PREFIX, classes)
     st.markdown(f"**Mistakes on the validation pictures after epoch {epoch}**")

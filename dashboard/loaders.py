@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, checkpoints, runs
+from core.predictions import Predictions, PredictionsError, load_predictions, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
 from core.device import resolve_device
 from core.inference import Predictor
@@ -25,16 +26,16 @@ def dataset(source: str, data_dir: str = "") -> Dataset:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _load_predictions(run_dir: str, split: str, epoch: int | None,
-                      mtime_ns: int) -> tuple[runs.Predictions | None, str | None]:
+                      mtime_ns: int) -> tuple[Predictions | None, str | None]:
     # A damaged file's sentence is returned, not raised, so it is cached too and not re-read every rerun.
     try:
-        return runs.load_predictions(Path(run_dir), split, epoch), None
-    except runs.PredictionsError as exc:
+        return load_predictions(Path(run_dir), split, epoch), None
+    except PredictionsError as exc:
         return None, str(exc)
 
 
 def predictions(run_dir: Path, split: str = "test",
-                epoch: int | None = None) -> tuple[runs.Predictions | None, str | None]:
+                epoch: int | None = None) -> tuple[Predictions | None, str | None]:
     """Saved predictions, or None with the sentence saying which file is damaged (None, None: not saved yet).
 
     Read from disk once per change of the run's predictions folder.
@@ -47,8 +48,8 @@ def predictions(run_dir: Path, split: str = "test",
 def _epoch_confusion(run_dir: str, epoch: int, mtime_ns: int) -> tuple[np.ndarray | None, str | None]:
     # Keyed by the epoch file's own time, not the folder's: a new epoch leaves older epochs' entries valid.
     try:
-        preds = runs.load_predictions(Path(run_dir), "val", epoch)
-    except runs.PredictionsError as exc:
+        preds = load_predictions(Path(run_dir), "val", epoch)
+    except PredictionsError as exc:
         return None, str(exc)
     if preds is None:
         return None, None
@@ -60,7 +61,7 @@ def epoch_confusion(run_dir: Path, epoch: int) -> tuple[np.ndarray | None, str |
 
     None with the sentence naming a damaged file; (None, None) when the epoch has no file (yet).
     """
-    return _epoch_confusion(str(run_dir), epoch, by_mtime(runs.val_predictions_path(run_dir, epoch)))
+    return _epoch_confusion(str(run_dir), epoch, by_mtime(val_predictions_path(run_dir, epoch)))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -72,12 +73,12 @@ def predictor_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
     test_summary = runs.read_json(run_dir / "test_summary.json") or {}
     order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
-    return next((w for w in order if runs.checkpoint_path(run_dir, w).is_file()), None)
+    return next((w for w in order if checkpoints.checkpoint_path(run_dir, w).is_file()), None)
 
 
 def predictor(run_dir: Path, which: str) -> Predictor:
     """The run's model ready to classify new images, loaded once per checkpoint file version."""
-    return _predictor(str(run_dir), which, by_mtime(runs.checkpoint_path(run_dir, which)))
+    return _predictor(str(run_dir), which, by_mtime(checkpoints.checkpoint_path(run_dir, which)))
 
 
 @st.cache_resource(ttl=60, max_entries=4, show_spinner="Loading images…")
@@ -100,13 +101,13 @@ def _run_dataset(config: dict) -> tuple[Dataset | None, str | None]:
     return data, None
 
 
-def data_classes(config: dict) -> tuple[str, ...] | None:
+def _data_classes(config: dict) -> tuple[str, ...] | None:
     """The class names of a run's data source (for `class_names`), or None when it cannot be loaded here."""
     data, _ = _run_dataset(config)
     return data.classes if data is not None else None
 
 
-def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
+def run_images(config: dict, preds: Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
     """The split the predictions index into, the source's class names, or why the images are unavailable."""
     data, reason = _run_dataset(config)
     if data is None:
@@ -120,14 +121,6 @@ def run_images(config: dict, preds: runs.Predictions) -> tuple[ImageSet | None, 
     return split, data.classes, None
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _checkpoint_classes(path: str, mtime_ns: int) -> object:
-    try:
-        return runs.load_checkpoint(Path(path)).get("classes")
-    except runs.RunError:
-        return None
-
-
 def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
     """`candidate` as class names when it is `num_classes` different texts, else None."""
     if not isinstance(candidate, (list, tuple)):
@@ -138,23 +131,21 @@ def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
     return names
 
 
-def _name_sources(run_dir: Path, data_classes: tuple[str, ...] | None) -> Iterator[object]:
-    """Where a run's class names may come from, best first; a checkpoint is opened only when reached."""
-    per_class = (runs.read_json(run_dir / "test_summary.json") or {}).get("per_class_accuracy")
-    yield list(per_class) if isinstance(per_class, dict) else None
-    yield data_classes
-    for which in ("last", "best"):
-        path = runs.checkpoint_path(run_dir, which)
-        yield _checkpoint_classes(str(path), by_mtime(path)) if path.is_file() else None
+def _name_sources(summary: runs.RunSummary, data_classes: tuple[str, ...] | None) -> Iterator[object]:
+    """Where a run's class names may come from, best first; its data is loaded only when reached."""
+    yield summary.classes
+    per_class = (runs.read_json(summary.path / "test_summary.json") or {}).get("per_class_accuracy")
+    yield list(per_class) if isinstance(per_class, dict) else None  # runs from before meta.json kept classes
+    yield data_classes if data_classes is not None else _data_classes(summary.config)
 
 
-def class_names(run_dir: Path, num_classes: int, data_classes: tuple[str, ...] | None) -> list[str]:
-    """Class names of a run: from its test summary, its data, its checkpoint, or numbered as a last resort.
+def class_names(summary: runs.RunSummary, num_classes: int, data_classes: tuple[str, ...] | None = None) -> list[str]:
+    """Class names of a run: from its meta.json, its test summary, its data, or numbered as a last resort.
 
-    Any of these files may be damaged or foreign (per_class_accuracy: 5, a list, names that are
-    numbers): a source that does not give `num_classes` different names is skipped.
+    Any of these may be damaged or foreign (per_class_accuracy: 5, a list, names that are numbers): a
+    source that does not give `num_classes` different names is skipped. Weights are never opened for names.
     """
-    for candidate in _name_sources(run_dir, data_classes):
+    for candidate in _name_sources(summary, data_classes):
         names = _usable_names(candidate, num_classes)
         if names:
             return names

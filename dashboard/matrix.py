@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, predictions
 from dashboard import tiles
 from dashboard.text import plain
 
@@ -124,7 +124,7 @@ def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tup
 # The chosen square's pictures
 # ---------------------------------------------------------------------------------------------
 
-def show_cell(prefix: str, preds: runs.Predictions, classes: list[str], chosen: tuple[int, int] | None,
+def show_cell(prefix: str, preds: predictions.Predictions, classes: list[str], chosen: tuple[int, int] | None,
               images, reason: str | None, *, bars: str = "inline") -> None:
     """The chosen square's pictures, most confident first, a page at a time (bars: as tiles.prediction_tiles)."""
     if chosen is None:

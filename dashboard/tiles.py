@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, predictions
 from core.data import ImageSet
 from dashboard.text import plain
 
@@ -32,7 +32,7 @@ def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> N
         st.progress(min(max(p, 0.0), 1.0), text=f"{plain(classes[c])}: {p:.1%}")
 
 
-def prediction_tiles(preds: runs.Predictions, positions: np.ndarray, images: ImageSet | None,
+def prediction_tiles(preds: predictions.Predictions, positions: np.ndarray, images: ImageSet | None,
                      classes: list[str], *, bars: str = "inline") -> None:
     """A grid of predictions: enlarged image, caption (true, predicted, confidence), top-3 bars.
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, runs
+from core import analysis, predictions, runs
 from core.data import load_dataset
 from tests.helpers import train_tiny_run
 
@@ -98,7 +98,7 @@ class Page:
 
 
 def saved(fixture_runs, run_key: str, split: str = "test", epoch: int | None = None):
-    preds = runs.load_predictions(fixture_runs["dir"] / fixture_runs[run_key], split, epoch)
+    preds = predictions.load_predictions(fixture_runs["dir"] / fixture_runs[run_key], split, epoch)
     return preds, analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
 
 
@@ -251,7 +251,7 @@ def test_rewritten_test_predictions_are_read_again(fixture_runs):
     assert np.array_equal(page.matrix(CLASSES), counts)
     # As after a resumed run's final test: the file is replaced, the page must not keep the old counts.
     probs = np.roll(preds.probs, 1, axis=1)  # every prediction moves to the next class
-    runs.save_test_predictions(rerun, preds.labels, probs, preds.loss, preds.index)
+    predictions.save_test_predictions(rerun, preds.labels, probs, preds.loss, preds.index)
     page.run()
     assert np.array_equal(page.matrix(CLASSES), analysis.confusion_counts(preds.labels, probs.argmax(1), len(CLASSES)))
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, runs
+from core import analysis, checkpoints, predictions, runs
 from core.data import load_dataset
 from core.inference import Predictor
 from tests.helpers import train_tiny_run
@@ -36,7 +36,7 @@ def fixture_runs(tmp_path_factory):
         config["data"] = str(root / "gone")
         (moved / "config.json").write_text(json.dumps(config))
         queued = runs.create_run(runs_dir, config, name="waiting")
-        preds = runs.load_predictions(trained, "test")
+        preds = predictions.load_predictions(trained, "test")
         yield {"dir": runs_dir, "trained": trained.name, "moved": moved.name, "queued": queued.name,
                "preds": preds, "data": load_dataset("synthetic")}
 
@@ -184,10 +184,10 @@ def test_a_newer_checkpoint_is_loaded_again(fixture_runs):
     page.at.file_uploader(key="gallery_upload").set_value(upload)
     page.run()
     # Overwrite the checkpoint with weights that always answer the last class, as more training would.
-    payload = runs.load_checkpoint(runs.checkpoint_path(copy, "last"))
+    payload = checkpoints.load_checkpoint(checkpoints.checkpoint_path(copy, "last"))
     last_bias = [k for k in payload["model_state"] if k.endswith("bias")][-1]
     payload["model_state"][last_bias][-1] = 1e4
-    runs.save_checkpoint(copy, "last", payload)
+    checkpoints.save_checkpoint(copy, "last", payload)
     page.at.file_uploader(key="gallery_upload").set_value(upload)
     page.run()
     assert [i.captions[0] for i in page.at.image if i.captions[0].startswith("one.png")] == \

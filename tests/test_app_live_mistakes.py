@@ -2,7 +2,7 @@
 names its most mixed-up pair and how it moved, follows epoch 2, and a click on a square shows its pictures.
 
 The fixture is a running run on the synthetic shapes whose epoch files are written with the engine's own
-writers (runs.save_val_labels, runs.save_val_predictions), with planted mistakes so every number is known:
+writers (predictions.save_val_labels, predictions.save_val_predictions), with planted mistakes so every number is known:
 a real tiny run would confuse whatever it likes. AppTest cannot click an Altair chart, so `click_square`
 sends the selection the browser would send (the chart's widget value), which runs the page's own
 on_select callback; tests/test_browser_live.py clicks a real chart.
@@ -19,9 +19,9 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, runs
+from core import analysis, predictions, runs
 from core.data import load_dataset
-from dashboard import live_mistakes
+from dashboard import live_mistakes, loaders
 from tests.helpers import app_runs_folder, shown, tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory):
     """A running run (this process, fresh heartbeat) with its validation labels and no epoch finished yet."""
     with app_runs_folder(tmp_path_factory) as folder:
         path = runs.create_run(folder, tiny_config(epochs=5).to_dict(), name="live mistakes", state="running")
-        runs.save_val_labels(path, val_labels(), VAL_INDEX)
+        predictions.save_val_labels(path, val_labels(), VAL_INDEX)
         yield path
 
 
@@ -55,7 +55,7 @@ def finish_epoch(run_dir: Path, epoch: int) -> np.ndarray:
         pred[where] = p
     probs = np.full((len(labels), len(CLASSES)), 0.02, dtype=np.float32)  # (N, C)
     probs[np.arange(len(labels)), pred] = 1 - 0.02 * (len(CLASSES) - 1)
-    runs.save_val_predictions(run_dir, epoch, probs)
+    predictions.save_val_predictions(run_dir, epoch, probs)
     runs.update_status(run_dir, epoch=epoch)  # a fresh heartbeat: still training
     return analysis.confusion_counts(labels, pred, len(CLASSES))
 
@@ -130,8 +130,8 @@ def test_the_matrix_follows_epoch_two_and_says_how_its_pair_moved(run_dir):
 
 def test_each_epoch_file_is_read_once_however_often_the_view_refreshes(run_dir, monkeypatch):
     reads = []
-    load = runs.load_predictions
-    monkeypatch.setattr(runs, "load_predictions", lambda d, s="test", e=None: reads.append(e) or load(d, s, e))
+    load = predictions.load_predictions
+    monkeypatch.setattr(loaders, "load_predictions", lambda d, s="test", e=None: reads.append(e) or load(d, s, e))
     finish_epoch(run_dir, 1)
     page = LivePage(run_dir)
     finish_epoch(run_dir, 2)
@@ -167,7 +167,7 @@ def test_a_click_on_a_square_shows_that_epochs_pictures_and_opens_the_errors_pag
 
 def test_a_damaged_epoch_file_is_named_in_one_sentence_instead_of_a_matrix(run_dir):
     finish_epoch(run_dir, 1)
-    runs.val_predictions_path(run_dir, 1).write_bytes(b"not an npz")  # e.g. a disk error
+    predictions.val_predictions_path(run_dir, 1).write_bytes(b"not an npz")  # e.g. a disk error
     page = LivePage(run_dir)
     assert page.matrix_chart() is None
     assert [shown(w.value) for w in page.at.warning] == [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import analysis, runs
+from core import analysis, predictions
 from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
 from tests.helpers import train_tiny_run
@@ -38,7 +38,7 @@ def server(tmp_path_factory):
 
 def pick_cell(run_dir: Path) -> tuple[int, int, int]:
     """The off-diagonal square with the most mistakes that still fits on one page of tiles."""
-    preds = runs.load_predictions(run_dir, "test")
+    preds = predictions.load_predictions(run_dir, "test")
     counts = analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
     candidates = [(int(counts[t, p]), t, p) for t in range(len(counts)) for p in range(len(counts))
                   if t != p and 2 <= counts[t, p] <= PER_PAGE]

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from core import runs
+from core import checkpoints, runs
 from tests.browser import BROWSER_MARKS, IDLE, browser_page, dashboard, settle
 from tests.helpers import wait_for
 
@@ -80,7 +80,7 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     settle(page)
     run_dir = runs.run_path(runs_dir, summary.run_id)
     stopped = runs.summarize_run(run_dir)
-    assert stopped.state == "stopped" and runs.checkpoint_path(run_dir, "last").exists()
+    assert stopped.state == "stopped" and checkpoints.checkpoint_path(run_dir, "last").exists()
     train_points, val_points = points(page)
     records = runs.read_metrics(run_dir)
     assert (train_points, val_points) == (sum(r["kind"] == "train" for r in records),

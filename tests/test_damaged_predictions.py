@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import runs
+from core import checkpoints, predictions, runs
 from core.inference import Predictor
 from tests.helpers import shown, train_tiny_run
 
@@ -141,7 +141,7 @@ def test_a_damaged_validation_file_is_one_sentence_on_the_errors_page(damaged, m
 def test_a_stray_validation_file_is_not_an_epoch(damaged, monkeypatch):
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    assert runs.val_epochs(folder / ids["stray val file"]) == [1]
+    assert predictions.val_epochs(folder / ids["stray val file"]) == [1]
     at = open_page(folder, ids["stray val file"], "views/errors.py")
     at.radio(key="errors_split").set_value("val").run()
     assert not at.exception and not at.warning
@@ -169,9 +169,9 @@ def test_a_damaged_test_summary_still_names_the_classes(damaged, monkeypatch, pa
 
 def change_checkpoint(run: Path, change: Callable[[dict], None]) -> None:
     for which in ("last", "best"):
-        payload = runs.load_checkpoint(runs.checkpoint_path(run, which))
+        payload = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run, which))
         change(payload)
-        runs.save_checkpoint(run, which, payload)
+        checkpoints.save_checkpoint(run, which, payload)
 
 
 def first_float_weights(payload: dict) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import runs
+from core import checkpoints, runs
 from core.config import FLIPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.jobs import JobManager
 from core.models import list_models
@@ -43,8 +43,8 @@ def assert_killed_run_reads_back_and_resumes(runs_dir: Path, resume) -> None:
     records = runs.read_metrics(after.path)
     assert [r["epoch"] for r in records if r["kind"] == "val"] == list(range(1, KILL_EPOCHS + 1))
     assert sum(r["kind"] == "test" for r in records) == 1
-    kept = [r for r in before if r["step"] <= runs.load_checkpoint(
-        runs.checkpoint_path(after.path, "best"), "cpu")["step"]]
+    kept = [r for r in before if r["step"] <= checkpoints.load_checkpoint(
+        checkpoints.checkpoint_path(after.path, "best"))["progress"]["step"]]
     assert all(r in records for r in kept[:3]), "records written before the kill survive the resume"
 
 
@@ -108,11 +108,11 @@ class Payload:
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     run_dir = runs.create_run(tmp_path, TrainConfig().to_dict())
     marker = tmp_path / "pwned"
-    ckpt = runs.checkpoint_path(run_dir, "last")
+    ckpt = checkpoints.checkpoint_path(run_dir, "last")
     ckpt.parent.mkdir()
     torch.save({"model_state": {}, "evil": Payload(marker)}, ckpt)
     with pytest.raises(runs.RunError, match="cannot be loaded safely"):
-        runs.load_checkpoint(ckpt)
+        checkpoints.load_checkpoint(ckpt)
     assert not marker.exists(), "the payload ran"
     torch.load(ckpt, weights_only=False)  # the control: loading it unsafely does run the payload
     assert marker.exists()
@@ -199,8 +199,8 @@ def assert_trains_one_step(cfg: TrainConfig) -> None:
             result = engine.start_run(cfg, folder, stop=stop,
                                       on_status=lambda s: stop.set() if s.get("step", 0) >= 1 else None)
             assert result.state in ("stopped", "completed"), result.error
-            step = runs.load_checkpoint(runs.checkpoint_path(Path(result.run_dir), "last"))["step"]
-            assert step >= 1
+            last = checkpoints.load_checkpoint(checkpoints.checkpoint_path(Path(result.run_dir), "last"))
+            assert last["progress"]["step"] >= 1
     finally:
         engine.STATUS_INTERVAL_S = interval
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from core import engine, runs
+from core import checkpoints, engine, runs
 from core.data import DeviceLoader
 from core.engine import resume_run, start_run
 from core.inference import Predictor
@@ -101,7 +101,7 @@ def loads_like_a_gpu_run(monkeypatch):
             map_location = "meta"
         return real_load(path, map_location=map_location, weights_only=weights_only)
 
-    monkeypatch.setattr(runs.torch, "load", load)
+    monkeypatch.setattr(checkpoints.torch, "load", load)
 
 
 def _stopped_after_one_epoch(runs_dir):
@@ -153,7 +153,7 @@ def test_compiled_bf16_fastnet_trains_to_finite_weights(tmp_path):
     assert result.state == "completed", result.error
     losses = [r["loss"] for r in runs.read_metrics(result.run_dir) if r["kind"] == "train"]
     assert losses and all(np.isfinite(losses))
-    weights = runs.load_checkpoint(runs.checkpoint_path(result.run_dir, "last"))["train_model_state"]
+    weights = checkpoints.load_checkpoint(checkpoints.checkpoint_path(result.run_dir, "last"))["train_model_state"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
 
 
@@ -191,7 +191,7 @@ def test_a_resumed_run_carries_on_its_weight_average(tmp_path):
     first = start_run(tiny_config(epochs=2, ema=0.9), tmp_path, device=CPU, stop=stop,
                       on_status=lambda s: stop.set() if s.get("epoch") == 1 else None)
     resumed = resume_run(tmp_path, first.run_dir.name, device=CPU)
-    a, b = (runs.load_checkpoint(runs.checkpoint_path(r.run_dir, "last"))["model_state"] for r in (whole, resumed))
+    a, b = (checkpoints.load_checkpoint(checkpoints.checkpoint_path(r.run_dir, "last"))["model_state"] for r in (whole, resumed))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from core import run_files, runs
+from core import checkpoints, run_files, runs
 from core.jobs import JobManager
 from tests.helpers import tiny_config, wait_for
 
@@ -39,7 +39,7 @@ def test_stop_mid_epoch_keeps_a_checkpoint_and_resume_finishes(manager):
 
     stopped = runs.summarize_run(path)
     assert stopped.state == "stopped" and stopped.epoch == 0 and stopped.test_acc is None
-    checkpoint = runs.load_checkpoint(runs.checkpoint_path(path, "last"))
+    checkpoint = checkpoints.load_checkpoint(checkpoints.checkpoint_path(path, "last"))["progress"]
     assert checkpoint["epoch"] == 0 and 0 < checkpoint["batch"] < 36, "the stop was saved mid-epoch"
 
     manager.resume(run_id)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import runs
+from core import checkpoints, runs
 from core.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
 from core.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
@@ -119,7 +119,7 @@ def test_last_checkpoint_is_written_before_best_so_a_kill_between_them_leaves_a_
     def killed(*args):
         raise SystemExit("killed between last.pt and best.pt")  # not an Exception: train() does not catch it
 
-    monkeypatch.setattr(runs, "copy_checkpoint", killed)
+    monkeypatch.setattr(checkpoints, "copy_checkpoint", killed)
     with pytest.raises(SystemExit):
         start_run(tiny_config(epochs=2), tmp_path)
     monkeypatch.undo()
@@ -139,12 +139,13 @@ def test_a_kill_mid_epoch_loses_at_most_the_checkpoint_interval(tmp_path):
                                stderr=subprocess.DEVNULL)
     try:
         last = wait_for(lambda: next(iter(tmp_path.glob("*/checkpoints/last.pt")), None))
-        wait_for(lambda: runs.load_checkpoint(last)["step"] >= 5, every=0.2)  # the file is renamed in whole
+        # The file is renamed in whole, so it can be read while the run writes the next one.
+        wait_for(lambda: checkpoints.load_checkpoint(last)["progress"]["step"] >= 5, every=0.2)
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait(60)
     [summary] = runs.list_runs(tmp_path)
-    saved = runs.load_checkpoint(runs.checkpoint_path(summary.path, "last"))
+    saved = checkpoints.load_checkpoint(checkpoints.checkpoint_path(summary.path, "last"))["progress"]
     assert summary.state == "interrupted" and saved["epoch"] == 0 and saved["batch"] > 0, "saved inside epoch 1"
     assert resume_run(tmp_path, summary.run_id).state == "completed"
     records = runs.read_metrics(summary.path)
@@ -232,7 +233,8 @@ def test_a_full_disk_fails_the_run_in_one_sentence_removes_temporaries_and_keeps
     [summary] = runs.list_runs(tmp_path)
     assert summary.state == "failed" and summary.error == result.error
     assert no_temporary_files(tmp_path) == []
-    assert runs.load_checkpoint(runs.checkpoint_path(summary.path, "last"))["epoch"] == 1, "the good one is intact"
+    last = checkpoints.load_checkpoint(checkpoints.checkpoint_path(summary.path, "last"))
+    assert last["progress"]["epoch"] == 1, "the good one is intact"
 
 
 def tmpfs(path: Path, size: str):

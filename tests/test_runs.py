@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from core import runs
+from core import checkpoints, predictions, runs
 from core.config import TrainConfig
 
 
@@ -93,27 +93,27 @@ def test_damaged_folders_are_listed_not_fatal(tmp_path):
 def test_checkpoints_round_trip_and_refuse_damage(tmp_path):
     import torch
     path = make_run(tmp_path)
-    runs.save_checkpoint(path, "last", {"model_state": {"w": torch.ones(2)}, "epoch": 3})
-    loaded = runs.load_checkpoint(runs.checkpoint_path(path, "last"))
+    checkpoints.save_checkpoint(path, "last", {"model_state": {"w": torch.ones(2)}, "epoch": 3})
+    loaded = checkpoints.load_checkpoint(checkpoints.checkpoint_path(path, "last"))
     assert loaded["epoch"] == 3 and torch.equal(loaded["model_state"]["w"], torch.ones(2))
-    ckpt = runs.checkpoint_path(path, "last")
+    ckpt = checkpoints.checkpoint_path(path, "last")
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(runs.RunError, match="cannot be loaded safely"):
-        runs.load_checkpoint(ckpt)
+        checkpoints.load_checkpoint(ckpt)
     with pytest.raises(runs.RunError, match="no checkpoint"):
-        runs.load_checkpoint(runs.checkpoint_path(path, "best"))
+        checkpoints.load_checkpoint(checkpoints.checkpoint_path(path, "best"))
 
 
 def test_predictions_missing_then_present(tmp_path):
     path = make_run(tmp_path)
-    assert runs.load_predictions(path, "test") is None
+    assert predictions.load_predictions(path, "test") is None
     probs = np.eye(3, dtype=np.float32)[[0, 1, 1]]
-    runs.save_test_predictions(path, np.array([0, 1, 2]), probs, np.zeros(3), np.array([5, 6, 7]))
-    preds = runs.load_predictions(path, "test")
+    predictions.save_test_predictions(path, np.array([0, 1, 2]), probs, np.zeros(3), np.array([5, 6, 7]))
+    preds = predictions.load_predictions(path, "test")
     assert preds.pred.tolist() == [0, 1, 1] and preds.index.tolist() == [5, 6, 7]
-    runs.save_val_labels(path, np.array([2, 0]), np.array([10, 11]))
-    runs.save_val_predictions(path, 1, np.eye(3)[[2, 1]])
-    assert runs.val_epochs(path) == [1]
-    val = runs.load_predictions(path, "val", epoch=1)
+    predictions.save_val_labels(path, np.array([2, 0]), np.array([10, 11]))
+    predictions.save_val_predictions(path, 1, np.eye(3)[[2, 1]])
+    assert predictions.val_epochs(path) == [1]
+    val = predictions.load_predictions(path, "val", epoch=1)
     assert val.pred.tolist() == [2, 1] and val.split == "val"
-    assert runs.load_predictions(path, "val", epoch=2) is None
+    assert predictions.load_predictions(path, "val", epoch=2) is None

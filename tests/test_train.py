@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import runs
+from core import checkpoints, predictions, runs
 from core.engine import OOM_MESSAGE, resume_run, start_run
 from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 
@@ -33,11 +33,11 @@ def test_a_finished_run_holds_everything_the_dashboard_reads(finished):
     val = [r for r in records if r["kind"] == "val"]
     assert [v["epoch"] for v in val] == [1, 2] and all(v["images_per_s"] > 0 for v in val)
     for which in ("last", "best"):
-        ckpt = runs.load_checkpoint(runs.checkpoint_path(path, which))
+        ckpt = checkpoints.load_checkpoint(checkpoints.checkpoint_path(path, which))
         assert ckpt["model"] == "tutorial-cnn" and ckpt["config"]["epochs"] == 2 and len(ckpt["classes"]) == 10
-    assert runs.val_epochs(path) == [1, 2]
+    assert predictions.val_epochs(path) == [1, 2]
     summary = json.loads((path / "test_summary.json").read_text())
-    test = runs.load_predictions(path, "test")
+    test = predictions.load_predictions(path, "test")
     assert len(test.labels) == 500 and test.probs.shape == (500, 10)
     assert summary["accuracy"] == pytest.approx((test.pred == test.labels).mean())
     assert set(summary["per_class_accuracy"]) == set(ckpt["classes"])
@@ -71,8 +71,8 @@ def test_stop_mid_epoch_then_resume_carries_on(tmp_path):
     assert stopped.state == "stopped"
     run_id = stopped.run_dir.name
     assert runs.list_runs(tmp_path)[0].state == "stopped"
-    ckpt = runs.load_checkpoint(runs.checkpoint_path(stopped.run_dir, "last"))
-    assert ckpt["epoch"] == 0 and 0 < ckpt["batch"] < 18  # mid-epoch
+    saved = checkpoints.load_checkpoint(checkpoints.checkpoint_path(stopped.run_dir, "last"))["progress"]
+    assert saved["epoch"] == 0 and 0 < saved["batch"] < 18  # mid-epoch
     resumed = resume_run(tmp_path, run_id)
     assert resumed.state == "completed" and resumed.epochs_done == 2
     records = runs.read_metrics(stopped.run_dir)
@@ -90,8 +90,8 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
                       on_status=lambda s: stop.set() if s.get("epoch") == 1 else None, stop=stop)
     assert first.state == "stopped"
     resumed = resume_run(tmp_path, first.run_dir.name)
-    a = runs.load_checkpoint(runs.checkpoint_path(whole.run_dir, "last"))["model_state"]
-    b = runs.load_checkpoint(runs.checkpoint_path(resumed.run_dir, "last"))["model_state"]
+    a = checkpoints.load_checkpoint(checkpoints.checkpoint_path(whole.run_dir, "last"))["model_state"]
+    b = checkpoints.load_checkpoint(checkpoints.checkpoint_path(resumed.run_dir, "last"))["model_state"]
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
@@ -155,5 +155,5 @@ def test_the_schedule_scales_each_groups_rate_by_its_lr_scale(tmp_path, monkeypa
     """A model's declared groups reach the optimiser and keep their own rate multiplier and weight decay."""
     register_normed_net(monkeypatch)
     result = train_tiny_run(tmp_path, model="normed-net", epochs=1, optimizer="sgd", weight_decay=1e-3)
-    groups = runs.load_checkpoint(runs.checkpoint_path(result.run_dir, "last"))["optimizer_state"]["param_groups"]
+    groups = checkpoints.load_checkpoint(checkpoints.checkpoint_path(result.run_dir, "last"))["optimizer_state"]["param_groups"]
     assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.01, 1e-3), (0.04, 0.0)]

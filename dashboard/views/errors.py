@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, predictions, runs
 from dashboard import loaders, matrix, state
 from dashboard.text import plain
 
@@ -37,9 +37,9 @@ def follow_latest(epochs: list[int]) -> None:
     st.session_state[NEWEST_SEEN_KEY] = epochs[-1]
 
 
-def pick_predictions(summary: runs.RunSummary) -> runs.Predictions:
+def pick_predictions(summary: runs.RunSummary) -> predictions.Predictions:
     """The radio (test or validation) and the epoch slider; stops with a message when nothing usable is saved."""
-    epochs = runs.val_epochs(summary.path)
+    epochs = predictions.val_epochs(summary.path)
     test, test_problem = loaders.predictions(summary.path, "test")
     split = st.radio(
         "Evaluate on", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, horizontal=True,
@@ -106,7 +106,7 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
 # Below: the chosen square's pictures, then per-class scores
 # ---------------------------------------------------------------------------------------------
 
-def show_class_scores(preds: runs.Predictions, classes: list[str]) -> None:
+def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> None:
     st.subheader("Per-class scores")
     report = analysis.class_report(preds.labels, preds.pred, len(classes))
     table = pd.DataFrame({"Class": classes, "Images": report.support, "Accuracy": report.accuracy,
@@ -139,7 +139,7 @@ def analysis_view(run_id: str) -> None:
     preds = pick_predictions(summary)
     num_classes = preds.probs.shape[1]
     images, data_classes, reason = loaders.run_images(summary.config, preds)
-    classes = loaders.class_names(summary.path, num_classes, data_classes)
+    classes = loaders.class_names(summary, num_classes, data_classes)
     if images is None:
         st.warning(f"{plain(reason)} The numbers below are still exact.")
     counts = analysis.confusion_counts(preds.labels, preds.pred, num_classes)

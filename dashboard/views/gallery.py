@@ -65,7 +65,7 @@ def show_grid(summary: runs.RunSummary) -> None:
         st.info(loaders.no_predictions_message(summary, "test"))
         return
     images, data_classes, reason = loaders.run_images(summary.config, preds)
-    classes = loaders.class_names(summary.path, preds.probs.shape[1], data_classes)
+    classes = loaders.class_names(summary, preds.probs.shape[1], data_classes)
     if images is None:
         st.warning(f"{plain(reason)} The tiles below show their captions only.")
     chosen = filters(classes)

@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import present, runs
+from core import checkpoints, present, runs
 from dashboard import state
 from dashboard.text import plain
 
@@ -106,7 +106,7 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
 
 def _downloads(summary: runs.RunSummary) -> None:
     path, run_id = summary.path, summary.run_id
-    checkpoint = runs.checkpoint_path(path, "last")
+    checkpoint = checkpoints.checkpoint_path(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Metrics (CSV)", data=lambda: present.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",

@@ -1,0 +1,160 @@
+"""The checkpoint format: what a run keeps in checkpoints/{last,best}.pt, and the checks before one is used.
+
+A checkpoint is a dict saved with torch.save and read back with weights_only=True (one holding code is
+refused, never executed), always onto the CPU. Format 2 (format 1, before the progress was stored
+once, reads the same):
+
+    format, model, classes, config, normalization {mean, std, grayscale}, metrics (of the epoch),
+    model_state (the weights predictions use: the weight average when there is one), train_model_state,
+    optimizer_state, progress {epoch, batch, step, ...}, plateau, early, ema, rng_cpu[, rng_cuda]
+
+`Checkpoint.read` checks what inference needs (a known model, its classes, its normalisation) and
+`load_weights` checks the weights against the model, each failure one sentence.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from core.files import write_atomically
+from core.models import list_models
+from core.run_files import RunError
+
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+
+
+def checkpoint_path(run_dir: Path, which: str) -> Path:
+    if which not in ("last", "best"):
+        raise RunError(f"Checkpoint must be 'last' or 'best', got {which!r}.")
+    return run_dir / "checkpoints" / f"{which}.pt"
+
+
+def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
+    """Self-describing (format, model name, config, progress, metrics, weights) and atomic."""
+    path = checkpoint_path(run_dir, which)
+    path.parent.mkdir(exist_ok=True)
+    write_atomically(path, lambda tmp: torch.save({"format": FORMAT, **payload}, tmp))
+
+
+def copy_checkpoint(run_dir: Path, source: str, target: str) -> None:
+    """`target` becomes a copy of `source` (best.pt after last.pt, without serialising twice), atomically."""
+    path = checkpoint_path(run_dir, target)
+    write_atomically(path, lambda tmp: shutil.copyfile(checkpoint_path(run_dir, source), tmp))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load onto the CPU with weights_only=True: a checkpoint holding code is refused, never executed.
+
+    Always the CPU, whatever device the run uses: RNG states must stay CPU byte tensors, and
+    load_state_dict moves weights and optimiser state to wherever their module already lives.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"There is no checkpoint at {path}.") from None
+    except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "cannot use this file"
+        raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} cannot be loaded safely "
+                       f"({type(exc).__name__}); it is damaged or not one of ours.") from None
+    name = f"Checkpoint {path.name} of {path.parent.parent.name}"
+    if not isinstance(payload, dict) or "model_state" not in payload:
+        raise RunError(f"{name} is not a training checkpoint.")
+    if payload.get("format") not in READABLE_FORMATS:
+        raise RunError(f"{name} has format {payload.get('format')!r}, which this version cannot read "
+                       f"(it reads formats {', '.join(map(str, READABLE_FORMATS))}).")
+    return payload
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What inference needs from a checkpoint, checked: the model's name, classes and normalisation."""
+    model: str
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    grayscale: bool
+    tta: bool
+    weights: object  # checked against the model by load_weights
+    source: str  # "Checkpoint last.pt of <run>": how sentences name it
+
+    @classmethod
+    def read(cls, run_dir: Path, which: str) -> Checkpoint:
+        return cls.from_payload(load_checkpoint(checkpoint_path(run_dir, which)),
+                                source=f"Checkpoint {which}.pt of {run_dir.name}")
+
+    @classmethod
+    def from_payload(cls, payload: dict, source: str) -> Checkpoint:
+        mean, std, grayscale = _checked_normalization(payload, source)
+        config = payload.get("config")
+        return cls(model=_checked_model_name(payload, source), classes=_checked_classes(payload, source),
+                   mean=mean, std=std, grayscale=grayscale,
+                   tta=bool(config.get("tta", False)) if isinstance(config, dict) else False,
+                   weights=payload.get("model_state"), source=source)
+
+
+def _checked_model_name(checkpoint: dict, source: str) -> str:
+    name = checkpoint.get("model")
+    if not isinstance(name, str) or name not in list_models():
+        raise RunError(f"{source} names the model {name!r}, which is not one this version knows "
+                       f"({', '.join(list_models())}).")
+    return name
+
+
+def _checked_classes(checkpoint: dict, source: str) -> list[str]:
+    classes = checkpoint.get("classes")
+    if not isinstance(classes, (list, tuple)) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise RunError(f"{source} has no usable class names: it needs a list of at least 2 names, each a text.")
+    return list(classes)
+
+
+def _checked_normalization(checkpoint: dict, source: str) -> tuple[list[float], list[float], bool]:
+    """The mean and std the model was trained with (3 finite numbers each, std above 0) and grayscale."""
+    norm = checkpoint.get("normalization")
+    if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
+        raise RunError(f"{source} lacks the image normalisation (mean and std) its model was trained with.")
+    mean, std, grayscale = norm["mean"], norm["std"], norm.get("grayscale", False)
+
+    def three_numbers(values) -> bool:
+        return (isinstance(values, (list, tuple)) and len(values) == 3
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+
+    if not three_numbers(mean) or not three_numbers(std) or min(std) <= 0 or not isinstance(grayscale, bool):
+        raise RunError(f"{source} has an unusable normalisation: mean and std must be 3 finite numbers each, "
+                       f"std above 0, but they are {mean!r} and {std!r}.")
+    return list(mean), list(std), grayscale
+
+
+def load_weights(model: nn.Module, checkpoint: Checkpoint) -> None:
+    """Load the checkpoint's weights into `model`, or say in one sentence why they do not belong to it."""
+    weights, name, num_classes, source = (checkpoint.weights, checkpoint.model, len(checkpoint.classes),
+                                          checkpoint.source)
+    if not isinstance(weights, dict) or not all(isinstance(v, Tensor) for v in weights.values()):
+        raise RunError(f"{source} holds no usable weights.")
+    expected = model.state_dict()
+    missing, unexpected = expected.keys() - weights.keys(), weights.keys() - expected.keys()
+    reshaped = [k for k in expected.keys() & weights.keys() if weights[k].shape != expected[k].shape]
+    # Only the class layer differs: the names and the weights disagree on how many classes there are.
+    head_only = not missing and not unexpected and reshaped and all(
+        expected[k].ndim >= 1 and expected[k].shape[0] == num_classes and weights[k].ndim == expected[k].ndim
+        and weights[k].shape[1:] == expected[k].shape[1:]
+        for k in reshaped)
+    if head_only:
+        raise RunError(f"{source} names {num_classes} classes but its weights tell {weights[reshaped[0]].shape[0]} "
+                       "classes apart, so the two do not belong together.")
+    if missing or unexpected or reshaped:
+        raise RunError(f"{source} says its model is {name!r}, but its weights are not that model's "
+                       f"({len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape).")
+    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
+        raise RunError(f"{source} holds weights that are not numbers (NaN or infinite), as a training run that "
+                       "diverged writes, so it cannot classify pictures.")
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError) as exc:  # anything the shape checks above did not foresee
+        raise RunError(f"{source} has weights that do not load into the model {name!r} ({type(exc).__name__}).") \
+            from None
+

@@ -1,0 +1,61 @@
+"""The checkpoint format: a version that is checked, progress stored once, and class names kept in meta.json
+so no page opens weights to learn them."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from core import checkpoints, runs
+from core.checkpoints import Checkpoint
+from core.data import SYNTHETIC_CLASSES
+from dashboard import loaders
+from tests.helpers import train_tiny_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return train_tiny_run(tmp_path_factory.mktemp("runs"), epochs=1)
+
+
+def test_a_checkpoint_says_its_format_and_keeps_the_progress_once(run):
+    payload = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run.run_dir, "last"))
+    assert payload["format"] == checkpoints.FORMAT
+    assert payload["progress"]["epoch"] == 1 and not {"epoch", "batch", "step"} & payload.keys()
+    read = Checkpoint.read(run.run_dir, "last")
+    assert read.model == "tutorial-cnn" and read.tta is False
+    assert read.classes == list(SYNTHETIC_CLASSES) and len(read.mean) == len(read.std) == 3
+
+
+def test_a_checkpoint_of_an_unknown_format_is_refused_in_one_sentence(run, tmp_path):
+    folder = tmp_path / run.run_dir.name
+    shutil.copytree(run.run_dir, folder)
+    path = checkpoints.checkpoint_path(folder, "last")
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "format": 99}, path)
+    with pytest.raises(runs.RunError, match=r"has format 99, which this version cannot read \(it reads formats 1, 2\)"):
+        Checkpoint.read(folder, "last")
+
+
+def test_class_names_come_from_meta_json_without_weights_or_data(run, tmp_path):
+    folder = tmp_path / run.run_dir.name
+    shutil.copytree(run.run_dir, folder)
+    assert json.loads((folder / "meta.json").read_text())["classes"] == list(SYNTHETIC_CLASSES)
+    shutil.rmtree(folder / "checkpoints")
+    (folder / "test_summary.json").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))  # data not here
+    summary = runs.summarize_run(folder)
+    assert summary.classes == list(SYNTHETIC_CLASSES)
+    assert loaders.class_names(summary, len(SYNTHETIC_CLASSES)) == list(SYNTHETIC_CLASSES)
+
+
+def test_a_wrong_class_list_in_meta_json_makes_the_run_damaged_with_a_sentence(run, tmp_path):
+    folder = tmp_path / run.run_dir.name
+    shutil.copytree(run.run_dir, folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "classes": ["cat", "cat"]}))
+    summary = runs.summarize_run(folder)
+    assert summary.state == "damaged" and "classes" in summary.error and "different class names" in summary.error
