@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from core.config import PRECISIONS
 from core.files import write_atomically
 from core.models import list_models
 from core.run_files import RunError
@@ -79,6 +80,7 @@ class Checkpoint:
     std: list[float]
     grayscale: bool
     tta: bool
+    precision: str  # the config's precision: predictions run the way the test evaluation ran
     weights: object  # checked against the model by load_weights
     source: str  # "Checkpoint last.pt of <run>": how sentences name it
 
@@ -90,10 +92,11 @@ class Checkpoint:
     @classmethod
     def from_payload(cls, payload: dict, source: str) -> Checkpoint:
         mean, std, grayscale = _checked_normalization(payload, source)
-        config = payload.get("config")
+        config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+        precision = config.get("precision")
         return cls(model=_checked_model_name(payload, source), classes=_checked_classes(payload, source),
-                   mean=mean, std=std, grayscale=grayscale,
-                   tta=bool(config.get("tta", False)) if isinstance(config, dict) else False,
+                   mean=mean, std=std, grayscale=grayscale, tta=config.get("tta") is True,
+                   precision=precision if precision in PRECISIONS else "fp32",
                    weights=payload.get("model_state"), source=source)
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from core import analysis, checkpoints, predictions, runs
 from core.augment import Augment
 from core.config import TrainConfig
-from core.device import amp_dtype, describe_device, prepare, resolve_device, synchronize
+from core.device import amp_dtype, describe_device, memory_format, prepare, resolve_device, synchronize
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
 from core.ema import WeightAverage
 from core.inference import autocast, evaluate, images_to_tensor
@@ -77,7 +77,7 @@ class _Session:
     def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device):
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
         self.amp = amp_dtype(cfg.precision, device)
-        self.memory_format = torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
+        self.memory_format = memory_format(device)
         data = load_dataset(cfg.data, cfg.data_dir or None)
         self.classes = list(data.classes)
         train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)

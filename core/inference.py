@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from core.checkpoints import Checkpoint, load_weights
 from core.data import Normalizer
+from core.device import amp_dtype, memory_format
 from core.models import get_model
 
 
@@ -89,9 +90,11 @@ class Predictor:
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device):
         self.classes, self.device, self.tta = checkpoint.classes, device, checkpoint.tta
+        # The same numbers and layout as the run's own test evaluation, so an upload and a test picture agree.
+        self.amp, self.memory_format = amp_dtype(checkpoint.precision, device), memory_format(device)
         self.model = get_model(checkpoint.model, len(self.classes))
         load_weights(self.model, checkpoint)
-        self.model.to(device).eval()
+        self.model.to(device, memory_format=self.memory_format).eval()
         self.normalize = Normalizer(checkpoint.mean, checkpoint.std, device=device, grayscale=checkpoint.grayscale)
 
     @classmethod
@@ -101,4 +104,6 @@ class Predictor:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) for uint8 images (N, 32, 32, 3)."""
         x = images_to_tensor(images, self.device)
-        return infer(self.model, x, self.normalize, tta=self.tta).softmax(1).cpu().numpy()
+        logits = infer(self.model, x, self.normalize, tta=self.tta, amp_dtype=self.amp,
+                       memory_format=self.memory_format)
+        return logits.softmax(1).cpu().numpy()

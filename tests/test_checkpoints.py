@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +60,16 @@ def test_a_wrong_class_list_in_meta_json_makes_the_run_damaged_with_a_sentence(r
     (folder / "meta.json").write_text(json.dumps({**meta, "classes": ["cat", "cat"]}))
     summary = runs.summarize_run(folder)
     assert summary.state == "damaged" and "classes" in summary.error and "different class names" in summary.error
+
+
+def test_uploads_are_predicted_in_the_runs_own_precision_and_layout(tmp_path):
+    """A bf16 run's test predictions were made under bf16 autocast in channels_last: the Predictor does the same."""
+    from core.data import load_dataset
+    from core.inference import Predictor
+    from core.predictions import load_predictions
+
+    bf16 = train_tiny_run(tmp_path, epochs=1, precision="bf16")
+    saved = load_predictions(bf16.run_dir, "test")
+    images = load_dataset("synthetic").test.images[saved.index[:50]]
+    probs = Predictor.from_run(bf16.run_dir, torch.device("cpu")).predict(images)
+    assert np.array_equal(probs.argmax(1), saved.pred[:50]) and np.allclose(probs, saved.probs[:50], atol=1e-6)
