@@ -57,6 +57,8 @@ class TrainConfig:
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     schedule: str = field(default="onecycle", metadata=_choices(*SCHEDULES))
     warmup_epochs: float = 1.0  # linear warm-up for onecycle and linear schedules, in epochs
+    lr_start_fraction: float = 0.1  # onecycle and linear: the warm-up starts at this share of the peak rate
+    lr_end_fraction: float = 0.0  # onecycle and linear: the rate comes down to this share of the peak at the end
     step_every: int = 10  # step schedule: multiply the rate by step_gamma every this many epochs
     step_gamma: float = 0.1  # step schedule factor
     plateau_patience: int = 2  # plateau schedule: epochs without validation-loss progress before a cut
@@ -153,6 +155,8 @@ def _range_problems(cfg: TrainConfig):
          "nesterov needs a momentum above 0 (set momentum or turn nesterov off)"),
         (0.0 <= cfg.weight_decay <= 1.0, "weight_decay must be between 0 and 1"),
         (0.0 <= cfg.warmup_epochs <= cfg.epochs, "warmup_epochs must be between 0 and epochs"),
+        (0.0 <= cfg.lr_start_fraction <= 1.0, "lr_start_fraction must be between 0 and 1"),
+        (0.0 <= cfg.lr_end_fraction <= 1.0, "lr_end_fraction must be between 0 and 1"),
         (cfg.step_every >= 1, "step_every must be at least 1"),
         (0.0 < cfg.step_gamma <= 1.0, "step_gamma must be greater than 0 and at most 1"),
         (cfg.plateau_patience >= 0, "plateau_patience must be 0 or more"),

@@ -62,6 +62,10 @@ MORE = [
             "new pictures. Typical values are tiny, like 0.0005.", step=0.0001),
     Control("warmup_epochs", "Warm-up epochs", "Epochs at the start during which the learning rate grows "
             "gradually (one-cycle and straight-down plans).", step=0.5),
+    Control("lr_start_fraction", "Warm-up starts at (share of peak)", "Where the warm-up begins, as a share of the "
+            "learning rate: 0.1 starts at a tenth of it (one-cycle and straight-down plans).", step=0.05),
+    Control("lr_end_fraction", "Ends at (share of peak)", "Where the learning rate ends, as a share of its peak: 0 "
+            "brings it down to nothing (one-cycle and straight-down plans).", step=0.01),
     Control("label_smoothing", "Label smoothing", "Teaches the model not to be over-confident (0 = off, "
             "0.1-0.2 is common).", step=0.05),
     Control("crop_padding", "Random shifts (pixels)", "Moves each training picture a few pixels at random so the "
