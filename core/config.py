@@ -71,7 +71,7 @@ class TrainConfig:
     crop_padding: int = 4  # random translation up to this many pixels; 0 = off
     flip: str = field(default="random", metadata=_choices(*FLIPS))
     cutout: int = 0  # side of a random square blanked out, in pixels; 0 = off
-    tta: bool = False  # test-time augmentation: average the mirror and 1-pixel shifts
+    tta: bool = False  # test-time augmentation: weigh the answers for the image, its mirror and 1-pixel shifts
 
     # --- machinery ---
     seed: int = 0  # makes a CPU run repeatable

@@ -75,7 +75,7 @@ MORE = [
     Control("cutout", "Blank squares (pixels)", "Hides a random square of this size in each training picture, so "
             "the model cannot rely on a single spot. 0 = off."),
     Control("tta", "Test-time augmentation", "At the end, also judges mirrored and shifted copies of each test "
-            "picture and averages the answers: a little more accurate, a little slower."),
+            "picture and combines the answers, the unshifted ones counting most: a little more accurate, a little slower."),
     Control("ema", "Weight averaging", "Evaluates a running average of the model instead of its latest state "
             "(e.g. 0.99); 0 = off.", step=0.01),
     Control("early_stopping", "Stop early after", "Stop when the validation loss has not improved for this many "
