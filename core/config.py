@@ -66,6 +66,8 @@ class TrainConfig:
     label_smoothing: float = 0.0  # 0 to <1
     early_stopping: int = 0  # stop after this many epochs without validation-loss progress; 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights used for evaluation; 0 = off
+    norm_bias_lr_scale: float = 1.0  # fastnet: BatchNorm shifts learn this many times faster (same decay per step)
+    whiten_bias_epochs: float = 0.0  # fastnet: the whitening layer's bias stops learning after these epochs; 0 = never
 
     # --- augmentation (on the device) ---
     crop_padding: int = 4  # random translation up to this many pixels; 0 = off
@@ -164,6 +166,8 @@ def _range_problems(cfg: TrainConfig):
         (0.0 <= cfg.label_smoothing < 1.0, "label_smoothing must be at least 0 and below 1"),
         (cfg.early_stopping >= 0, "early_stopping must be 0 (off) or a number of epochs"),
         (0.0 <= cfg.ema < 1.0, "ema must be at least 0 (off) and below 1"),
+        (0.0 < cfg.norm_bias_lr_scale <= 1000.0, "norm_bias_lr_scale must be greater than 0 and at most 1000"),
+        (0.0 <= cfg.whiten_bias_epochs <= 10_000, "whiten_bias_epochs must be between 0 (never stop) and 10000"),
         (0 <= cfg.crop_padding <= 16, "crop_padding must be between 0 and 16 pixels"),
         (0 <= cfg.cutout <= 32, "cutout must be between 0 and 32 pixels"),
         (0 <= cfg.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED}"),

@@ -52,7 +52,7 @@ class RunResult:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The configured optimiser over the model's parameter groups; a group's own settings win over the config's."""
-    params = parameter_groups(cfg.model, model)
+    params = parameter_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
@@ -293,7 +293,7 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
             next_checkpoint = time.monotonic() + cfg.checkpoint_every
         lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
         for group in s.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+            group["lr"] = _group_rate(group, lr, p.step / steps_per_epoch)
         with autocast(s.device, s.amp):
             logits = model(x)  # (B, C)
             loss = s.criterion(logits.float(), y)
@@ -317,6 +317,15 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
             logged_from = images_seen
         reporter.tick(p.step, p.epoch)
     return images_seen
+
+
+def _group_rate(group: dict[str, Any], lr: float, epochs_done: float) -> float:
+    """The schedule's rate times the group's lr_scale; 0 once the group's train_epochs are done.
+
+    Worked out from the step every step, so a resumed run holds a finished group still as well."""
+    if epochs_done >= group.get("train_epochs", math.inf):
+        return 0.0
+    return lr * group.get("lr_scale", 1.0)
 
 
 def _save_mid_epoch(s: _Session, sums: torch.Tensor) -> None:

@@ -78,6 +78,12 @@ MORE = [
             "picture and combines the answers, the unshifted ones counting most: a little more accurate, a little slower."),
     Control("ema", "Weight averaging", "Evaluates a running average of the model instead of its latest state "
             "(e.g. 0.99); 0 = off.", step=0.01),
+    Control("norm_bias_lr_scale", "Normalisation shift speed-up", "fastnet models: how many times faster than the "
+            "rest the shifts of the normalisation layers learn (1 = same speed; the best recipe uses 64). Their weight "
+            "decay is lowered to match, so only the learning speeds up.", step=1.0),
+    Control("whiten_bias_epochs", "Stop the first layer's offset after (epochs)", "fastnet models: the very first "
+            "layer's offsets stop learning after this many epochs, which steadies the rest of training. 0 = they "
+            "learn to the end.", step=0.5),
     Control("early_stopping", "Stop early after", "Stop when the validation loss has not improved for this many "
             "epochs; 0 = always train all epochs."),
     Control("step_every", "Drop every (epochs)", "'Drop in steps' plan: lower the learning rate every this many "
