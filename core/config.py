@@ -68,6 +68,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights used for evaluation; 0 = off
     norm_bias_lr_scale: float = 1.0  # fastnet: BatchNorm shifts learn this many times faster (same decay per step)
     whiten_bias_epochs: float = 0.0  # fastnet: the whitening layer's bias stops learning after these epochs; 0 = never
+    lookahead_every: int = 0  # steps between pulls of the weights onto a slow average of them (lookahead); 0 = off
 
     # --- augmentation (on the device) ---
     crop_padding: int = 4  # random translation up to this many pixels; 0 = off
@@ -168,6 +169,7 @@ def _range_problems(cfg: TrainConfig):
         (0.0 <= cfg.ema < 1.0, "ema must be at least 0 (off) and below 1"),
         (0.0 < cfg.norm_bias_lr_scale <= 1000.0, "norm_bias_lr_scale must be greater than 0 and at most 1000"),
         (0.0 <= cfg.whiten_bias_epochs <= 10_000, "whiten_bias_epochs must be between 0 (never stop) and 10000"),
+        (0 <= cfg.lookahead_every <= 10_000, "lookahead_every must be between 0 (off) and 10000 steps"),
         (0 <= cfg.crop_padding <= 16, "crop_padding must be between 0 and 16 pixels"),
         (0 <= cfg.cutout <= 32, "cutout must be between 0 and 32 pixels"),
         (0 <= cfg.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED}"),

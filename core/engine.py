@@ -24,7 +24,7 @@ from core.augment import Augment
 from core.config import TrainConfig
 from core.device import amp_dtype, describe_device, prepare, resolve_device, synchronize
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
-from core.ema import WeightAverage
+from core.ema import Lookahead, WeightAverage
 from core.inference import autocast, evaluate, images_to_tensor
 from core.models import get_model, parameter_groups
 from core.schedules import PlateauTracker, lr_at
@@ -100,6 +100,8 @@ class _Session:
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = build_optimizer(cfg, self.model)
         self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None  # on the model's device
+        self.lookahead = (Lookahead(self.optimizer, cfg.lookahead_every, cfg.epochs * len(self.loader))
+                          if cfg.lookahead_every else None)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
         self.early = PlateauTracker(cfg.early_stopping, 1.0)
@@ -300,6 +302,8 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()
+        if s.lookahead is not None:
+            s.lookahead.after_step(p.step + 1)
         if s.ema is not None:
             s.ema.update(s.model, p.step)
         with torch.no_grad():

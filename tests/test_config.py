@@ -33,6 +33,11 @@ def test_every_preset_is_a_valid_config(name):
     ("epochs", "10", "epochs must be a int"),
     ("tta", 1, "tta must be a bool"),
     ("data", "  ", "data must be 'cifar10', 'synthetic', or the path"),
+    ("lr_start_fraction", 1.5, "lr_start_fraction must be between 0 and 1"),
+    ("lr_end_fraction", -0.1, "lr_end_fraction must be between 0 and 1"),
+    ("norm_bias_lr_scale", 0.0, "norm_bias_lr_scale must be greater than 0"),
+    ("whiten_bias_epochs", -1.0, "whiten_bias_epochs must be between 0"),
+    ("lookahead_every", -1, "lookahead_every must be between 0"),
 ])
 def test_invalid_values_name_the_field(field, value, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):

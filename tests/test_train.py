@@ -179,3 +179,18 @@ def test_fastnet_trains_its_norm_shifts_faster_and_holds_the_whitening_bias_stil
     assert not torch.equal(end["head.weight"], after_one["train_model_state"]["head.weight"]), "the rest learns on"
     groups = final["optimizer_state"]["param_groups"]
     assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.01, 1e-3), (0.04, 2.5e-4), (0.0, 1e-3)]
+
+
+def test_a_resumed_run_carries_on_its_lookahead(tmp_path):
+    """The slow copy is in the optimiser's state, so stopping between two syncs (18 steps an epoch, a sync every
+    5) and resuming ends on the same weights as never stopping."""
+    whole = train_tiny_run(tmp_path, epochs=2, lookahead_every=5)
+    stop = threading.Event()
+    first = start_run(tiny_config(epochs=2, lookahead_every=5), tmp_path,
+                      on_status=lambda s: stop.set() if s.get("epoch") == 1 else None, stop=stop)
+    assert first.state == "stopped"
+    resumed = resume_run(tmp_path, first.run_dir.name)
+    a, b = (runs.load_checkpoint(runs.checkpoint_path(r.run_dir, "last")) for r in (whole, resumed))
+    assert all(torch.allclose(a["model_state"][k].float(), b["model_state"][k].float(), atol=1e-5)
+               for k in a["model_state"])
+    assert all("lookahead_slow" in state for state in a["optimizer_state"]["state"].values())
