@@ -179,20 +179,34 @@ def test_batchnorm_scale_frozen_shift_trainable() -> None:
 
 
 def test_convs_start_as_identity() -> None:
-    group = get_model("fastnet").groups[0]
+    stage = get_model("fastnet").stages[0]
     x = torch.randn(2, 24, 8, 8)
-    first = F.conv2d(x, group.conv1.weight, padding=1)                 # (2, 64, 8, 8)
+    first = F.conv2d(x, stage.enter.conv.weight, padding=1)            # (2, 64, 8, 8)
     assert torch.allclose(first[:, :24], x)                 # dirac on the first 24 filters
-    assert torch.allclose(F.conv2d(first, group.conv2.weight, padding=1), first)
+    assert torch.allclose(F.conv2d(first, stage.refine.conv.weight, padding=1), first)
+
+
+def test_a_stage_is_conv_pool_norm_act_then_conv_norm_act() -> None:
+    """The record runs' block, computed here op by op from the stage's own weights."""
+    stage = get_model("fastnet-small").stages[1].train()
+    x = torch.randn(4, 32, 16, 16)
+    enter, refine = stage.enter, stage.refine
+
+    def norm(t: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+        return F.batch_norm(t, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+
+    h = F.gelu(norm(F.max_pool2d(F.conv2d(x, enter.conv.weight, padding=1), 2), enter.norm))  # (4, 64, 8, 8)
+    expected = F.gelu(norm(F.conv2d(h, refine.conv.weight, padding=1), refine.norm))         # (4, 64, 8, 8)
+    torch.testing.assert_close(stage(x), expected)
 
 
 def test_fastnet_widths_and_head() -> None:
     big, small = get_model("fastnet"), get_model("fastnet-small")
-    assert [g.conv2.out_channels for g in big.groups] == [64, 256, 256]
-    assert [g.conv2.out_channels for g in small.groups] == [32, 64, 128]
+    assert [s.refine.conv.out_channels for s in big.stages] == [64, 256, 256]
+    assert [s.refine.conv.out_channels for s in small.stages] == [32, 64, 128]
     assert big.whiten.out_channels == 24 and big.whiten.kernel_size == (2, 2)
     assert big.head.bias is None and big.logit_scale == pytest.approx(1 / 9)
-    assert not any(isinstance(m, nn.Conv2d) and m.bias is not None for m in big.groups.modules())
+    assert not any(isinstance(m, nn.Conv2d) and m.bias is not None for m in big.stages.modules())
 
 
 @pytest.mark.parametrize("name", ["fastnet", "fastnet-small"])
