@@ -41,7 +41,7 @@ def _tensors(model: nn.Module) -> list[Tensor]:
     return [t.detach() for t in itertools.chain(model.parameters(), model.buffers())]
 
 
-# airbench94's pull at the end of training: 0.95 a step, applied once every 5 steps.
+# airbench94's pull at the end of training, per sync: 0.95 a step compounded over its 5 steps between syncs.
 LOOKAHEAD_DECAY = 0.95 ** 5
 SLOW = "lookahead_slow"  # the slow copy's key in the optimiser's per-parameter state
 
@@ -73,7 +73,7 @@ class Lookahead:
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
         states = [self.optimizer.state[p] for p in params]
         for p, state in zip(params, states):
-            if SLOW not in state:  # the first sync: the slow copy starts from the weights (a dict look-up, no sync)
+            if SLOW not in state:  # the first sync: the slow copy starts from the weights (a host-side look-up)
                 state[SLOW] = p.detach().clone()
         slow, fast = [state[SLOW] for state in states], [p.detach() for p in params]
         torch._foreach_lerp_(slow, fast, 1.0 - decay)
