@@ -57,6 +57,8 @@ class TrainConfig:
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     schedule: str = field(default="onecycle", metadata=_choices(*SCHEDULES))
     warmup_epochs: float = 1.0  # linear warm-up for onecycle and linear schedules, in epochs
+    lr_start_fraction: float = 0.1  # onecycle and linear: the warm-up starts at this share of the peak rate
+    lr_end_fraction: float = 0.0  # onecycle and linear: the rate comes down to this share of the peak at the end
     step_every: int = 10  # step schedule: multiply the rate by step_gamma every this many epochs
     step_gamma: float = 0.1  # step schedule factor
     plateau_patience: int = 2  # plateau schedule: epochs without validation-loss progress before a cut
@@ -64,12 +66,15 @@ class TrainConfig:
     label_smoothing: float = 0.0  # 0 to <1
     early_stopping: int = 0  # stop after this many epochs without validation-loss progress; 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights used for evaluation; 0 = off
+    norm_bias_lr_scale: float = 1.0  # fastnet: BatchNorm shifts learn this many times faster (same decay per step)
+    whiten_bias_epochs: float = 0.0  # fastnet: the whitening layer's bias stops learning after these epochs; 0 = never
+    lookahead_every: int = 0  # steps between pulls of the weights onto a slow average of them (lookahead); 0 = off
 
     # --- augmentation (on the device) ---
     crop_padding: int = 4  # random translation up to this many pixels; 0 = off
     flip: str = field(default="random", metadata=_choices(*FLIPS))
     cutout: int = 0  # side of a random square blanked out, in pixels; 0 = off
-    tta: bool = False  # test-time augmentation: average the mirror and 1-pixel shifts
+    tta: bool = False  # test-time augmentation: weigh the answers for the image, its mirror and 1-pixel shifts
 
     # --- machinery ---
     seed: int = 0  # makes a CPU run repeatable
@@ -153,6 +158,8 @@ def _range_problems(cfg: TrainConfig):
          "nesterov needs a momentum above 0 (set momentum or turn nesterov off)"),
         (0.0 <= cfg.weight_decay <= 1.0, "weight_decay must be between 0 and 1"),
         (0.0 <= cfg.warmup_epochs <= cfg.epochs, "warmup_epochs must be between 0 and epochs"),
+        (0.0 <= cfg.lr_start_fraction <= 1.0, "lr_start_fraction must be between 0 and 1"),
+        (0.0 <= cfg.lr_end_fraction <= 1.0, "lr_end_fraction must be between 0 and 1"),
         (cfg.step_every >= 1, "step_every must be at least 1"),
         (0.0 < cfg.step_gamma <= 1.0, "step_gamma must be greater than 0 and at most 1"),
         (cfg.plateau_patience >= 0, "plateau_patience must be 0 or more"),
@@ -160,6 +167,9 @@ def _range_problems(cfg: TrainConfig):
         (0.0 <= cfg.label_smoothing < 1.0, "label_smoothing must be at least 0 and below 1"),
         (cfg.early_stopping >= 0, "early_stopping must be 0 (off) or a number of epochs"),
         (0.0 <= cfg.ema < 1.0, "ema must be at least 0 (off) and below 1"),
+        (0.0 < cfg.norm_bias_lr_scale <= 1000.0, "norm_bias_lr_scale must be greater than 0 and at most 1000"),
+        (0.0 <= cfg.whiten_bias_epochs <= 10_000, "whiten_bias_epochs must be between 0 (never stop) and 10000"),
+        (0 <= cfg.lookahead_every <= 10_000, "lookahead_every must be between 0 (off) and 10000 steps"),
         (0 <= cfg.crop_padding <= 16, "crop_padding must be between 0 and 16 pixels"),
         (0 <= cfg.cutout <= 32, "cutout must be between 0 and 32 pixels"),
         (0 <= cfg.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED}"),

@@ -24,7 +24,7 @@ from core.augment import Augment
 from core.config import TrainConfig
 from core.device import amp_dtype, describe_device, memory_format, prepare, resolve_device, synchronize
 from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
-from core.ema import WeightAverage
+from core.ema import Lookahead, WeightAverage
 from core.inference import autocast, evaluate, images_to_tensor
 from core.models import get_model, parameter_groups
 from core.schedules import PlateauTracker, lr_at
@@ -52,7 +52,7 @@ class RunResult:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The configured optimiser over the model's parameter groups; a group's own settings win over the config's."""
-    params = parameter_groups(cfg.model, model)
+    params = parameter_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
@@ -100,6 +100,8 @@ class _Session:
         self.step_model = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = build_optimizer(cfg, self.model)
         self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None  # on the model's device
+        self.lookahead = (Lookahead(self.optimizer, cfg.lookahead_every, cfg.epochs * len(self.loader))
+                          if cfg.lookahead_every else None)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
         self.early = PlateauTracker(cfg.early_stopping, 1.0)
@@ -293,13 +295,15 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
             next_checkpoint = time.monotonic() + cfg.checkpoint_every
         lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
         for group in s.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+            group["lr"] = _group_rate(group, lr, p.step / steps_per_epoch)
         with autocast(s.device, s.amp):
             logits = model(x)  # (B, C)
             loss = s.criterion(logits.float(), y)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()
+        if s.lookahead is not None:
+            s.lookahead.after_step(p.step + 1)
         if s.ema is not None:
             s.ema.update(s.model, p.step)
         with torch.no_grad():
@@ -317,6 +321,15 @@ def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per
             logged_from = images_seen
         reporter.tick(p.step, p.epoch)
     return images_seen
+
+
+def _group_rate(group: dict[str, Any], lr: float, epochs_done: float) -> float:
+    """The schedule's rate times the group's lr_scale; 0 once the group's train_epochs are done.
+
+    Worked out from the step every step, so a resumed run holds a finished group still as well."""
+    if epochs_done >= group.get("train_epochs", math.inf):
+        return 0.0
+    return lr * group.get("lr_scale", 1.0)
 
 
 def _save_mid_epoch(s: _Session, sums: torch.Tensor) -> None:

@@ -34,6 +34,7 @@ eigendecomposition runs on the CPU so it is deterministic on every device.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -73,21 +74,27 @@ class DiracConv(nn.Conv2d):
         nn.init.dirac_(w[: min(self.in_channels, self.out_channels)])
 
 
-class ConvGroup(nn.Module):
-    """conv3x3 -> maxpool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU; halves the spatial size."""
+def conv_unit(in_channels: int, out_channels: int, *, halve: bool = False) -> nn.Sequential:
+    """3x3 conv [-> 2x2 max-pool] -> BatchNorm (shift only) -> GELU; (B, in, H, W) -> (B, out, H', W').
+
+    With `halve`, the map is pooled before the norm, so the norm's statistics describe what is kept.
+    """
+    layers: list[tuple[str, nn.Module]] = [("conv", DiracConv(in_channels, out_channels))]
+    if halve:
+        layers.append(("pool", nn.MaxPool2d(2)))
+    layers += [("norm", FrozenScaleBatchNorm(out_channels)), ("act", nn.GELU())]
+    return nn.Sequential(OrderedDict(layers))
+
+
+class Stage(nn.Sequential):
+    """One resolution level: `enter` widens to out_channels and halves the map, `refine` works at that size.
+
+    (B, in, H, W) -> (B, out, H/2, W/2).
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
-        self.conv1 = DiracConv(in_channels, out_channels)
-        self.pool = nn.MaxPool2d(2)
-        self.norm1 = FrozenScaleBatchNorm(out_channels)
-        self.conv2 = DiracConv(out_channels, out_channels)
-        self.norm2 = FrozenScaleBatchNorm(out_channels)
-        self.act = nn.GELU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.act(self.norm1(self.pool(self.conv1(x))))   # (B, out, H/2, W/2)
-        return self.act(self.norm2(self.conv2(x)))           # (B, out, H/2, W/2)
+        super().__init__(OrderedDict(enter=conv_unit(in_channels, out_channels, halve=True),
+                                     refine=conv_unit(out_channels, out_channels)))
 
 
 # ------------------------------------------------------------------ patch whitening
@@ -146,7 +153,7 @@ def whitening_filters(images: Tensor, kernel: int = WHITEN_KERNEL,
 # ------------------------------------------------------------------ network
 
 class FastNet(nn.Module):
-    """Airbench-style residual-free CNN: frozen whitening conv, three conv groups, max-pool head.
+    """Airbench-style residual-free CNN: frozen whitening conv, three stages, max-pool head.
 
     Input (B, 3, 32, 32) normalised float; output (B, num_classes) logits.
     Call `init_from_data(train_images)` once before training to set the whitening filters.
@@ -161,8 +168,7 @@ class FastNet(nn.Module):
         nn.init.zeros_(self.whiten.bias)
         self.act = nn.GELU()
         channels = [whiten_width, *widths]
-        self.groups = nn.Sequential(*(ConvGroup(c_in, c_out)
-                                      for c_in, c_out in zip(channels[:-1], channels[1:])))
+        self.stages = nn.Sequential(*(Stage(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:])))
         self.head = nn.Linear(widths[-1], num_classes, bias=False)
         self.logit_scale = LOGIT_SCALE
 
@@ -187,6 +193,6 @@ class FastNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.whiten(x))                    # (B, 24, 31, 31)
-        x = self.groups(x)                              # (B, widths[-1], 3, 3)
+        x = self.stages(x)                              # (B, widths[-1], 3, 3)
         x = F.max_pool2d(x, x.shape[-2:]).flatten(1)    # (B, widths[-1]) global max pool
         return self.head(x) * self.logit_scale          # (B, num_classes)

@@ -2,7 +2,7 @@
 
 The engine's validation and test evaluation, the saved predictions behind the confusion matrix and
 galleries, and the dashboard's upload-an-image prediction all go through `infer`, so they cannot
-disagree. Test-time augmentation (the mirror and 1-pixel shifts) is an option of `infer` itself.
+disagree. Test-time augmentation (the mirror and 1-pixel shifts, weighted) is an option of `infer` itself.
 """
 from __future__ import annotations
 
@@ -28,13 +28,19 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _tta_views(x: Tensor) -> list[Tensor]:
-    """The image, its mirror, and both shifted one pixel up-left and down-right (reflect padding)."""
+# airbench94's weighting: the image as it is and its mirror count for half of the answer, the four shifted
+# views share the other half, as a shift moves the picture away from how it was framed.
+UNSHIFTED_WEIGHT = 0.5
+
+
+def _tta_views(x: Tensor) -> list[tuple[Tensor, float]]:
+    """(view, weight) pairs, weights summing to 1: the image, both shifted one pixel up-left and down-right
+    (reflect padding), and the mirror of each."""
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")  # (B, C, H+2, W+2)
     h, w = x.shape[-2:]
     shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
-    views = [x, *shifted]
-    return views + [v.flip(-1) for v in views]
+    views = [(x, UNSHIFTED_WEIGHT / 2), *((v, (1 - UNSHIFTED_WEIGHT) / 4) for v in shifted)]
+    return views + [(v.flip(-1), weight) for v, weight in views]
 
 
 @torch.no_grad()
@@ -47,9 +53,9 @@ def infer(model: nn.Module, images: Tensor, normalize: Normalizer, *, batch_size
     outputs = []
     for start in range(0, len(images), batch_size):
         x = normalize(images[start:start + batch_size]).contiguous(memory_format=memory_format)
-        views = _tta_views(x) if tta else [x]
+        views = _tta_views(x) if tta else [(x, 1.0)]
         with autocast(images.device, amp_dtype):
-            logits = torch.stack([model(v).float() for v in views]).mean(0)  # (B, C)
+            logits = torch.stack([weight * model(v).float() for v, weight in views]).sum(0)  # (B, C)
         outputs.append(logits)
     model.train(was_training)
     if not outputs:

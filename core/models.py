@@ -11,11 +11,12 @@ Adding an architecture is adding one builder decorated with `@register_model(nam
 nn.Module mapping (B, 3, 32, 32) normalised float images to (B, num_classes) logits. A model
 that needs data for its initialisation defines `init_from_data(images)`; the trainer calls it
 once before the first step (see core/fastnet.py). A model whose parameters want different
-optimiser settings registers with `param_groups=`, a function of the built model returning
-torch-style groups (nanoGPT's configure_optimizers, torchvision's split_normalization_params):
-each a dict with "params" and any per-group optimiser setting ("weight_decay": 0.0 for norm
-layers, say), plus "lr_scale", a multiplier on the schedule's rate. Without one, every trainable
-parameter is in one group. `parameter_groups(name, model)` is what the optimiser gets.
+optimiser settings registers with `param_groups=`, a function of the built model and the run's
+TrainConfig returning torch-style groups (nanoGPT's configure_optimizers, torchvision's
+split_normalization_params): each a dict with "params" and any per-group optimiser setting
+("weight_decay": 0.0 for norm layers, say), plus "lr_scale", a multiplier on the schedule's rate,
+and "train_epochs", after which the group's rate is 0 (held still). Without one, every trainable
+parameter is in one group. `parameter_groups(model, cfg)` is what the optimiser gets.
 
 No module here hard-codes a device or dtype: models are built on the CPU (or under a
 `torch.device(...)` context) and moved by the caller.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +38,10 @@ from torchvision.models.vgg import make_layers as vgg_make_layers
 
 from core.images import IMAGE_SIZE
 
-from core.fastnet import FastNet
+from core.fastnet import FastNet, FrozenScaleBatchNorm
+
+if TYPE_CHECKING:
+    from core.config import TrainConfig
 
 __all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups"]
 
@@ -44,7 +49,7 @@ __all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_
 
 # ================================================================== registry
 
-ParamGroups = Callable[[nn.Module], list[dict]]   # model -> [{"params": [...], "lr_scale": 2.0, ...}, ...]
+ParamGroups = Callable[[nn.Module, "TrainConfig"], list[dict]]   # (model, cfg) -> [{"params": [...], "lr_scale": 2.0}]
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class ModelSpec:
     name: str
     description: str                      # one plain sentence a non-programmer understands
     builder: Callable[..., nn.Module]     # builder(num_classes) -> nn.Module
-    param_groups: ParamGroups | None = None   # model -> optimiser groups; None: one group of all
+    param_groups: ParamGroups | None = None   # (model, cfg) -> optimiser groups; None: one group of all
 
 
 _REGISTRY: dict[str, ModelSpec] = {}      # insertion order is the order list_models() shows
@@ -100,18 +105,18 @@ def get_model(name: str, num_classes: int = 10) -> nn.Module:
     return spec.builder(num_classes)
 
 
-def parameter_groups(name: str, model: nn.Module) -> list[dict]:
-    """The optimiser's parameter groups for `model`, built by `name`: its declared ones, or one of everything.
+def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The optimiser's parameter groups for `model`, built as `cfg.model`: its declared ones, or one of everything.
 
     Frozen parameters are left out of every group, as the optimiser never updates them.
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
-    declare = _spec(name).param_groups
+    declare = _spec(cfg.model).param_groups
     if declare is None:
         return [{"params": trainable}]
-    groups = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in declare(model)]
+    groups = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in declare(model, cfg)]
     groups = [group for group in groups if group["params"]]
-    _check_groups(name, groups, trainable)
+    _check_groups(cfg.model, groups, trainable)
     return groups
 
 
@@ -123,6 +128,9 @@ def _check_groups(name: str, groups: list[dict], trainable: list[nn.Parameter]) 
     scales = [group.get("lr_scale", 1.0) for group in groups]
     if not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < float("inf") for s in scales):
         raise ValueError(f"Model '{name}' declares an lr_scale that is not a positive number ({scales}).")
+    epochs = [group["train_epochs"] for group in groups if "train_epochs" in group]
+    if not all(isinstance(e, (int, float)) and not isinstance(e, bool) and e >= 0 for e in epochs):
+        raise ValueError(f"Model '{name}' declares train_epochs that are not a number of epochs ({epochs}).")
 
 
 @functools.cache
@@ -311,17 +319,34 @@ def cifar_resnet18(num_classes: int = 10) -> torchvision.models.ResNet:
     return model
 
 
+# ================================================================== fastnet's optimiser groups
+
+def _fastnet_groups(model: FastNet, cfg: TrainConfig) -> list[dict]:
+    """BatchNorm shifts at cfg.norm_bias_lr_scale times the rate; the whitening bias trained for its first epochs."""
+    shifts = [m.bias for m in model.modules() if isinstance(m, FrozenScaleBatchNorm)]
+    special = {id(p) for p in [*shifts, model.whiten.bias]}
+    rest = [p for p in model.parameters() if id(p) not in special]
+    # airbench raises the shifts' rate, not their decay: SGD and AdamW shrink a weight by lr * weight_decay
+    # a step, so dividing the decay by the rate's factor keeps the shrink per step the same as the others'.
+    shift_group = {"params": shifts, "lr_scale": cfg.norm_bias_lr_scale,
+                   "weight_decay": cfg.weight_decay / cfg.norm_bias_lr_scale}
+    whiten_group = {"params": [model.whiten.bias]}
+    if cfg.whiten_bias_epochs > 0:
+        whiten_group["train_epochs"] = cfg.whiten_bias_epochs
+    return [{"params": rest}, shift_group, whiten_group]
+
+
 # ================================================================== registrations (picker order)
 
 @register_model("fastnet", "The default: a speed-tuned network in the style of the airbench "
                            "CIFAR-10 record runs, built to reach about 94% accuracy in roughly "
-                           "10 epochs on a GPU.")
+                           "10 epochs on a GPU.", param_groups=_fastnet_groups)
 def _fastnet(num_classes: int) -> nn.Module:
     return FastNet(num_classes, widths=(64, 256, 256))
 
 
 @register_model("fastnet-small", "A narrower fastnet for laptops: about 4-5 times faster on a "
-                                 "CPU, at the cost of a few points of accuracy.")
+                                 "CPU, at the cost of a few points of accuracy.", param_groups=_fastnet_groups)
 def _fastnet_small(num_classes: int) -> nn.Module:
     return FastNet(num_classes, widths=(32, 64, 128))
 

@@ -24,13 +24,14 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, plateau_scale: floa
         return cfg.lr * cfg.step_gamma ** (step // (cfg.step_every * steps_per_epoch))
     if cfg.schedule == "cosine":
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-    # onecycle and linear: warm up linearly from a tenth of the peak, then come down to zero.
+    # onecycle and linear: warm up linearly from lr_start_fraction of the peak, then come down to lr_end_fraction.
+    start, end = cfg.lr_start_fraction, cfg.lr_end_fraction
     if step < warmup:
-        return cfg.lr * (0.1 + 0.9 * step / warmup)
+        return cfg.lr * (start + (1.0 - start) * step / warmup)
     down = min((step - warmup) / max(1.0, total - warmup), 1.0)
     if cfg.schedule == "onecycle":
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * down))
-    return cfg.lr * (1.0 - down)  # linear
+        return cfg.lr * (end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * down)))
+    return cfg.lr * (1.0 - (1.0 - end) * down)  # linear
 
 
 @dataclass

@@ -48,7 +48,7 @@ class NormedNet(nn.Module):
         return self.head(x.amax(dim=(2, 3)))         # (B, num_classes)
 
 
-def norm_groups(model: NormedNet) -> list[dict]:
+def norm_groups(model: NormedNet, cfg: TrainConfig) -> list[dict]:
     """Norm layers at 4x the rate and without weight decay; the rest as configured."""
     norm = list(model.norm.parameters())
     rest = [p for p in model.parameters() if all(p is not q for q in norm)]

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from core.config import TrainConfig
-from core.recipes import PRESETS, preset_config
+from core.recipes import AIRBENCH_EXTRAS, PRESETS, preset_config
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -15,6 +15,18 @@ def test_defaults_are_valid_and_round_trip():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_is_a_valid_config(name):
     assert isinstance(preset_config(name), TrainConfig)
+
+
+def test_only_best_gpu_turns_the_airbench_extras_on_and_every_preset_states_them():
+    """Stated everywhere: choosing a preset on the Train page must switch off what the previous one turned on."""
+    defaults = TrainConfig()
+    for name, preset in PRESETS.items():
+        assert set(AIRBENCH_EXTRAS) <= preset.settings.keys(), name
+        on = {f for f in AIRBENCH_EXTRAS if getattr(preset_config(name), f) != getattr(defaults, f)}
+        assert on == (set(AIRBENCH_EXTRAS) if name == "best-gpu" else set()), name
+    best = preset_config("best-gpu")
+    assert (best.lr_start_fraction, best.lr_end_fraction, best.norm_bias_lr_scale, best.whiten_bias_epochs,
+            best.lookahead_every) == (0.2, 0.07, 64.0, 3.0, 5)
 
 
 @pytest.mark.parametrize("field, value, words", [
@@ -33,6 +45,11 @@ def test_every_preset_is_a_valid_config(name):
     ("epochs", "10", "epochs must be a int"),
     ("tta", 1, "tta must be a bool"),
     ("data", "  ", "data must be 'cifar10', 'synthetic', or the path"),
+    ("lr_start_fraction", 1.5, "lr_start_fraction must be between 0 and 1"),
+    ("lr_end_fraction", -0.1, "lr_end_fraction must be between 0 and 1"),
+    ("norm_bias_lr_scale", 0.0, "norm_bias_lr_scale must be greater than 0"),
+    ("whiten_bias_epochs", -1.0, "whiten_bias_epochs must be between 0"),
+    ("lookahead_every", -1, "lookahead_every must be between 0"),
 ])
 def test_invalid_values_name_the_field(field, value, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):

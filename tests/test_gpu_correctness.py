@@ -222,8 +222,10 @@ def test_evaluation_normalises_with_the_training_loaders_constants(tmp_path, mon
 def test_no_training_step_waits_for_the_device(tmp_path, monkeypatch, model):
     """Metrics leave the device once per logging interval as one copy (`tolist`), which is not among
     the recorded ops, so every step, logging ones included, must record none. Augmentation, label
-    smoothing and the weight average are on, so their code runs inside the steps too."""
+    smoothing, the weight average, lookahead and the models' parameter groups are on, so their code runs
+    inside the steps too."""
     syncs = host_syncs_by_step(monkeypatch, tmp_path, steps=4, model=model, batch_size=32, log_every=2,
                                val_fraction=0.0, ema=0.9, crop_padding=2, flip="alternating", cutout=8,
-                               label_smoothing=0.1)
+                               label_smoothing=0.1, lookahead_every=2, norm_bias_lr_scale=4.0,
+                               whiten_bias_epochs=0.01)
     assert syncs == []

@@ -14,7 +14,7 @@ from torch import nn
 from core import fastnet, models
 from core.fastnet import FastNet
 from core.models import describe_model, get_model, list_models, register_model
-from tests.helpers import register_normed_net
+from tests.helpers import register_normed_net, tiny_config
 
 EXPECTED_NAMES = ["fastnet", "fastnet-small", "keras-cnn", "elu-convnet", "bn-elu-cnn",
                   "tutorial-cnn", "resnet20", "resnet18", "vgg11-bn"]
@@ -179,20 +179,34 @@ def test_batchnorm_scale_frozen_shift_trainable() -> None:
 
 
 def test_convs_start_as_identity() -> None:
-    group = get_model("fastnet").groups[0]
+    stage = get_model("fastnet").stages[0]
     x = torch.randn(2, 24, 8, 8)
-    first = F.conv2d(x, group.conv1.weight, padding=1)                 # (2, 64, 8, 8)
+    first = F.conv2d(x, stage.enter.conv.weight, padding=1)            # (2, 64, 8, 8)
     assert torch.allclose(first[:, :24], x)                 # dirac on the first 24 filters
-    assert torch.allclose(F.conv2d(first, group.conv2.weight, padding=1), first)
+    assert torch.allclose(F.conv2d(first, stage.refine.conv.weight, padding=1), first)
+
+
+def test_a_stage_is_conv_pool_norm_act_then_conv_norm_act() -> None:
+    """The record runs' block, computed here op by op from the stage's own weights."""
+    stage = get_model("fastnet-small").stages[1].train()
+    x = torch.randn(4, 32, 16, 16)
+    enter, refine = stage.enter, stage.refine
+
+    def norm(t: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+        return F.batch_norm(t, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+
+    h = F.gelu(norm(F.max_pool2d(F.conv2d(x, enter.conv.weight, padding=1), 2), enter.norm))  # (4, 64, 8, 8)
+    expected = F.gelu(norm(F.conv2d(h, refine.conv.weight, padding=1), refine.norm))         # (4, 64, 8, 8)
+    torch.testing.assert_close(stage(x), expected)
 
 
 def test_fastnet_widths_and_head() -> None:
     big, small = get_model("fastnet"), get_model("fastnet-small")
-    assert [g.conv2.out_channels for g in big.groups] == [64, 256, 256]
-    assert [g.conv2.out_channels for g in small.groups] == [32, 64, 128]
+    assert [s.refine.conv.out_channels for s in big.stages] == [64, 256, 256]
+    assert [s.refine.conv.out_channels for s in small.stages] == [32, 64, 128]
     assert big.whiten.out_channels == 24 and big.whiten.kernel_size == (2, 2)
     assert big.head.bias is None and big.logit_scale == pytest.approx(1 / 9)
-    assert not any(isinstance(m, nn.Conv2d) and m.bias is not None for m in big.groups.modules())
+    assert not any(isinstance(m, nn.Conv2d) and m.bias is not None for m in big.stages.modules())
 
 
 @pytest.mark.parametrize("name", ["fastnet", "fastnet-small"])
@@ -254,29 +268,48 @@ def test_tutorial_cnn_matches_tutorial_size() -> None:
 
 
 def test_a_model_without_declared_groups_gets_one_group_of_its_trainable_parameters() -> None:
-    model = get_model("fastnet-small")
-    [group] = models.parameter_groups("fastnet-small", model)
+    model = get_model("tutorial-cnn")
+    model.conv1.bias.requires_grad_(False)
+    [group] = models.parameter_groups(model, tiny_config(model="tutorial-cnn"))
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert group.keys() == {"params"} and [id(p) for p in group["params"]] == [id(p) for p in trainable]
-    assert len(trainable) < len(list(model.parameters())), "the frozen whitening and BN scales stay out"
+    assert len(trainable) == len(list(model.parameters())) - 1, "a frozen parameter stays out"
 
 
 def test_declared_groups_are_what_the_optimiser_gets(monkeypatch: pytest.MonkeyPatch) -> None:
     register_normed_net(monkeypatch)
     model = get_model("normed-net")
     model.norm.weight.requires_grad_(False)  # a frozen parameter is left out of its group
-    rest, norm = models.parameter_groups("normed-net", model)
+    rest, norm = models.parameter_groups(model, tiny_config(model="normed-net"))
     assert [id(p) for p in norm["params"]] == [id(model.norm.bias)]
     assert norm["lr_scale"] == 4.0 and norm["weight_decay"] == 0.0 and "lr_scale" not in rest
 
 
 @pytest.mark.parametrize("groups, words", [
-    (lambda m: [{"params": list(m.conv.parameters())}], "exactly once"),
-    (lambda m: [{"params": list(m.parameters())}, {"params": [m.head.bias]}], "exactly once"),
-    (lambda m: [{"params": list(m.parameters()), "lr_scale": 0}], "lr_scale"),
+    (lambda m, cfg: [{"params": list(m.conv.parameters())}], "exactly once"),
+    (lambda m, cfg: [{"params": list(m.parameters())}, {"params": [m.head.bias]}], "exactly once"),
+    (lambda m, cfg: [{"params": list(m.parameters()), "lr_scale": 0}], "lr_scale"),
+    (lambda m, cfg: [{"params": list(m.parameters()), "train_epochs": -1}], "train_epochs"),
 ])
 def test_groups_that_miss_or_repeat_a_parameter_are_refused(monkeypatch: pytest.MonkeyPatch, groups,
                                                            words: str) -> None:
     register_normed_net(monkeypatch, groups)
     with pytest.raises(ValueError, match=words):
-        models.parameter_groups("normed-net", get_model("normed-net"))
+        models.parameter_groups(get_model("normed-net"), tiny_config(model="normed-net"))
+
+
+@pytest.mark.parametrize("name", ["fastnet", "fastnet-small"])
+def test_fastnet_groups_speed_up_the_norm_shifts_at_the_same_decay_per_step(name: str) -> None:
+    """airbench: BatchNorm shifts at 64x the rate and 1/64 the decay; the whitening bias trained for 3 epochs."""
+    model = get_model(name)
+    cfg = tiny_config(model=name, optimizer="sgd", weight_decay=1.33e-3, norm_bias_lr_scale=64.0,
+                      whiten_bias_epochs=3.0)
+    rest, shifts, whiten = models.parameter_groups(model, cfg)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert [id(p) for p in shifts["params"]] == [id(m.bias) for m in norms]
+    assert shifts["lr_scale"] == 64.0 and shifts["lr_scale"] * shifts["weight_decay"] == pytest.approx(1.33e-3)
+    assert whiten == {"params": [model.whiten.bias], "train_epochs": 3.0}
+    assert "lr_scale" not in rest and "weight_decay" not in rest and len(rest["params"]) == 7  # 6 convs + head
+    # Off (the defaults): one rate and one decay for all, the whitening bias never held still.
+    rest, shifts, whiten = models.parameter_groups(model, tiny_config(model=name, weight_decay=5e-4))
+    assert (shifts["lr_scale"], shifts["weight_decay"]) == (1.0, 5e-4) and "train_epochs" not in whiten

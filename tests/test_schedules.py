@@ -50,3 +50,26 @@ def test_plateau_cuts_after_patience_and_restores():
     cfg = TrainConfig(schedule="plateau", lr=0.2)
     assert lr_at(cfg, 5, STEPS, plateau_scale=tracker.scale) == pytest.approx(0.1)
     assert math.isinf(PlateauTracker(1, 0.5).best)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "linear"])
+def test_the_rate_starts_and_ends_at_the_configured_shares_of_the_peak(schedule):
+    """airbench94's shape: 0.2x at the first step, the peak when the warm-up ends, 0.07x at the last."""
+    r = rates(schedule=schedule, warmup_epochs=2.0, lr_start_fraction=0.2, lr_end_fraction=0.07)
+    end = lr_at(TrainConfig(epochs=10, lr=1.0, schedule=schedule, warmup_epochs=2.0, lr_start_fraction=0.2,
+                            lr_end_fraction=0.07), 100, STEPS)
+    assert r[0] == pytest.approx(0.2) and r[20] == pytest.approx(1.0) and end == pytest.approx(0.07)
+    assert r[10] == pytest.approx(0.6)  # half-way through the warm-up: half-way from 0.2 to 1
+    assert r[-1] > 0.07 and all(a >= b for a, b in zip(r[20:], r[21:]))
+
+
+def test_the_linear_shape_of_the_best_gpu_preset():
+    from core.recipes import preset_config
+
+    cfg = preset_config("best-gpu", epochs=10, warmup_epochs=2.3)
+    per_epoch = 48
+    total = cfg.epochs * per_epoch
+    peak_step = math.ceil(cfg.warmup_epochs * per_epoch)
+    assert lr_at(cfg, 0, per_epoch) == pytest.approx(0.2 * cfg.lr)
+    assert lr_at(cfg, peak_step, per_epoch) == pytest.approx(cfg.lr, rel=0.01)
+    assert lr_at(cfg, total, per_epoch) == pytest.approx(0.07 * cfg.lr)

@@ -157,3 +157,40 @@ def test_the_schedule_scales_each_groups_rate_by_its_lr_scale(tmp_path, monkeypa
     result = train_tiny_run(tmp_path, model="normed-net", epochs=1, optimizer="sgd", weight_decay=1e-3)
     groups = checkpoints.load_checkpoint(checkpoints.checkpoint_path(result.run_dir, "last"))["optimizer_state"]["param_groups"]
     assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.01, 1e-3), (0.04, 0.0)]
+
+
+def test_fastnet_trains_its_norm_shifts_faster_and_holds_the_whitening_bias_still_after_its_epochs(tmp_path):
+    """The optimiser gets fastnet's groups; the whitening bias learns in epoch 1 only, and a run stopped after
+    that epoch and resumed keeps it where it was (the freeze is worked out from the step, not remembered)."""
+    settings = dict(model="fastnet-small", epochs=3, optimizer="sgd", momentum=0.9, nesterov=True, lr=0.01,
+                    weight_decay=1e-3, norm_bias_lr_scale=4.0, whiten_bias_epochs=1.0, val_fraction=0.0)
+    stop = threading.Event()
+    first = start_run(tiny_config(**settings), tmp_path, stop=stop,
+                      on_status=lambda s: stop.set() if s.get("epoch") == 1 else None)
+    assert first.state == "stopped"
+    after_one = runs.load_checkpoint(runs.checkpoint_path(first.run_dir, "last"))
+    assert after_one["epoch"] == 1
+    resumed = resume_run(tmp_path, first.run_dir.name)
+    assert resumed.state == "completed" and resumed.epochs_done == 3
+    final = runs.load_checkpoint(runs.checkpoint_path(resumed.run_dir, "last"))
+    one, end = after_one["train_model_state"], final["train_model_state"]
+    assert not torch.equal(one["whiten.bias"], torch.zeros_like(one["whiten.bias"])), "it learns in epoch 1"
+    assert torch.equal(end["whiten.bias"], one["whiten.bias"]), "then it stays where it was, across the resume"
+    assert not torch.equal(end["head.weight"], after_one["train_model_state"]["head.weight"]), "the rest learns on"
+    groups = final["optimizer_state"]["param_groups"]
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.01, 1e-3), (0.04, 2.5e-4), (0.0, 1e-3)]
+
+
+def test_a_resumed_run_carries_on_its_lookahead(tmp_path):
+    """The slow copy is in the optimiser's state, so stopping between two syncs (18 steps an epoch, a sync every
+    5) and resuming ends on the same weights as never stopping."""
+    whole = train_tiny_run(tmp_path, epochs=2, lookahead_every=5)
+    stop = threading.Event()
+    first = start_run(tiny_config(epochs=2, lookahead_every=5), tmp_path,
+                      on_status=lambda s: stop.set() if s.get("epoch") == 1 else None, stop=stop)
+    assert first.state == "stopped"
+    resumed = resume_run(tmp_path, first.run_dir.name)
+    a, b = (runs.load_checkpoint(runs.checkpoint_path(r.run_dir, "last")) for r in (whole, resumed))
+    assert all(torch.allclose(a["model_state"][k].float(), b["model_state"][k].float(), atol=1e-5)
+               for k in a["model_state"])
+    assert all("lookahead_slow" in state for state in a["optimizer_state"]["state"].values())

@@ -62,6 +62,10 @@ MORE = [
             "new pictures. Typical values are tiny, like 0.0005.", step=0.0001),
     Control("warmup_epochs", "Warm-up epochs", "Epochs at the start during which the learning rate grows "
             "gradually (one-cycle and straight-down plans).", step=0.5),
+    Control("lr_start_fraction", "Warm-up starts at (share of peak)", "Where the warm-up begins, as a share of the "
+            "learning rate: 0.1 starts at a tenth of it (one-cycle and straight-down plans).", step=0.05),
+    Control("lr_end_fraction", "Ends at (share of peak)", "Where the learning rate ends, as a share of its peak: 0 "
+            "brings it down to nothing (one-cycle and straight-down plans).", step=0.01),
     Control("label_smoothing", "Label smoothing", "Teaches the model not to be over-confident (0 = off, "
             "0.1-0.2 is common).", step=0.05),
     Control("crop_padding", "Random shifts (pixels)", "Moves each training picture a few pixels at random so the "
@@ -71,9 +75,18 @@ MORE = [
     Control("cutout", "Blank squares (pixels)", "Hides a random square of this size in each training picture, so "
             "the model cannot rely on a single spot. 0 = off."),
     Control("tta", "Test-time augmentation", "At the end, also judges mirrored and shifted copies of each test "
-            "picture and averages the answers: a little more accurate, a little slower."),
+            "picture and combines the answers, the unshifted ones counting most: a little more accurate, a little slower."),
     Control("ema", "Weight averaging", "Evaluates a running average of the model instead of its latest state "
             "(e.g. 0.99); 0 = off.", step=0.01),
+    Control("norm_bias_lr_scale", "Normalisation shift speed-up", "fastnet models: how many times faster than the "
+            "rest the shifts of the normalisation layers learn (1 = same speed; the best recipe uses 64). Their weight "
+            "decay is lowered to match, so only the learning speeds up.", step=1.0),
+    Control("whiten_bias_epochs", "Stop the first layer's offset after (epochs)", "fastnet models: the very first "
+            "layer's offsets stop learning after this many epochs, which steadies the rest of training. 0 = they "
+            "learn to the end.", step=0.5),
+    Control("lookahead_every", "Steady the weights every (steps)", "Every this many steps, pulls the model back "
+            "towards a slow-moving average of its recent states, and ends on that average: smoother, often a little "
+            "more accurate. The best recipe uses 5; 0 = off."),
     Control("early_stopping", "Stop early after", "Stop when the validation loss has not improved for this many "
             "epochs; 0 = always train all epochs."),
     Control("step_every", "Drop every (epochs)", "'Drop in steps' plan: lower the learning rate every this many "
