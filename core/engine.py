@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from core import analysis, checkpoints, predictions, runs
-from core.augment import Augment
 from core.config import TrainConfig
-from core.device import amp_dtype, describe_device, memory_format, prepare, resolve_device, synchronize
-from core.data import DataError, DeviceLoader, channel_stats, load_dataset, split_train_val
-from core.ema import Lookahead, WeightAverage
+from core.device import describe_device, prepare, resolve_device, synchronize
+from core.data import DataError
 from core.inference import autocast, evaluate, images_to_tensor
-from core.models import get_model, parameter_groups
-from core.schedules import PlateauTracker, lr_at
+from core.schedules import lr_at
+from core.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -44,111 +41,6 @@ class RunResult:
     best_val_acc: float | None
     test_acc: float | None
     error: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Building blocks
-# ---------------------------------------------------------------------------------------------
-
-def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The configured optimiser over the model's parameter groups; a group's own settings win over the config's."""
-    params = parameter_groups(model, cfg)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    optim_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return optim_cls(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
-
-
-@dataclass
-class Progress:
-    """Where the run is: saved in every checkpoint so a resume carries on exactly."""
-    epoch: int = 0  # completed epochs
-    batch: int = 0  # batches done in the current (unfinished) epoch
-    step: int = 0  # optimiser steps so far
-    best_val_acc: float | None = None
-    best_val_loss: float = math.inf
-    stopped_early: bool = False
-
-
-class _Session:
-    """Everything one call of `train` holds: data on the device, model, optimiser, trackers."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device):
-        self.cfg, self.run_dir, self.device = cfg, run_dir, device
-        self.amp = amp_dtype(cfg.precision, device)
-        self.memory_format = memory_format(device)
-        data = load_dataset(cfg.data, cfg.data_dir or None)
-        self.classes = list(data.classes)
-        train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
-        self.test_set = data.test
-        mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
-                     else ((0.0,) * 3, (1.0,) * 3))
-        self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
-        self.loader = DeviceLoader(
-            train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
-            augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
-            mean=mean, std=std, grayscale=cfg.grayscale, seed=cfg.seed, drop_last=len(train_set) > cfg.batch_size,
-            channels_last=self.memory_format is torch.channels_last)
-        self.normalize = self.loader.normalize  # one normaliser for training, evaluation and initialisation
-        self.val_images = images_to_tensor(self.val_set.images, device)
-        self.val_labels = torch.from_numpy(self.val_set.labels).to(device)
-
-        torch.manual_seed(cfg.seed)
-        self.model = get_model(cfg.model, len(self.classes)).to(device, memory_format=self.memory_format)
-        # The compiled wrapper runs the training steps; checkpoints and evaluation use the plain module.
-        self.step_model = torch.compile(self.model) if cfg.compile else self.model
-        self.optimizer = build_optimizer(cfg, self.model)
-        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema > 0 else None  # on the model's device
-        self.lookahead = (Lookahead(self.optimizer, cfg.lookahead_every, cfg.epochs * len(self.loader))
-                          if cfg.lookahead_every else None)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        self.plateau = PlateauTracker(cfg.plateau_patience, cfg.plateau_factor)
-        self.early = PlateauTracker(cfg.early_stopping, 1.0)
-        self.progress = Progress()
-
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
-
-    def init_model_from_data(self) -> None:
-        init = getattr(self.model, "init_from_data", None)
-        if init is not None:
-            sample = self.loader.images[:5000]  # (N, 3, 32, 32) uint8 on the device
-            init(self.normalize(sample))
-            if self.ema is not None:  # the average starts from the initialised weights
-                self.ema.module.load_state_dict(self.model.state_dict())
-
-    # --- checkpoints ---
-    def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "model": self.cfg.model, "classes": self.classes, "config": self.cfg.to_dict(),
-            "metrics": metrics, "normalization": self.norm,
-            "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
-            "progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state(),
-            "rng_cpu": torch.get_rng_state(), **self._cuda_rng(),
-        }
-
-    def _cuda_rng(self) -> dict[str, list[torch.Tensor]]:
-        """The GPU generators' states (one per visible GPU), for a run on CUDA; nothing otherwise."""
-        return {"rng_cuda": torch.cuda.get_rng_state_all()} if self.device.type == "cuda" else {}
-
-    def restore(self, payload: dict[str, Any]) -> None:
-        self.model.load_state_dict(payload["train_model_state"])
-        if self.ema is not None:
-            self.ema.module.load_state_dict(payload["model_state"])
-        self.optimizer.load_state_dict(payload["optimizer_state"])
-        self.progress = Progress(**payload["progress"])
-        self.plateau.load(payload["plateau"])
-        self.early.load(payload["early"])
-        torch.set_rng_state(payload["rng_cpu"])
-        self._restore_cuda_rng(payload.get("rng_cuda"))
-
-    def _restore_cuda_rng(self, states: list[torch.Tensor] | None) -> None:
-        # Only onto the same number of GPUs: a checkpoint from another machine or a CPU run has none to match.
-        if self.device.type == "cuda" and states is not None and len(states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(states)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +69,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
         reporter.update(state="running", finished_at=None, error=None, device=describe_device(device),
                         pid=os.getpid(), host=socket.gethostname(), **started)
-        session = _Session(cfg, run_dir, device)
+        session = Session(cfg, run_dir, device)
         runs.record_classes(run_dir, session.classes)
         _start_or_resume(session, resume)
         writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
@@ -209,7 +101,7 @@ def _close(writer: runs.MetricsWriter | None) -> None:
             log.warning("could not flush the last metrics records", exc_info=True)
 
 
-def _report_failure(reporter: _StatusReporter, error: str, session: _Session | None) -> None:
+def _report_failure(reporter: _StatusReporter, error: str, session: Session | None) -> None:
     """Mark the run failed; if even that small write fails (disk still full), the run reads as interrupted."""
     try:
         reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
@@ -233,14 +125,14 @@ def _error_sentence(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _position(session: _Session | None) -> dict[str, int]:
+def _position(session: Session | None) -> dict[str, int]:
     """The final step and epoch for status.json (the once-a-second updates may have missed the last)."""
     if session is None:
         return {}
     return {"step": session.progress.step, "epoch": session.progress.epoch}
 
 
-def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float | None,
+def _result(run_dir: Path, session: Session | None, state: str, test_acc: float | None,
             error: str | None = None) -> RunResult:
     if session is None:  # failed before training began (bad data source, unavailable device)
         return RunResult(run_dir, state, 0, None, None, error)
@@ -248,7 +140,7 @@ def _result(run_dir: Path, session: _Session | None, state: str, test_acc: float
     return RunResult(run_dir, state, p.epoch, p.best_val_acc, test_acc, error)
 
 
-def _start_or_resume(s: _Session, resume: bool) -> None:
+def _start_or_resume(s: Session, resume: bool) -> None:
     if resume:
         s.restore(checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "last")))
         runs.truncate_metrics(s.run_dir, s.progress.step)
@@ -258,7 +150,7 @@ def _start_or_resume(s: _Session, resume: bool) -> None:
         predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
-def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event) -> None:
+def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event) -> None:
     cfg, p = s.cfg, s.progress
     steps_per_epoch = len(s.loader)
     total_steps = cfg.epochs * steps_per_epoch
@@ -279,7 +171,7 @@ def _fit(s: _Session, writer: runs.MetricsWriter, reporter: _StatusReporter, sto
         reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
 
 
-def _train_epoch(s: _Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:
+def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:
     """One epoch from `progress.batch`; metrics are summed on the device and read every log_every steps."""
     cfg, p, model = s.cfg, s.progress, s.step_model
     model.train()
@@ -332,14 +224,14 @@ def _group_rate(group: dict[str, Any], lr: float, epochs_done: float) -> float:
     return lr * group.get("lr_scale", 1.0)
 
 
-def _save_mid_epoch(s: _Session, sums: torch.Tensor) -> None:
+def _save_mid_epoch(s: Session, sums: torch.Tensor) -> None:
     """A resumable checkpoint inside an epoch, unless the weights have already gone NaN (then the run fails)."""
     if not math.isfinite(sums[0].item()):  # a host sync, but only once a checkpoint interval
         raise Diverged
     checkpoints.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
 
 
-def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
+def _validate(s: Session) -> tuple[dict[str, Any], bool]:
     """Validation metrics after an epoch and whether they are the best so far; updates plateau and early stopping."""
     p, cfg = s.progress, s.cfg
     if not len(s.val_set):
@@ -361,7 +253,7 @@ def _validate(s: _Session) -> tuple[dict[str, Any], bool]:
     return metrics, improved
 
 
-def _final_test(s: _Session, writer: runs.MetricsWriter) -> float:
+def _final_test(s: Session, writer: runs.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
     model = s.eval_model
     if s.progress.stopped_early and checkpoints.checkpoint_path(s.run_dir, "best").exists():

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from core import checkpoints, engine, runs
+from core import checkpoints, runs
+from core import session as sessions
 from core.data import DeviceLoader
 from core.engine import resume_run, start_run
 from core.inference import Predictor
@@ -58,7 +59,7 @@ def host_syncs_by_step(monkeypatch, runs_dir, steps: int | None = None, **overri
     Adam's step counts are exempt: torch keeps them on the CPU on purpose, even for a CUDA model.
     """
     optimizers = []
-    build_optimizer = engine.build_optimizer
+    build_optimizer = sessions.build_optimizer
 
     def recorded_build(*args, **kwargs):
         optimizers.append(build_optimizer(*args, **kwargs))
@@ -76,7 +77,7 @@ def host_syncs_by_step(monkeypatch, runs_dir, steps: int | None = None, **overri
                 recorder.step += 1
                 yield batch
 
-    monkeypatch.setattr(engine, "build_optimizer", recorded_build)
+    monkeypatch.setattr(sessions, "build_optimizer", recorded_build)
     monkeypatch.setattr(DeviceLoader, "epoch", recorded_epoch)
     result = start_run(tiny_config(epochs=1, checkpoint_every=0.0, **overrides), runs_dir, device=CPU)
     assert result.state == "completed", result.error
@@ -136,9 +137,9 @@ def test_the_gpu_generators_state_is_restored_onto_as_many_gpus(monkeypatch, sav
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", calls.append)
     on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
-    assert engine._Session._cuda_rng(on_gpu) == {"rng_cuda": states}
-    assert engine._Session._cuda_rng(types.SimpleNamespace(device=CPU)) == {}
-    engine._Session._restore_cuda_rng(on_gpu, None if saved_gpus is None else states[:saved_gpus])
+    assert sessions.Session._cuda_rng(on_gpu) == {"rng_cuda": states}
+    assert sessions.Session._cuda_rng(types.SimpleNamespace(device=CPU)) == {}
+    sessions.Session._restore_cuda_rng(on_gpu, None if saved_gpus is None else states[:saved_gpus])
     assert calls == ([states] if restored else [])
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_evaluation_normalises_with_the_training_loaders_constants(tmp_path, mon
     """Evaluation made its mean and std tensors from Python numbers every batch: a host-to-device copy each."""
     from core.inference import evaluate
 
-    session = engine._Session(tiny_config(), tmp_path, CPU)
+    session = sessions.Session(tiny_config(), tmp_path, CPU)
     made = []
     for name in ("tensor", "as_tensor"):
         real = getattr(torch, name)

@@ -168,11 +168,11 @@ def test_fastnet_trains_its_norm_shifts_faster_and_holds_the_whitening_bias_stil
     first = start_run(tiny_config(**settings), tmp_path, stop=stop,
                       on_status=lambda s: stop.set() if s.get("epoch") == 1 else None)
     assert first.state == "stopped"
-    after_one = runs.load_checkpoint(runs.checkpoint_path(first.run_dir, "last"))
-    assert after_one["epoch"] == 1
+    after_one = checkpoints.load_checkpoint(checkpoints.checkpoint_path(first.run_dir, "last"))
+    assert after_one["progress"]["epoch"] == 1
     resumed = resume_run(tmp_path, first.run_dir.name)
     assert resumed.state == "completed" and resumed.epochs_done == 3
-    final = runs.load_checkpoint(runs.checkpoint_path(resumed.run_dir, "last"))
+    final = checkpoints.load_checkpoint(checkpoints.checkpoint_path(resumed.run_dir, "last"))
     one, end = after_one["train_model_state"], final["train_model_state"]
     assert not torch.equal(one["whiten.bias"], torch.zeros_like(one["whiten.bias"])), "it learns in epoch 1"
     assert torch.equal(end["whiten.bias"], one["whiten.bias"]), "then it stays where it was, across the resume"
@@ -190,7 +190,7 @@ def test_a_resumed_run_carries_on_its_lookahead(tmp_path):
                       on_status=lambda s: stop.set() if s.get("epoch") == 1 else None, stop=stop)
     assert first.state == "stopped"
     resumed = resume_run(tmp_path, first.run_dir.name)
-    a, b = (runs.load_checkpoint(runs.checkpoint_path(r.run_dir, "last")) for r in (whole, resumed))
+    a, b = (checkpoints.load_checkpoint(checkpoints.checkpoint_path(r.run_dir, "last")) for r in (whole, resumed))
     assert all(torch.allclose(a["model_state"][k].float(), b["model_state"][k].float(), atol=1e-5)
                for k in a["model_state"])
     assert all("lookahead_slow" in state for state in a["optimizer_state"]["state"].values())
