@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: a data cache outside the repo, and the real CIFAR-10 JPEG archive when present."""
+"""Shared pytest fixtures: a data cache outside the repo, the real CIFAR-10 JPEG archive when present, and a
+tiny ImageFolder tree with a fresh cache for the data tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from core.data import CACHE_ENV, Dataset, load_dataset
+from tests.data_trees import make_tree
 
 # ../shared/data beside the checkout (see shared/data/README.md); never copied into the repo.
 CIFAR_JPEG_ARCHIVE = Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"
@@ -53,3 +55,16 @@ def torch_single_thread() -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives the real app in Debian's Chromium (skipped without it)")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "tree")
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data-cache folder for this test only."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    return folder

@@ -31,3 +31,13 @@ def test_auto_precision_uses_bf16_only_on_gpus_that_have_it_in_hardware(monkeypa
     assert amp_dtype("auto", torch.device("cuda", 0)) == expected
     assert amp_dtype("bf16", torch.device("cuda", 0)) == torch.bfloat16  # asked for by name: given
     assert amp_dtype("fp32", torch.device("cuda", 0)) is None
+
+
+def test_cudnn_picks_its_fastest_kernels_on_a_cuda_run_only(monkeypatch):
+    from core.device import prepare
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    prepare(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    prepare(torch.device("cuda", 0))
+    assert torch.backends.cudnn.benchmark is True
