@@ -36,15 +36,13 @@ from torch import Tensor, nn
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as vgg_make_layers
 
+from core.fastnet import FastNet, FrozenScaleBatchNorm
 from core.images import IMAGE_SIZE
 
-from core.fastnet import FastNet, FrozenScaleBatchNorm
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: core.config itself asks this registry which models exist
     from core.config import TrainConfig
 
 __all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups"]
-
 
 
 # ================================================================== registry
