@@ -60,8 +60,23 @@ def sidebar() -> None:
         current = st.session_state.get(RUN_KEY)
         if current not in ids:
             st.session_state[RUN_KEY] = ids[0]  # newest first
+        resend_if_relabelled(RUN_KEY, labels[st.session_state[RUN_KEY]])
         st.selectbox("Run", ids, key=RUN_KEY, format_func=labels.get,
                      help="The training run shown on the Train, Errors and Gallery pages.")
+
+
+def resend_if_relabelled(key: str, label: str) -> None:
+    """Make the browser show `label` for the option chosen in the keyed selectbox `key`.
+
+    Call it just before the selectbox. The browser keeps the label it last showed (a selectbox's value
+    travels as its label) and replaces it only when the server sets the value, so a run that finished
+    would still read "running" there. Setting the same option again through session state sends the
+    new label; only when the label changed, so other reruns leave the widget alone.
+    """
+    sent_key = f"_{key}_label"  # the label this session's browser was last given
+    if st.session_state.get(sent_key) != label:
+        st.session_state[key] = st.session_state[key]
+    st.session_state[sent_key] = label
 
 
 def selected_run() -> runs.RunSummary | None:

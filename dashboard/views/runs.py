@@ -88,6 +88,7 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
     if st.session_state.get("runs_manage") not in by_id:
         selected = st.session_state.get(state.RUN_KEY)
         st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
+    state.resend_if_relabelled("runs_manage", state.run_label(by_id[st.session_state["runs_manage"]]))
     run_id = st.selectbox("Run to manage", list(by_id), key="runs_manage",
                           format_func=lambda r: state.run_label(by_id[r]),
                           help="The run to rename, download or delete.")

@@ -1,0 +1,53 @@
+"""The sidebar's run picker (AppTest): the label a browser shows follows the run's state from rerun to
+rerun, without a reload."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.config import TrainConfig
+from dashboard.state import RUN_KEY
+from tests.helpers import app_runs_folder
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+@pytest.fixture()
+def runs_dir(tmp_path_factory):
+    with app_runs_folder(tmp_path_factory) as folder:
+        yield folder
+
+
+def running_run(folder: Path, name: str) -> Path:
+    """A run on disk as "running", its process alive (this test's own), so nothing reads it as interrupted."""
+    path = runs.create_run(folder, TrainConfig().to_dict(), name=name)
+    runs.update_status(path, state="running", pid=os.getpid())
+    return path
+
+
+class Browser:
+    """The picker's label as a browser shows it: a selectbox's browser keeps the label it last showed and
+    takes a new one only when the server sets the value (`set_value`), as Streamlit's frontend does."""
+
+    def __init__(self, at: AppTest):
+        self.at, self.label = at, None
+
+    def run(self) -> str:
+        self.at.run()
+        assert not self.at.exception, self.at.exception
+        picker = self.at.selectbox(key=RUN_KEY)
+        if self.label is None or picker.proto.set_value:
+            self.label = picker.proto.raw_value if picker.proto.set_value else picker.options[picker.index]
+        return self.label
+
+
+def test_the_picker_label_follows_a_run_that_finishes(runs_dir):
+    path = running_run(runs_dir, "demo")
+    browser = Browser(AppTest.from_file(APP, default_timeout=60))
+    assert browser.run().startswith("demo · running")
+    runs.update_status(path, state="completed")
+    assert browser.run().startswith("demo · completed")
