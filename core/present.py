@@ -20,6 +20,8 @@ from core.runs import RunSummary
 # Numbers and words
 # ---------------------------------------------------------------------------------------------
 
+MISSING = "–"  # what a number or table cell shows for a value not there (yet), rather than "None" or "nan"
+
 
 def ordinal(n: int) -> str:
     """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
@@ -231,13 +233,17 @@ RUNS_COLUMNS = ["Name", "Model", "Data", "State", "Best val. accuracy", "Test ac
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
-    """One row a run, in the given order; accuracies stay fractions (0..1) for the table to format."""
+    """One row a run, in the given order; accuracies stay fractions (0..1) for the table to format.
+
+    Missing numbers stay empty (NaN, <NA>) so the columns still sort as numbers; the table shows them as
+    MISSING through its placeholder. Missing words are MISSING here; an empty Problem means none."""
     rows = []
     for s in summaries:
         rows.append({
-            "Name": s.name, "Model": s.model or "", "Data": data_label(s.data), "State": s.state,
+            "Name": s.name, "Model": s.model or MISSING, "Data": data_label(s.data), "State": s.state,
             "Best val. accuracy": s.best_val_acc, "Test accuracy": s.test_acc, "Epochs done": s.epoch,
-            "Epochs planned": s.epochs, "Duration": format_duration(s.duration_s), "Device": s.device or "",
+            "Epochs planned": s.epochs, "Duration": format_duration(s.duration_s) or MISSING,
+            "Device": s.device or MISSING,
             "Started": pd.to_datetime(s.created_at, unit="s") if s.created_at else pd.NaT,
             "Problem": s.error or "", "Run id": s.run_id,
         })

@@ -117,14 +117,14 @@ def _numbers(summary: runs.RunSummary, metrics: list[dict]) -> None:
     loss = present.latest(metrics, "train", "loss")
     val_acc = present.latest(metrics, "val", "val_acc")
     cells = st.columns(4)
-    cells[0].metric("Learning rate", f"{lr:.3g}" if lr is not None else "–",
+    cells[0].metric("Learning rate", f"{lr:.3g}" if lr is not None else present.MISSING,
                     help="How big a step the training takes right now; most recipes lower it as training goes on.")
-    cells[1].metric("Training loss", f"{loss:.3f}" if loss is not None else "–",
+    cells[1].metric("Training loss", f"{loss:.3f}" if loss is not None else present.MISSING,
                     help="How wrong the model is on the pictures it learns from (lower is better).")
-    cells[2].metric("Validation accuracy", f"{val_acc:.1%}" if val_acc is not None else "–",
+    cells[2].metric("Validation accuracy", f"{val_acc:.1%}" if val_acc is not None else present.MISSING,
                     help="Share of held-back pictures the model gets right, measured after each epoch.")
     test = summary.test_acc
-    cells[3].metric("Test accuracy", f"{test:.1%}" if test is not None else "–",
+    cells[3].metric("Test accuracy", f"{test:.1%}" if test is not None else present.MISSING,
                     help="Share of the separate test pictures the model gets right, measured once at the end.")
 
 

@@ -80,6 +80,17 @@ def test_the_table_shows_every_run_with_the_numbers_on_disk(runs_dir):
     assert (row(at, beta.run_id)["Epochs done"], row(at, beta.run_id)["Model"]) == (2, "tutorial-cnn")
 
 
+def test_missing_values_read_as_a_dash_not_none(runs_dir):
+    """A run cut short has no test accuracy, duration or device: its cells show "–", never "None" or "nan"."""
+    at = open_runs_page()
+    assert at.dataframe[0].proto.placeholder == "–"  # what the browser writes in an empty cell
+    cut_short = row(at, by_name(runs_dir, "cut short").run_id)
+    assert pd.isna(cut_short["Test accuracy"])  # empty, so the placeholder is what shows
+    assert (cut_short["Duration"], cut_short["Device"]) == ("–", "–")
+    words = table(at).select_dtypes(exclude=["number", "datetime"]).astype(str)
+    assert not words.isin(["None", "nan", "NaN", "<NA>"]).any().any()
+
+
 def test_damaged_and_interrupted_runs_show_their_state_and_sentence(runs_dir):
     at = open_runs_page()
     interrupted = by_name(runs_dir, "cut short")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis, predictions, runs
+from core import analysis, predictions, present, runs
 from dashboard import loaders, matrix, state
 from dashboard.text import plain
 
@@ -111,7 +111,8 @@ def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> Non
     report = analysis.class_report(preds.labels, preds.pred, len(classes))
     table = pd.DataFrame({"Class": classes, "Images": report.support, "Accuracy": report.accuracy,
                           "Precision": report.precision, "Recall": report.recall, "F1": report.f1})
-    st.dataframe(table, hide_index=True, column_config={
+    # A class the model never predicts has no precision (nothing to divide by): shown as MISSING.
+    st.dataframe(table, hide_index=True, placeholder=present.MISSING, column_config={
         "Images": st.column_config.NumberColumn(help="Pictures of this class among those evaluated."),
         "Accuracy": st.column_config.ProgressColumn(
             help="Share of this class's pictures the model got right.", format="percent", min_value=0.0,

@@ -24,7 +24,7 @@ MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown onc
 
 def _table(summaries: list[runs.RunSummary]) -> None:
     st.dataframe(
-        present.runs_table(summaries), key="runs_table", hide_index=True, width="stretch",
+        present.runs_table(summaries), key="runs_table", hide_index=True, width="stretch", placeholder=present.MISSING,
         column_config={
             "Best val. accuracy": st.column_config.NumberColumn(
                 format="percent",
