@@ -7,7 +7,9 @@ every number on screen can be unit-tested without a browser (tests/test_present.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -192,10 +194,32 @@ def live_curves(metrics: Sequence[Mapping[str, Any]], smoothing: float = 0.0) ->
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def created_text(created_at: float | None) -> str | None:
+    """When a run was created, short: '24 Nov 15:30' (UTC, like the runs table); None when unknown."""
+    if created_at is None:
+        return None
+    when = datetime.fromtimestamp(created_at, tz=timezone.utc)
+    return f"{when.day} {when:%b %H:%M}"
+
+
 def unique_labels(summaries: Sequence[RunSummary]) -> dict[str, str]:
-    """run_id -> a legend label: the run's name, with its id added when two runs share a name."""
-    names = [s.name for s in summaries]
-    return {s.run_id: s.name if names.count(s.name) == 1 else f"{s.name} ({s.run_id})" for s in summaries}
+    """run_id -> a short label for legends and pickers: the run's name, and where runs share a name,
+    its creation time ("alpha · 24 Nov 15:30"); the run id only where that still clashes.
+
+    The time is added only on a clash: most names tell runs apart alone, and a date on every label
+    would crowd the legends.
+    """
+    names = Counter(s.name for s in summaries)
+    labels = {s.run_id: s.name if names[s.name] == 1 else f"{s.name} · {created_text(s.created_at) or s.run_id}"
+              for s in summaries}
+    clashes = Counter(labels.values())  # same name, same minute: only the id is left to tell them apart
+    return {run_id: label if clashes[label] == 1 else f"{label} · {run_id}" for run_id, label in labels.items()}
+
+
+def run_labels(summaries: Sequence[RunSummary]) -> dict[str, str]:
+    """run_id -> a run picker's label: its unique label and its current state ("alpha · running")."""
+    names = unique_labels(summaries)
+    return {s.run_id: f"{names[s.run_id]} · {s.state}" for s in summaries}
 
 
 def overlay_curves(metrics_by_label: Mapping[str, Sequence[Mapping[str, Any]]],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import runs
+from core import present, runs
 from core.jobs import JobManager
 
 RUN_KEY = "run_id"  # st.session_state key of the run being looked at
@@ -43,11 +43,6 @@ def run_summaries() -> list[runs.RunSummary]:
     return runs.list_runs(runs_dir())
 
 
-def run_label(summary: runs.RunSummary) -> str:
-    return f"{summary.name} · {summary.state}" if summary.name == summary.run_id else \
-        f"{summary.name} · {summary.state} · {summary.run_id}"
-
-
 def sidebar() -> None:
     """The run picker: which run the Train (live view), Errors and Gallery pages look at."""
     summaries = [s for s in run_summaries() if s.state != "damaged"]
@@ -56,7 +51,7 @@ def sidebar() -> None:
             st.caption("No runs yet: start one on the Train page.")
             return
         ids = [s.run_id for s in summaries]
-        labels = {s.run_id: run_label(s) for s in summaries}
+        labels = present.run_labels(summaries)  # a label also changes when a namesake appears
         current = st.session_state.get(RUN_KEY)
         if current not in ids:
             st.session_state[RUN_KEY] = ids[0]  # newest first
@@ -70,8 +65,9 @@ def resend_if_relabelled(key: str, label: str) -> None:
 
     Call it just before the selectbox. The browser keeps the label it last showed (a selectbox's value
     travels as its label) and replaces it only when the server sets the value, so a run that finished
-    would still read "running" there. Setting the same option again through session state sends the
-    new label; only when the label changed, so other reruns leave the widget alone.
+    would still read "running" there (or lack the time a namesake's arrival added to its name). Setting
+    the same option again through session state sends the new label; only when the label changed, so
+    other reruns leave the widget alone.
     """
     sent_key = f"_{key}_label"  # the label this session's browser was last given
     if st.session_state.get(sent_key) != label:

@@ -51,3 +51,18 @@ def test_the_picker_label_follows_a_run_that_finishes(runs_dir):
     assert browser.run().startswith("demo · running")
     runs.update_status(path, state="completed")
     assert browser.run().startswith("demo · completed")
+
+
+def test_runs_named_alike_are_told_apart_by_their_creation_time(runs_dir):
+    nov_24 = 1764001800.0  # 2025-11-24 16:30 UTC
+    for created_at in (nov_24, nov_24 + 3600):
+        path = runs.create_run(runs_dir, TrainConfig().to_dict(), name="twin")
+        runs.update_status(path, state="completed", created_at=created_at)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    newest_first = ["twin · 24 Nov 17:30", "twin · 24 Nov 16:30"]
+    assert at.selectbox(key=RUN_KEY).options == [f"{label} · completed" for label in newest_first]
+    at.switch_page("views/runs.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="runs_manage").options == [f"{label} · completed" for label in newest_first]
+    assert at.multiselect(key="runs_compare").options == newest_first  # the curves' legend labels

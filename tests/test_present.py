@@ -132,9 +132,22 @@ def test_runs_table_keeps_the_numbers_and_shows_damage():
     assert pd.isna(broken["Test accuracy"]) and pd.isna(broken["Epochs planned"])
 
 
-def test_unique_labels_add_the_id_only_on_clashes():
-    labels = present.unique_labels([_summary("a", "x"), _summary("b", "x"), _summary("c", "y")])
-    assert labels == {"a": "x (a)", "b": "x (b)", "c": "y"}
+def test_unique_labels_add_the_creation_time_only_on_clashes():
+    nov_24 = 1764001800.0  # 2025-11-24 16:30 UTC
+    labels = present.unique_labels([_summary("a", "x", created_at=nov_24), _summary("b", "x", created_at=nov_24 + 3600),
+                                    _summary("c", "y", created_at=nov_24)])
+    assert labels == {"a": "x · 24 Nov 16:30", "b": "x · 24 Nov 17:30", "c": "y"}
+
+
+def test_unique_labels_fall_back_to_the_id_in_the_same_minute_or_without_a_time():
+    labels = present.unique_labels([_summary("a", "x", created_at=1764001800.0),
+                                    _summary("b", "x", created_at=1764001810.0), _summary("c", "x")])
+    assert labels == {"a": "x · 24 Nov 16:30 · a", "b": "x · 24 Nov 16:30 · b", "c": "x · c"}
+
+
+def test_run_labels_add_the_state():
+    labels = present.run_labels([_summary("a", "x", state="running"), _summary("b", "y")])
+    assert labels == {"a": "x · running", "b": "y · completed"}
 
 
 def test_progress_info():

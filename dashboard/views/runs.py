@@ -85,12 +85,13 @@ def _overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str
 def _manage(summaries: list[runs.RunSummary]) -> None:
     st.subheader("Rename, download or delete")
     by_id = {s.run_id: s for s in summaries}
+    labels = present.run_labels(summaries)
     if st.session_state.get("runs_manage") not in by_id:
         selected = st.session_state.get(state.RUN_KEY)
         st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
-    state.resend_if_relabelled("runs_manage", state.run_label(by_id[st.session_state["runs_manage"]]))
+    state.resend_if_relabelled("runs_manage", labels[st.session_state["runs_manage"]])
     run_id = st.selectbox("Run to manage", list(by_id), key="runs_manage",
-                          format_func=lambda r: state.run_label(by_id[r]),
+                          format_func=labels.get,
                           help="The run to rename, download or delete.")
     summary = by_id[run_id]
     if summary.error:
