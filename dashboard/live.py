@@ -63,7 +63,7 @@ def _actions(summary: runs.RunSummary) -> None:
     position = state.job_manager().position(summary.run_id)
     elsewhere = summary.state == "running" and position is None
     left, right, _ = st.columns([1, 1, 4])
-    left.button("Stop", key="live_stop", on_click=_stop, args=(summary.run_id,), icon="⏹️",
+    left.button("Stop", key="live_stop", on_click=_stop, args=(summary.run_id,), icon=":material/stop:",
                 disabled=summary.state not in runs.LIVE_STATES or elsewhere,
                 help="Stop training now. The run keeps what it learned so far and can be resumed later."
                      if not elsewhere else
@@ -73,7 +73,7 @@ def _actions(summary: runs.RunSummary) -> None:
                      help="Train this run again from the start with the same settings (it stopped before "
                           "saving anything it could carry on from).")
     else:
-        right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon="▶️",
+        right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon=":material/play_arrow:",
                      disabled=runs.resume_refusal(summary) is not None,
                      help="Carry on training a stopped or interrupted run from where it left off, up to its "
                           "planned number of epochs.")

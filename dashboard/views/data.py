@@ -81,7 +81,8 @@ def _grid(data: Dataset) -> None:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     per_class = left.slider("Pictures per class", 4, 16, 8, key="data_per_class",
                             help="How many random training pictures to show for every class.")
-    if right.button("Show others", key="data_shuffle", icon="🔀", help="Pick a new random set of pictures."):
+    if right.button("Show others", key="data_shuffle", icon=":material/shuffle:",
+                    help="Pick a new random set of pictures."):
         st.session_state["data_seed"] = st.session_state.get("data_seed", 0) + 1
     picks = present.sample_per_class(data.train.labels, per_class, st.session_state.get("data_seed", 0))
     shown = list(picks)

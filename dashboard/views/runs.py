@@ -112,11 +112,11 @@ def _downloads(summary: runs.RunSummary) -> None:
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Metrics (CSV)", data=lambda: present.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
-        mime="text/csv", key="runs_csv", icon="📈", on_click="ignore",
+        mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore",
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(
         "Weights (last.pt)", data=lambda: checkpoint.read_bytes(), file_name=f"{run_id}-last.pt",
-        mime="application/octet-stream", key="runs_checkpoint", icon="💾", on_click="ignore",
+        mime="application/octet-stream", key="runs_checkpoint", icon=":material/download:", on_click="ignore",
         disabled=not checkpoint.is_file(),
         help="The trained model as a PyTorch checkpoint (weights, settings, class names), to use elsewhere."
              if checkpoint.is_file() else "This run has no checkpoint yet (it has not finished an epoch).")
@@ -124,7 +124,7 @@ def _downloads(summary: runs.RunSummary) -> None:
 
 def _delete(summary: runs.RunSummary) -> None:
     if st.session_state.get(CONFIRM_KEY) != summary.run_id:
-        st.button("Delete…", key="runs_delete", on_click=_ask_delete, args=(summary.run_id,), icon="🗑️",
+        st.button("Delete…", key="runs_delete", on_click=_ask_delete, args=(summary.run_id,), icon=":material/delete:",
                   help="Remove the run and all its files; you will be asked to confirm.")
         return
     st.warning(f"Delete “{plain(summary.name)}” and all its files (weights, curves, predictions)? This cannot be undone.")

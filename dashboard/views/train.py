@@ -187,7 +187,7 @@ def _new_run_form() -> None:
     with st.expander("More settings"):
         for control in MORE:
             _control(control)
-    st.button("Start training", key="train_start", type="primary", on_click=_start, icon="🚀",
+    st.button("Start training", key="train_start", type="primary", on_click=_start, icon=":material/rocket_launch:",
               help="Check the settings and start. If another run is training, this one waits its turn.")
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
