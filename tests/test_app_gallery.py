@@ -215,3 +215,17 @@ def test_data_not_on_this_machine_shows_captions_and_still_predicts(fixture_runs
         ("red.png", encode_png(np.full((40, 40, 3), (220, 40, 40), np.uint8)), "image/png"))
     page.run()
     assert [i.captions[0] for i in page.at.image][0].startswith("red.png: ")
+
+
+def test_a_camera_photo_is_predicted_like_an_upload(fixture_runs):
+    page = Page(fixture_runs["trained"])
+    preds, data, classes = fixture_runs["preds"], fixture_runs["data"], names(fixture_runs)
+    assert not page.at.camera_input  # the camera stays off until asked for
+    page.set("toggle", "gallery_camera_on", True)
+    i = int(np.flatnonzero(preds.labels != preds.pred)[0])
+    # A browser sends a JPEG; PNG content (the decoder reads the bytes, not the name) keeps the test picture
+    # lossless, so the answer must be exactly the saved prediction.
+    photo = ("photo.jpg", encode_png(data.test.images[preds.index[i]]), "image/jpeg")
+    page.set("camera_input", "gallery_camera", photo)
+    results = [img.captions[0] for img in page.at.image if img.captions[0].startswith("Your photo")]
+    assert results == [f"Your photo: {classes[preds.pred[i]]} ({preds.probs[i, preds.pred[i]]:.0%} sure)"]

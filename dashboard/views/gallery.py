@@ -2,8 +2,8 @@
 
 The grid is drawn from the test predictions the engine saved (the same ones behind the Errors page),
 filtered by true class, predicted class and right/wrong, sorted, and shown a page at a time. Uploaded
-pictures go through core.uploads (made 32x32 RGB or refused in one sentence) and the run's model via
-core.inference.Predictor, the same inference path the saved predictions came from.
+pictures and camera photos go through core.uploads (made 32x32 RGB or refused in one sentence) and the
+run's model via core.inference.Predictor, the same inference path the saved predictions came from.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core import analysis, runs, uploads
 from dashboard import loaders, state, tiles
@@ -22,6 +23,7 @@ OUTCOME_LABELS = {"all": "All", "correct": "Right", "wrong": "Wrong"}
 ORDER_LABELS = {"confident-mistakes": "Most confident mistakes first", "least-confident": "Least confident first",
                 "random": "Random"}
 TOP_K = 5
+PHOTO_NAME = "Your photo"  # what a camera photo is called in its caption and in a refusal
 
 
 def reset_page() -> None:
@@ -98,21 +100,45 @@ def show_uploads(summary: runs.RunSummary) -> None:
     if which is None:
         st.info("This run has no saved model yet: one is saved at the end of its first epoch.")
         st.stop()
-    files = st.file_uploader(
+    upload_col, camera_col = st.columns(2)
+    files = upload_col.file_uploader(
         "Pictures (PNG or JPEG)", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key="gallery_upload",
         help="Pick one or more pictures. The middle square of each is shrunk to 32×32 pixels, like the "
              "training pictures, and this run's model says what it sees.")
-    if not files:
-        return
+    pictures = [(file.name, file.getvalue()) for file in files or []]
+    with camera_col:
+        photo = camera_photo()
+    if photo is not None:
+        pictures.append((PHOTO_NAME, photo.getvalue()))
+    if pictures:
+        show_predictions(summary, which, pictures)
+
+
+def camera_photo() -> UploadedFile | None:
+    """A photo from the camera, when the person asks for one.
+
+    Behind a toggle because a camera input asks the browser for the camera as soon as it is drawn, and
+    the tabs draw this one whenever the Gallery opens.
+    """
+    if not st.toggle("Show it a photo", key="gallery_camera_on",
+                     help="Use your camera: the browser asks before it turns on."):
+        return None
+    return st.camera_input("Take a photo", key="gallery_camera",
+                           help="The middle square of the photo is shrunk to 32×32 pixels, like an upload.")
+
+
+def show_predictions(summary: runs.RunSummary, which: str, pictures: list[tuple[str, bytes]]) -> None:
+    """Each (name, encoded bytes) picture with the run's answer; uploads and photos alike go through
+    core.uploads and the run's predictor, one batch for all."""
     try:
         model = loaders.predictor(summary.path, which)
     except ValueError as exc:  # RunError: a damaged or foreign checkpoint, in one sentence
         st.error(plain(exc))
         return
     decoded: dict[int, np.ndarray | None] = {}
-    for k, file in enumerate(files):
+    for k, (name, data) in enumerate(pictures):
         try:
-            decoded[k] = uploads.load_upload(file.getvalue(), file.name)
+            decoded[k] = uploads.load_upload(data, name)
         except uploads.UploadError as exc:
             decoded[k] = None
             st.error(plain(exc))
@@ -124,7 +150,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
         best = int(row.argmax())
         picture_col, chart_col = st.columns([1, 3], vertical_alignment="center")
         picture_col.image(tiles.enlarge(decoded[k], tiles.TILE_SCALE),
-                          caption=f"{plain(files[k].name)}: {plain(model.classes[best])} ({row[best]:.0%} sure)")
+                          caption=f"{plain(pictures[k][0])}: {plain(model.classes[best])} ({row[best]:.0%} sure)")
         chart_col.altair_chart(top_k_chart(row, model.classes), width="stretch")
 
 
