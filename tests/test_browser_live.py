@@ -63,6 +63,23 @@ def click_until_shown(page, matrix, cell: tuple[int, int], n_classes: int, headi
     pytest.fail("three clicks on the live square showed nothing")
 
 
+def read_square(page, tries: int = 20) -> tuple[str, list[str]]:
+    """The page's text and the pictures' captions, read in one go once a refresh has finished drawing.
+
+    A new epoch arrives every few seconds and the live view redraws element by element, so one reading
+    may catch the new epoch's count beside the previous epoch's pictures; the next settles.
+    """
+    for _ in range(tries):
+        main, captions = page.evaluate("""() => [
+            document.querySelector("[data-testid='stMain']").innerText,
+            [...document.querySelectorAll("[data-testid='stImage']")].map(e => e.innerText.trim())]""")
+        count = re.search(r"(\d+) pictures, the most confident", main)
+        if count and int(count[1]) == len(captions):
+            break
+        time.sleep(0.5)
+    return main, captions
+
+
 def test_clicking_a_live_square_while_training_shows_its_pictures(server):
     url, runs_dir = server
     classes = list(load_dataset("synthetic").classes)
@@ -95,10 +112,7 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
                                timeout=30_000)
         to_pictures = time.monotonic() - clicked
 
-        # Read in one go, so a refresh in between cannot pair one epoch's count with another's pictures.
-        main, captions = page.evaluate("""() => [
-            document.querySelector("[data-testid='stMain']").innerText,
-            [...document.querySelectorAll("[data-testid='stImage']")].map(e => e.innerText.trim())]""")
+        main, captions = read_square(page)
         assert captions and all(c.startswith(f"True: {classes[k]} · Predicted: {classes[k]} ·") for c in captions)
         assert len(captions) == int(re.search(r"(\d+) pictures, the most confident", main)[1])
         assert runs.summarize_run(summary.path).state == "running"  # all of it while the run trains
