@@ -19,7 +19,7 @@ from core import present, runs
 from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, IDLE, browser_page, dashboard, settle
 
-EPOCHS = 40  # far more than the test needs: the run must still be training at the click
+EPOCHS = 400  # far more than the test needs: the run must still be training at the click and the page switch
 PER_PAGE = 24  # dashboard.tiles.TILES_PER_PAGE
 
 pytestmark = BROWSER_MARKS
