@@ -315,21 +315,23 @@ def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, *
 
 def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Continue a stopped, failed or interrupted run from its last checkpoint with its own config."""
-    run_dir = runs.run_path(runs_dir, run_id)
-    summary = runs.summarize_run(run_dir)
-    refusal = runs.resume_refusal(summary)
-    if refusal:
-        raise runs.RunError(refusal)
-    return train(TrainConfig.from_dict(summary.config), run_dir, resume=True, **train_kwargs)
+    run_dir, cfg = _allowed(runs_dir, run_id, runs.resume_refusal)
+    return train(cfg, run_dir, resume=True, **train_kwargs)
 
 
 def restart_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Train a run that ended before its first checkpoint again from the start, in its own folder."""
+    run_dir, cfg = _allowed(runs_dir, run_id, runs.restart_refusal)
+    runs.reset_for_restart(run_dir)
+    return train(cfg, run_dir, **train_kwargs)
+
+
+def _allowed(runs_dir: str | Path, run_id: str,
+             refusal_of: Callable[[runs.RunSummary], str | None]) -> tuple[Path, TrainConfig]:
+    """The run's folder and config, or RunError with the one sentence saying why it may not train again."""
     run_dir = runs.run_path(runs_dir, run_id)
     summary = runs.summarize_run(run_dir)
-    refusal = runs.restart_refusal(summary)
+    refusal = refusal_of(summary)
     if refusal:
         raise runs.RunError(refusal)
-    runs.reset_for_restart(run_dir)
-    return train(TrainConfig.from_dict(summary.config), run_dir, **train_kwargs)
-
+    return run_dir, TrainConfig.from_dict(summary.config)

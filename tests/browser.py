@@ -70,6 +70,13 @@ def dashboard(runs_dir: Path, cache_dir: Path, log: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def empty_dashboard(root: Path) -> Iterator[tuple[str, Path]]:
+    """A dashboard over an empty runs folder under `root`; yields (url, runs_dir)."""
+    with dashboard(root / "runs", root / "cache", root / "streamlit.log") as url:
+        yield url, root / "runs"
+
+
+@contextlib.contextmanager
 def browser_page(width: int = 1600, height: int = 1400):
     """A fresh Chromium tab (Playwright's sync API)."""
     sync_api = pytest.importorskip("playwright.sync_api")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +91,15 @@ def shown(markdown: str) -> str:
     from dashboard.text import WORD_JOINER
 
     return re.sub(r"\\(.)", r"\1", markdown.replace(WORD_JOINER, ""))
+
+
+def png_declaring(width: int, height: int, bits: int = 8, colour_type: int = 2) -> bytes:
+    """A PNG of a few dozen bytes whose header claims width x height pixels (a decompression bomb).
+
+    bits and colour_type as in the PNG header: 8 and 2 are 8-bit RGB, 16 and 0 16-bit grey.
+    """
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body

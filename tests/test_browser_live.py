@@ -17,7 +17,7 @@ import pytest
 
 from core import present, runs
 from core.data import load_dataset
-from tests.browser import BROWSER_MARKS, IDLE, browser_page, dashboard, settle
+from tests.browser import BROWSER_MARKS, IDLE, browser_page, empty_dashboard, settle
 
 EPOCHS = 400  # far more than the test needs: the run must still be training at the click and the page switch
 PER_PAGE = 24  # dashboard.tiles.TILES_PER_PAGE
@@ -28,9 +28,8 @@ pytestmark = BROWSER_MARKS
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A dashboard over an empty runs folder; yields (url, runs_dir)."""
-    root = tmp_path_factory.mktemp("browser-live")
-    with dashboard(root / "runs", root / "cache", root / "streamlit.log") as url:
-        yield url, root / "runs"
+    with empty_dashboard(tmp_path_factory.mktemp("browser-live")) as served:
+        yield served
 
 
 def start_quick_demo_on_shapes(page) -> None:

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from core import checkpoints, runs
-from tests.browser import BROWSER_MARKS, IDLE, browser_page, dashboard, settle
+from tests.browser import BROWSER_MARKS, IDLE, browser_page, empty_dashboard, settle
 from tests.helpers import wait_for
 
 POINTS = re.compile(r"([\d,]+) training points? and ([\d,]+) validation points?")
@@ -25,9 +25,8 @@ pytestmark = BROWSER_MARKS
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A dashboard over an empty runs folder; yields (url, runs_dir)."""
-    root = tmp_path_factory.mktemp("browser-train")
-    with dashboard(root / "runs", root / "cache", root / "streamlit.log") as url:
-        yield url, root / "runs"
+    with empty_dashboard(tmp_path_factory.mktemp("browser-train")) as served:
+        yield served
 
 
 @pytest.fixture

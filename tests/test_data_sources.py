@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
 import tarfile
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 from tests.data_trees import (EXPECTED_RGB, TREE_IMAGES, _encode, _expected_colours, make_archive,
                                make_tree, one_sentence)
+from tests.helpers import png_declaring
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,20 +142,11 @@ def refused(source: Path) -> str:
     return str(info.value)
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG of a few dozen bytes whose header claims a width x height 16-bit grey picture."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)  # 16-bit greyscale
-    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + body
-
-
 @pytest.mark.parametrize("width, height", [(15000, 11000), (100_000, 100_000)])
 def test_a_decompression_bomb_in_a_folder_is_refused_from_its_header(tmp_path: Path, cache: Path,
                                                                      width: int, height: int) -> None:
     root = make_tree(tmp_path / "t", n_images=1)
-    (root / "train" / "cat" / "bomb.png").write_bytes(png_declaring(width, height))
+    (root / "train" / "cat" / "bomb.png").write_bytes(png_declaring(width, height, bits=16, colour_type=0))
     message = refused(root)
     assert message.startswith(f"Image 'train/cat/bomb.png' in {root} ") and "50 million pixels" in message
 
