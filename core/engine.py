@@ -255,10 +255,9 @@ def _validate(s: Session) -> tuple[dict[str, Any], bool]:
 
 def _final_test(s: Session, writer: runs.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
-    model = s.eval_model
-    if s.progress.stopped_early and checkpoints.checkpoint_path(s.run_dir, "best").exists():
-        best = checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "best"))
-        model.load_state_dict(best["model_state"])
+    model, best = s.eval_model, checkpoints.checkpoint_path(s.run_dir, "best")
+    if s.progress.stopped_early and best.exists():
+        model.load_state_dict(checkpoints.load_checkpoint(best)["model_state"])
     images = images_to_tensor(s.test_set.images, s.device)
     labels = torch.from_numpy(s.test_set.labels).to(s.device)
     start = time.perf_counter()
