@@ -147,4 +147,3 @@ def _charts(metrics: list[dict]) -> None:
                         key="live_loss_chart", width="stretch")
         st.altair_chart(curve_chart(curves[curves.metric == "accuracy"], "Accuracy", percent=True),
                         key="live_acc_chart", width="stretch")
-
