@@ -248,6 +248,28 @@ def metrics_csv(metrics: Sequence[Mapping[str, Any]]) -> str:
     return pd.DataFrame(list(metrics), columns=columns + extra).to_csv(index=False)
 
 
+def no_predictions_message(summary: RunSummary, split: str = "test") -> str:
+    """One sentence saying why a run has no saved predictions of `split` ("test" or "val") yet."""
+    if split == "val":
+        if summary.config.get("val_fraction") == 0:
+            return ("This run kept no validation images (its validation share is 0), so only the final test "
+                    "set can be shown.")
+        return ("This run has no validation results yet: they are saved at the end of every epoch, so check "
+                "back after the first one.")
+    return {
+        "queued": "This run is waiting to start: its test results are saved when its training finishes.",
+        "running": "This run is still training: its test results are saved when it finishes (the validation "
+                   "set shows the mistakes after each epoch meanwhile).",
+        "failed": "This run failed before its final test, so it has no test results; the Runs page shows what "
+                  "went wrong.",
+        "stopped": "This run was stopped before its final test, so it has no test results; resume it on the "
+                   "Runs page to finish.",
+        "interrupted": "This run ended before its final test, so it has no test results; resume it on the Runs "
+                       "page to finish.",
+    }.get(summary.state, "This run has no saved test results (they may have been deleted), so there is nothing "
+                         "to show.")
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------

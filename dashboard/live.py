@@ -8,17 +8,15 @@ never slows its training: the training thread and this page share nothing but fi
 """
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from core import present, runs
 from dashboard import live_mistakes, state
+from dashboard.charts import curve_chart
 from dashboard.text import plain
 
 LIVE_REFRESH_S = 1.5
 MESSAGE_KEY = "live_message"  # a one-sentence refusal from Stop/Resume, shown on the next draw
-SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
 
 
 def show(summary: runs.RunSummary) -> None:
@@ -145,27 +143,7 @@ def _charts(metrics: list[dict]) -> None:
         left.info("The curves appear after the first few training steps.")
         return
     with left:
-        st.altair_chart(_curve_chart(curves[curves.metric == "loss"], "Loss", log=log_loss),
+        st.altair_chart(curve_chart(curves[curves.metric == "loss"], "Loss", log=log_loss),
                         key="live_loss_chart", width="stretch")
-        st.altair_chart(_curve_chart(curves[curves.metric == "accuracy"], "Accuracy", percent=True),
+        st.altair_chart(curve_chart(curves[curves.metric == "accuracy"], "Accuracy", percent=True),
                         key="live_acc_chart", width="stretch")
-
-
-def _curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: bool = False) -> alt.LayerChart:
-    """Training raw (faint) and smoothed, validation with a point an epoch, against epochs."""
-    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
-    axis = alt.Axis(format="%") if percent else alt.Axis()
-    encoding = dict(
-        x=alt.X("epoch:Q", title="Epoch"),
-        y=alt.Y("value:Q", title=title, scale=scale, axis=axis),
-        color=alt.Color("split:N", title=None, scale=SPLIT_COLOURS, legend=alt.Legend(orient="top", symbolOpacity=1)),
-        tooltip=[alt.Tooltip("split:N", title="Split"), alt.Tooltip("epoch:Q", format=".2f", title="Epoch"),
-                 alt.Tooltip("step:Q", title="Step"), alt.Tooltip("value:Q", format=".4f", title=title)],
-    )
-    raw = frame[frame.kind == "raw"]
-    smooth = frame[(frame.kind == "curve") & (frame.split == "training")]
-    val = frame[frame.split == "validation"]
-    layers = [alt.Chart(raw).mark_line(opacity=0.25).encode(**encoding),
-              alt.Chart(smooth).mark_line().encode(**encoding),
-              alt.Chart(val).mark_line(point=True).encode(**encoding)]
-    return alt.layer(*layers).properties(height=260)

@@ -4,13 +4,13 @@ Each is read from disk once per version of its file (`state.by_mtime`), so pages
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, runs
+from core import analysis, checkpoints, run_data, runs
+from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
 from core.predictions import Predictions, PredictionsError, load_predictions, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
 from core.device import resolve_device
@@ -90,85 +90,22 @@ def _dataset_or_reason(source: str, data_dir: str) -> tuple[Dataset | None, str 
         return None, str(exc)
 
 
-def _run_dataset(config: dict) -> tuple[Dataset | None, str | None]:
-    """The dataset a run was trained on, or why it cannot be loaded here."""
-    source = config.get("data")
-    if not isinstance(source, str) or not source:
-        return None, "The run's settings do not say which data it was trained on."
-    data, reason = _dataset_or_reason(source, str(config.get("data_dir") or ""))
-    if data is None:
-        return None, f"The images of '{source}' cannot be loaded on this machine: {reason}"
-    return data, None
-
-
 def _data_classes(config: dict) -> tuple[str, ...] | None:
     """The class names of a run's data source (for `class_names`), or None when it cannot be loaded here."""
-    data, _ = _run_dataset(config)
+    data, _ = run_data.run_dataset(config, _dataset_or_reason)
     return data.classes if data is not None else None
 
 
 def run_images(config: dict, preds: Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
     """The split the predictions index into, the source's class names, or why the images are unavailable."""
-    data, reason = _run_dataset(config)
+    data, reason = run_data.run_dataset(config, _dataset_or_reason)
     if data is None:
         return None, None, reason
-    source = config["data"]
-    split = data.test if preds.split == "test" else data.train  # validation pictures are held out of train
-    index_ok = len(preds.index) == 0 or (preds.index.min() >= 0 and preds.index.max() < len(split))
-    if not index_ok or not np.array_equal(split.labels[preds.index], preds.labels):
-        return None, data.classes, (f"The images of '{source}' on this machine are not the ones this run "
-                                    "was evaluated on (the data changed since), so they are not shown.")
-    return split, data.classes, None
-
-
-def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
-    """`candidate` as class names when it is `num_classes` different texts, else None."""
-    if not isinstance(candidate, (list, tuple)):
-        return None
-    names = list(candidate)
-    if len(names) != num_classes or not all(isinstance(n, str) for n in names) or len(set(names)) != num_classes:
-        return None  # the matrix and the filters look classes up by name: names must tell them apart
-    return names
-
-
-def _name_sources(summary: runs.RunSummary, data_classes: tuple[str, ...] | None) -> Iterator[object]:
-    """Where a run's class names may come from, best first; its data is loaded only when reached."""
-    yield summary.classes
-    per_class = (runs.read_json(summary.path / "test_summary.json") or {}).get("per_class_accuracy")
-    yield list(per_class) if isinstance(per_class, dict) else None  # runs from before meta.json kept classes
-    yield data_classes if data_classes is not None else _data_classes(summary.config)
+    split, reason = run_data.evaluated_split(data, preds)
+    return split, data.classes, reason
 
 
 def class_names(summary: runs.RunSummary, num_classes: int, data_classes: tuple[str, ...] | None = None) -> list[str]:
-    """Class names of a run: from its meta.json, its test summary, its data, or numbered as a last resort.
-
-    Any of these may be damaged or foreign (per_class_accuracy: 5, a list, names that are numbers): a
-    source that does not give `num_classes` different names is skipped. Weights are never opened for names.
-    """
-    for candidate in _name_sources(summary, data_classes):
-        names = _usable_names(candidate, num_classes)
-        if names:
-            return names
-    return [f"class {k}" for k in range(num_classes)]
-
-
-def no_predictions_message(summary: runs.RunSummary, split: str = "test") -> str:
-    """One sentence saying why a run has no saved predictions of `split` ("test" or "val") yet."""
-    if split == "val":
-        if summary.config.get("val_fraction") == 0:
-            return ("This run kept no validation images (its validation share is 0), so only the final test "
-                    "set can be shown.")
-        return ("This run has no validation results yet: they are saved at the end of every epoch, so check "
-                "back after the first one.")
-    return {
-        "queued": "This run is waiting to start: its test results are saved when its training finishes.",
-        "running": "This run is still training: its test results are saved when it finishes (the validation "
-                   "set shows the mistakes after each epoch meanwhile).",
-        "failed": "This run failed before its final test, so it has no test results; the Runs page shows what "
-                  "went wrong.",
-        "stopped": "This run was stopped before its final test, so it has no test results; resume it on the "
-                   "Runs page to finish.",
-        "interrupted": "This run ended before its final test, so it has no test results; resume it on the Runs "
-                       "page to finish.",
-    }.get(summary.state, "This run has no saved test results (they may have been deleted), so there is nothing "
-                         "to show.")
+    """Class names of a run (core.run_data.class_names), its data loaded through the cache when needed."""
+    return run_data.class_names(
+        summary, num_classes, lambda: data_classes if data_classes is not None else _data_classes(summary.config))

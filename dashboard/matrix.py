@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from functools import partial
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core import analysis, predictions
 from dashboard import tiles
+from dashboard.charts import matrix_chart
 from dashboard.text import plain
 
 # The Errors page's own state, set from elsewhere by `open_errors_page` (the page reads the same keys).
@@ -69,47 +68,8 @@ def chosen_cell(prefix: str, classes: list[str]) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The matrix
+# The matrix (the chart itself is dashboard/charts.py, which the report exports too)
 # ---------------------------------------------------------------------------------------------
-
-def matrix_frame(counts: np.ndarray, classes: list[str], normalise: bool) -> pd.DataFrame:
-    shares = analysis.row_normalise(counts)
-    t, p = np.indices(counts.shape)  # (C, C) each
-    frame = pd.DataFrame({
-        "true": np.asarray(classes, dtype=object)[t.ravel()], "pred": np.asarray(classes, dtype=object)[p.ravel()],
-        "count": counts.ravel(), "share": shares.ravel(),
-    })
-    frame["label"] = [f"{s:.0%}" for s in frame["share"]] if normalise else frame["count"].astype(str)
-    shown = frame["share"] if normalise else frame["count"]
-    frame["dark"] = np.sqrt(shown / shown.max()) > 0.6 if shown.max() > 0 else False  # white text on dark squares
-    return frame
-
-
-def matrix_chart(counts: np.ndarray, classes: list[str], normalise: bool, chosen: tuple[int, int] | None,
-                 compact: bool = False) -> alt.LayerChart:
-    frame = matrix_frame(counts, classes, normalise)
-    x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
-    y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
-    tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
-               alt.Tooltip("count:Q", title="Images"),
-               alt.Tooltip("share:Q", title="Share of this true class", format=".1%")]
-    cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
-    # A square-root colour scale keeps the small off-diagonal counts visible next to the large diagonal.
-    rect = alt.Chart(frame).mark_rect().encode(
-        x=x, y=y, tooltip=tooltip,
-        color=alt.Color("share:Q" if normalise else "count:Q", legend=None,
-                        scale=alt.Scale(type="sqrt", scheme="blues")),
-    ).add_params(cell)
-    text = alt.Chart(frame).mark_text(fontSize=10 if compact else 12).encode(
-        x=x, y=y, text="label:N", tooltip=tooltip,
-        color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
-    layers = [rect, text]
-    if chosen is not None:
-        mark = frame[(frame["true"] == classes[chosen[0]]) & (frame["pred"] == classes[chosen[1]])]
-        layers.append(alt.Chart(mark).mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(x=x, y=y))
-    side = min(360, 30 * len(classes) + 40) if compact else min(560, 44 * len(classes) + 60)
-    return alt.layer(*layers).properties(height=side, width=side)
-
 
 def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None, *,
                 normalise: bool = False, compact: bool = False) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, predictions, present, runs
-from dashboard import loaders, matrix, state
+from dashboard import loaders, matrix, report, state
 from dashboard.text import plain
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
@@ -164,6 +164,7 @@ selected = state.selected_run()
 if selected is None:
     st.info("There is no run to look at yet: start one on the Train page, then come back here.")
     st.stop()
+report.download_button(selected)  # built only when clicked
 if selected.state in runs.LIVE_STATES:  # re-read the run's files every few seconds while it trains
     st.fragment(analysis_view, run_every=REFRESH_S)(selected.run_id)
 else:

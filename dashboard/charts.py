@@ -1,0 +1,86 @@
+"""The dashboard's Altair charts as pure functions of tables: no Streamlit here.
+
+The Errors page and the Train page's live view draw them with st.altair_chart; the one-file report
+(dashboard/report.py) exports the same charts to HTML, so a chart looks the same in both places and
+the report's command line never imports Streamlit's caches.
+"""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from core import analysis
+
+SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning curves
+# ---------------------------------------------------------------------------------------------
+
+def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: bool = False) -> alt.LayerChart:
+    """Training raw (faint) and smoothed, validation with a point an epoch, against epochs.
+
+    `frame` is one metric of core.present.live_curves.
+    """
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    encoding = dict(
+        x=alt.X("epoch:Q", title="Epoch"),
+        y=alt.Y("value:Q", title=title, scale=scale, axis=axis),
+        color=alt.Color("split:N", title=None, scale=SPLIT_COLOURS, legend=alt.Legend(orient="top", symbolOpacity=1)),
+        tooltip=[alt.Tooltip("split:N", title="Split"), alt.Tooltip("epoch:Q", format=".2f", title="Epoch"),
+                 alt.Tooltip("step:Q", title="Step"), alt.Tooltip("value:Q", format=".4f", title=title)],
+    )
+    raw = frame[frame.kind == "raw"]
+    smooth = frame[(frame.kind == "curve") & (frame.split == "training")]
+    val = frame[frame.split == "validation"]
+    layers = [alt.Chart(raw).mark_line(opacity=0.25).encode(**encoding),
+              alt.Chart(smooth).mark_line().encode(**encoding),
+              alt.Chart(val).mark_line(point=True).encode(**encoding)]
+    return alt.layer(*layers).properties(height=260)
+
+
+# ---------------------------------------------------------------------------------------------
+# Confusion matrix
+# ---------------------------------------------------------------------------------------------
+
+def matrix_frame(counts: np.ndarray, classes: list[str], normalise: bool) -> pd.DataFrame:
+    shares = analysis.row_normalise(counts)
+    t, p = np.indices(counts.shape)  # (C, C) each
+    frame = pd.DataFrame({
+        "true": np.asarray(classes, dtype=object)[t.ravel()], "pred": np.asarray(classes, dtype=object)[p.ravel()],
+        "count": counts.ravel(), "share": shares.ravel(),
+    })
+    frame["label"] = [f"{s:.0%}" for s in frame["share"]] if normalise else frame["count"].astype(str)
+    shown = frame["share"] if normalise else frame["count"]
+    frame["dark"] = np.sqrt(shown / shown.max()) > 0.6 if shown.max() > 0 else False  # white text on dark squares
+    return frame
+
+
+def matrix_chart(counts: np.ndarray, classes: list[str], normalise: bool, chosen: tuple[int, int] | None,
+                 compact: bool = False) -> alt.LayerChart:
+    """Rows the true classes, columns the predictions; a click selects a square (point selection "cell")."""
+    frame = matrix_frame(counts, classes, normalise)
+    x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
+    y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
+    tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
+               alt.Tooltip("count:Q", title="Images"),
+               alt.Tooltip("share:Q", title="Share of this true class", format=".1%")]
+    cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
+    # A square-root colour scale keeps the small off-diagonal counts visible next to the large diagonal.
+    rect = alt.Chart(frame).mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("share:Q" if normalise else "count:Q", legend=None,
+                        scale=alt.Scale(type="sqrt", scheme="blues")),
+    ).add_params(cell)
+    text = alt.Chart(frame).mark_text(fontSize=10 if compact else 12).encode(
+        x=x, y=y, text="label:N", tooltip=tooltip,
+        color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
+    layers = [rect, text]
+    if chosen is not None:
+        mark = frame[(frame["true"] == classes[chosen[0]]) & (frame["pred"] == classes[chosen[1]])]
+        layers.append(alt.Chart(mark).mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(x=x, y=y))
+    side = min(360, 30 * len(classes) + 40) if compact else min(560, 44 * len(classes) + 60)
+    return alt.layer(*layers).properties(height=side, width=side)

@@ -1,0 +1,360 @@
+"""A run's report as one self-contained HTML file: settings, learning curves, the final test's confusion
+matrix, the most mixed-up pairs with their pictures, and per-class scores.
+
+It opens offline (nothing is fetched: the charts' JavaScript is inlined once, pictures are PNG data
+URIs), so a report can be e-mailed to someone without the dashboard. Everything the run provides
+(names, class names, settings, messages) is escaped with html.escape, and the charts' JSON cannot
+close its <script>.
+
+    build_report(run_dir) -> str             the HTML (dashboard's Errors page and the command line)
+    download_button(summary)                 the Errors page's "Download report" button
+    python -m dashboard.report RUN_DIR [-o FILE]
+
+The report is a list of section functions (SECTIONS), each turning the loaded run into an HTML
+fragment or None when it has nothing to show; a new section is one more function in that list. The
+charts are those of the dashboard (dashboard/charts.py), exported through Altair's HTML export. This
+module imports no Streamlit caches, so the command line runs quietly outside `streamlit run`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache, partial
+from pathlib import Path
+
+import altair as alt
+import jinja2
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from core import analysis, present, run_data, runs
+from core.data import ImageSet
+from core.predictions import Predictions, PredictionsError, load_predictions
+from dashboard.charts import curve_chart, matrix_chart
+
+SMOOTHING = 0.6  # the training curve's smoothing, the live view's default
+PAIRS_SHOWN = 5
+PICTURES_PER_DIRECTION = 8  # the most confident mistakes of each direction of a pair
+CURVE_WIDTH = 420  # pixels: two curves side by side on a laptop screen
+ZOOM = 3  # 32x32 pictures drawn 96x96, each pixel a 3x3 block (nearest neighbour keeps them sharp)
+CACHED_REPORTS = 4  # a report is a few MB: keep the last few the Errors page built
+
+
+# ---------------------------------------------------------------------------------------------
+# What a report is made from
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportRun:
+    """One run as the sections see it: its files read once, each through core's checked readers."""
+    summary: runs.RunSummary
+    metrics: list[dict]
+    preds: Predictions | None  # the final test predictions; None: not saved yet, or damaged (see `problem`)
+    problem: str | None  # why there are no test predictions to show, one sentence
+    classes: list[str]
+    images: ImageSet | None  # the test pictures, in the predictions' source split
+    images_reason: str | None  # why the pictures are not included, one sentence
+
+
+def load_run(run_dir: Path) -> ReportRun:
+    """Read what the report shows; raises ValueError (one sentence) when `run_dir` is not a run folder."""
+    if not run_dir.is_dir():
+        raise ValueError(f"There is no run folder at {run_dir}.")
+    if not (run_dir / "config.json").is_file() and not (run_dir / "status.json").is_file():
+        raise ValueError(f"{run_dir} is not a run folder: it has no config.json or status.json.")
+    summary = runs.summarize_run(run_dir)
+    try:
+        preds, problem = load_predictions(run_dir, "test"), None
+    except PredictionsError as exc:
+        preds, problem = None, str(exc)
+    if preds is None:
+        problem = problem or present.no_predictions_message(summary, "test")
+        return ReportRun(summary, runs.read_metrics(run_dir), None, problem, [], None, None)
+    data, images_reason = run_data.run_dataset(summary.config)
+    images = None
+    if data is not None:
+        images, images_reason = run_data.evaluated_split(data, preds)
+    data_classes = data.classes if data is not None else None
+    classes = run_data.class_names(summary, preds.probs.shape[1], lambda: data_classes)
+    return ReportRun(summary, runs.read_metrics(run_dir), preds, None, classes, images, images_reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML pieces
+# ---------------------------------------------------------------------------------------------
+
+def text(value: object) -> str:
+    """Any value as escaped HTML text; missing and non-finite numbers read as present.MISSING."""
+    if value is None or value == "" or (isinstance(value, float) and not np.isfinite(value)):
+        return present.MISSING
+    return html.escape(str(value))
+
+
+def percent(value: float | None) -> str:
+    return present.MISSING if value is None or not np.isfinite(value) else f"{value:.1%}"
+
+
+def table(header: list[str] | None, rows: list[list[str]], css: str = "") -> str:
+    """An HTML table of cells that are already HTML (escape run-provided text before); header None: none."""
+    head = "<thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
+
+
+def section(title: str, body: str) -> str:
+    return f"<section><h2>{title}</h2>\n{body}\n</section>"
+
+
+class _ScriptSafeJSON(json.JSONEncoder):
+    """JSON that cannot end the <script> it sits in: a class named '</script>' stays inside its string."""
+
+    def encode(self, o: object) -> str:
+        return super().encode(o).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# Altair's HTML export, one chart at a time, without the script tags that fetch Vega from a CDN: the
+# page's <head> carries the bundle once (see `vega_bundle`).
+CHART_TEMPLATE = jinja2.Template(
+    '<div class="chart" id="{{ output_div }}"></div>\n'
+    '<script>vegaEmbed("#{{ output_div }}", {{ spec }}, {{ embed_options }}).catch(console.error);</script>')
+
+
+def chart_html(chart: alt.TopLevelMixin, div_id: str) -> str:
+    return chart.to_html(template=CHART_TEMPLATE, output_div=div_id, fullhtml=False,
+                         embed_options={"actions": False, "renderer": "svg"}, json_kwds={"cls": _ScriptSafeJSON})
+
+
+@lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed as one script (about 0.9 MB), the one Altair's to_html(inline=True) inlines."""
+    from altair.utils._importers import import_vl_convert, vl_version_for_vl_convert
+
+    return import_vl_convert().javascript_bundle(vl_version=vl_version_for_vl_convert())
+
+
+def picture(image: np.ndarray, caption: str) -> str:
+    """A picture as an <img> with its PNG inline, enlarged ZOOM times with nearest neighbour."""
+    pil = Image.fromarray(image)  # (H, W, 3) uint8
+    pil = pil.resize((pil.width * ZOOM, pil.height * ZOOM), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", optimize=True)
+    uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<figure><img src="{uri}" width="{pil.width}" height="{pil.height}" alt="{caption}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections: each returns its HTML, or None when the run has nothing for it
+# ---------------------------------------------------------------------------------------------
+
+Section = Callable[[ReportRun], "str | None"]
+
+
+def settings_section(run: ReportRun) -> str:
+    s = run.summary
+    facts = [("Name", text(s.name)), ("Run id", text(s.run_id)), ("State", text(s.state)),
+             ("Model", text(s.model)), ("Data", text(present.data_label(s.data) or None)),
+             ("Device", text(s.device)), ("Epochs", f"{text(s.epoch)} of {text(s.epochs)}"),
+             ("Created (UTC)", text(present.created_text(s.created_at))),
+             ("Training time", text(present.format_duration(s.duration_s) or None)),
+             ("Best validation accuracy", percent(s.best_val_acc)), ("Test accuracy", percent(s.test_acc))]
+    if s.error:
+        facts.append(("Problem", text(s.error)))
+    body = table(None, [[k, v] for k, v in facts], "facts")
+    if s.config:
+        body += "<h3>Training settings</h3>" + table(["Setting", "Value"],
+                                                      [[text(k), text(v)] for k, v in s.config.items()], "settings")
+    else:
+        body += "<p>The run's settings (config.json) are missing.</p>"
+    return section("Run and settings", body)
+
+
+def curves_section(run: ReportRun) -> str:
+    curves = present.live_curves(run.metrics, SMOOTHING)
+    if curves.empty:
+        return section("Learning curves", "<p>The run has recorded no training steps yet, so there are no curves.</p>")
+    loss = curve_chart(curves[curves.metric == "loss"], "Loss").properties(width=CURVE_WIDTH)
+    accuracy = curve_chart(curves[curves.metric == "accuracy"], "Accuracy", percent=True).properties(width=CURVE_WIDTH)
+    charts = [chart_html(loss, "chart-loss"), chart_html(accuracy, "chart-accuracy")]
+    note = (f"<p class=\"note\">Training values are faint as logged and smoothed ({SMOOTHING}) on top; "
+            "validation has one point an epoch.</p>")
+    return section("Learning curves", note + '<div class="row">' + "".join(charts) + "</div>")
+
+
+def results_section(run: ReportRun) -> str:
+    if run.preds is None:
+        return section("Final test results", f'<p class="notice">{text(run.problem)}</p>')
+    n, right = len(run.preds.labels), int((run.preds.labels == run.preds.pred).sum())
+    return section("Final test results", f"<p>{n:,} test pictures, {right:,} classified right ({right / n:.1%}).</p>")
+
+
+def matrix_section(run: ReportRun) -> str | None:
+    if run.preds is None:
+        return None
+    counts = analysis.confusion_counts(run.preds.labels, run.preds.pred, len(run.classes))
+    note = "<p class=\"note\">Rows are the true classes, columns what the model said.</p>"
+    chart = matrix_chart(counts, run.classes, normalise=False, chosen=None)
+    return section("Confusion matrix", note + chart_html(chart, "chart-matrix"))
+
+
+def _direction(run: ReportRun, t: int, p: int, n: int) -> str:
+    """One direction of a pair: its count and its most confident pictures."""
+    heading = f"<h4>{text(run.classes[t])} taken for {text(run.classes[p])}: {n:,}</h4>"
+    if run.images is None or n == 0:
+        return heading
+    preds = run.preds
+    positions = analysis.cell_positions(preds.labels, preds.pred, preds.probs, t, p)[:PICTURES_PER_DIRECTION]
+    tiles = [picture(run.images.images[preds.index[i]], f"{preds.probs[i, p]:.0%} {text(run.classes[p])}")
+             for i in positions]
+    return heading + '<div class="pictures">' + "".join(tiles) + "</div>"
+
+
+def pairs_section(run: ReportRun) -> str | None:
+    if run.preds is None:
+        return None
+    counts = analysis.confusion_counts(run.preds.labels, run.preds.pred, len(run.classes))
+    pairs = analysis.confused_pairs(counts, PAIRS_SHOWN)
+    if not pairs:
+        return section("Most mixed-up pairs",
+                       "<p>No two classes are mixed up: every picture was classified correctly.</p>")
+    parts = ["<p class=\"note\">Mistakes in both directions added up; pictures most confident first, captioned "
+             "with the probability given to the wrong class.</p>"]
+    if run.images is None:
+        parts.append(f'<p class="notice">{text(run.images_reason)}</p>')
+    for rank, pair in enumerate(pairs, 1):
+        parts.append(f"<h3>{rank}. {text(run.classes[pair.a])} ↔ {text(run.classes[pair.b])}: {pair.total:,}</h3>")
+        parts.append(_direction(run, pair.a, pair.b, pair.a_as_b) + _direction(run, pair.b, pair.a, pair.b_as_a))
+    return section("Most mixed-up pairs", "\n".join(parts))
+
+
+def class_scores_section(run: ReportRun) -> str | None:
+    if run.preds is None:
+        return None
+    report = analysis.class_report(run.preds.labels, run.preds.pred, len(run.classes))
+    rows = [[text(name), f"{report.support[k]:,}", percent(report.accuracy[k]), percent(report.precision[k]),
+             percent(report.recall[k]), percent(report.f1[k])] for k, name in enumerate(run.classes)]
+    return section("Per-class scores", table(["Class", "Images", "Accuracy", "Precision", "Recall", "F1"], rows,
+                                             "scores"))
+
+
+SECTIONS: tuple[Section, ...] = (settings_section, curves_section, results_section, matrix_section, pairs_section,
+                                 class_scores_section)
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } .made { color: #666; margin-top: 0; }
+section { margin-top: 2.2rem; } h4 { margin: 1rem 0 0.3rem; font-weight: 600; }
+table { border-collapse: collapse; margin: 0.5rem 0; } th, td { padding: 0.25rem 0.8rem; text-align: left; }
+tbody tr:nth-child(odd) { background: #f4f6f8; } table.scores td:not(:first-child) { text-align: right; }
+table.facts td:first-child { color: #555; }
+.note { color: #555; } .notice { background: #fff4e5; border-left: 4px solid #f0a030; padding: 0.5rem 0.8rem; }
+.row { display: flex; flex-wrap: wrap; gap: 1.5rem; } .chart { min-width: 420px; }
+.pictures { display: flex; flex-wrap: wrap; gap: 0.6rem; }
+figure { margin: 0; text-align: center; font-size: 0.8rem; color: #555; }
+figure img { image-rendering: pixelated; display: block; border: 1px solid #ddd; }
+"""
+
+
+def render(run: ReportRun) -> str:
+    """The whole page: every section in order, the chart script once in <head> when any section has a chart."""
+    body = "\n".join(html_part for html_part in (s(run) for s in SECTIONS) if html_part)
+    script = f"<script>\n{vega_bundle()}\n</script>" if 'class="chart"' in body else ""
+    name, made = text(run.summary.name), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{name}: training report</title>\n<style>{STYLE}</style>\n{script}\n</head>\n<body>\n"
+            f"<h1>{name}</h1>\n<p class=\"made\">Training report of run {text(run.summary.run_id)}, made {made}.</p>\n"
+            f"{body}\n</body>\n</html>\n")
+
+
+def build_report(run_dir: Path) -> str:
+    """The report of the run in `run_dir` as one HTML page; ValueError (one sentence) for a non-run folder."""
+    return render(load_run(Path(run_dir)))
+
+
+def report_file_name(name: str) -> str:
+    """'<run name>-report.html' in letters, digits, '.', '_' and '-' only (safe in every file system)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "run"
+    return f"{safe}-report.html"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Errors page's button: built on click, cached per run and version of its files
+# ---------------------------------------------------------------------------------------------
+
+_WATCHED = ("config.json", "status.json", "meta.json", "metrics.jsonl", "test_summary.json", "predictions/test.npz")
+
+
+def _files_version(run_dir: Path) -> tuple:
+    """What a report depends on, as (modification time, size) of each file: a changed file means a new report."""
+    version = []
+    for name in _WATCHED:
+        try:
+            stat = (run_dir / name).stat()
+            version.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            version.append(None)
+    return tuple(version)
+
+
+@lru_cache(maxsize=CACHED_REPORTS)
+def _cached_report(run_dir: str, files_version: tuple) -> bytes:
+    # A plain lru_cache, not st.cache_data: the download's callable runs in a server thread outside any
+    # script run, where Streamlit's caches warn, and the command line shares this module.
+    return build_report(Path(run_dir)).encode("utf-8")
+
+
+def report_bytes(run_dir: Path) -> bytes:
+    """The report as UTF-8, built once per version of the run's files."""
+    return _cached_report(str(run_dir), _files_version(run_dir))
+
+
+def download_button(summary: runs.RunSummary) -> None:
+    """'Download report': the file is built only when clicked (a callable `data`), never on a rerun."""
+    st.download_button(
+        "Download report", data=partial(report_bytes, summary.path), file_name=report_file_name(summary.name),
+        mime="text/html", key="errors_report", icon=":material/download:", on_click="ignore",
+        help="One HTML file with this run's settings, curves, confusion matrix, most mixed-up pairs with their "
+             "pictures and per-class scores. It opens in any browser without a network, so it can be e-mailed.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m dashboard.report RUN_DIR [-o FILE]
+# ---------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboard.report",
+                                     description="Write a run's report as one self-contained HTML file.")
+    parser.add_argument("run_dir", type=Path, help="the run's folder, e.g. runs/20261124-153012-fastnet-a3f9")
+    parser.add_argument("-o", "--output", type=Path, help="where to write it (default: ./<run name>-report.html)")
+    args = parser.parse_args(argv)
+    try:
+        run = load_run(args.run_dir)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    output = args.output or Path(report_file_name(run.summary.name))
+    try:
+        output.write_text(render(run), encoding="utf-8")
+    except OSError as exc:
+        print(f"Cannot write {output}: {exc.strerror or exc}.", file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The one-file HTML report (dashboard/report.py) of a real tiny run: opened offline in Chromium, its
+variants (no test results yet, pictures unavailable, hostile names), the command line, and the Errors
+page's "Download report" button."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import analysis
+from core.predictions import load_predictions
+from dashboard import report
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPO
+from tests.helpers import app_runs_folder, train_tiny_run
+
+APP = str(REPO / "dashboard" / "app.py")
+NAME = '<b>Tiny & "quoted"</b>'  # shown as these characters, never as bold
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A finished one-epoch synthetic run, in the runs folder the dashboard reads."""
+    with app_runs_folder(tmp_path_factory) as folder:
+        yield train_tiny_run(folder, name=NAME, epochs=1).run_dir
+
+
+def variant(run: Path, tmp_path: Path) -> Path:
+    """A copy of the run to damage or change, leaving the module's run as it is."""
+    return Path(shutil.copytree(run, tmp_path / "runs" / run.name))
+
+
+def write_json(path: Path, change: dict) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+
+
+# ---------------------------------------------------------------------------------------------
+# In a real browser, offline
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM}")
+def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(run, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    path = tmp_path / report.report_file_name(NAME)
+    path.write_text(report.build_report(run), encoding="utf-8")
+    preds = load_predictions(run, "test")
+    counts = analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
+    classes = json.loads((run / "meta.json").read_text())["classes"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
+            fetched, errors = [], []
+
+            def only_local(route) -> None:
+                """Anything but the file itself and its data: URIs would need a network: refuse and note it."""
+                if route.request.url.startswith(("file:", "data:")):
+                    route.continue_()
+                else:
+                    fetched.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", only_local)
+            tab = context.new_page()
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.goto(path.as_uri())
+            tab.wait_for_selector("#chart-matrix svg .mark-text.role-mark text", timeout=30_000)
+            tab.wait_for_selector("#chart-loss svg", timeout=30_000)
+            drawn = tab.eval_on_selector_all("#chart-matrix svg .mark-text.role-mark text", "ts => ts.map(t => t.textContent)")
+            pictures = tab.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+            h1, bold = tab.inner_text("h1"), tab.locator("h1 b").count()
+            settings, scores = tab.inner_text("table.settings"), tab.inner_text("table.scores")
+            title = tab.title()
+        finally:
+            browser.close()
+    assert not fetched and not errors, (fetched, errors)
+    assert sorted(drawn) == sorted(str(c) for c in counts.ravel())  # every square's count is drawn
+    assert pictures and all(width == 96 for width in pictures)  # 32x32 pictures, loaded, shown 3x
+    assert h1 == NAME and bold == 0 and title.startswith(NAME)
+    assert "tutorial-cnn" in settings and "batch_size" in settings
+    report_rows = analysis.class_report(preds.labels, preds.pred, len(classes))
+    for name, support in zip(classes, report_rows.support):
+        assert f"{name}\t{support}" in scores
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTML itself
+# ---------------------------------------------------------------------------------------------
+
+def test_the_chart_script_is_inlined_once_for_all_charts(run):
+    page = report.build_report(run)
+    assert page.count('class="chart"') == 3  # loss, accuracy, matrix
+    assert page.count(report.vega_bundle()) == 1
+    assert "<script src" not in page and "cdn." not in page.replace(report.vega_bundle(), "")
+
+
+def test_a_run_without_test_results_says_so_and_keeps_its_settings_and_curves(run, tmp_path):
+    stopped = variant(run, tmp_path)
+    (stopped / "predictions" / "test.npz").unlink()
+    write_json(stopped / "status.json", {"state": "stopped"})
+    page = report.build_report(stopped)
+    assert "This run was stopped before its final test, so it has no test results" in page
+    assert 'id="chart-loss"' in page and "<td>batch_size</td>" in page
+    assert 'id="chart-matrix"' not in page and "Per-class scores" not in page
+
+
+def test_a_run_whose_pictures_are_gone_says_why_in_one_sentence(run, tmp_path):
+    moved = variant(run, tmp_path)
+    write_json(moved / "config.json", {"data": str(tmp_path / "gone")})
+    page = report.build_report(moved)
+    assert f"The images of &#x27;{tmp_path / 'gone'}&#x27; cannot be loaded on this machine:" in page
+    assert "data:image/png" not in page
+    assert 'id="chart-matrix"' in page and "Per-class scores" in page  # the numbers stay
+
+
+def test_names_and_class_names_are_text_never_markup(run, tmp_path):
+    hostile = variant(run, tmp_path)
+    meta = json.loads((hostile / "meta.json").read_text())
+    meta["classes"][0] = "</script><img src=x onerror=alert(1)>"
+    (hostile / "meta.json").write_text(json.dumps(meta))
+    page = report.build_report(hostile).replace(report.vega_bundle(), "")
+    assert NAME not in page and "&lt;b&gt;Tiny &amp; &quot;quoted&quot;&lt;/b&gt;" in page
+    assert "<img src=x" not in page and page.count("</script>") == page.count("<script")  # no script ends early
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page  # the table and captions
+    assert "\\u003c/script\\u003e\\u003cimg" in page  # the charts' data
+
+
+def test_the_file_name_keeps_safe_characters_only():
+    assert report.report_file_name(NAME) == "b-Tiny-quoted-b-report.html"
+    assert report.report_file_name("../../etc/passwd") == "etc-passwd-report.html"
+    assert report.report_file_name("猫") == "run-report.html"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def test_the_command_line_writes_the_report_quietly(run, tmp_path):
+    out = tmp_path / "out.html"
+    done = subprocess.run([sys.executable, "-m", "dashboard.report", str(run), "-o", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == str(out)
+    assert done.stderr == ""  # no Streamlit warnings outside `streamlit run`
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_the_command_line_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"{tmp_path} is not a run folder: it has no config.json or status.json.\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Errors page
+# ---------------------------------------------------------------------------------------------
+
+def test_the_errors_page_offers_the_report_and_builds_it_only_when_asked(run, monkeypatch):
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    managers = []  # AppTest makes one per run and drops it afterwards: keep them to click the download
+
+    class KeptManager(MediaFileManager):
+        def __init__(self, storage):
+            super().__init__(storage)
+            managers.append(self)
+
+    monkeypatch.setattr(app_test, "MediaFileManager", KeptManager)
+    built = []
+    monkeypatch.setattr(report, "build_report", lambda path: built.append(path) or f"<!DOCTYPE html>{path.name}")
+    report._cached_report.cache_clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFAR_RUNS_DIR", str(run.parent))
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        at.switch_page("views/errors.py")
+        at.session_state["run_id"] = run.name
+        at.run()
+    assert not at.exception, at.exception
+    button = next(b.proto for b in at.get("download_button") if b.proto.label == "Download report")
+    assert button.icon == ":material/download:" and button.deferred_file_id
+    assert not built  # drawing the page built nothing
+    manager = managers[-1]  # its private tables stand in for the server's download endpoint
+    entry = manager._deferred_callables[button.deferred_file_id]
+    assert entry["filename"] == "b-Tiny-quoted-b-report.html" and entry["mimetype"] == "text/html"
+    url = manager.execute_deferred(button.deferred_file_id)  # what the browser's click asks the server
+    assert manager._storage.get_file(url.rsplit("/", 1)[1]).content == f"<!DOCTYPE html>{run.name}".encode()
+    manager.execute_deferred(button.deferred_file_id)
+    assert built == [run]  # a second download of the same files comes from the cache
+    report._cached_report.cache_clear()
+
+
+def test_numbers_in_the_report_match_the_saved_predictions(run):
+    preds = load_predictions(run, "test")
+    right = int(np.sum(preds.labels == preds.pred))
+    assert f"{len(preds.labels):,} test pictures, {right:,} classified right" in report.build_report(run)
