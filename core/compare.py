@@ -5,7 +5,7 @@ The Compare page draws from these pure functions of two `core.predictions.Predic
     test_set_refusal(a, b)   one sentence when the two were not tested on the same pictures, else None
     align(a, b)              both runs' answers in one order: by `index`, the picture's place in the test set
     difference_counts(x)     B's confusion counts minus A's
-    class_accuracies(x)      per-class accuracy of A and of B
+    accuracies(x), class_accuracies(x), outcome_counts(x)   overall and per-class accuracy of A and B
     flip_counts(x), flips(x, t, p)   the pictures that *flipped*: right in one run, wrong in the other
 
 A square's flips, for true class t and predicted class p:
@@ -40,7 +40,8 @@ def test_set_refusal(a: Predictions, b: Predictions) -> str | None:
     """
     n_a, n_b = len(a.labels), len(b.labels)
     if n_a != n_b:
-        return f"Run A was tested on {n_a:,} pictures and run B on {n_b:,}, so they cannot be compared: {_PICK_ANOTHER}."
+        return (f"Run A was tested on {n_a:,} pictures and run B on {n_b:,}, so they cannot be compared: "
+                f"{_PICK_ANOTHER}.")
     for run, preds in (("A", a), ("B", b)):
         values, counts = np.unique(preds.index, return_counts=True)
         if (counts > 1).any():
@@ -105,6 +106,21 @@ def align(a: Predictions, b: Predictions) -> Aligned:
 def accuracies(x: Aligned) -> tuple[float, float]:
     """Overall test accuracy of A and of B (shares of right answers)."""
     return float(x.right_a.mean()), float(x.right_b.mean())
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How many pictures each run got right: in both, in A only (flipped to wrong), in B only, in neither."""
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+
+
+def outcome_counts(x: Aligned) -> Outcomes:
+    """Every picture in one of four groups; only_b - only_a is B's gain in right answers."""
+    a, b = x.right_a, x.right_b
+    return Outcomes(int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum()), int((~a & ~b).sum()))
 
 
 def difference_counts(x: Aligned) -> np.ndarray:
@@ -172,4 +188,5 @@ def accuracy_change(x: Aligned) -> str:
         return "the same"
     more = right_b - right_a
     points = 100 * more / len(x.labels)
-    return f"{points:+.1f} points ({abs(more):,} picture{'s' if abs(more) != 1 else ''} {'more' if more > 0 else 'fewer'} right)"
+    pictures = f"{abs(more):,} picture{'s' if abs(more) != 1 else ''}"
+    return f"{points:+.1f} points ({pictures} {'more' if more > 0 else 'fewer'} right)"

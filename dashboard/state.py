@@ -57,7 +57,7 @@ def sidebar() -> None:
             st.session_state[RUN_KEY] = ids[0]  # newest first
         resend_if_relabelled(RUN_KEY, labels[st.session_state[RUN_KEY]])
         st.selectbox("Run", ids, key=RUN_KEY, format_func=labels.get,
-                     help="The training run shown on the Train, Errors and Gallery pages.")
+                     help="The training run shown on the Train, Errors and Gallery pages; run A on the Compare page.")
 
 
 def resend_if_relabelled(key: str, label: str) -> None:

@@ -57,6 +57,7 @@ def test_align_matches_pictures_by_their_place_in_the_test_set(aligned):
 
 def test_accuracies_and_class_accuracies(aligned):
     assert compare.accuracies(aligned) == (5 / 8, 5 / 8)
+    assert compare.outcome_counts(aligned) == compare.Outcomes(both=3, only_a=2, only_b=2, neither=1)
     acc_a, acc_b = compare.class_accuracies(aligned)
     assert np.allclose(acc_a, [2 / 3, 1 / 3, 1.0]) and np.allclose(acc_b, [2 / 3, 2 / 3, 1 / 2])
 
@@ -183,7 +184,8 @@ def test_a_picture_listed_twice_is_refused():
     b = predictions(PRED_B, IN_ORDER)
     index = b.index.copy()
     index[7] = 3
-    refusal = compare.test_set_refusal(predictions(PRED_A, IN_ORDER), Predictions(b.labels, b.pred, b.probs, index, "test"))
+    twice = Predictions(b.labels, b.pred, b.probs, index, "test")
+    refusal = compare.test_set_refusal(predictions(PRED_A, IN_ORDER), twice)
     assert refusal.startswith("Run B's test results list picture 3 more than once")
     one_sentence(refusal)
 
