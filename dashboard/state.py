@@ -44,7 +44,7 @@ def run_summaries() -> list[runs.RunSummary]:
 
 
 def sidebar() -> None:
-    """The run picker: which run the Train (live view), Errors and Gallery pages look at."""
+    """The run picker: which run the Train (live view), Errors and Gallery pages look at, and Compare's run A."""
     summaries = [s for s in run_summaries() if s.state != "damaged"]
     with st.sidebar:
         if not summaries:

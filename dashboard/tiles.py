@@ -1,6 +1,6 @@
 """Pictures with their predictions: enlarged tiles, captions, top-3 bars and a page picker.
 
-Used by the Errors page, the Gallery and the live view's mistakes.
+Used by the Errors page, the Gallery, the live view's mistakes and the Compare page.
 """
 from __future__ import annotations
 

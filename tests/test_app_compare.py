@@ -31,12 +31,19 @@ CLASSES = list(load_dataset("synthetic").classes)
 
 def copy_run(source: Path, name: str, minutes_later: float = 0.0) -> Path:
     """A copy of a run folder under a new id, its meta.json renamed and its creation moved on."""
-    target = source.parent / f"{source.name}-{name}"
+    target = source.parent / f"{source.name}-{name.replace(' ', '-')}"
     shutil.copytree(source, target)
     meta = json.loads((target / "meta.json").read_text())
     meta.update(name=name, created_at=meta["created_at"] + 60 * minutes_later)
     (target / "meta.json").write_text(json.dumps(meta))
     return target
+
+
+def move_data(run_dir: Path, where: Path) -> None:
+    """As if the run was trained on another machine: its data source is not here."""
+    config = json.loads((run_dir / "config.json").read_text())
+    config["data"] = str(where)
+    (run_dir / "config.json").write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +67,14 @@ def fixture_runs(tmp_path_factory):
         saved = predictions.load_predictions(old)
         with open(predictions.test_predictions_path(old), "wb") as fh:
             np.savez(fh, labels=saved.labels, pred=saved.pred, probs=saved.probs, index=saved.index)
+        moved_a, moved_b = copy_run(alpha, "alpha moved"), copy_run(beta, "beta moved")
+        for moved in (moved_a, moved_b):
+            move_data(moved, root / "gone")
         config = json.loads((alpha / "config.json").read_text())
         running = runs.create_run(runs_dir, config, name="still training", state="running")
         yield {"dir": runs_dir, "alpha": alpha.name, "beta": beta.name, "twin": twin.name, "other": other.name,
-               "damaged": damaged.name, "old": old.name, "running": running.name}
+               "damaged": damaged.name, "old": old.name, "running": running.name, "moved_a": moved_a.name,
+               "moved_b": moved_b.name}
 
 
 def aligned(fixture_runs, a: str = "alpha", b: str = "beta") -> compare.Aligned:
@@ -166,8 +177,8 @@ def test_accuracies_table_and_matrix_equal_what_core_computes_from_the_files(fix
     assert table["Class"].tolist() == CLASSES
     assert np.allclose(table["Run A"], class_a) and np.allclose(table["Run B"], class_b)
     assert np.allclose(table["Change"], 100 * (class_b - class_a))
-    assert table["Right only in A"].tolist() == np.diag(lost).tolist()
-    assert table["Right only in B"].tolist() == np.diag(gained).tolist()
+    assert table["Only A right"].tolist() == np.diag(lost).tolist()
+    assert table["Only B right"].tolist() == np.diag(gained).tolist()
 
     assert np.array_equal(page.differences(), compare.difference_counts(x))
     spec = json.loads(page.chart().proto.spec)
@@ -233,10 +244,12 @@ def test_run_b_lists_other_runs_with_test_results_and_tells_namesakes_apart(fixt
     page = Page(fixture_runs)
     picker = page.at.selectbox(key="compare_b")
     labels = [shown(o) for o in picker.options]
-    assert len(labels) == len(set(labels)) == 5  # beta, its namesake, other data, damaged, old; not A, not running
+    # beta, its namesake, other data, damaged, old and the two moved copies; neither A itself nor the running run
+    assert len(labels) == len(set(labels)) == 7
     betas = [label for label in labels if label.startswith("beta · ")]
     assert len(betas) == 2 and betas[0] != betas[1]
-    assert labels[-1].startswith("other data")  # runs on A's data come first
+    same_data = [label for label in labels if label.split(" · ")[0] in ("beta", "damaged", "old")]
+    assert len(same_data) == 4 and labels[:4] == same_data  # runs on A's data come first
 
 
 def test_runs_tested_on_other_pictures_are_refused_in_one_sentence(fixture_runs):
@@ -275,3 +288,18 @@ def test_a_single_run_has_nothing_to_compare_with(fixture_runs, tmp_path, monkey
     assert page.at.info.values == [
         "There is no other run with final test results to compare run A with: train another run on the same data, "
         "then come back here."]
+
+
+def test_pictures_come_from_run_b_when_run_as_data_is_not_here_and_numbers_stay_without_either(fixture_runs):
+    page = Page(fixture_runs, a="moved_a", b="beta")
+    lost, gained = compare.flip_counts(aligned(fixture_runs, "moved_a", "beta"))
+    c = int(np.argmax(np.diag(lost)))
+    page.click_square(CLASSES[c], CLASSES[c])
+    assert not page.at.warning and len(page.tab_captions()[0]) == min(lost[c, c], 24)  # B's data has them
+
+    page = Page(fixture_runs, a="moved_a", b="moved_b")
+    assert any("cannot be loaded on this machine" in w for w in page.at.warning.values)
+    page.click_square(CLASSES[c], CLASSES[c])
+    assert not page.at.image
+    tile_captions = [shown(x.value) for x in page.at.tabs[0].caption if x.value.startswith("True: ")]
+    assert len(tile_captions) == min(lost[c, c], 24)  # the captions stand in for the pictures

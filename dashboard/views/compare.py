@@ -109,7 +109,7 @@ def class_table(x: compare.Aligned, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame({
         "Class": classes, "Images": np.bincount(x.labels, minlength=x.num_classes),
         "Run A": acc_a, "Run B": acc_b, "Change": 100 * (acc_b - acc_a),
-        "Right only in A": np.diag(lost), "Right only in B": np.diag(gained)})
+        "Only A right": np.diag(lost), "Only B right": np.diag(gained)})
 
 
 def _selected_rows() -> list[int]:
@@ -140,9 +140,9 @@ def show_class_table(x: compare.Aligned, classes: list[str], chosen: tuple[int, 
             "Run B": st.column_config.NumberColumn(help="Share of this class's pictures run B got right.",
                                                    format="percent"),
             "Change": st.column_config.NumberColumn(help="Run B's accuracy minus run A's, in percentage points.",
-                                                    format="%+.1f"),
-            "Right only in A": st.column_config.NumberColumn(help="Pictures of this class right in A, wrong in B."),
-            "Right only in B": st.column_config.NumberColumn(help="Pictures of this class wrong in A, right in B."),
+                                                    format="%+.1f pts"),
+            "Only A right": st.column_config.NumberColumn(help="Pictures of this class right in A, wrong in B."),
+            "Only B right": st.column_config.NumberColumn(help="Pictures of this class wrong in A, right in B."),
         })
     st.caption("Pick a row to see the class's flipped pictures below.")
 
@@ -264,7 +264,7 @@ def compare_view(a: runs.RunSummary) -> None:
     names = present.unique_labels(summaries)
     show_accuracies(x, names[a.run_id], names[b.run_id])
     chosen = matrix.chosen_cell(PREFIX, classes)
-    matrix_col, table_col = st.columns([3, 2], gap="large")
+    matrix_col, table_col = st.columns(2, gap="large")
     with matrix_col:
         show_difference_matrix(x, classes, chosen)
     with table_col:
