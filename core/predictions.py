@@ -47,9 +47,14 @@ def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
     _save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
 
 
+def test_predictions_path(run_dir: Path) -> Path:
+    """The file holding the final test evaluation (it exists once a run has finished its test)."""
+    return run_dir / "predictions" / "test.npz"
+
+
 def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
                           index: np.ndarray) -> None:
-    _save_npz(run_dir / "predictions" / "test.npz", labels=labels, pred=probs.argmax(1), probs=probs,
+    _save_npz(test_predictions_path(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
               loss=loss, index=index)
 
 
@@ -86,7 +91,7 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
     raises PredictionsError, whose one sentence names the file and what is wrong with it.
     """
     if split == "test":
-        return _load_test(run_dir / "predictions")
+        return _load_test(test_predictions_path(run_dir))
     if split == "val":
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise RunError(f"The validation split needs an epoch number of at least 0, got {epoch!r}.")
@@ -94,8 +99,8 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
     raise RunError(f"split must be 'test' or 'val', got {split!r}.")
 
 
-def _load_test(folder: Path) -> Predictions | None:
-    arrays = _read_npz(folder / "test.npz", ("labels", "pred", "probs", "index"), optional=("loss",))
+def _load_test(path: Path) -> Predictions | None:
+    arrays = _read_npz(path, ("labels", "pred", "probs", "index"), optional=("loss",))
     if arrays is None:
         return None
     probs = _checked_probs("test.npz", arrays["probs"])

@@ -17,6 +17,7 @@ VIEWS = Path(__file__).resolve().parent / "views"
 navigation = st.navigation([
     st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:", default=True),
     st.Page(VIEWS / "runs.py", title="Runs", icon=":material/table_rows:"),
+    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(VIEWS / "data.py", title="Data", icon=":material/photo_library:"),
     st.Page(VIEWS / "errors.py", title="Errors", icon=":material/grid_on:"),
     st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/collections:"),

@@ -74,10 +74,17 @@ def chosen_cell(prefix: str, classes: list[str]) -> tuple[int, int] | None:
 def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None, *,
                 normalise: bool = False, compact: bool = False) -> None:
     """The chart; a click on a square chooses it (and reruns only the fragment it is drawn in)."""
-    chart_key = f"{prefix}_matrix_{st.session_state.get(_chart_gen_key(prefix), 0)}"
-    st.altair_chart(matrix_chart(counts, classes, normalise, chosen, compact), key=chart_key,
-                    selection_mode="cell", on_select=partial(_on_chart_click, prefix, chart_key))
+    draw_clickable(prefix, matrix_chart(counts, classes, normalise, chosen, compact))
     st.caption("Rows are the true classes, columns what the model said. Click a square to see its pictures.")
+
+
+def draw_clickable(prefix: str, chart: alt.TopLevelMixin) -> None:
+    """Draw `chart`, whose point selection "cell" (fields "true", "pred": class names) chooses a square.
+
+    Any page's square-per-class chart can use it (the Compare page's difference matrix does).
+    """
+    chart_key = f"{prefix}_matrix_{st.session_state.get(_chart_gen_key(prefix), 0)}"
+    st.altair_chart(chart, key=chart_key, selection_mode="cell", on_select=partial(_on_chart_click, prefix, chart_key))
 
 
 # ---------------------------------------------------------------------------------------------

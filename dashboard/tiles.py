@@ -1,6 +1,6 @@
 """Pictures with their predictions: enlarged tiles, captions, top-3 bars and a page picker.
 
-Used by the Errors page, the Gallery and the live view's mistakes.
+Used by the Errors page, the Gallery, the live view's mistakes and the Compare page.
 """
 from __future__ import annotations
 
@@ -66,3 +66,25 @@ def page_picker(n_items: int, key: str, label: str = "Page") -> int:
     column, _ = st.columns([1, 4])
     return int(column.number_input(f"{label} (of {pages})", min_value=1, max_value=pages, step=1, key=key,
                                    help=f"{TILES_PER_PAGE} images are shown at a time; pick which group to see."))
+
+
+def pair_caption(true_name: str, answers: dict[str, tuple[str, float]]) -> str:
+    """A picture's caption with several runs' answers: 'True: cat · A: dog (80%) · B: cat (95%)'."""
+    said = " · ".join(f"{run}: {plain(name)} ({sure:.0%})" for run, (name, sure) in answers.items())
+    return f"True: {plain(true_name)} · {said}"
+
+
+def captioned_tiles(images: ImageSet | None, pictures: np.ndarray, captions: list[str]) -> None:
+    """A grid of enlarged pictures (`pictures`: places in `images`) with a Markdown caption each.
+
+    Without images (data not on this machine) the tiles show the caption alone.
+    """
+    for row_start in range(0, len(pictures), TILE_COLUMNS):
+        columns = st.columns(TILE_COLUMNS)
+        for column, picture, caption in zip(columns, pictures[row_start:row_start + TILE_COLUMNS],
+                                            captions[row_start:row_start + TILE_COLUMNS]):
+            with column:
+                if images is not None:
+                    st.image(enlarge(images.images[picture], TILE_SCALE), caption=caption)
+                else:
+                    st.caption(caption)

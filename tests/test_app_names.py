@@ -160,3 +160,33 @@ def test_gallery_shows_class_and_file_names_as_text(hostile):
     assert not at.exception
     sources = assert_no_live_markup(at)
     assert any(s.startswith(f"{plain(upload)}: ") for s in sources)
+
+
+def test_compare_page_shows_run_and_class_names_as_text(hostile, tmp_path, monkeypatch):
+    from core import predictions
+
+    runs_dir = tmp_path / "runs"  # a private copy: run B here answers differently, other tests see no change
+    shutil.copytree(hostile["dir"] / hostile["trained"], runs_dir / hostile["trained"])
+    other = runs_dir / f"{hostile['trained']}-b"
+    shutil.copytree(runs_dir / hostile["trained"], other)
+    saved = predictions.load_predictions(other)
+    probs = np.roll(saved.probs, 1, axis=1)  # every answer moves to the next class: every picture flips
+    predictions.save_test_predictions(other, saved.labels, probs, saved.loss, saved.index)
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/compare.py")
+    at.session_state["compare_b"] = other.name
+    at = rerun(at, hostile["trained"])
+    assert_no_live_markup(at)
+    labels = [m.label for m in at.metric]
+    assert all(plain(HOSTILE_RUN) in label and not LIVE_MARKUP.search(label) for label in labels)
+    classes = hostile["classes"]
+    right = saved.labels[saved.pred == saved.labels]
+    t = int(np.bincount(right, minlength=len(classes)).argmax())  # a class with pictures right in A, so flipped
+    at.session_state["compare_cell"] = (classes[t], classes[t])  # what a click on the diagonal stores
+    at.run()
+    sources = assert_no_live_markup(at)
+    assert f"{plain(classes[t])}: flipped pictures" in [h.value for h in at.subheader]
+    tiles = [s for s in sources if s.startswith("True: ")]
+    assert tiles and all(s.startswith(f"True: {plain(classes[t])} · A: ") for s in tiles)
