@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import altair as alt
 import numpy as np
 import streamlit as st
 
