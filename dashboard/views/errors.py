@@ -4,7 +4,7 @@ A confusion matrix of the chosen run's saved predictions (final test set, or the
 any epoch). Clicking a square, or one of the pair buttons beside it, shows the pictures of that
 (true, predicted) pair, most confident first, beside the matrix: on a 1366x768 screen the first of them
 is in view without scrolling. Until a square is chosen the ranked pairs fill that column; afterwards
-they fold into a "Most mixed-up pairs" popover above the pictures, which closes again on a pair click. Counts, pairs and scores come from core.analysis on the
+they fold into a "Most mixed-up pairs" popover above the matrix, which closes again on a pair click. Counts, pairs and scores come from core.analysis on the
 predictions the engine saved, so a square's number is exactly how many pictures its click shows.
 The chosen square lives in st.session_state, so it survives the live refresh of a training run. The
 matrix and the pictures are dashboard/matrix.py, which the Train page's live view draws too.
@@ -85,9 +85,8 @@ def choose_pair(true_name: str, pred_name: str) -> None:
 
 
 def show_pairs_menu(counts: np.ndarray, classes: list[str]) -> None:
-    """The pairs folded into a popover, so the chosen square's pictures start near the top of the column."""
-    with st.popover(PAIRS_TITLE, icon=":material/compare_arrows:", key=PAIRS_MENU_KEY,
-                    on_change="rerun", width="stretch",
+    """The pairs folded into a popover, so the chosen square's pictures can start at the top of their column."""
+    with st.popover(PAIRS_TITLE, icon=":material/compare_arrows:", key=PAIRS_MENU_KEY, on_change="rerun",
                     help="The class pairs the model mixes up most; click a direction to see its pictures here."):
         show_pairs(counts, classes)
 
@@ -127,13 +126,12 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
 
 def show_beside_matrix(preds: predictions.Predictions, counts: np.ndarray, classes: list[str],
                        chosen: tuple[int, int] | None, images, reason: str | None) -> None:
-    """Before a choice, how to make one and the ranked pairs; after it, the pairs folded away and the pictures."""
+    """Before a choice, how to make one and the ranked pairs; after it, the chosen square's pictures."""
     if chosen is None:
         st.info(matrix.CHOOSE_HINT)
         st.subheader(PAIRS_TITLE)
         show_pairs(counts, classes)
         return
-    show_pairs_menu(counts, classes)
     show_chosen_square(preds, classes, chosen, images, reason)
 
 
@@ -173,11 +171,16 @@ def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> Non
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def show_errors_matrix(counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None) -> None:
-    normalise = st.toggle("Show shares instead of counts", key="errors_normalise",
-                          help="Turn on to see, for each true class (row), what share of its pictures went to "
-                               "each predicted class; the rows then add up to 100%.")
-    matrix.show_matrix(PREFIX, counts, classes, chosen, normalise=normalise)
+def show_matrix_controls(counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None) -> bool:
+    """The row above the matrix: the shares toggle, and once a square is chosen the pairs' menu at its right
+    end (over the pictures, clear of the chart's own toolbar). Returns whether to show shares."""
+    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
+        normalise = st.toggle("Show shares instead of counts", key="errors_normalise",
+                              help="Turn on to see, for each true class (row), what share of its pictures went to "
+                                   "each predicted class; the rows then add up to 100%.")
+        if chosen is not None:
+            show_pairs_menu(counts, classes)
+    return normalise
 
 
 def analysis_view(run_id: str) -> None:
@@ -197,9 +200,10 @@ def analysis_view(run_id: str) -> None:
     right = int(np.trace(counts))
     st.caption(f"{len(preds.labels):,} pictures, {right:,} right ({right / max(1, len(preds.labels)):.1%}).")
     chosen = matrix.chosen_cell(PREFIX, classes)
+    normalise = show_matrix_controls(counts, classes, chosen)
     matrix_col, side_col = st.columns([3, 2], gap="large")
     with matrix_col:
-        show_errors_matrix(counts, classes, chosen)
+        matrix.show_matrix(PREFIX, counts, classes, chosen, normalise=normalise)
     with side_col:
         show_beside_matrix(preds, counts, classes, chosen, images, reason)
     show_class_scores(preds, classes)
