@@ -87,7 +87,7 @@ def choose_pair(true_name: str, pred_name: str) -> None:
 def show_pairs_menu(counts: np.ndarray, classes: list[str]) -> None:
     """The pairs folded into a popover, so the chosen square's pictures can start at the top of their column."""
     with st.popover(PAIRS_TITLE, icon=":material/compare_arrows:", key=PAIRS_MENU_KEY, on_change="rerun",
-                    help="The class pairs the model mixes up most; click a direction to see its pictures here."):
+                    help="The class pairs the model mixes up most; click a direction to see its pictures beside the matrix."):
         show_pairs(counts, classes)
 
 
