@@ -1,6 +1,7 @@
 """The live view's mistakes (Train page): the newest epoch's validation confusion matrix, its most
 mixed-up pair in words and how that pair moved since the epoch before. A click on a square shows its
-pictures right here, through the Errors page's own component (dashboard/matrix.py).
+pictures right here, through the Errors page's own component (dashboard/matrix.py): beside the matrix,
+so that with the matrix on screen its first pictures are too (the words go above, full width).
 
 Drawn inside the live view's fragment, so it refreshes with it while the run is live and not at all
 afterwards. A refresh lists the predictions folder; each epoch's counts are read from its file once
@@ -37,14 +38,14 @@ def show(summary: runs.RunSummary) -> None:
     previous = _previous(summary, epochs, counts.shape)
     chosen = matrix.chosen_cell(PREFIX, classes)
     st.markdown(f"**Mistakes on the validation pictures after epoch {epoch}**")
-    chart_col, words_col = st.columns([3, 2])
+    _words(counts, classes, previous)
+    matrix.errors_page_button(PREFIX, epoch)
+    chart_col, pictures_col = st.columns([3, 2])
     with chart_col:
         matrix.show_matrix(PREFIX, counts, classes, chosen, compact=True)
-    with words_col:
-        _words(counts, classes, previous)
-        matrix.errors_page_button(PREFIX, epoch)
-    if chosen is not None:
-        _pictures(summary, epoch, classes, chosen)
+    with pictures_col:
+        if chosen is not None:
+            _pictures(summary, epoch, classes, chosen)
 
 
 def _previous(summary: runs.RunSummary, epochs: list[int], shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
@@ -81,5 +82,5 @@ def _pictures(summary: runs.RunSummary, epoch: int, classes: list[str], chosen: 
     if preds is None:
         return
     images, _, reason = loaders.run_images(summary.config, preds)
-    # The probability bars sit behind a button: the live view is narrower than the Errors page.
-    matrix.show_cell(PREFIX, preds, classes, chosen, images, reason, bars="popover")
+    # Two a row, the probability bars behind a button: the column beside the live matrix is narrow.
+    matrix.show_cell(PREFIX, preds, classes, chosen, images, reason, bars="popover", columns=2)

@@ -25,6 +25,7 @@ ERRORS_PAGE = "views/errors.py"  # relative to dashboard/app.py, as st.switch_pa
 ERRORS_SPLIT_KEY = "errors_split"
 ERRORS_EPOCH_KEY = "errors_epoch"
 ERRORS_NEWEST_SEEN_KEY = "errors_newest_epoch_seen"
+CHOOSE_HINT = "Click a square of the matrix, or a pair button, to see its pictures here."
 
 
 def _cell_key(prefix: str) -> str:
@@ -93,24 +94,41 @@ def draw_clickable(prefix: str, chart: alt.TopLevelMixin) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def show_cell(prefix: str, preds: predictions.Predictions, classes: list[str], chosen: tuple[int, int] | None,
-              images, reason: str | None, *, bars: str = "inline") -> None:
-    """The chosen square's pictures, most confident first, a page at a time (bars: as tiles.prediction_tiles)."""
+              images, reason: str | None, *, bars: str = "inline", columns: int = tiles.TILE_COLUMNS) -> None:
+    """The chosen square's title and its pictures (bars, columns: as tiles.prediction_tiles)."""
+    positions = cell_heading(preds, classes, chosen)
+    if positions is not None:
+        cell_pictures(prefix, preds, classes, positions, images, reason, bars=bars, columns=columns)
+
+
+def cell_heading(preds: predictions.Predictions, classes: list[str],
+                 chosen: tuple[int, int] | None) -> np.ndarray | None:
+    """The chosen square's title and count; returns its pictures' positions, most confident first.
+
+    None (after a line saying how to choose one) when no square is chosen.
+    """
     if chosen is None:
-        st.info("Click a square of the matrix, or a pair button, to see its pictures here.")
-        return
+        st.info(CHOOSE_HINT)
+        return None
     t, p = chosen
     positions = analysis.cell_positions(preds.labels, preds.pred, preds.probs, t, p)
     title = (f"{plain(classes[t])} recognised correctly" if t == p
              else f"{plain(classes[t])} taken for {plain(classes[p])}")
     st.subheader(title)
     st.caption(f"{len(positions)} pictures, the most confident prediction first.")
+    return positions
+
+
+def cell_pictures(prefix: str, preds: predictions.Predictions, classes: list[str], positions: np.ndarray,
+                  images, reason: str | None, *, bars: str = "inline", columns: int = tiles.TILE_COLUMNS) -> None:
+    """One page of the chosen square's pictures (`positions` from cell_heading), with a page picker."""
     if not len(positions):
         return
     if images is None:
         st.caption(f"The pictures themselves are not available here. {plain(reason or '')}")
     page = tiles.page_picker(len(positions), _page_key(prefix))
     tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
-                            bars=bars)
+                           bars=bars, columns=columns)
 
 
 # ---------------------------------------------------------------------------------------------

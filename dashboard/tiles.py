@@ -14,6 +14,7 @@ from dashboard.text import plain
 TILES_PER_PAGE = 24  # images drawn at once: a page stays quick to send even for a 10,000-image test set
 TILE_COLUMNS = 6
 TILE_SCALE = 4  # 32 px -> 128 px on screen
+PAGE_PICKER_PX = 180  # the page number box: room for "Page (of 417)" on one line and its +/- buttons
 
 
 def enlarge(image: np.ndarray, scale: int = 4) -> np.ndarray:
@@ -33,15 +34,14 @@ def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> N
 
 
 def prediction_tiles(preds: predictions.Predictions, positions: np.ndarray, images: ImageSet | None,
-                     classes: list[str], *, bars: str = "inline") -> None:
-    """A grid of predictions: enlarged image, caption (true, predicted, confidence), top-3 bars.
+                     classes: list[str], *, bars: str = "inline", columns: int = TILE_COLUMNS) -> None:
+    """A grid of predictions, `columns` a row: enlarged image, caption (true, predicted, confidence), top-3 bars.
 
     bars: "inline" draws the bars under each image; "popover" puts them behind a small button.
     Without images (data not on this machine) the tiles show the caption alone.
     """
-    for row_start in range(0, len(positions), TILE_COLUMNS):
-        columns = st.columns(TILE_COLUMNS)
-        for column, pos in zip(columns, positions[row_start:row_start + TILE_COLUMNS]):
+    for row_start in range(0, len(positions), columns):
+        for column, pos in zip(st.columns(columns), positions[row_start:row_start + columns]):
             true_c, pred_c = int(preds.labels[pos]), int(preds.pred[pos])
             caption = tile_caption(classes[true_c], classes[pred_c], float(preds.probs[pos, pred_c]))
             with column:
@@ -63,9 +63,11 @@ def page_picker(n_items: int, key: str, label: str = "Page") -> int:
         return 1
     if st.session_state.get(key, 1) > pages:
         st.session_state[key] = pages  # the list shrank (new filters, a refresh): stay in range
-    column, _ = st.columns([1, 4])
-    return int(column.number_input(f"{label} (of {pages})", min_value=1, max_value=pages, step=1, key=key,
-                                   help=f"{TILES_PER_PAGE} images are shown at a time; pick which group to see."))
+    # A fixed width rather than a share of the row: in a narrow column (the Errors page's pictures beside
+    # the matrix) a share would squeeze the box and wrap its label.
+    return int(st.number_input(f"{label} (of {pages})", min_value=1, max_value=pages, step=1, key=key,
+                               width=PAGE_PICKER_PX,
+                               help=f"{TILES_PER_PAGE} images are shown at a time; pick which group to see."))
 
 
 def pair_caption(true_name: str, answers: dict[str, tuple[str, float]]) -> str:

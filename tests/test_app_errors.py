@@ -157,6 +157,45 @@ def test_ranked_pairs_and_direction_buttons(fixture_runs):
     assert len(page.at.get("progress")) == 3 * len(page.tiles())
 
 
+def popovers(page: Page) -> list:
+    """The popover blocks on the page (AppTest has no accessor of its own for them)."""
+    found, stack = [], [page.at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "type", None) == "popover":
+            found.append(node)
+        stack.extend(getattr(node, "children", {}).values())
+    return found
+
+
+def matrix_and_side_columns(page: Page) -> tuple:
+    """The column holding the matrix and the one beside it (the next column drawn, pairs' columns aside)."""
+    columns = list(page.at.columns)
+    at = next(k for k, column in enumerate(columns) if column.get("vega_lite_chart"))
+    return columns[at], columns[at + 1]
+
+
+def test_a_chosen_squares_pictures_sit_beside_the_matrix_and_the_pairs_fold_into_a_menu(fixture_runs):
+    page = Page(fixture_runs["trained"])
+    _, counts = saved(fixture_runs, "trained")
+    ranked = analysis.confused_pairs(counts, 8)
+    _, side_col = matrix_and_side_columns(page)
+    assert not popovers(page)  # nothing chosen yet: the ranked pairs fill the column beside the matrix
+    assert "Most mixed-up pairs" in [h.value for h in side_col.subheader]
+    page.at.button(key="errors_famous_cat_dog").click()
+    page.run()
+    (menu,) = popovers(page)
+    assert menu.proto.popover.label == "Most mixed-up pairs"
+    top = ranked[0]
+    assert menu.button(key=f"errors_pair_{top.b}_{top.a}")  # every direction is still one click away
+    page.at.button(key=f"errors_pair_{top.b}_{top.a}").click()
+    page.run()
+    _, side_col = matrix_and_side_columns(page)
+    assert [h.value for h in side_col.subheader] == [f"{CLASSES[top.b]} taken for {CLASSES[top.a]}"]
+    assert len(side_col.image) == counts[top.b, top.a] == len(page.tiles())
+    assert page.at.session_state["errors_pairs_menu"] is False  # the menu closes: it would cover the pictures
+
+
 def test_selection_survives_refresh_and_the_normalise_toggle(fixture_runs):
     page = Page(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")

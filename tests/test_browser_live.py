@@ -1,5 +1,5 @@
 """A real browser clicks a square of the Train page's live confusion matrix while the run is still training
-and sees that square's pictures appear under it, then opens that epoch on the Errors page.
+and sees that square's pictures appear beside it, then opens that epoch on the Errors page.
 
 Playwright drives Debian's Chromium (/usr/bin/chromium; skipped when absent) against `streamlit run` on a
 free port with an empty runs folder. Through the page only, it keeps the Quick demo recipe, picks the
@@ -114,6 +114,10 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         main, captions = read_square(page)
         assert captions and all(c.startswith(f"True: {classes[k]} · Predicted: {classes[k]} ·") for c in captions)
         assert len(captions) == int(re.search(r"(\d+) pictures, the most confident", main)[1])
+        picture = page.locator("[data-testid='stImage'] img").first.bounding_box()
+        squares = matrix.locator("g.mark-rect.role-mark").first.bounding_box()
+        assert picture["x"] > squares["x"] + squares["width"] and picture["y"] < squares["y"] + squares["height"], (
+            f"the pictures are not beside the matrix: {picture} vs {squares}")
         assert runs.summarize_run(summary.path).state == "running"  # all of it while the run trains
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
               f"{to_pictures:.2f} s ({present.plural(clicks, 'click')})")

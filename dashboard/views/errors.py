@@ -2,7 +2,9 @@
 
 A confusion matrix of the chosen run's saved predictions (final test set, or the validation set after
 any epoch). Clicking a square, or one of the pair buttons beside it, shows the pictures of that
-(true, predicted) pair, most confident first. Counts, pairs and scores come from core.analysis on the
+(true, predicted) pair, most confident first, beside the matrix: on a 1366x768 screen the first of them
+is in view without scrolling. Until a square is chosen the ranked pairs fill that column; afterwards
+they fold into a "Most mixed-up pairs" popover above the matrix, which closes again on a pair click. Counts, pairs and scores come from core.analysis on the
 predictions the engine saved, so a square's number is exactly how many pictures its click shows.
 The chosen square lives in st.session_state, so it survives the live refresh of a training run. The
 matrix and the pictures are dashboard/matrix.py, which the Train page's live view draws too.
@@ -22,6 +24,9 @@ EPOCH_KEY = matrix.ERRORS_EPOCH_KEY
 NEWEST_SEEN_KEY = matrix.ERRORS_NEWEST_SEEN_KEY
 REFRESH_S = 5  # a training run's page re-reads its files this often
 PAIRS_SHOWN = 8
+PAIRS_TITLE = "Most mixed-up pairs"
+PAIRS_MENU_KEY = "errors_pairs_menu"  # the popover holding the pairs once a square is chosen: open or closed
+SIDE_TILE_COLUMNS = 3  # pictures beside the matrix: three a row keeps each about 100 px wide at 1366 px
 SPLIT_LABELS = {"test": "Final test set", "val": "Validation set, after an epoch"}
 
 
@@ -73,8 +78,21 @@ def pick_predictions(summary: runs.RunSummary) -> predictions.Predictions:
 # Beside the matrix: the pairs most often mixed up
 # ---------------------------------------------------------------------------------------------
 
+def choose_pair(true_name: str, pred_name: str) -> None:
+    """A pair button's click: choose its square and close the pairs popover, which would cover the pictures."""
+    matrix.on_button(PREFIX, true_name, pred_name)
+    st.session_state[PAIRS_MENU_KEY] = False
+
+
+def show_pairs_menu(counts: np.ndarray, classes: list[str]) -> None:
+    """The pairs folded into a popover, so the chosen square's pictures can start at the top of their column."""
+    with st.popover(PAIRS_TITLE, icon=":material/compare_arrows:", key=PAIRS_MENU_KEY, on_change="rerun",
+                    help="The class pairs the model mixes up most; click a direction to see its pictures beside the matrix."):
+        show_pairs(counts, classes)
+
+
 def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
-    st.subheader("Most mixed-up pairs")
+    """The look-alike buttons and the ranked pairs, a button for each direction (titled by the caller)."""
     famous = analysis.famous_pairs(classes)
     if famous:
         st.caption("Well-known look-alikes: show the more common direction of each.")
@@ -84,7 +102,7 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
             t, p = pair.worse_direction
             column.button(
                 f"{plain(classes[a])} ↔ {plain(classes[b])}", key=f"errors_famous_{classes[a]}_{classes[b]}",
-                on_click=matrix.on_button, args=(PREFIX, classes[t], classes[p]), width="stretch", wrap=True,
+                on_click=choose_pair, args=(classes[t], classes[p]), width="stretch", wrap=True,
                 help=f"A classic look-alike pair ({pair.total} mix-ups here): shows the {counts[t, p]} "
                      f"{plain(classes[t])} pictures taken for {plain(classes[p])}, the more common direction.")
     pairs = analysis.confused_pairs(counts, PAIRS_SHOWN)
@@ -98,12 +116,35 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
         directions = ((forward_col, (pair.a, pair.b), pair.a_as_b), (back_col, (pair.b, pair.a), pair.b_as_a))
         for column, (t, p), n in directions:
             column.button(f"{plain(classes[t])} → {plain(classes[p])}: {n}", key=f"errors_pair_{t}_{p}",
-                          disabled=n == 0, on_click=matrix.on_button, args=(PREFIX, classes[t], classes[p]),
+                          disabled=n == 0, on_click=choose_pair, args=(classes[t], classes[p]),
                           width="stretch", wrap=True, help=f"Show the {plain(classes[t])} pictures the model called {plain(classes[p])}.")
 
 
 # ---------------------------------------------------------------------------------------------
-# Below: the chosen square's pictures, then per-class scores
+# Beside the matrix once a square is chosen: its title, then its pictures
+# ---------------------------------------------------------------------------------------------
+
+def show_beside_matrix(preds: predictions.Predictions, counts: np.ndarray, classes: list[str],
+                       chosen: tuple[int, int] | None, images, reason: str | None) -> None:
+    """Before a choice, how to make one and the ranked pairs; after it, the chosen square's pictures."""
+    if chosen is None:
+        st.info(matrix.CHOOSE_HINT)
+        st.subheader(PAIRS_TITLE)
+        show_pairs(counts, classes)
+        return
+    show_chosen_square(preds, classes, chosen, images, reason)
+
+
+def show_chosen_square(preds: predictions.Predictions, classes: list[str], chosen: tuple[int, int],
+                       images, reason: str | None) -> None:
+    positions = matrix.cell_heading(preds, classes, chosen)
+    # Under the chosen square's title: more about this pair goes here. Keep it short (a line or a
+    # small chart): the first picture must stay in view on a 1366x768 screen.
+    matrix.cell_pictures(PREFIX, preds, classes, positions, images, reason, columns=SIDE_TILE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Below: per-class scores
 # ---------------------------------------------------------------------------------------------
 
 def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> None:
@@ -130,6 +171,18 @@ def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> Non
 # The page
 # ---------------------------------------------------------------------------------------------
 
+def show_matrix_controls(counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None) -> bool:
+    """The row above the matrix: the shares toggle, and once a square is chosen the pairs' menu at its right
+    end (over the pictures, clear of the chart's own toolbar). Returns whether to show shares."""
+    with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
+        normalise = st.toggle("Show shares instead of counts", key="errors_normalise",
+                              help="Turn on to see, for each true class (row), what share of its pictures went to "
+                                   "each predicted class; the rows then add up to 100%.")
+        if chosen is not None:
+            show_pairs_menu(counts, classes)
+    return normalise
+
+
 def analysis_view(run_id: str) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
     try:
@@ -147,15 +200,12 @@ def analysis_view(run_id: str) -> None:
     right = int(np.trace(counts))
     st.caption(f"{len(preds.labels):,} pictures, {right:,} right ({right / max(1, len(preds.labels)):.1%}).")
     chosen = matrix.chosen_cell(PREFIX, classes)
-    matrix_col, pairs_col = st.columns([3, 2], gap="large")
+    normalise = show_matrix_controls(counts, classes, chosen)
+    matrix_col, side_col = st.columns([3, 2], gap="large")
     with matrix_col:
-        normalise = st.toggle("Show shares instead of counts", key="errors_normalise",
-                              help="Turn on to see, for each true class (row), what share of its pictures went to "
-                                   "each predicted class; the rows then add up to 100%.")
         matrix.show_matrix(PREFIX, counts, classes, chosen, normalise=normalise)
-    with pairs_col:
-        show_pairs(counts, classes)
-    matrix.show_cell(PREFIX, preds, classes, chosen, images, reason)
+    with side_col:
+        show_beside_matrix(preds, counts, classes, chosen, images, reason)
     show_class_scores(preds, classes)
 
 
