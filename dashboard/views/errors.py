@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, predictions, present, runs
-from dashboard import loaders, matrix, state
+from dashboard import epochs as epoch_view, loaders, matrix, state
 from dashboard.text import plain
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
@@ -50,9 +50,7 @@ def pick_predictions(summary: runs.RunSummary) -> predictions.Predictions:
     epoch = None
     if split == "val" and len(epochs) > 1:
         follow_latest(epochs)
-        epoch = st.select_slider(
-            "Epoch", options=epochs, key=EPOCH_KEY,
-            help="Show the validation mistakes as they were at the end of this epoch.")
+        epoch = epoch_view.epoch_slider(epochs)  # with its play button (dashboard/epochs.py)
     elif split == "val" and epochs:
         epoch = epochs[0]
         st.caption(f"Epoch {epoch}: the only epoch finished so far.")
@@ -153,6 +151,8 @@ def analysis_view(run_id: str) -> None:
                               help="Turn on to see, for each true class (row), what share of its pictures went to "
                                    "each predicted class; the rows then add up to 100%.")
         matrix.show_matrix(PREFIX, counts, classes, chosen, normalise=normalise)
+        if preds.split == "val":
+            epoch_view.pair_history(summary.path, classes, chosen)
     with pairs_col:
         show_pairs(counts, classes)
     matrix.show_cell(PREFIX, preds, classes, chosen, images, reason)
