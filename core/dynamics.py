@@ -144,7 +144,7 @@ def too_few_epochs(n: int) -> str | None:
     """The sentence a run with fewer than MIN_EPOCHS readable epochs gets, or None when it has enough."""
     if n >= MIN_EPOCHS:
         return None
-    have = "none yet" if n == 0 else "only 1 so far"
+    have = "none that can be read" if n == 0 else "only 1 so far"  # no epoch at all has its own sentence
     return (f"Learning dynamics need the validation results of at least {MIN_EPOCHS} epochs, to compare one "
             f"epoch with the next; this run has {have}.")
 

@@ -24,6 +24,7 @@ PLAYING_KEY = "errors_playing"
 PLAY_BUTTON_KEY = "errors_play"
 LAST_STEP_KEY = "errors_play_last_step"  # time.monotonic() of the last step (or of pressing play)
 STEP_S = 1.0  # seconds an epoch stays on screen while playing
+STALE_S = 10.0  # no tick for this long: the page was left while playing, so coming back does not play on
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,12 +36,13 @@ def epoch_slider(epochs: list[int]) -> int:
     play_col, slider_col = st.columns([1, 7], vertical_alignment="bottom")
     # The button and the ticker run before the slider is made: a tick may still set its value in this run.
     with play_col:
-        playing = st.session_state.get(PLAYING_KEY, False)
-        st.button("Pause" if playing else "Play", key=PLAY_BUTTON_KEY, on_click=_toggle, args=(epochs,),
-                  icon=":material/pause:" if playing else ":material/play_arrow:", width="stretch",
-                  help="Step through the epochs, one a second, up to the newest; press again to stop.")
-        if playing:
+        if st.session_state.get(PLAYING_KEY, False):
+            st.button("Pause", key=PLAY_BUTTON_KEY, icon=":material/pause:", on_click=_toggle, args=(epochs,),
+                      width="stretch", help="Stop at the epoch shown.")
             st.fragment(_tick, run_every=STEP_S)(epochs)
+        else:
+            st.button("Play", key=PLAY_BUTTON_KEY, icon=":material/play_arrow:", on_click=_toggle, args=(epochs,),
+                      width="stretch", help="Step through the epochs, one a second, up to the newest.")
     with slider_col:
         return st.select_slider("Epoch", options=epochs, key=EPOCH_KEY,
                                 help="Show the validation mistakes as they were at the end of this epoch.")
@@ -58,9 +60,13 @@ def _toggle(epochs: list[int]) -> None:
 
 def _tick(epochs: list[int]) -> None:
     """One step of play; also runs in every full rerun, where it steps only when a step is due."""
+    since = time.monotonic() - st.session_state.get(LAST_STEP_KEY, 0.0)
     # Half a step: the timer's tick is due, but the rerun that a step (or pressing play) starts is not.
-    if time.monotonic() - st.session_state.get(LAST_STEP_KEY, 0.0) < STEP_S / 2:
+    if since < STEP_S / 2:
         return
+    if since > STALE_S:
+        st.session_state[PLAYING_KEY] = False
+        st.rerun()
     later = [e for e in epochs if e > st.session_state.get(EPOCH_KEY, epochs[-1])]
     if later:
         st.session_state[EPOCH_KEY] = later[0]

@@ -11,10 +11,10 @@ import numpy as np
 import streamlit as st
 
 from core import analysis, checkpoints, dynamics, runs
-from core.dynamics import EpochStack
 from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
 from core.device import resolve_device
+from core.dynamics import EpochStack
 from core.inference import Predictor
 from dashboard.state import by_mtime
 

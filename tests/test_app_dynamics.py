@@ -168,6 +168,17 @@ def test_pause_stops_the_steps(run):
     assert page.at.button(key="errors_play").label == "Play"
 
 
+def test_coming_back_to_a_page_left_while_playing_does_not_play_on(run):
+    page = errors_on_validation(run)
+    page.at.button(key="errors_play").click()
+    page.run()
+    # As when the page was left mid-play: its timer stopped, the last step is long ago.
+    page.at.session_state[epoch_view.LAST_STEP_KEY] = time.monotonic() - 2 * epoch_view.STALE_S
+    page.run()
+    assert page.at.select_slider(key="errors_epoch").value == 1
+    assert page.at.button(key="errors_play").label == "Play"
+
+
 def test_the_chosen_squares_line_equals_the_counts_in_the_files(run):
     page = errors_on_validation(run)
     classes = classes_of(run)
@@ -212,7 +223,8 @@ def test_data_map_has_a_point_per_picture_and_a_box_shows_the_pictures_inside(ru
     hand, classes = by_hand(run), classes_of(run)
     points = page.chart_data("dynamics_map")
     assert len(points) == len(hand["confidence"])
-    assert np.allclose(points["confidence"], hand["confidence"]) and np.allclose(points["variability"], hand["variability"])
+    assert np.allclose(points["confidence"], hand["confidence"])
+    assert np.allclose(points["variability"], hand["variability"])
     assert "Draw a box on the map, or pick a region, to see its pictures here." in page.at.info.values
     box_c, box_v = [0.3, 0.95], [0.0, 0.3]
     page.select_box(box_c[::-1], box_v)  # a box dragged upwards: the corners come in either order
@@ -220,7 +232,8 @@ def test_data_map_has_a_point_per_picture_and_a_box_shows_the_pictures_inside(ru
     inside = np.flatnonzero((c >= 0.3) & (c <= 0.95) & (v <= 0.3))
     inside = inside[np.argsort(c[inside], kind="stable")]  # least confident first
     assert len(inside) > 0
-    assert f"{len(inside)} pictures inside the box (mean confidence 0.30 to 0.95, variability 0.00 to 0.30)" in page.text()
+    heading = f"{len(inside)} pictures inside the box (mean confidence 0.30 to 0.95, variability 0.00 to 0.30)"
+    assert heading in page.text()
     assert page.tiles() == expected_tiles(hand["newest"], inside, classes)
 
 

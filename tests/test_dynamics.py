@@ -102,7 +102,7 @@ def test_too_few_epochs_is_one_sentence():
     one = dynamics.build_stack([(3, stack.predictions(0), None)])
     with pytest.raises(ValueError, match="at least 2 epochs.*this run has only 1 so far"):
         dynamics.learning_dynamics(one)
-    assert "none yet" in dynamics.too_few_epochs(0) and dynamics.too_few_epochs(2) is None
+    assert "none that can be read" in dynamics.too_few_epochs(0) and dynamics.too_few_epochs(2) is None
 
 
 def test_unusable_epochs_are_skipped_with_their_reason():

@@ -76,15 +76,18 @@ def map_frame(d: Dynamics, preds: Predictions, classes: list[str]) -> pd.DataFra
         "picture": preds.index, "true": np.asarray(classes, dtype=object)[d.labels],
         "confidence": d.confidence, "variability": d.spread,
         "region": np.asarray(dynamics.REGIONS, dtype=object)[d.region],
-        "forgotten": d.forgetting, "first_right": [present.MISSING if f == dynamics.NEVER else str(f) for f in d.first_correct],
+        "forgotten": d.forgetting,
+        "first_right": [present.MISSING if f == dynamics.NEVER else str(f) for f in d.first_correct],
     })
 
 
 def map_chart(frame: pd.DataFrame) -> alt.LayerChart:
     box = alt.selection_interval(name="box", encodings=["x", "y"])
     points = alt.Chart(frame).mark_circle(size=28, opacity=0.7).encode(
-        x=alt.X("variability:Q", title="Variability (how much its confidence changed)", scale=alt.Scale(domain=[0, 0.5])),
-        y=alt.Y("confidence:Q", title="Mean confidence in the true class", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("variability:Q", title="Variability (how much its confidence changed)",
+                scale=alt.Scale(domain=[0, 0.5], clamp=True)),  # the largest spread of values in 0..1
+        y=alt.Y("confidence:Q", title="Mean confidence in the true class",
+                scale=alt.Scale(domain=[0, 1], clamp=True)),
         color=alt.Color("region:N", title="Region", scale=alt.Scale(domain=list(dynamics.REGIONS),
                                                                      range=list(REGION_COLOURS))),
         tooltip=[alt.Tooltip("picture:Q", title="Picture"), alt.Tooltip("true:N", title="True class"),
@@ -204,7 +207,7 @@ def show_forgotten(d: Dynamics, preds: Predictions, images, classes: list[str]) 
         st.success("No picture was forgotten: once the model got a picture right, it stayed right.")
         return
     st.caption(f"{len(positions):,} pictures were forgotten at least once: right after one epoch, wrong after "
-               f"the next. The most often forgotten first (up to {int(d.forgetting.max())} times).")
+               f"the next. The most often forgotten first (up to {present.plural(int(d.forgetting.max()), 'time')}).")
     on_page = show_tiles(preds, positions, images, classes, FORGOTTEN_PAGE_KEY)
     st.dataframe(forgotten_table(d, preds, classes, on_page), hide_index=True, placeholder=present.MISSING)
 
