@@ -20,6 +20,7 @@ navigation = st.navigation([
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(VIEWS / "data.py", title="Data", icon=":material/photo_library:"),
     st.Page(VIEWS / "errors.py", title="Errors", icon=":material/grid_on:"),
+    st.Page(VIEWS / "dynamics.py", title="Learning dynamics", icon=":material/timeline:"),
     st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/collections:"),
 ])
 state.sidebar()

@@ -1,4 +1,4 @@
-"""Cached reads for the pages: a run's predictions, per-epoch counts, model, images and class names.
+"""Cached reads for the pages: a run's predictions, per-epoch counts and stack, model, images and class names.
 
 Each is read from disk once per version of its file (`state.by_mtime`), so pages can ask every rerun.
 """
@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, run_data, runs
+from core import analysis, checkpoints, dynamics, run_data, runs
 from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
-from core.predictions import Predictions, PredictionsError, load_predictions, val_predictions_path
+from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
 from core.device import resolve_device
+from core.dynamics import EpochStack
 from core.inference import Predictor
 from dashboard.state import by_mtime
 
@@ -62,6 +63,28 @@ def epoch_confusion(run_dir: Path, epoch: int) -> tuple[np.ndarray | None, str |
     None with the sentence naming a damaged file; (None, None) when the epoch has no file (yet).
     """
     return _epoch_confusion(str(run_dir), epoch, by_mtime(val_predictions_path(run_dir, epoch)))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _val_epoch(run_dir: str, epoch: int, mtime_ns: int, labels_mtime_ns: int) -> tuple[Predictions | None, str | None]:
+    # One entry per version of one epoch's file (and of the labels it is matched to): a new epoch reads one file.
+    return dynamics.read_epoch(Path(run_dir), epoch)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the epochs…")
+def _epoch_stack(run_dir: str, versions: tuple[tuple[int, int], ...], labels_mtime_ns: int) -> EpochStack:
+    return dynamics.build_stack((epoch, *_val_epoch(run_dir, epoch, mtime_ns, labels_mtime_ns))
+                                for epoch, mtime_ns in versions)
+
+
+def epoch_stack(run_dir: Path) -> EpochStack:
+    """Every saved validation epoch of a run, stacked; damaged epochs are in its `skipped`, with their reason.
+
+    Each epoch file is read once per version of it, so a training run's new epoch costs one read.
+    """
+    labels_mtime = by_mtime(run_dir / "predictions" / "val_labels.npz")
+    versions = tuple((epoch, by_mtime(val_predictions_path(run_dir, epoch))) for epoch in val_epochs(run_dir))
+    return _epoch_stack(str(run_dir), versions, labels_mtime)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")

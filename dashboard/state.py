@@ -44,7 +44,8 @@ def run_summaries() -> list[runs.RunSummary]:
 
 
 def sidebar() -> None:
-    """The run picker: which run the Train (live view), Errors and Gallery pages look at, and Compare's run A."""
+    """The run picker: which run the Train (live view), Errors, Learning dynamics and Gallery pages look at,
+    and Compare's run A."""
     summaries = [s for s in run_summaries() if s.state != "damaged"]
     with st.sidebar:
         if not summaries:
@@ -57,7 +58,8 @@ def sidebar() -> None:
             st.session_state[RUN_KEY] = ids[0]  # newest first
         resend_if_relabelled(RUN_KEY, labels[st.session_state[RUN_KEY]])
         st.selectbox("Run", ids, key=RUN_KEY, format_func=labels.get,
-                     help="The training run shown on the Train, Errors and Gallery pages; run A on the Compare page.")
+                     help="The training run shown on the Train, Errors, Learning dynamics and Gallery pages; "
+                          "run A on the Compare page.")
 
 
 def resend_if_relabelled(key: str, label: str) -> None:

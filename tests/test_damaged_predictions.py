@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import checkpoints, predictions, runs
+from core import checkpoints, dynamics, predictions, runs
 from core.inference import Predictor
 from tests.helpers import shown, train_tiny_run
 
@@ -136,6 +136,17 @@ def test_a_damaged_validation_file_is_one_sentence_on_the_errors_page(damaged, m
     warnings = [shown(w.value) for w in at.warning]
     assert len(warnings) == 1 and VAL_DAMAGE[case][1] in warnings[0] and one_sentence(warnings[0]), warnings
     assert not at.get("vega_lite_chart")
+
+
+@pytest.mark.parametrize("case", list(VAL_DAMAGE))
+def test_a_damaged_validation_file_is_one_sentence_on_the_dynamics_page(damaged, monkeypatch, case):
+    folder, ids = damaged
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
+    at = open_page(folder, ids[case], "views/dynamics.py")
+    warnings = [shown(w.value) for w in at.warning]
+    assert len(warnings) == 1 and warnings[0].startswith("Epoch 1 is left out: "), warnings
+    assert VAL_DAMAGE[case][1] in warnings[0] and one_sentence(warnings[0]), warnings
+    assert at.info.values == [dynamics.too_few_epochs(0)] and not at.get("vega_lite_chart")
 
 
 def test_a_stray_validation_file_is_not_an_epoch(damaged, monkeypatch):

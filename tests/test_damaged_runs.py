@@ -9,7 +9,8 @@ from core import runs
 from tests.helpers import train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/gallery.py"]
+PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
+         "views/gallery.py"]
 
 
 def damage(folder: Path, good: Path, name: str, how) -> str:

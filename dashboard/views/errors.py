@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, predictions, present, runs
-from dashboard import loaders, matrix, report, state
+from dashboard import epochs as epoch_view, loaders, matrix, report, state
 from dashboard.text import plain
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
@@ -55,9 +55,7 @@ def pick_predictions(summary: runs.RunSummary) -> predictions.Predictions:
     epoch = None
     if split == "val" and len(epochs) > 1:
         follow_latest(epochs)
-        epoch = st.select_slider(
-            "Epoch", options=epochs, key=EPOCH_KEY,
-            help="Show the validation mistakes as they were at the end of this epoch.")
+        epoch = epoch_view.epoch_slider(epochs)  # with its play button (dashboard/epochs.py)
     elif split == "val" and epochs:
         epoch = epochs[0]
         st.caption(f"Epoch {epoch}: the only epoch finished so far.")
@@ -204,6 +202,8 @@ def analysis_view(run_id: str) -> None:
     matrix_col, side_col = st.columns([3, 2], gap="large")
     with matrix_col:
         matrix.show_matrix(PREFIX, counts, classes, chosen, normalise=normalise)
+        if preds.split == "val":
+            epoch_view.pair_history(summary.path, classes, chosen)
     with side_col:
         show_beside_matrix(preds, counts, classes, chosen, images, reason)
     show_class_scores(preds, classes)
