@@ -147,9 +147,9 @@ def show_chosen_square(preds: predictions.Predictions, classes: list[str], chose
 
 def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> None:
     st.subheader("Per-class scores")
-    report = analysis.class_report(preds.labels, preds.pred, len(classes))
-    table = pd.DataFrame({"Class": classes, "Images": report.support, "Accuracy": report.accuracy,
-                          "Precision": report.precision, "Recall": report.recall, "F1": report.f1})
+    scores = analysis.class_report(preds.labels, preds.pred, len(classes))
+    table = pd.DataFrame({"Class": classes, "Images": scores.support, "Accuracy": scores.accuracy,
+                          "Precision": scores.precision, "Recall": scores.recall, "F1": scores.f1})
     # A class the model never predicts has no precision (nothing to divide by): shown as MISSING.
     st.dataframe(table, hide_index=True, placeholder=present.MISSING, column_config={
         "Images": st.column_config.NumberColumn(help="Pictures of this class among those evaluated."),
