@@ -175,7 +175,7 @@ def test_accuracies_table_and_matrix_equal_what_core_computes_from_the_files(fix
     class_a, class_b = compare.class_accuracies(x)
     lost, gained = compare.flip_counts(x)
     assert table["Class"].tolist() == CLASSES
-    assert np.allclose(table["Run A"], class_a) and np.allclose(table["Run B"], class_b)
+    assert np.allclose(table["Run A"], 100 * class_a) and np.allclose(table["Run B"], 100 * class_b)
     assert np.allclose(table["Change"], 100 * (class_b - class_a))
     assert table["Only A right"].tolist() == np.diag(lost).tolist()
     assert table["Only B right"].tolist() == np.diag(gained).tolist()

@@ -108,7 +108,8 @@ def class_table(x: compare.Aligned, classes: list[str]) -> pd.DataFrame:
     lost, gained = compare.flip_counts(x)
     return pd.DataFrame({
         "Class": classes, "Images": np.bincount(x.labels, minlength=x.num_classes),
-        "Run A": acc_a, "Run B": acc_b, "Change": 100 * (acc_b - acc_a),
+        # In percent, so one decimal always shows ("percent" formats 0.88 as 88% beside 88.7%).
+        "Run A": 100 * acc_a, "Run B": 100 * acc_b, "Change": 100 * (acc_b - acc_a),
         "Only A right": np.diag(lost), "Only B right": np.diag(gained)})
 
 
@@ -136,9 +137,9 @@ def show_class_table(x: compare.Aligned, classes: list[str], chosen: tuple[int, 
         column_config={
             "Images": st.column_config.NumberColumn(help="Test pictures of this class."),
             "Run A": st.column_config.NumberColumn(help="Share of this class's pictures run A got right.",
-                                                   format="percent"),
+                                                   format="%.1f%%"),
             "Run B": st.column_config.NumberColumn(help="Share of this class's pictures run B got right.",
-                                                   format="percent"),
+                                                   format="%.1f%%"),
             "Change": st.column_config.NumberColumn(help="Run B's accuracy minus run A's, in percentage points.",
                                                     format="%+.1f pts"),
             "Only A right": st.column_config.NumberColumn(help="Pictures of this class right in A, wrong in B."),
