@@ -101,9 +101,12 @@ def reliability_frame(rel: Reliability) -> pd.DataFrame:
     })
 
 
-def reliability_chart(rel: Reliability) -> alt.VConcatChart:
+def reliability_chart(rel: Reliability, width: int | None = None) -> alt.VConcatChart:
     """Accuracy per confidence bin (bars) against the diagonal of perfect calibration, and below it how
-    many pictures each bin holds: a bar below the diagonal is a bin where the model was over-confident."""
+    many pictures each bin holds: a bar below the diagonal is a bin where the model was over-confident.
+
+    `width` in pixels for both parts (the report); None leaves it to the page's container.
+    """
     frame = reliability_frame(rel)
     x = alt.X("lo:Q", title="How sure the model was (top-class probability)", scale=alt.Scale(domain=[0, 1]),
               axis=alt.Axis(format="%"))
@@ -117,11 +120,12 @@ def reliability_chart(rel: Reliability) -> alt.VConcatChart:
         x=alt.X("confidence:Q"), y=alt.Y("accuracy:Q"), tooltip=tooltip)
     diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(
         color="#888", strokeDash=[5, 4]).encode(x="x:Q", y="y:Q")
-    top = alt.layer(bars, diagonal, means).properties(height=280)
+    size = {"width": width} if width else {}
+    top = alt.layer(bars, diagonal, means).properties(height=280, **size)
     counts = alt.Chart(frame).mark_bar(color="#9ab3cf", stroke="white").encode(
         x=x, x2="hi:Q", y=alt.Y("pictures:Q", title="Pictures"), tooltip=tooltip)
     labels = alt.Chart(frame).mark_text(dy=-6, fontSize=10).encode(
         x=alt.X("mid:Q"), y="pictures:Q", text=alt.Text("pictures:Q", format=",")).transform_calculate(
         mid="(datum.lo + datum.hi) / 2")
-    bottom = alt.layer(counts, labels).properties(height=110)
+    bottom = alt.layer(counts, labels).properties(height=110, **size)
     return alt.vconcat(top, bottom, spacing=8)
