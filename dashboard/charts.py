@@ -109,21 +109,22 @@ def reliability_chart(rel: Reliability, width: int | None = None) -> alt.VConcat
     """
     frame = reliability_frame(rel)
     x = alt.X("lo:Q", title="How sure the model was (top-class probability)", scale=alt.Scale(domain=[0, 1]),
-              axis=alt.Axis(format="%"))
+              axis=alt.Axis(format="%", values=[k / 10 for k in range(11)]))
     tooltip = [alt.Tooltip("bin:N", title="Confidence"), alt.Tooltip("pictures:Q", title="Pictures", format=","),
                alt.Tooltip("confidence:Q", title="Mean confidence", format=".1%"),
                alt.Tooltip("accuracy:Q", title="Right", format=".1%")]
+    # y2 at 0: a bar spanning x..x2 is otherwise drawn as a thin band at its y.
     bars = alt.Chart(frame).mark_bar(color="#4c78a8", stroke="white").encode(
         x=x, x2="hi:Q", y=alt.Y("accuracy:Q", title="How often it was right", scale=alt.Scale(domain=[0, 1]),
-                                 axis=alt.Axis(format="%")), tooltip=tooltip)
-    means = alt.Chart(frame).mark_tick(color="#e4572e", thickness=2).encode(
+                                 axis=alt.Axis(format="%")), y2=alt.datum(0), tooltip=tooltip)
+    means = alt.Chart(frame).mark_point(color="#e4572e", filled=True, size=45, opacity=1).encode(
         x=alt.X("confidence:Q"), y=alt.Y("accuracy:Q"), tooltip=tooltip)
     diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(
         color="#888", strokeDash=[5, 4]).encode(x="x:Q", y="y:Q")
     size = {"width": width} if width else {}
     top = alt.layer(bars, diagonal, means).properties(height=280, **size)
     counts = alt.Chart(frame).mark_bar(color="#9ab3cf", stroke="white").encode(
-        x=x, x2="hi:Q", y=alt.Y("pictures:Q", title="Pictures"), tooltip=tooltip)
+        x=x, x2="hi:Q", y=alt.Y("pictures:Q", title="Pictures"), y2=alt.datum(0), tooltip=tooltip)
     labels = alt.Chart(frame).mark_text(dy=-6, fontSize=10).encode(
         x=alt.X("mid:Q"), y="pictures:Q", text=alt.Text("pictures:Q", format=",")).transform_calculate(
         mid="(datum.lo + datum.hi) / 2")

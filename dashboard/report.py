@@ -257,7 +257,7 @@ def calibration_section(run: ReportRun) -> str | None:
                f"over {calibration.N_BINS} confidence bins weighted by their pictures (0% is perfect). Mean "
                f"confidence {percent(rel.mean_confidence)}, right {percent(rel.overall_accuracy)}.</p>")
     note = ("<p class=\"note\">Bars: how often the model was right among the pictures it was this sure of; red "
-            "ticks: their mean confidence; dashed: perfect calibration (bars below it are over-confident). Below: "
+            "dots: their mean confidence; dashed: perfect calibration (bars below it are over-confident). Below: "
             "pictures per bin.</p>")
     rows = [[text(name), f"{r.predicted:,}", percent(r.mean_confidence), percent(r.accuracy), percent(r.ece)]
             for name, r in zip(run.classes, calibration.per_class(run.preds.probs, run.preds.labels))]

@@ -19,6 +19,7 @@ from dashboard import charts, loaders, state
 from dashboard.text import plain
 
 REFRESH_S = 5  # a training run's page re-reads its files this often
+CHART_WIDTH = 640  # pixels: the diagram and its counts, inside the main column of a 1366 px screen
 SPLIT_KEY = "calib_split"
 EPOCH_KEY = "calib_epoch"
 SPLIT_LABELS = {"test": "Final test set", "val": "Validation set, after an epoch"}
@@ -83,11 +84,12 @@ def show_overall(rel: calibration.Reliability, split: str) -> None:
 def show_diagram(rel: calibration.Reliability) -> None:
     st.subheader("Reliability diagram")
     st.caption(f"Pictures grouped by how sure the model was of its answer ({calibration.N_BINS} bins of "
-               f"{1 / calibration.N_BINS:.0%}). Each bar is how often it was right in that group; the red tick "
-               "marks the group's mean confidence. On the dashed diagonal the model is exactly as right as it "
+               f"{1 / calibration.N_BINS:.0%}). Each bar is how often it was right in that group; the red dot "
+               "sits at the group's mean confidence. On the dashed diagonal the model is exactly as right as it "
                "is sure; bars below it are over-confident, bars above under-confident. Below: how many "
                "pictures each group holds.")
-    st.altair_chart(charts.reliability_chart(rel), key="calib_chart", width="stretch")
+    # A fixed width: Streamlit stretches each part of a two-part chart to the column and the axes then overflow it.
+    st.altair_chart(charts.reliability_chart(rel, width=CHART_WIDTH), key="calib_chart", width="content")
 
 
 def class_table(rows: list[calibration.ClassCalibration], classes: list[str]) -> pd.DataFrame:
