@@ -157,3 +157,12 @@ def test_a_damaged_test_file_is_one_sentence(run):
     assert [shown(w) for w in page.at.warning.values] == [str(problem.value)]
     assert str(problem.value).startswith("predictions/test.npz is damaged:")
     assert not page.at.get("vega_lite_chart") and not page.at.metric
+
+
+def test_a_training_run_says_its_test_results_come_at_the_end(run):
+    config = json.loads((run / "config.json").read_text())
+    training = runs.create_run(run.parent, config, name="still training", state="running")
+    runs.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
+    page = Page(training)
+    assert page.at.info.values == [present.no_predictions_message(runs.summarize_run(training), "test")]
+    assert "still training" in page.at.info.values[0]
