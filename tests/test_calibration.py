@@ -119,3 +119,9 @@ def test_the_chart_table_has_one_row_a_non_empty_bin_with_its_count():
     assert frame["bin"].tolist() == ["50%–60%", "90%–100%"] and frame["pictures"].tolist() == [10, 10]
     spec = charts.reliability_chart(rel).to_dict()
     assert len(spec["vconcat"]) == 2  # the diagram, and the pictures per bin below it
+
+
+def test_a_model_always_right_or_always_wrong_is_binned_too():
+    assert calibration.reliability(np.array([1.0, 0.96]), np.array([1, 1])).ece == pytest.approx(0.02)
+    wrong = calibration.reliability(np.array([0.3, 0.95]), np.array([0, 0]))
+    assert wrong.ece == pytest.approx((0.3 + 0.95) / 2) and wrong.overall_accuracy == 0.0
