@@ -1,5 +1,6 @@
 """A run's report as one self-contained HTML file: settings, learning curves, the final test's confusion
-matrix, the most mixed-up pairs with their pictures, and per-class scores.
+matrix, the most mixed-up pairs with their pictures, per-class scores, and calibration (how sure vs how
+right).
 
 It opens offline (nothing is fetched: the charts' JavaScript is inlined once, pictures are PNG data
 URIs), so a report can be e-mailed to someone without the dashboard. Everything the run provides
@@ -36,15 +37,16 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from core import analysis, present, run_data, runs
+from core import analysis, calibration, present, run_data, runs
 from core.data import ImageSet
 from core.predictions import Predictions, PredictionsError, load_predictions
-from dashboard.charts import curve_chart, matrix_chart
+from dashboard.charts import curve_chart, matrix_chart, reliability_chart
 
 SMOOTHING = 0.6  # the training curve's smoothing, the live view's default
 PAIRS_SHOWN = 5
 PICTURES_PER_DIRECTION = 8  # the most confident mistakes of each direction of a pair
 CURVE_WIDTH = 420  # pixels: two curves side by side on a laptop screen
+CALIBRATION_WIDTH = 520  # pixels: the reliability diagram, alone on its row
 ZOOM = 3  # 32x32 pictures drawn 96x96, each pixel a 3x3 block (nearest neighbour keeps them sharp)
 CACHED_REPORTS = 4  # a report is a few MB: keep the last few the Errors page built
 
@@ -246,8 +248,28 @@ def class_scores_section(run: ReportRun) -> str | None:
                                              "scores"))
 
 
+def calibration_section(run: ReportRun) -> str | None:
+    if run.preds is None:
+        return None
+    rel = calibration.reliability(*calibration.top_label(run.preds.probs, run.preds.labels))
+    summary = (f"<p>{text(calibration.plain_sentence(rel, 'test'))}</p>"
+               f"<p>Calibration error (ECE): <b>{rel.ece:.1%}</b>, the gap between how sure and how right, averaged "
+               f"over {calibration.N_BINS} confidence bins weighted by their pictures (0% is perfect). Mean "
+               f"confidence {percent(rel.mean_confidence)}, right {percent(rel.overall_accuracy)}.</p>")
+    note = ("<p class=\"note\">Bars: how often the model was right among the pictures it was this sure of; red "
+            "dots: their mean confidence; dashed: perfect calibration (bars below it are over-confident). Below: "
+            "pictures per bin.</p>")
+    rows = [[text(name), f"{r.predicted:,}", percent(r.mean_confidence), percent(r.accuracy), percent(r.ece)]
+            for name, r in zip(run.classes, calibration.per_class(run.preds.probs, run.preds.labels))]
+    classes = ("<h3>Per predicted class</h3><p class=\"note\">Pictures grouped by the class the model said, not "
+               "their true class.</p>" + table(["Class", "Predicted as this class", "Mean confidence", "Right",
+                                                "ECE"], rows, "scores calibration"))
+    chart = chart_html(reliability_chart(rel, width=CALIBRATION_WIDTH), "chart-calibration")
+    return section("Calibration: how sure vs how right", summary + note + chart + classes)
+
+
 SECTIONS: tuple[Section, ...] = (settings_section, curves_section, results_section, matrix_section, pairs_section,
-                                 class_scores_section)
+                                 class_scores_section, calibration_section)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +350,8 @@ def download_button(summary: runs.RunSummary) -> None:
         "Download report", data=partial(report_bytes, summary.path), file_name=report_file_name(summary.name),
         mime="text/html", key="errors_report", icon=":material/download:", on_click="ignore",
         help="One HTML file with this run's settings, curves, confusion matrix, most mixed-up pairs with their "
-             "pictures and per-class scores. It opens in any browser without a network, so it can be e-mailed.")
+             "pictures, per-class scores and calibration. It opens in any browser without a network, so it can be "
+             "e-mailed.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from tests.helpers import app_runs_folder, tiny_config, train_tiny_run, wait_for
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
-         "views/gallery.py"]
+         "views/gallery.py", "views/calibration.py"]
 
 
 def edit_json(path: Path, **changes) -> None:

@@ -3,7 +3,9 @@ variants (no test results yet, pictures unavailable, hostile names), the command
 page's "Download report" button."""
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import analysis
+from core import analysis, calibration
 from core.predictions import load_predictions
 from dashboard import report
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPO
@@ -73,6 +75,8 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
             tab.goto(path.as_uri())
             tab.wait_for_selector("#chart-matrix svg .mark-text.role-mark text", timeout=30_000)
             tab.wait_for_selector("#chart-loss svg", timeout=30_000)
+            tab.wait_for_selector("#chart-calibration svg .mark-rect.role-mark path", timeout=30_000)
+            calibration_bars = tab.locator("#chart-calibration svg .mark-rect.role-mark path").count()
             drawn = tab.eval_on_selector_all("#chart-matrix svg .mark-text.role-mark text", "ts => ts.map(t => t.textContent)")
             pictures = tab.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
             h1, bold = tab.inner_text("h1"), tab.locator("h1 b").count()
@@ -85,6 +89,8 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
     assert pictures and all(width == 96 for width in pictures)  # 32x32 pictures, loaded, shown 3x
     assert h1 == NAME and bold == 0 and title.startswith(NAME)
     assert "tutorial-cnn" in settings and "batch_size" in settings
+    rel = calibration.reliability(*calibration.top_label(preds.probs, preds.labels))
+    assert calibration_bars == 2 * int((rel.count > 0).sum())  # a non-empty bin: its bar, and its count bar below
     report_rows = analysis.class_report(preds.labels, preds.pred, len(classes))
     for name, support in zip(classes, report_rows.support):
         assert f"{name}\t{support}" in scores
@@ -96,7 +102,7 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
 
 def test_the_chart_script_is_inlined_once_for_all_charts(run):
     page = report.build_report(run)
-    assert page.count('class="chart"') == 3  # loss, accuracy, matrix
+    assert page.count('class="chart"') == 4  # loss, accuracy, matrix, calibration
     assert page.count(report.vega_bundle()) == 1
     assert "<script src" not in page and "cdn." not in page.replace(report.vega_bundle(), "")
 
@@ -109,6 +115,7 @@ def test_a_run_without_test_results_says_so_and_keeps_its_settings_and_curves(ru
     assert "This run was stopped before its final test, so it has no test results" in page
     assert 'id="chart-loss"' in page and "<td>batch_size</td>" in page
     assert 'id="chart-matrix"' not in page and "Per-class scores" not in page
+    assert 'id="chart-calibration"' not in page and "Calibration" not in page
 
 
 def test_a_run_whose_pictures_are_gone_says_why_in_one_sentence(run, tmp_path):
@@ -200,3 +207,20 @@ def test_numbers_in_the_report_match_the_saved_predictions(run):
     preds = load_predictions(run, "test")
     right = int(np.sum(preds.labels == preds.pred))
     assert f"{len(preds.labels):,} test pictures, {right:,} classified right" in report.build_report(run)
+
+
+def test_the_calibration_section_shows_cores_numbers_and_chart(run):
+    preds = load_predictions(run, "test")
+    rel = calibration.reliability(*calibration.top_label(preds.probs, preds.labels))
+    page = report.build_report(run)
+    part = page[page.index("<h2>Calibration: how sure vs how right</h2>"):]
+    assert f"<p>{html.escape(calibration.plain_sentence(rel, 'test'))}</p>" in part
+    assert f"Calibration error (ECE): <b>{rel.ece:.1%}</b>" in part
+    assert 'id="chart-calibration"' in part
+    spec = json.loads(re.search(r'vegaEmbed\("#chart-calibration", (.*?), \{"actions"', part).group(1))
+    drawn = next(v for v in spec["datasets"].values() if v and "pictures" in v[0])
+    assert [row["pictures"] for row in drawn] == rel.count[rel.count > 0].tolist()
+    rows = calibration.per_class(preds.probs, preds.labels)
+    classes = json.loads((run / "meta.json").read_text())["classes"]
+    for name, r in zip(classes, rows):
+        assert f"<tr><td>{html.escape(name)}</td><td>{r.predicted:,}</td>" in part
