@@ -24,7 +24,7 @@ from core.data import Normalizer
 from core.inference import Predictor, images_to_tensor, prepare
 from core.models import cam_layer_of
 
-__all__ = ["grad_cam", "predictor_grad_cam", "jet", "overlay"]
+__all__ = ["grad_cam", "jet", "overlay", "predictor_grad_cam"]
 
 BATCH_SIZE = 64        # pictures per backward pass: a page of tiles (24) and its two classes fit in one or two
 OVERLAY_ALPHA = 0.5    # share of the colour map in the blended picture
