@@ -25,7 +25,6 @@ HELP = ("Colours each picture by where the model looked to give its answer: red 
         "ones hardly at all (a Grad-CAM map). Each picture's 'Where it looked' button compares where it "
         "looked for the true class with where it looked for the class it chose.")
 POPOVER = "Where it looked"
-POPOVER_ICON = ":material/visibility:"
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def side_by_side(image: np.ndarray, maps: list[tuple[str, np.ndarray]], scale: i
 def compare_popover(image: np.ndarray, true_name: str, pred_name: str, true_map: np.ndarray,
                     pred_map: np.ndarray, scale: int) -> None:
     """A tile's button opening the true class's and the predicted class's maps side by side."""
-    with st.popover(POPOVER, icon=POPOVER_ICON,
+    with st.popover(POPOVER, icon=":material/visibility:",
                     help="Where the model looked for the true class, beside where it looked for its answer."):
         if true_name == pred_name:
             st.caption("It answered right, so both are the same map.")
