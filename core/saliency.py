@@ -15,6 +15,8 @@ as gradients of an average of mirrored views, or in bf16, would blur the map.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
@@ -78,10 +80,15 @@ def grad_cam(model: nn.Module, model_name: str, normalize: Normalizer, images: n
 
 
 def predictor_grad_cam(predictor: Predictor, images: np.ndarray, classes) -> np.ndarray:
-    """grad_cam with a run's Predictor: its model, registered layer, normalisation, device and layout."""
+    """grad_cam with a run's Predictor: its model, registered layer, normalisation, device and layout.
+
+    The maps are taken on a private copy of the model: the dashboard shares one Predictor between
+    sessions, and captum's hooks on the shared model would catch another session's predictions.
+    """
     classes = np.asarray(classes, dtype=np.int64).reshape(-1)
     _check_inputs(np.asarray(images), classes, len(predictor.classes))
-    return grad_cam(predictor.model, predictor.model_name, predictor.normalize, images, classes, predictor.device,
+    model = copy.deepcopy(predictor.model)
+    return grad_cam(model, predictor.model_name, predictor.normalize, images, classes, predictor.device,
                     memory_format=predictor.memory_format)
 
 
