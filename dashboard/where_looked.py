@@ -1,6 +1,6 @@
 """'Show where it looked': the toggle, the Grad-CAM maps of the pictures on screen, and their overlays.
 
-A page draws `toggle(...)` once above its tiles; when it is on, it hands the returned `Looks` to
+A page draws `toggle_looks(...)` once above its tiles; when it is on, it hands the returned `Looks` to
 tiles.prediction_tiles (or uploads' own view), which colours each tile by where the model looked to give
 its answer and adds a "Where it looked" popover with the true class's and the predicted class's maps side
 by side. Maps come from core.saliency through the run's Predictor (the one inference path), only for the
@@ -24,6 +24,8 @@ LABEL = "Show where it looked"
 HELP = ("Colours each picture by where the model looked to give its answer: red areas swayed it most, blue "
         "ones hardly at all (a Grad-CAM map). Each picture's 'Where it looked' button compares where it "
         "looked for the true class with where it looked for the class it chose.")
+VAL_NOTE = (" On the validation set the maps come from the run's saved model, which may look differently "
+            "from the model as it was after the epoch shown.")
 POPOVER = "Where it looked"
 
 
@@ -38,11 +40,15 @@ class Looks:
 # The toggle
 # ---------------------------------------------------------------------------------------------
 
-def toggle(summary: runs.RunSummary, key: str, preds: predictions.Predictions | None = None,
-           images: ImageSet | None = None) -> Looks | None:
-    """The toggle; when on and the maps can be drawn, which model draws them (else None, saying why)."""
-    if not st.toggle(LABEL, key=key, help=HELP):
-        return None
+def toggle(key: str, preds: predictions.Predictions | None = None) -> bool:
+    """The toggle alone (the Errors page puts it in the row above its matrix); whether it is on."""
+    note = VAL_NOTE if preds is not None and preds.split == "val" else ""
+    return st.toggle(LABEL, key=key, help=HELP + note)
+
+
+def looks_for(summary: runs.RunSummary, preds: predictions.Predictions | None = None,
+              images: ImageSet | None = None) -> Looks | None:
+    """Which model draws the maps of `summary`'s pictures; None, saying why, when they cannot be drawn."""
     which = loaders.predictor_checkpoint(summary.path)
     if which is None:
         st.info("This run has no saved model yet, so there is nothing to ask where it looked; "
@@ -51,10 +57,13 @@ def toggle(summary: runs.RunSummary, key: str, preds: predictions.Predictions | 
     if preds is not None and images is None:
         st.info("The pictures are not available here, so there is nothing to colour.")
         return None
-    if preds is not None and preds.split == "val":
-        st.caption(f"The maps come from the run's saved model ({which} checkpoint), which may look "
-                   "differently from the model as it was after the epoch shown.")
     return Looks(summary.path, which)
+
+
+def toggle_looks(summary: runs.RunSummary, key: str, preds: predictions.Predictions | None = None,
+                 images: ImageSet | None = None) -> Looks | None:
+    """The toggle and, when it is on, `looks_for`: what the Gallery draws above its tiles and uploads."""
+    return looks_for(summary, preds, images) if toggle(key, preds) else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def show_grid(summary: runs.RunSummary) -> None:
         st.info("No picture matches these filters: widen them to see some.")
         return
     page = tiles.page_picker(len(positions), PAGE_KEY)
-    looks = where_looked.toggle(summary, "gallery_where_looked", preds, images)
+    looks = where_looked.toggle_looks(summary, "gallery_where_looked", preds, images)
     tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
                             bars="popover", looks=looks)
 
@@ -115,7 +115,7 @@ def show_uploads(summary: runs.RunSummary) -> None:
     if photo is not None:
         pictures.append((PHOTO_NAME, photo.getvalue()))
     if pictures:
-        looks = where_looked.toggle(summary, UPLOAD_LOOKED_KEY)
+        looks = where_looked.toggle_looks(summary, UPLOAD_LOOKED_KEY)
         show_predictions(summary, which, pictures, looks)
 
 
