@@ -2,7 +2,7 @@
 
 A page draws `toggle_looks(...)` once above its tiles; when it is on, it hands the returned `Looks` to
 tiles.prediction_tiles (or uploads' own view), which colours each tile by where the model looked to give
-its answer and adds a "Where it looked" popover with the true class's and the predicted class's maps side
+its answer and adds a "Why?" popover with the true class's and the predicted class's maps side
 by side. Maps come from core.saliency through the run's Predictor (the one inference path), only for the
 pictures drawn, and are cached per checkpoint version and picture, so paging back costs nothing.
 """
@@ -22,11 +22,11 @@ from dashboard.text import plain
 
 LABEL = "Show where it looked"
 HELP = ("Colours each picture by where the model looked to give its answer: red areas swayed it most, blue "
-        "ones hardly at all (a Grad-CAM map). Each picture's 'Where it looked' button compares where it "
+        "ones hardly at all (a Grad-CAM map). Each picture's 'Why?' button compares where it "
         "looked for the true class with where it looked for the class it chose.")
 VAL_NOTE = (" On the validation set the maps come from the run's saved model, which may look differently "
             "from the model as it was after the epoch shown.")
-POPOVER = "Where it looked"
+POPOVER = "Why?"  # short: the Errors page's tiles are about 100 px wide
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """A real browser turns on "Show where it looked" for the Errors page's chosen square: every picture of the square
-is redrawn coloured, the first is still in view on a 1366x768 screen, and a tile's "Where it looked" button
+is redrawn coloured, the first is still in view on a 1366x768 screen, and a tile's "Why?" button
 opens the maps for the true class and the predicted class side by side.
 
 Playwright drives Debian's Chromium (/usr/bin/chromium; skipped when absent) against `streamlit run`, over a
@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from core.data import load_dataset
+from dashboard import where_looked
 from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
 from tests.helpers import train_tiny_run
 from tests.test_browser_errors import (LAPTOP, assert_in_view, click_square, first_picture_in_view,
@@ -48,7 +49,7 @@ def test_the_toggle_colours_the_chosen_squares_pictures_and_compares_true_with_p
         assert len(plain) == n
 
         page.get_by_text("Show where it looked", exact=True).click()
-        menus = page.locator("[data-testid='stPopover']").filter(has_text="Where it looked")  # one a picture
+        menus = page.locator("[data-testid='stPopover']").filter(has_text=where_looked.POPOVER)  # one a picture
         page.wait_for_function("n => document.querySelectorAll(\"[data-testid='stPopover']\").length >= n",
                                arg=n, timeout=60_000)
         settle(page)
