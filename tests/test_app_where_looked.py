@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import analysis, checkpoints, predictions, saliency
 from core.data import load_dataset
+from core.device import resolve_device
 from core.inference import Predictor
 from dashboard import tiles, where_looked
 from tests.helpers import train_tiny_run
@@ -106,9 +107,10 @@ def test_gallery_toggle_colours_the_page_with_the_checkpoints_maps(fixture_runs,
     assert page.popover_labels().count(where_looked.POPOVER) == tiles.TILES_PER_PAGE
     # The maps drawn are the run's own Grad-CAM maps of the predicted class, one per tile on screen.
     positions = analysis.gallery_positions(preds.labels, preds.pred, preds.probs)[:tiles.TILES_PER_PAGE]
-    model = Predictor.from_run(fixture_runs["run"], torch.device("cpu"), "last")
+    # On the page's own device; a batch of another size may take other kernels there (cuDNN): hence atol.
+    model = Predictor.from_run(fixture_runs["run"], resolve_device("auto"), "last")
     expected = saliency.predictor_grad_cam(model, data.test.images[preds.index[positions]], preds.pred[positions])
-    assert all(any(np.allclose(heat, want, atol=1e-4) for heat in heats) for want in expected)
+    assert all(any(np.allclose(heat, want, atol=2e-3) for heat in heats) for want in expected)
     assert all(0 <= heat.min() and heat.max() <= 1 for heat in heats)
 
 

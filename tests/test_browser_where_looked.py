@@ -13,8 +13,15 @@ from core.data import load_dataset
 from dashboard import where_looked
 from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
 from tests.helpers import train_tiny_run
-from tests.test_browser_errors import (LAPTOP, assert_in_view, click_square, first_picture_in_view,
-                                       open_errors_page, pick_cell, wait_for_square)
+from tests.test_browser_errors import (
+    LAPTOP,
+    assert_in_view,
+    click_square,
+    first_picture_in_view,
+    open_errors_page,
+    pick_cell,
+    wait_for_square,
+)
 
 pytestmark = BROWSER_MARKS
 TILE_PICTURES = "[data-testid='stMain'] [data-testid='stImage'] img"
