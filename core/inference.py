@@ -43,6 +43,12 @@ def _tta_views(x: Tensor) -> list[tuple[Tensor, float]]:
     return views + [(v.flip(-1), weight) for v, weight in views]
 
 
+def prepare(images: Tensor, normalize: Normalizer,
+            memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """uint8 (B, 3, H, W) -> the model's normalised float input: the one preprocessing step (infer and Grad-CAM)."""
+    return normalize(images).contiguous(memory_format=memory_format)  # (B, 3, H, W)
+
+
 @torch.no_grad()
 def infer(model: nn.Module, images: Tensor, normalize: Normalizer, *, batch_size: int = 1000,
           tta: bool = False, amp_dtype: torch.dtype | None = None,
@@ -52,7 +58,7 @@ def infer(model: nn.Module, images: Tensor, normalize: Normalizer, *, batch_size
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size]).contiguous(memory_format=memory_format)
+        x = prepare(images[start:start + batch_size], normalize, memory_format)
         views = _tta_views(x) if tta else [(x, 1.0)]
         with autocast(images.device, amp_dtype):
             logits = torch.stack([weight * model(v).float() for v, weight in views]).sum(0)  # (B, C)
@@ -96,6 +102,7 @@ class Predictor:
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device):
         self.classes, self.device, self.tta = checkpoint.classes, device, checkpoint.tta
+        self.model_name = checkpoint.model  # the registry entry, which names the layer Grad-CAM looks at
         # The same numbers and layout as the run's own test evaluation, so an upload and a test picture agree.
         self.amp, self.memory_format = amp_dtype(checkpoint.precision, device), memory_format(device)
         self.model = get_model(checkpoint.model, len(self.classes))

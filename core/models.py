@@ -17,6 +17,9 @@ split_normalization_params): each a dict with "params" and any per-group optimis
 ("weight_decay": 0.0 for norm layers, say), plus "lr_scale", a multiplier on the schedule's rate,
 and "train_epochs", after which the group's rate is 0 (held still). Without one, every trainable
 parameter is in one group. `parameter_groups(model, cfg)` is what the optimiser gets.
+Each builder also names, with `cam_layer=`, the dotted name of the module whose (B, C, H, W) output
+Grad-CAM looks at ("where it looked", core/saliency.py): the last one that still has a useful map
+(at least 4x4). `cam_layer_of(model, name)` finds that module in a built model.
 
 No module here hard-codes a device or dtype: models are built on the CPU (or under a
 `torch.device(...)` context) and moved by the caller.
@@ -42,7 +45,8 @@ from core.images import IMAGE_SIZE
 if TYPE_CHECKING:  # for annotations only: core.config itself asks this registry which models exist
     from core.config import TrainConfig
 
-__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups"]
+__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups",
+           "cam_layer_of"]
 
 
 # ================================================================== registry
@@ -56,6 +60,7 @@ class ModelSpec:
     description: str                      # one plain sentence a non-programmer understands
     builder: Callable[..., nn.Module]     # builder(num_classes) -> nn.Module
     param_groups: ParamGroups | None = None   # (model, cfg) -> optimiser groups; None: one group of all
+    cam_layer: str | None = None          # dotted module name Grad-CAM looks at, e.g. "blocks.8"; None: no maps
 
 
 _REGISTRY: dict[str, ModelSpec] = {}      # insertion order is the order list_models() shows
@@ -68,9 +73,9 @@ def _check_new_name(name: str) -> None:
         raise ValueError(f"A model named '{name}' is already registered; pick another name.")
 
 
-def register_model(name: str, description: str, *, param_groups: ParamGroups | None = None
-                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator adding `builder(num_classes) -> nn.Module` (and its optimiser groups) to the registry under `name`."""
+def register_model(name: str, description: str, *, param_groups: ParamGroups | None = None,
+                   cam_layer: str | None = None) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding `builder(num_classes) -> nn.Module` (its optimiser groups, its Grad-CAM layer) under `name`."""
     _check_new_name(name)
     if not isinstance(description, str) or not description.strip():
         raise ValueError(f"Model '{name}' needs a non-empty plain-words description.")
@@ -78,7 +83,7 @@ def register_model(name: str, description: str, *, param_groups: ParamGroups | N
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _check_new_name(name)   # again: two decorators with one name may be created before use
         _REGISTRY[name] = ModelSpec(name=name, description=description.strip(), builder=builder,
-                                    param_groups=param_groups)
+                                    param_groups=param_groups, cam_layer=cam_layer)
         return builder
 
     return decorator
@@ -129,6 +134,18 @@ def _check_groups(name: str, groups: list[dict], trainable: list[nn.Parameter]) 
     epochs = [group["train_epochs"] for group in groups if "train_epochs" in group]
     if not all(isinstance(e, (int, float)) and not isinstance(e, bool) and e >= 0 for e in epochs):
         raise ValueError(f"Model '{name}' declares train_epochs that are not a number of epochs ({epochs}).")
+
+
+def cam_layer_of(model: nn.Module, name: str) -> nn.Module:
+    """The module of `model` (built as registered model `name`) whose output Grad-CAM looks at."""
+    layer = _spec(name).cam_layer
+    if layer is None:
+        raise ValueError(f"Model '{name}' names no layer to show where it looked; register it with cam_layer=.")
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        raise ValueError(f"Model '{name}' names '{layer}' as the layer to show where it looked, "
+                         "but it has no such module; fix its cam_layer.") from None
 
 
 @functools.cache
@@ -338,33 +355,38 @@ def _fastnet_groups(model: FastNet, cfg: TrainConfig) -> list[dict]:
 
 @register_model("fastnet", "The default: a speed-tuned network in the style of the airbench "
                            "CIFAR-10 record runs, built to reach about 94% accuracy in roughly "
-                           "10 epochs on a GPU.", param_groups=_fastnet_groups)
+                           "10 epochs on a GPU.", param_groups=_fastnet_groups,
+                cam_layer="stages.1")  # 7x7; the last stage's 3x3 is too coarse to point at anything
 def _fastnet(num_classes: int) -> nn.Module:
     return FastNet(num_classes, widths=(64, 256, 256))
 
 
 @register_model("fastnet-small", "A narrower fastnet for laptops: about 4-5 times faster on a "
-                                 "CPU, at the cost of a few points of accuracy.", param_groups=_fastnet_groups)
+                                 "CPU, at the cost of a few points of accuracy.", param_groups=_fastnet_groups,
+                cam_layer="stages.1")
 def _fastnet_small(num_classes: int) -> nn.Module:
     return FastNet(num_classes, widths=(32, 64, 128))
 
 
 @register_model("keras-cnn", "Small 3-layer network from the Keras notebooks; trains fast, "
-                             "about 75% accuracy.")
+                             "about 75% accuracy.",
+                cam_layer="features.2.1")  # the last stage's activation, 8x8, before its pool
 def _keras_cnn(num_classes: int) -> nn.Module:
     return PlainCNN(num_classes, (32, 64, 128), act=nn.ReLU, stage_dropout=0.25,
                     hidden=80, dense_dropout=0.5)
 
 
 @register_model("elu-convnet", "Small 3-layer network with smooth (ELU) activations from the "
-                               "notebooks; about 76% accuracy after 20 quick epochs.")
+                               "notebooks; about 76% accuracy after 20 quick epochs.",
+                cam_layer="features.2.1")
 def _elu_convnet(num_classes: int) -> nn.Module:
     return PlainCNN(num_classes, (16, 32, 64), act=nn.ELU, hidden=512, dense_dropout=0.2)
 
 
 @register_model("bn-elu-cnn", "A wider, 6-layer version of the ELU network with batch "
                               "normalisation, which makes it train faster and more reliably; "
-                              "noticeably more accurate than the 3-layer ones.")
+                              "noticeably more accurate than the 3-layer ones.",
+                cam_layer="features.2.5")  # second conv's activation of the last stage, 8x8
 def _bn_elu_cnn(num_classes: int) -> nn.Module:
     return PlainCNN(num_classes, (32, 64, 128), act=nn.ELU, convs_per_stage=2,
                     batch_norm=True, hidden=512, dense_dropout=0.2)
@@ -372,25 +394,29 @@ def _bn_elu_cnn(num_classes: int) -> nn.Module:
 
 @register_model("tutorial-cnn", "The tiny network from the official PyTorch beginner tutorial; "
                                 "a baseline that trains in seconds but stays around 55-65% "
-                                "accuracy.")
+                                "accuracy.",
+                cam_layer="conv2")  # 10x10, the last map before the dense layers
 def _tutorial_cnn(num_classes: int) -> nn.Module:
     return TutorialCNN(num_classes)
 
 
 @register_model("resnet20", "The classic small ResNet for CIFAR (20 layers with shortcut "
                             "connections, 0.27M parameters); about 91% accuracy with long "
-                            "training.")
+                            "training.",
+                cam_layer="blocks.8")  # the last block, 8x8
 def _resnet20(num_classes: int) -> nn.Module:
     return CifarResNet(num_classes, blocks_per_stage=3)
 
 
 @register_model("resnet18", "The standard ResNet-18 (11M parameters) adapted to small images; "
-                            "among the most accurate here (about 95%) but slow without a GPU.")
+                            "among the most accurate here (about 95%) but slow without a GPU.",
+                cam_layer="layer4")  # 4x4
 def _resnet18(num_classes: int) -> nn.Module:
     return cifar_resnet18(num_classes)
 
 
 @register_model("vgg11-bn", "VGG-11 with batch normalisation: a simple, deep stack of convolutions "
-                            "(9M parameters); about 92% accuracy, slow without a GPU.")
+                            "(9M parameters); about 92% accuracy, slow without a GPU.",
+                cam_layer="features.20")  # 4x4, before the last two pools shrink it to 1x1
 def _vgg11_bn(num_classes: int) -> nn.Module:
     return VGG11BN(num_classes)

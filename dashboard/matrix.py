@@ -120,15 +120,19 @@ def cell_heading(preds: predictions.Predictions, classes: list[str],
 
 
 def cell_pictures(prefix: str, preds: predictions.Predictions, classes: list[str], positions: np.ndarray,
-                  images, reason: str | None, *, bars: str = "inline", columns: int = tiles.TILE_COLUMNS) -> None:
-    """One page of the chosen square's pictures (`positions` from cell_heading), with a page picker."""
+                  images, reason: str | None, *, bars: str = "inline", columns: int = tiles.TILE_COLUMNS,
+                  looks=None) -> None:
+    """One page of the chosen square's pictures (`positions` from cell_heading), with a page picker.
+
+    looks: where_looked.toggle's answer, to colour the pictures by where the model looked.
+    """
     if not len(positions):
         return
     if images is None:
         st.caption(f"The pictures themselves are not available here. {plain(reason or '')}")
     page = tiles.page_picker(len(positions), _page_key(prefix))
     tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
-                           bars=bars, columns=columns)
+                           bars=bars, columns=columns, looks=looks)
 
 
 # ---------------------------------------------------------------------------------------------

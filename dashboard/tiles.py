@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import analysis, predictions
+from core import analysis, predictions, saliency
 from core.data import ImageSet
+from dashboard import where_looked
 from dashboard.text import plain
 
 TILES_PER_PAGE = 24  # images drawn at once: a page stays quick to send even for a 10,000-image test set
@@ -34,21 +35,32 @@ def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> N
 
 
 def prediction_tiles(preds: predictions.Predictions, positions: np.ndarray, images: ImageSet | None,
-                     classes: list[str], *, bars: str = "inline", columns: int = TILE_COLUMNS) -> None:
+                     classes: list[str], *, bars: str = "inline", columns: int = TILE_COLUMNS,
+                     looks: where_looked.Looks | None = None) -> None:
     """A grid of predictions, `columns` a row: enlarged image, caption (true, predicted, confidence), top-3 bars.
 
     bars: "inline" draws the bars under each image; "popover" puts them behind a small button.
+    looks (from where_looked.toggle): each image coloured by where the model looked for its answer, with
+    a popover comparing that with where it looked for the true class.
     Without images (data not on this machine) the tiles show the caption alone.
     """
+    true_maps = pred_maps = None
+    if looks is not None and images is not None and len(positions):
+        true_maps, pred_maps = where_looked.tile_maps(looks, preds, positions, images)  # only the tiles drawn
     for row_start in range(0, len(positions), columns):
-        for column, pos in zip(st.columns(columns), positions[row_start:row_start + columns]):
+        for offset, (column, pos) in enumerate(zip(st.columns(columns), positions[row_start:row_start + columns])):
             true_c, pred_c = int(preds.labels[pos]), int(preds.pred[pos])
             caption = tile_caption(classes[true_c], classes[pred_c], float(preds.probs[pos, pred_c]))
             with column:
-                if images is not None:
+                if images is None:
+                    st.caption(caption)
+                elif pred_maps is None:
                     st.image(enlarge(images.images[preds.index[pos]], TILE_SCALE), caption=caption)
                 else:
-                    st.caption(caption)
+                    k, image = row_start + offset, images.images[preds.index[pos]]
+                    st.image(saliency.overlay(image, pred_maps[k], TILE_SCALE), caption=caption)
+                    where_looked.compare_popover(image, classes[true_c], classes[pred_c], true_maps[k],
+                                                 pred_maps[k], TILE_SCALE)
                 if bars == "inline":
                     probability_bars(preds.probs[pos], classes)
                 else:

@@ -17,6 +17,7 @@ import streamlit as st
 
 from core import analysis, predictions, present, runs
 from dashboard import epochs as epoch_view, loaders, matrix, report, state
+from dashboard import where_looked
 from dashboard.text import plain
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
@@ -26,6 +27,7 @@ REFRESH_S = 5  # a training run's page re-reads its files this often
 PAIRS_SHOWN = 8
 PAIRS_TITLE = "Most mixed-up pairs"
 PAIRS_MENU_KEY = "errors_pairs_menu"  # the popover holding the pairs once a square is chosen: open or closed
+WHERE_LOOKED_KEY = "errors_where_looked"
 SIDE_TILE_COLUMNS = 3  # pictures beside the matrix: three a row keeps each about 100 px wide at 1366 px
 SPLIT_LABELS = {"test": "Final test set", "val": "Validation set, after an epoch"}
 
@@ -122,23 +124,25 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
 # Beside the matrix once a square is chosen: its title, then its pictures
 # ---------------------------------------------------------------------------------------------
 
-def show_beside_matrix(preds: predictions.Predictions, counts: np.ndarray, classes: list[str],
-                       chosen: tuple[int, int] | None, images, reason: str | None) -> None:
+def show_beside_matrix(summary: runs.RunSummary, preds: predictions.Predictions, counts: np.ndarray,
+                       classes: list[str], chosen: tuple[int, int] | None, images, reason: str | None,
+                       looked: bool = False) -> None:
     """Before a choice, how to make one and the ranked pairs; after it, the chosen square's pictures."""
     if chosen is None:
         st.info(matrix.CHOOSE_HINT)
         st.subheader(PAIRS_TITLE)
         show_pairs(counts, classes)
         return
-    show_chosen_square(preds, classes, chosen, images, reason)
+    show_chosen_square(summary, preds, classes, chosen, images, reason, looked)
 
 
-def show_chosen_square(preds: predictions.Predictions, classes: list[str], chosen: tuple[int, int],
-                       images, reason: str | None) -> None:
+def show_chosen_square(summary: runs.RunSummary, preds: predictions.Predictions, classes: list[str],
+                       chosen: tuple[int, int], images, reason: str | None, looked: bool) -> None:
     positions = matrix.cell_heading(preds, classes, chosen)
     # Under the chosen square's title: more about this pair goes here. Keep it short (a line or a
     # small chart): the first picture must stay in view on a 1366x768 screen.
-    matrix.cell_pictures(PREFIX, preds, classes, positions, images, reason, columns=SIDE_TILE_COLUMNS)
+    looks = where_looked.looks_for(summary, preds, images) if looked and len(positions) else None
+    matrix.cell_pictures(PREFIX, preds, classes, positions, images, reason, columns=SIDE_TILE_COLUMNS, looks=looks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,16 +173,19 @@ def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> Non
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def show_matrix_controls(counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None) -> bool:
-    """The row above the matrix: the shares toggle, and once a square is chosen the pairs' menu at its right
-    end (over the pictures, clear of the chart's own toolbar). Returns whether to show shares."""
+def show_matrix_controls(counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None,
+                         preds: predictions.Predictions) -> tuple[bool, bool]:
+    """The row above the matrix: the shares toggle, and once a square is chosen "Show where it looked" and the
+    pairs' menu at its right end (over the pictures, clear of the chart's own toolbar); in this row they take
+    no height from the pictures. Returns whether to show shares, and where the model looked."""
     with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
         normalise = st.toggle("Show shares instead of counts", key="errors_normalise",
                               help="Turn on to see, for each true class (row), what share of its pictures went to "
                                    "each predicted class; the rows then add up to 100%.")
+        looked = chosen is not None and where_looked.toggle(WHERE_LOOKED_KEY, preds)
         if chosen is not None:
             show_pairs_menu(counts, classes)
-    return normalise
+    return normalise, looked
 
 
 def analysis_view(run_id: str) -> None:
@@ -198,14 +205,14 @@ def analysis_view(run_id: str) -> None:
     right = int(np.trace(counts))
     st.caption(f"{len(preds.labels):,} pictures, {right:,} right ({right / max(1, len(preds.labels)):.1%}).")
     chosen = matrix.chosen_cell(PREFIX, classes)
-    normalise = show_matrix_controls(counts, classes, chosen)
+    normalise, looked = show_matrix_controls(counts, classes, chosen, preds)
     matrix_col, side_col = st.columns([3, 2], gap="large")
     with matrix_col:
         matrix.show_matrix(PREFIX, counts, classes, chosen, normalise=normalise)
         if preds.split == "val":
             epoch_view.pair_history(summary.path, classes, chosen)
     with side_col:
-        show_beside_matrix(preds, counts, classes, chosen, images, reason)
+        show_beside_matrix(summary, preds, counts, classes, chosen, images, reason, looked)
     show_class_scores(preds, classes)
 
 

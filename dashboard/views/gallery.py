@@ -7,6 +7,8 @@ run's model via core.inference.Predictor, the same inference path the saved pred
 """
 from __future__ import annotations
 
+import hashlib
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core import analysis, runs, uploads
-from dashboard import loaders, state, tiles
+from dashboard import loaders, state, tiles, where_looked
 from dashboard.text import plain
 
 ANY = "Any"
@@ -23,6 +25,7 @@ OUTCOME_LABELS = {"all": "All", "correct": "Right", "wrong": "Wrong"}
 ORDER_LABELS = {"confident-mistakes": "Most confident mistakes first", "least-confident": "Least confident first",
                 "random": "Random"}
 TOP_K = 5
+UPLOAD_LOOKED_KEY = "gallery_upload_where_looked"
 PHOTO_NAME = "Your photo"  # what a camera photo is called in its caption and in a refusal
 
 
@@ -77,8 +80,9 @@ def show_grid(summary: runs.RunSummary) -> None:
         st.info("No picture matches these filters: widen them to see some.")
         return
     page = tiles.page_picker(len(positions), PAGE_KEY)
+    looks = where_looked.toggle_looks(summary, "gallery_where_looked", preds, images)
     tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
-                            bars="popover")
+                            bars="popover", looks=looks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +115,8 @@ def show_uploads(summary: runs.RunSummary) -> None:
     if photo is not None:
         pictures.append((PHOTO_NAME, photo.getvalue()))
     if pictures:
-        show_predictions(summary, which, pictures)
+        looks = where_looked.toggle_looks(summary, UPLOAD_LOOKED_KEY)
+        show_predictions(summary, which, pictures, looks)
 
 
 def camera_photo() -> UploadedFile | None:
@@ -127,9 +132,11 @@ def camera_photo() -> UploadedFile | None:
                            help="The middle square of the photo is shrunk to 32×32 pixels, like an upload.")
 
 
-def show_predictions(summary: runs.RunSummary, which: str, pictures: list[tuple[str, bytes]]) -> None:
+def show_predictions(summary: runs.RunSummary, which: str, pictures: list[tuple[str, bytes]],
+                     looks: where_looked.Looks | None = None) -> None:
     """Each (name, encoded bytes) picture with the run's answer; uploads and photos alike go through
-    core.uploads and the run's predictor, one batch for all."""
+    core.uploads and the run's predictor, one batch for all. With `looks`, where it looked for its
+    answer and for its second guess, side by side (a picture of your own has no true class)."""
     try:
         model = loaders.predictor(summary.path, which)
     except ValueError as exc:  # RunError: a damaged or foreign checkpoint, in one sentence
@@ -145,13 +152,30 @@ def show_predictions(summary: runs.RunSummary, which: str, pictures: list[tuple[
     good = [k for k, image in decoded.items() if image is not None]
     if not good:
         return
-    probs = model.predict(np.stack([decoded[k] for k in good]))  # (N, C), one batch for all pictures
-    for k, row in zip(good, probs):
+    stack = np.stack([decoded[k] for k in good])  # (N, 32, 32, 3)
+    probs = model.predict(stack)  # (N, C), one batch for all pictures
+    guesses = np.argsort(-probs, axis=1)[:, :2]  # (N, 2): its answer and its second guess
+    maps = upload_maps(looks, stack, guesses) if looks is not None else None
+    for n, (k, row) in enumerate(zip(good, probs)):
         best = int(row.argmax())
         picture_col, chart_col = st.columns([1, 3], vertical_alignment="center")
         picture_col.image(tiles.enlarge(decoded[k], tiles.TILE_SCALE),
                           caption=f"{plain(pictures[k][0])}: {plain(model.classes[best])} ({row[best]:.0%} sure)")
         chart_col.altair_chart(top_k_chart(row, model.classes), width="stretch")
+        if maps is not None:
+            where_looked.side_by_side(decoded[k], [(model.classes[c], maps[n, j]) for j, c in enumerate(guesses[n])],
+                                      tiles.TILE_SCALE)
+
+
+def upload_maps(looks: where_looked.Looks, stack: np.ndarray, guesses: np.ndarray) -> np.ndarray | None:
+    """(N, 2, 32, 32): where it looked for each picture's answer and second guess; None (said) if it cannot tell."""
+    digest = hashlib.sha1(stack.tobytes()).hexdigest()  # names the pictures for the cache
+    pictures = np.concatenate([stack, stack])
+    maps, problem = where_looked.maps_for(looks, ("upload", digest), pictures, np.concatenate(guesses.T))
+    if maps is None:
+        st.warning(plain(problem))
+        return None
+    return np.stack([maps[:len(stack)], maps[len(stack):]], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------
