@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, dynamics, run_data, runs
+from core import analysis, checkpoints, dynamics, label_issues, run_data, runs
 from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
 from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
@@ -43,6 +43,20 @@ def predictions(run_dir: Path, split: str = "test",
     """
     # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
     return _load_predictions(str(run_dir), split, epoch, by_mtime(run_dir / "predictions"))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _label_issues(run_dir: str, ranking: str, mtime_ns: int) -> label_issues.LabelIssues | None:
+    preds, _ = _load_predictions(run_dir, "test", None, mtime_ns)
+    return None if preds is None else label_issues.find_label_issues(preds.probs, preds.labels, ranking)
+
+
+def suspected_labels(run_dir: Path, ranking: str) -> label_issues.LabelIssues | None:
+    """Suspected label errors among the run's test pictures (core.label_issues), once per predictions version.
+
+    None when the run has no usable test predictions (`predictions` says why).
+    """
+    return _label_issues(str(run_dir), ranking, by_mtime(run_dir / "predictions"))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
