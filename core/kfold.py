@@ -19,6 +19,7 @@ import numpy as np
 
 from core import runs
 from core.config import MAX_FOLDS, TrainConfig
+from core.jobs import JobManager
 from core.predictions import (Predictions, _checked_ints, _checked_probs, _read_npz, _save_npz, load_predictions,
                               val_epochs)
 from core.run_files import PredictionsError
@@ -148,3 +149,30 @@ def overall_progress(summaries: list[runs.RunSummary | None]) -> float:
     done = [1.0 if s is not None and s.state == "completed" else (s.progress if s is not None else 0.0)
             for s in summaries]
     return float(min(max(math.fsum(done) / len(done), 0.0), 1.0))
+
+
+def start_job(manager: JobManager, parent: runs.RunSummary, folds: int = DEFAULT_FOLDS) -> FoldJob:
+    """Queue the K fold runs of `parent` on the job manager and note them in its predictions/kfold.json."""
+    configs = plan_folds(TrainConfig.from_dict(parent.config), folds)
+    ids = [manager.submit(cfg, name=f"{parent.name} fold {k + 1} of {folds}") for k, cfg in enumerate(configs)]
+    job = FoldJob(folds, ids)
+    save_job(parent.path, job)
+    return job
+
+
+def stop_job(manager: JobManager, job: FoldJob) -> None:
+    """Stop the fold run training now and take the waiting ones out of the queue."""
+    for run_id in job.run_ids:
+        if manager.position(run_id) is not None:
+            try:
+                manager.stop(run_id)
+            except runs.RunError:  # it finished between the look and the stop
+                pass
+
+
+def job_state(summaries: list[runs.RunSummary | None]) -> str:
+    """'completed' when every fold run finished, 'running' while any trains or waits, else 'ended'."""
+    states = [s.state if s is not None else "deleted" for s in summaries]
+    if all(s == "completed" for s in states):
+        return "completed"
+    return "running" if any(s in runs.LIVE_STATES for s in states) else "ended"

@@ -11,8 +11,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import label_issues, predictions, runs
-from tests.helpers import app_runs_folder, shown, train_tiny_run
+from core import kfold, label_issues, predictions, present, runs
+from tests.helpers import app_runs_folder, shown, train_tiny_run, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PER_PAGE = 24
@@ -28,6 +28,7 @@ def fixture_runs(tmp_path_factory):
         with app_runs_folder(tmp_path_factory) as folder:
             trained = train_tiny_run(folder, name="labels", epochs=1).run_dir
             yield {"trained": trained, "planted": planted_copy(trained), "old": old_copy(trained),
+                   "kfold": plain_copy(trained, "kfold"), "stopped": plain_copy(trained, "stopped"),
                    "queued": runs.create_run(folder, json.loads((trained / "config.json").read_text()),
                                              name="waiting")}
     finally:
@@ -47,6 +48,12 @@ def planted_copy(run: Path) -> Path:
         probs[pos] = (1 - 0.92 - self_conf) / (c - 2)
         probs[pos, suggested], probs[pos, saved.labels[pos]] = 0.92, self_conf
     predictions.save_test_predictions(target, saved.labels, probs, np.zeros(n, np.float32), saved.index)
+    return target
+
+
+def plain_copy(run: Path, suffix: str) -> Path:
+    target = run.parent / f"{run.name}-{suffix}"
+    shutil.copytree(run, target)
     return target
 
 
@@ -167,5 +174,72 @@ def test_a_run_from_before_this_page_shows_the_same_list(fixture_runs):
 def test_a_run_without_test_results_gets_one_sentence(fixture_runs):
     page = Page(fixture_runs["queued"])
     assert page.at.info.values == ["This run is waiting to start: its test results are saved when its training "
-                                   "finishes."]
-    assert not page.at.metric
+                                   "finishes.",
+                                   "Wait until this run has finished: the K-fold runs copy its settings and time."]
+    assert not page.at.metric and not any(b.key == "labels_kfold_start" for b in page.at.button)
+
+
+# ---------------------------------------------------------------------------------------------
+# K-fold: out-of-fold answers on the training pictures
+# ---------------------------------------------------------------------------------------------
+
+def fold_states(run: Path) -> list[str]:
+    job = kfold.read_job(run)
+    return [s.state for s in kfold.progress(job, run.parent)]
+
+
+def test_training_pictures_need_the_k_fold_runs_and_the_time_is_stated(fixture_runs):
+    run = fixture_runs["trained"]
+    page = Page(run)
+    page.at.segmented_control(key="labels_split").set_value("train")
+    page.run()
+    assert "Out-of-fold answers can: start the K-fold runs below" in page.at.info.values[0]
+    summary = runs.summarize_run(run)
+    expected = present.format_duration(kfold.estimate_seconds(summary, 5))
+    assert (f"This trains 5 quick runs with this run's settings, one after the other, each on 4/5 of the training "
+            f"pictures for 1 epoch") in page.text()
+    assert f"so expect about {expected} in all" in page.text()
+    page.at.number_input(key="labels_folds").set_value(3)
+    page.run()
+    assert f"so expect about {present.format_duration(kfold.estimate_seconds(summary, 3))} in all" in page.text()
+
+
+def test_k_fold_runs_start_finish_and_their_training_list_equals_core(fixture_runs):
+    run = fixture_runs["kfold"]
+    page = Page(run)
+    page.at.number_input(key="labels_folds").set_value(2)
+    page.run()
+    page.at.button(key="labels_kfold_start").click()
+    page.run()
+    assert len(kfold.read_job(run).run_ids) == 2
+    wait_for(lambda: fold_states(run) == ["completed", "completed"], timeout=300)
+    page.run()  # the progress sees both finished and combines their answers
+    assert kfold.oof_path(run).is_file()
+    page.run()
+    assert "Made by 2 K-fold runs." in page.text()
+    page.at.segmented_control(key="labels_split").set_value("train")
+    page.run()
+    oof = kfold.load_oof(run)
+    issues = label_issues.find_label_issues(oof.probs, oof.labels)
+    assert page.at.metric[0].value == f"{len(issues.positions):,} of {len(oof.labels):,} training pictures"
+    first = np.arange(min(PER_PAGE, len(issues.positions)))
+    if len(first):
+        assert page.table()["Picture"].tolist() == issues.positions[first].tolist()
+        assert page.tiles() == expected_captions(issues, first, classes_of(run))
+
+
+def test_k_fold_runs_can_be_stopped(fixture_runs):
+    run = fixture_runs["stopped"]
+    page = Page(run)
+    page.at.number_input(key="labels_folds").set_value(4)
+    page.run()
+    page.at.button(key="labels_kfold_start").click()
+    page.run()
+    page.at.button(key="labels_kfold_stop").click()
+    page.run()
+    wait_for(lambda: not any(s in runs.LIVE_STATES for s in fold_states(run)), timeout=120)
+    page.run()
+    assert "stopped" in fold_states(run)
+    assert any("Not every K-fold run finished" in w for w in page.at.warning.values)
+    assert not kfold.oof_path(run).exists()
+    assert page.at.button(key="labels_kfold_start")  # offered again
