@@ -123,6 +123,8 @@ def labels_view(summary: runs.RunSummary, split: str) -> None:
         st.warning(f"{plain(reason)} The tiles below show their captions only.")
     given, ranking = controls(classes)
     issues = loaders.suspected_labels(summary.path, ranking, split)
+    if issues is None:  # the file changed between the two reads (a run finishing); the next rerun shows it
+        return
     show_summary(issues, len(preds.labels), split)
     rows = label_issues.filter_given(issues, given)
     if not len(issues.positions):
