@@ -18,6 +18,7 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
 FLIPS = ("none", "random", "alternating")
 PRECISIONS = ("auto", "fp32", "bf16")
 KEYWORD_SOURCES = ("cifar10", "synthetic")  # data sources that are names, not paths
+MAX_FOLDS = 20  # K-fold: more folds barely change the held-out predictions and cost a run each
 MAX_SEED = 2**32 - 1  # what every generator a seed reaches accepts (scikit-learn's split: below 2**32)
 
 
@@ -44,6 +45,8 @@ class TrainConfig:
     data_dir: str = ""  # where cifar10 is downloaded and caches live; "" = <repo>/data
     val_fraction: float = 0.1  # share of train held out for validation, 0 to 0.5 (stratified)
     split_seed: int = 0  # seed of the train/validation split
+    folds: int = 0  # K-fold: split the training set into this many folds and hold one out instead of val_fraction; 0 = off
+    fold: int = 0  # with folds: which fold (0 to folds - 1) is held out as the validation split
     grayscale: bool = False  # train on luminance only (replicated to 3 channels)
     normalize: bool = True  # subtract the training mean and divide by the std, per channel
 
@@ -150,6 +153,8 @@ def _range_problems(cfg: TrainConfig):
         yield f"data must be {keywords}, or the path of a folder or archive, got an empty value."
     checks = [
         (0.0 <= cfg.val_fraction <= 0.5, "val_fraction must be between 0 and 0.5"),
+        (cfg.folds == 0 or 2 <= cfg.folds <= MAX_FOLDS, f"folds must be 0 (off) or between 2 and {MAX_FOLDS}"),
+        (0 <= cfg.fold < max(cfg.folds, 1), "fold must be between 0 and folds - 1 (0 when folds is 0)"),
         (1 <= cfg.epochs <= 10_000, "epochs must be between 1 and 10000"),
         (1 <= cfg.batch_size <= 65_536, "batch_size must be between 1 and 65536"),
         (0.0 < cfg.lr <= 10.0, "lr must be greater than 0 and at most 10"),
@@ -181,7 +186,7 @@ def _range_problems(cfg: TrainConfig):
         if not ok:
             yield f"{sentence}."
     needs_val = cfg.schedule == "plateau" or cfg.early_stopping > 0
-    if needs_val and cfg.val_fraction == 0.0:
+    if needs_val and cfg.val_fraction == 0.0 and cfg.folds == 0:
         yield "The plateau schedule and early_stopping watch the validation loss, so val_fraction must be above 0."
     if not is_device_name(cfg.device):
         yield f"device must be {DEVICE_NAME_RULE}, got {cfg.device!r}."

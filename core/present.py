@@ -251,7 +251,7 @@ def metrics_csv(metrics: Sequence[Mapping[str, Any]]) -> str:
 def no_predictions_message(summary: RunSummary, split: str = "test") -> str:
     """One sentence saying why a run has no saved predictions of `split` ("test" or "val") yet."""
     if split == "val":
-        if summary.config.get("val_fraction") == 0:
+        if summary.config.get("val_fraction") == 0 and not summary.config.get("folds"):
             return ("This run kept no validation images (its validation share is 0), so only the final test "
                     "set can be shown.")
         return ("This run has no validation results yet: they are saved at the end of every epoch, so check "

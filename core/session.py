@@ -13,6 +13,7 @@ from torch import nn
 from core.augment import Augment
 from core.config import TrainConfig
 from core.data import DeviceLoader, channel_stats, load_dataset, split_train_val
+from core.data.split import split_fold
 from core.device import amp_dtype, memory_format
 from core.ema import Lookahead, WeightAverage
 from core.inference import images_to_tensor
@@ -50,7 +51,10 @@ class Session:
         self.memory_format = memory_format(device)
         data = load_dataset(cfg.data, cfg.data_dir or None)
         self.classes = list(data.classes)
-        train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
+        if cfg.folds:  # K-fold: the held-out fold is the validation split, so its predictions are out-of-fold
+            train_set, self.val_set = split_fold(data.train, cfg.folds, cfg.fold, cfg.split_seed)
+        else:
+            train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
         self.test_set = data.test
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))

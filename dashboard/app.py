@@ -23,6 +23,7 @@ navigation = st.navigation([
     st.Page(VIEWS / "dynamics.py", title="Learning dynamics", icon=":material/timeline:"),
     st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/collections:"),
     st.Page(VIEWS / "calibration.py", title="Calibration", icon=":material/speed:"),
+    st.Page(VIEWS / "labels.py", title="Possibly mislabelled", icon=":material/label_off:"),
 ])
 state.sidebar()
 navigation.run()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, dynamics, run_data, runs
+from core import analysis, checkpoints, dynamics, kfold, label_issues, run_data, runs
 from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
 from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
@@ -43,6 +43,40 @@ def predictions(run_dir: Path, split: str = "test",
     """
     # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
     return _load_predictions(str(run_dir), split, epoch, by_mtime(run_dir / "predictions"))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _oof_predictions(run_dir: str, mtime_ns: int) -> tuple[Predictions | None, str | None]:
+    try:
+        return kfold.load_oof(Path(run_dir)), None
+    except PredictionsError as exc:
+        return None, str(exc)
+
+
+def oof_predictions(run_dir: Path) -> tuple[Predictions | None, str | None]:
+    """The run's out-of-fold training predictions (core.kfold), like `predictions`: None with why, or (None, None)."""
+    return _oof_predictions(str(run_dir), by_mtime(run_dir / "predictions"))
+
+
+def _split_predictions(run_dir: str, split: str, mtime_ns: int) -> Predictions | None:
+    if split == "train":
+        return _oof_predictions(run_dir, mtime_ns)[0]
+    return _load_predictions(run_dir, "test", None, mtime_ns)[0]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _label_issues(run_dir: str, split: str, ranking: str, mtime_ns: int) -> label_issues.LabelIssues | None:
+    preds = _split_predictions(run_dir, split, mtime_ns)
+    return None if preds is None else label_issues.find_label_issues(preds.probs, preds.labels, ranking)
+
+
+def suspected_labels(run_dir: Path, ranking: str, split: str = "test") -> label_issues.LabelIssues | None:
+    """Suspected label errors (core.label_issues) among the run's test pictures, or its training pictures
+    ("train": the out-of-fold predictions), once per version of its predictions folder.
+
+    None when the run has no usable predictions of that split (`predictions`/`oof_predictions` say why).
+    """
+    return _label_issues(str(run_dir), split, ranking, by_mtime(run_dir / "predictions"))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

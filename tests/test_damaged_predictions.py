@@ -113,7 +113,8 @@ def one_sentence(text: str) -> bool:
 # The pages
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("page", ["views/errors.py", "views/gallery.py", "views/calibration.py"])
+@pytest.mark.parametrize("page", ["views/errors.py", "views/gallery.py", "views/calibration.py",
+                                  "views/labels.py"])
 @pytest.mark.parametrize("case", list(TEST_DAMAGE))
 def test_a_damaged_test_file_is_one_sentence_on_the_page(damaged, monkeypatch, page, case):
     folder, ids = damaged

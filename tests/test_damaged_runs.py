@@ -10,7 +10,7 @@ from tests.helpers import train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
-         "views/gallery.py", "views/calibration.py"]
+         "views/gallery.py", "views/calibration.py", "views/labels.py"]
 
 
 def damage(folder: Path, good: Path, name: str, how) -> str:

@@ -24,7 +24,7 @@ from tests.helpers import app_runs_folder, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
-         "views/gallery.py", "views/calibration.py"]
+         "views/gallery.py", "views/calibration.py", "views/labels.py"]
 
 JSON_FIELDS = [("status.json", name) for name in run_files.STATUS_FIELDS] + \
     [("config.json", f.name) for f in fields(TrainConfig)] + \

@@ -29,6 +29,27 @@ def split_train_val(train: ImageSet, val_fraction: float, seed: int) -> tuple[Im
     return train.take(np.sort(keep)), train.take(np.sort(val))
 
 
+def split_fold(train: ImageSet, folds: int, fold: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(train without fold `fold`, fold `fold`) of a stratified `folds`-way split; `index` keeps train positions.
+
+    The same (folds, seed) always gives the same folds, so K runs with fold 0..K-1 hold out every
+    training picture exactly once.
+    """
+    if not 2 <= folds <= len(train) or not 0 <= fold < folds:
+        raise ValueError(f"fold={fold!r} of folds={folds!r} is invalid; use 2 or more folds and a fold from 0 "
+                         "to folds - 1.")
+    counts = np.bincount(train.labels)
+    if counts[counts > 0].min() < folds:
+        raise DataError(f"The training set's smallest class has {counts[counts > 0].min()} pictures, too few to "
+                        f"split into {folds} folds that each hold every class; use fewer folds (at most "
+                        f"{counts[counts > 0].min()}).")
+    from sklearn.model_selection import StratifiedKFold  # lazy: sklearn import is slow
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    keep, held = list(splitter.split(np.zeros(len(train)), train.labels))[fold]
+    return train.take(np.sort(keep)), train.take(np.sort(held))
+
+
 def _check_splittable(labels: np.ndarray, val_fraction: float) -> None:
     """DataError unless a stratified split of `labels` exists: sklearn's own conditions, in one user sentence.
 

@@ -107,6 +107,10 @@ MORE = [
     Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the "
             "processor."),
     Control("split_seed", "Validation split seed", "Which pictures are held back for validation."),
+    Control("folds", "Folds (K-fold)", "Splits the training pictures into this many parts and holds one out "
+            "instead of the validation share, so the model's answers on it are out-of-sample. Usually set by the "
+            "Possibly mislabelled page; 0 = off."),
+    Control("fold", "Held-out fold", "With folds: which part (0 to folds - 1) is held out."),
     Control("log_every", "Record every (steps)", "How often the training curve gets a new point."),
     Control("checkpoint_every", "Save progress every (seconds)", "How often training saves what it has learned "
             "so far, so that a crash or a closed laptop loses at most this much. 0 = only at the end of each "

@@ -1,0 +1,178 @@
+"""Out-of-fold training predictions: K quick runs, each holding out one fold of the parent run's training set.
+
+The parent run's own predictions on its training pictures are in-sample (it learned them), so confident
+learning cannot judge their labels. `plan_folds` turns the parent's settings into K configs that differ
+only in `fold` (TrainConfig.folds/fold make the held-out fold the validation split); once every fold run
+has finished, `combine_folds` puts each run's validation probabilities after its last epoch together
+into the parent's predictions/oof_train.npz (labels, probs, index), one row per training picture.
+
+    predictions/kfold.json      which runs make up the K-fold job (written when it starts)
+    predictions/oof_train.npz   the combined out-of-fold probabilities (written when all have finished)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import runs
+from core.config import MAX_FOLDS, TrainConfig
+from core.jobs import JobManager
+from core.predictions import (Predictions, _checked_ints, _checked_probs, _read_npz, _save_npz, load_predictions,
+                              val_epochs)
+from core.run_files import PredictionsError
+
+DEFAULT_FOLDS = 5
+OOF_FILE = "oof_train.npz"
+JOB_FILE = "kfold.json"
+
+
+def oof_path(run_dir: Path) -> Path:
+    return run_dir / "predictions" / OOF_FILE
+
+
+def job_path(run_dir: Path) -> Path:
+    return run_dir / "predictions" / JOB_FILE
+
+
+def plan_folds(parent: TrainConfig, folds: int = DEFAULT_FOLDS) -> list[TrainConfig]:
+    """K configs: the parent's settings, each holding out fold k of its training set (same split seed)."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= MAX_FOLDS:
+        raise ValueError(f"The number of folds must be a whole number from 2 to {MAX_FOLDS}, got {folds!r}.")
+    # Early stopping would watch the held-out fold: every fold would stop at a different point, so it is off.
+    return [parent.replace(folds=folds, fold=k, early_stopping=0) for k in range(folds)]
+
+
+def seconds_per_epoch(summary: runs.RunSummary) -> float | None:
+    """The parent's own training time per epoch, or None when it has not finished an epoch or kept no time."""
+    if not summary.duration_s or summary.epoch < 1:
+        return None
+    return summary.duration_s / summary.epoch
+
+
+def estimate_seconds(summary: runs.RunSummary, folds: int) -> float | None:
+    """Expected time of the K fold runs one after the other, from the parent's seconds per epoch.
+
+    A fold run trains on (K-1)/K of the training set instead of the parent's (1 - val_fraction), so an
+    epoch costs that share of the parent's.
+    """
+    per_epoch = seconds_per_epoch(summary)
+    epochs = summary.config.get("epochs")
+    if per_epoch is None or not isinstance(epochs, int):
+        return None
+    parent_share = 1 - float(summary.config.get("val_fraction") or 0.0)
+    return folds * epochs * per_epoch * ((folds - 1) / folds) / max(parent_share, 0.5)
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """A K-fold job of one parent run: its fold runs, in fold order."""
+    folds: int
+    run_ids: list[str]
+
+
+def save_job(run_dir: Path, job: FoldJob) -> None:
+    (run_dir / "predictions").mkdir(exist_ok=True)
+    runs.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
+
+
+def read_job(run_dir: Path) -> FoldJob | None:
+    """The parent's K-fold job, or None when none was started (or its file is not one)."""
+    data = runs.read_json(job_path(run_dir)) or {}
+    folds, ids = data.get("folds"), data.get("runs")
+    if not isinstance(folds, int) or not isinstance(ids, list) or len(ids) != folds or \
+            not all(isinstance(i, str) for i in ids):
+        return None
+    return FoldJob(folds, ids)
+
+
+def _last_val(run_dir: Path) -> Predictions:
+    """A fold run's validation (= held-out fold) predictions after its last saved epoch."""
+    epochs = val_epochs(run_dir)
+    preds = load_predictions(run_dir, "val", epochs[-1]) if epochs else None
+    if preds is None:
+        raise PredictionsError(f"Fold run {run_dir.name} saved no predictions on its held-out fold.")
+    return preds
+
+
+def combine_folds(parent_dir: Path, fold_dirs: list[Path]) -> Path:
+    """Write the fold runs' held-out predictions into the parent's predictions/oof_train.npz; returns its path.
+
+    Together the folds must hold out every training picture (0 to N-1) exactly once, else PredictionsError.
+    """
+    parts = [_last_val(fold_dir) for fold_dir in fold_dirs]
+    n_train = sum(len(p.index) for p in parts)
+    if not parts or len({p.probs.shape[1] for p in parts}) != 1:
+        raise PredictionsError("The fold runs do not fit together (none finished, or their classes differ).")
+    index = np.concatenate([p.index for p in parts])
+    if not np.array_equal(np.sort(index), np.arange(n_train)):
+        raise PredictionsError(f"The fold runs do not hold out each of the {n_train:,} training pictures exactly "
+                               "once (were they trained with different folds or split seeds?), so they cannot be "
+                               "combined.")
+    order = np.argsort(index)
+    probs = np.concatenate([p.probs for p in parts])[order]  # (N, C), row k = training picture k
+    labels = np.concatenate([p.labels for p in parts])[order]
+    path = oof_path(parent_dir)
+    _save_npz(path, labels=labels, probs=probs.astype(np.float16), index=np.arange(n_train))
+    return path
+
+
+def load_oof(run_dir: Path) -> Predictions | None:
+    """The combined out-of-fold training predictions, or None when there are none; PredictionsError if damaged."""
+    arrays = _read_npz(oof_path(run_dir), ("labels", "probs", "index"))
+    if arrays is None:
+        return None
+    probs = _checked_probs(OOF_FILE, arrays["probs"])
+    labels, index = (_checked_ints(OOF_FILE, key, arrays[key], len(probs)) for key in ("labels", "index"))
+    if labels.max() >= probs.shape[1]:
+        raise PredictionsError(f"predictions/{OOF_FILE} is damaged: its labels go beyond its {probs.shape[1]} classes.")
+    return Predictions(labels, probs.argmax(1), probs, index, "train")
+
+
+def progress(job: FoldJob, runs_dir: Path) -> list[runs.RunSummary | None]:
+    """Each fold run's summary (None: deleted), in fold order."""
+    out = []
+    for run_id in job.run_ids:
+        try:
+            out.append(runs.summarize_run(runs.run_path(runs_dir, run_id)))
+        except runs.RunError:
+            out.append(None)
+    return out
+
+
+def overall_progress(summaries: list[runs.RunSummary | None]) -> float:
+    """0 to 1 over the whole job: each fold counts equally; a missing or ended-early run counts as its progress."""
+    if not summaries:
+        return 0.0
+    done = [1.0 if s is not None and s.state == "completed" else (s.progress if s is not None else 0.0)
+            for s in summaries]
+    return float(min(max(math.fsum(done) / len(done), 0.0), 1.0))
+
+
+def start_job(manager: JobManager, parent: runs.RunSummary, folds: int = DEFAULT_FOLDS) -> FoldJob:
+    """Queue the K fold runs of `parent` on the job manager and note them in its predictions/kfold.json."""
+    configs = plan_folds(TrainConfig.from_dict(parent.config), folds)
+    ids = [manager.submit(cfg, name=f"{parent.name} fold {k + 1} of {folds}") for k, cfg in enumerate(configs)]
+    job = FoldJob(folds, ids)
+    save_job(parent.path, job)
+    return job
+
+
+def stop_job(manager: JobManager, job: FoldJob) -> None:
+    """Stop the fold run training now and take the waiting ones out of the queue."""
+    for run_id in job.run_ids:
+        if manager.position(run_id) is not None:
+            try:
+                manager.stop(run_id)
+            except runs.RunError:  # it finished between the look and the stop
+                pass
+
+
+def job_state(summaries: list[runs.RunSummary | None]) -> str:
+    """'completed' when every fold run finished, 'running' while any trains or waits, else 'ended'."""
+    states = [s.state if s is not None else "deleted" for s in summaries]
+    if all(s == "completed" for s in states):
+        return "completed"
+    return "running" if any(s in runs.LIVE_STATES for s in states) else "ended"
