@@ -196,8 +196,8 @@ def test_training_pictures_need_the_k_fold_runs_and_the_time_is_stated(fixture_r
     assert "Out-of-fold answers can: start the K-fold runs below" in page.at.info.values[0]
     summary = runs.summarize_run(run)
     expected = present.format_duration(kfold.estimate_seconds(summary, 5))
-    assert (f"This trains 5 quick runs with this run's settings, one after the other, each on 4/5 of the training "
-            f"pictures for 1 epoch") in page.text()
+    assert ("This trains 5 quick runs with this run's settings, one after the other, each on 4/5 of the training "
+            "pictures for 1 epoch") in page.text()
     assert f"so expect about {expected} in all" in page.text()
     page.at.number_input(key="labels_folds").set_value(3)
     page.run()
