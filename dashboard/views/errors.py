@@ -16,8 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, predictions, present, runs
-from dashboard import epochs as epoch_view, loaders, matrix, report, state
-from dashboard import where_looked
+from dashboard import epochs as epoch_view
+from dashboard import loaders, matrix, report, state, where_looked
 from dashboard.text import plain
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
