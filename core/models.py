@@ -42,7 +42,8 @@ from core.images import IMAGE_SIZE
 if TYPE_CHECKING:  # for annotations only: core.config itself asks this registry which models exist
     from core.config import TrainConfig
 
-__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups"]
+__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups",
+           "classifier_layer"]
 
 
 # ================================================================== registry
@@ -129,6 +130,19 @@ def _check_groups(name: str, groups: list[dict], trainable: list[nn.Parameter]) 
     epochs = [group["train_epochs"] for group in groups if "train_epochs" in group]
     if not all(isinstance(e, (int, float)) and not isinstance(e, bool) and e >= 0 for e in epochs):
         raise ValueError(f"Model '{name}' declares train_epochs that are not a number of epochs ({epochs}).")
+
+
+def classifier_layer(model: nn.Module) -> nn.Linear:
+    """The final classifier, an nn.Linear whose input is the penultimate features (the feature map's source).
+
+    Every registered builder ends in one Linear that turns features into class scores, and registers it
+    last of its Linear layers (tests/test_features.py checks this for each model). A model without any
+    Linear cannot give features, and says so.
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no final linear layer, so it cannot give picture features.")
+    return linears[-1]
 
 
 @functools.cache

@@ -51,6 +51,7 @@ class Session:
         data = load_dataset(cfg.data, cfg.data_dir or None)
         self.classes = list(data.classes)
         train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
+        self.train_set = train_set  # kept for the feature map's look-alikes at the end (core/features.py)
         self.test_set = data.test
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))

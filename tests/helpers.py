@@ -22,7 +22,8 @@ from core.engine import RunResult, start_run
 # A run of a few seconds on 2 CPU cores: small model, one or two epochs of the synthetic set.
 TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr=0.01, optimizer="adam",
             momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", warmup_epochs=0.0,
-            log_every=2, precision="fp32", device="cpu")
+            log_every=2, precision="fp32", device="cpu",
+            feature_map=False)  # the map's t-SNE takes seconds: only the tests of the map ask for it
 
 
 def tiny_config(**overrides) -> TrainConfig:
