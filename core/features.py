@@ -211,3 +211,38 @@ def compute_run_features(run_dir: Path, device: torch.device, progress: Progress
     predictor = Predictor.from_run(run_dir, device, which)
     write_features(run_dir, predictor.model, predictor.normalize, data.test, train_set, device,
                    amp_dtype=predictor.amp, memory_format=predictor.memory_format, progress=progress, stop=stop)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the map: a box's pictures, the look-alikes in words
+# ---------------------------------------------------------------------------------------------
+
+def inside_box(xy: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float]) -> np.ndarray:
+    """Positions of the points of `xy` (N, 2) inside the box, edges included, in order."""
+    (x_lo, x_hi), (y_lo, y_hi) = sorted(x_range), sorted(y_range)
+    x, y = xy[:, 0], xy[:, 1]
+    return np.flatnonzero((x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi))
+
+
+_SAME_PLURAL = {"deer", "sheep", "fish", "aircraft"}
+
+
+def plural(name: str) -> str:
+    """An English plural good enough for class names: cats, buses, deer."""
+    if name.lower() in _SAME_PLURAL:
+        return name
+    if name.lower().endswith(("s", "x", "z", "ch", "sh")):
+        return name + "es"
+    return name + "s"
+
+
+def lookalike_sentence(true_name: str, neighbour_names: list[str]) -> str:
+    """'Your cat sits among these dogs: 6 of its 8 nearest training pictures are dogs.' (or among its own kind)."""
+    if not neighbour_names:
+        return "There are no training pictures to compare it with."
+    names, counts = np.unique(np.asarray(neighbour_names, dtype=object), return_counts=True)
+    most, n, k = str(names[counts.argmax()]), int(counts.max()), len(neighbour_names)
+    if most == true_name:
+        return (f"This {true_name} sits among its own kind: {n} of its {k} nearest training pictures are "
+                f"{plural(true_name)}.")
+    return f"Your {true_name} sits among these {plural(most)}: {n} of its {k} nearest training pictures are {plural(most)}."

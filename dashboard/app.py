@@ -22,6 +22,7 @@ navigation = st.navigation([
     st.Page(VIEWS / "errors.py", title="Errors", icon=":material/grid_on:"),
     st.Page(VIEWS / "dynamics.py", title="Learning dynamics", icon=":material/timeline:"),
     st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/collections:"),
+    st.Page(VIEWS / "map.py", title="Map", icon=":material/scatter_plot:"),
 ])
 state.sidebar()
 navigation.run()

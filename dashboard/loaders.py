@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, dynamics, run_data, runs
+from core import analysis, checkpoints, dynamics, features, run_data, runs
 from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
 from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.data import Dataset, ImageSet, load_dataset
@@ -132,3 +132,24 @@ def class_names(summary: runs.RunSummary, num_classes: int, data_classes: tuple[
     """Class names of a run (core.run_data.class_names), its data loaded through the cache when needed."""
     return run_data.class_names(
         summary, num_classes, lambda: data_classes if data_classes is not None else _data_classes(summary.config))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _feature_set(run_dir: str, which: str, mtime_ns: int) -> tuple[features.FeatureSet | None, str | None]:
+    try:
+        return (features.load_map(Path(run_dir)) if which == "map" else features.load_features(Path(run_dir), which)), None
+    except PredictionsError as exc:
+        return None, str(exc)
+
+
+def feature_set(run_dir: Path, which: str) -> tuple[features.FeatureSet | None, str | None]:
+    """The test map ("map") or a split's features ("test", "train"), read once per version of its file;
+    None with a sentence when damaged, (None, None) when the run has none."""
+    name = {"map": features.MAP_TEST, "test": features.FEATURES_TEST, "train": features.FEATURES_TRAIN}[which]
+    return _feature_set(str(run_dir), which, by_mtime(features.feature_path(run_dir, name)))
+
+
+def train_images(config: dict) -> ImageSet | None:
+    """The training pictures of a run's data source (features_train.npz's index points into them), if here."""
+    data, _ = run_data.run_dataset(config, _dataset_or_reason)
+    return data.train if data is not None else None
