@@ -78,6 +78,24 @@ def wait_for(condition, timeout: float = 120.0, every: float = 0.05):
 
 
 @contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread and one OpenMP/BLAS thread (scikit-learn's t-SNE) for a block of a test.
+
+    On the shared 2-core machine, two threads wait on each other's busy core: the feature map's t-SNE of
+    500 points takes ~8x longer with two threads than with one under load.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def app_runs_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh runs folder and data cache, which the dashboard finds through its environment variables."""
     folder = tmp_path_factory.mktemp("runs")

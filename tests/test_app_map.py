@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-import torch
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from core import features, predictions
 from dashboard import tiles
-from tests.helpers import app_runs_folder, shown, train_tiny_run, wait_for
+from tests.helpers import app_runs_folder, one_thread, shown, train_tiny_run, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -28,18 +27,13 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     """runs/ with a tiny run that has its map ("mapped") and a copy without it, as made before the map ("old")."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with app_runs_folder(tmp_path_factory) as folder:
-            mapped = train_tiny_run(folder, name="mapped", epochs=1, feature_map=True).run_dir
-            old = folder / f"{mapped.name}-old"
-            shutil.copytree(mapped, old)
-            for name in (features.FEATURES_TEST, features.FEATURES_TRAIN, features.MAP_TEST):
-                features.feature_path(old, name).unlink()
-            yield folder
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), app_runs_folder(tmp_path_factory) as folder:
+        mapped = train_tiny_run(folder, name="mapped", epochs=1, feature_map=True).run_dir
+        old = folder / f"{mapped.name}-old"
+        shutil.copytree(mapped, old)
+        for name in (features.FEATURES_TEST, features.FEATURES_TRAIN, features.MAP_TEST):
+            features.feature_path(old, name).unlink()
+        yield folder
 
 
 def mapped(runs_dir: Path) -> Path:

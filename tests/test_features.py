@@ -12,7 +12,13 @@ from core import features, models, predictions
 from core.data import Normalizer
 from core.inference import infer, infer_features
 from core.jobs import JobManager
-from tests.helpers import train_tiny_run, wait_for
+from tests.helpers import one_thread, train_tiny_run, wait_for
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    with one_thread():
+        yield
 
 
 @pytest.mark.parametrize("name", models.list_models())
