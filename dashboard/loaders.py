@@ -94,9 +94,7 @@ def _predictor(run_dir: str, which: str, mtime_ns: int) -> Predictor:
 
 def predictor_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
-    test_summary = runs.read_json(run_dir / "test_summary.json") or {}
-    order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
-    return next((w for w in order if checkpoints.checkpoint_path(run_dir, w).is_file()), None)
+    return features.evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
 
 
 def predictor(run_dir: Path, which: str) -> Predictor:
