@@ -108,7 +108,7 @@ def test_a_dragged_box_shows_exactly_the_pictures_inside_it(runs_dir):
     assert [shown(c) for c in page.captions("map_picked")] == expected
     # The look-alikes are offered for the pictures in the box.
     assert list(page.at.selectbox(key="map_lookalike").options) == [
-        f"Picture {test.index[p]}: a {classes[test.labels[p]]}, the model said {classes[test.pred[p]]}" for p in inside]
+        f"Picture {test.index[p]}: {classes[test.labels[p]]}, the model said {classes[test.pred[p]]}" for p in inside]
 
 
 def test_the_errors_pages_square_is_highlighted_on_the_map(runs_dir):

@@ -50,6 +50,16 @@ def test_nearest_is_cosine_on_hand_made_vectors():
     assert features.nearest(np.ones(2, np.float32), bank, k=20)[0].shape == (5,)  # k larger than the bank
 
 
+def test_the_look_alikes_sentence_and_the_box_in_plain_numbers():
+    assert features.lookalike_sentence("cat", ["dog"] * 6 + ["cat", "bird"]) == (
+        "Your cat sits among these dogs: 6 of its 8 nearest training pictures are dogs.")
+    assert features.lookalike_sentence("deer", ["deer"] * 5 + ["horse"] * 3) == (
+        "This deer sits among its own kind: 5 of its 8 nearest training pictures are deer.")
+    assert features.plural("bus") == "buses"
+    xy = np.array([[0, 0], [1, 1], [2, 2], [1, 3]], np.float32)
+    assert features.inside_box(xy, (2, 0.5), (0, 2)).tolist() == [1, 2]  # either order, edges included
+
+
 def test_layout_is_deterministic_and_keeps_groups_apart():
     rng = np.random.default_rng(0)
     groups = np.concatenate([rng.normal(0, 1, (40, 16)), rng.normal(12, 1, (40, 16))]).astype(np.float16)

@@ -169,7 +169,7 @@ def show_lookalikes(summary: runs.RunSummary, preds: Predictions, test_feats: fe
         return
     names = np.asarray(classes, dtype=object)
     pos = st.selectbox("Picture", options, key=LOOKALIKE_KEY, format_func=lambda p: (
-        f"Picture {preds.index[p]}: a {classes[preds.labels[p]]}, the model said {classes[preds.pred[p]]}"),
+        f"Picture {preds.index[p]}: {classes[preds.labels[p]]}, the model said {classes[preds.pred[p]]}"),
         help="One of the pictures in the box (or, without a box, of the chosen square or the mistakes).")
     rows, sims = features.nearest(test_feats.values[pos], train.values, device=resolve_device("auto"))
     neighbour_names = [str(names[train.labels[r]]) for r in rows]
