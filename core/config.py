@@ -78,6 +78,7 @@ class TrainConfig:
     flip: str = field(default="random", metadata=_choices(*FLIPS))
     cutout: int = 0  # side of a random square blanked out, in pixels; 0 = off
     tta: bool = False  # test-time augmentation: weigh the answers for the image, its mirror and 1-pixel shifts
+    feature_map: bool = True  # at the end, save the features and t-SNE map of the test set (core/features.py)
 
     # --- machinery ---
     seed: int = 0  # makes a CPU run repeatable

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from core import analysis, checkpoints, predictions, runs
+from core import analysis, checkpoints, features, predictions, runs
 from core.config import TrainConfig
 from core.device import describe_device, prepare, resolve_device, synchronize
 from core.data import DataError
@@ -75,6 +75,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
         _fit(session, writer, reporter, stop)
         test_acc = _final_test(session, writer)
+        if cfg.feature_map:
+            _save_features(session, stop)
         reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0,
                         test_acc=test_acc, **_position(session))
         return _result(run_dir, session, "completed", test_acc)
@@ -276,6 +278,21 @@ def _final_test(s: Session, writer: runs.MetricsWriter) -> float:
     writer.write([{"kind": "test", "epoch": s.progress.epoch, "step": s.progress.step,
                    "test_loss": result.mean_loss, "test_acc": result.accuracy, "time": time.time()}])
     return result.accuracy
+
+
+def _save_features(s: Session, stop: threading.Event) -> None:
+    """The feature map's files (core/features.py), after the test. A failure or a stop here costs the run
+    only its map, which the dashboard can compute later; the trained model and its test stand."""
+    start = time.perf_counter()
+    try:
+        features.write_features(s.run_dir, s.eval_model, s.normalize, s.test_set, s.train_set, s.device,
+                                amp_dtype=s.amp, memory_format=s.memory_format, stop=stop)
+    except features.FeaturesStopped:
+        log.info("run %s stopped before its feature map was saved", s.run_dir.name)
+    except Exception:  # noqa: BLE001 (the map is an extra: it never fails the run)
+        log.warning("could not save the feature map of %s", s.run_dir.name, exc_info=True)
+    else:
+        log.info("feature map of %s saved in %.1f s", s.run_dir.name, time.perf_counter() - start)
 
 
 class _StatusReporter:

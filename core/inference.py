@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from core.checkpoints import Checkpoint, load_weights
 from core.data import Normalizer
 from core.device import amp_dtype, memory_format
-from core.models import get_model
+from core.models import classifier_layer, get_model
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -67,6 +67,25 @@ def infer(model: nn.Module, images: Tensor, normalize: Normalizer, *, batch_size
     if not outputs:
         return torch.zeros(0, 0, device=images.device)
     return torch.cat(outputs)
+
+
+def infer_features(model: nn.Module, images: Tensor, normalize: Normalizer, **infer_kwargs) -> tuple[Tensor, Tensor]:
+    """(logits (N, C), features (N, D)) float32: `infer` itself, with the final Linear layer's input caught.
+
+    No test-time augmentation: a picture's features are those of the picture as it is, one vector each.
+    """
+    caught: list[Tensor] = []
+
+    def catch(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        caught.append(args[0].detach().float().flatten(1))  # (B, D)
+
+    handle = classifier_layer(model).register_forward_pre_hook(catch)
+    try:
+        logits = infer(model, images, normalize, **{**infer_kwargs, "tta": False})
+    finally:
+        handle.remove()
+    features = torch.cat(caught) if caught else torch.zeros(0, 0, device=images.device)
+    return logits, features
 
 
 @dataclass(frozen=True)
@@ -120,3 +139,9 @@ class Predictor:
         logits = infer(self.model, x, self.normalize, tta=self.tta, amp_dtype=self.amp,
                        memory_format=self.memory_format)
         return logits.softmax(1).cpu().numpy()
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Penultimate-layer features (N, D) float32 for uint8 images (N, 32, 32, 3), through `infer`."""
+        x = images_to_tensor(images, self.device)
+        _, feats = infer_features(self.model, x, self.normalize, amp_dtype=self.amp, memory_format=self.memory_format)
+        return feats.cpu().numpy()

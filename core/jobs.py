@@ -1,8 +1,12 @@
-"""Background training jobs: one at a time per device, the rest wait in a queue.
+"""Background jobs: training, one at a time per device, the rest wait in a queue; and feature maps.
 
 The dashboard keeps one `JobManager` for the whole server (`st.cache_resource`), so every browser tab
 sees the same jobs. Worker threads call `core.engine.train` and nothing else: they never touch
 Streamlit, and everything they produce reaches the pages through the run folders on disk.
+
+A feature-map job (`compute_map`) gives a finished run made before the map existed its map
+(core.features.compute_run_features) in a thread of its own; its progress is kept here, in memory,
+for the Map page to show (`map_job`), as it writes nothing to the run until its files are complete.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import runs
+from core import features, runs
 from core.config import TrainConfig
 from core.device import resolve_device
 from core.engine import train
@@ -31,6 +35,17 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class MapJob:
+    """A feature-map computation for one run: where it is, and how it ended."""
+    run_id: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    fraction: float = 0.0  # 0..1
+    message: str = "Waiting to start"
+    state: str = "running"  # running, done, stopped or failed
+    error: str | None = None
+
+
 class JobManager:
     def __init__(self, runs_dir: str | Path):
         self.runs_dir = Path(runs_dir)
@@ -40,6 +55,7 @@ class JobManager:
         self._queues: dict[str, deque[Job]] = {}  # device key -> waiting jobs
         self._running: dict[str, Job] = {}  # device key -> the job training there
         self._workers: dict[str, threading.Thread] = {}
+        self._maps: dict[str, MapJob] = {}  # run id -> its latest feature-map job
 
     # --- asking for work ---
     def submit(self, cfg: TrainConfig, name: str | None = None) -> str:
@@ -98,6 +114,39 @@ class JobManager:
                 self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
             if runs.run_path(self.runs_dir, run_id).is_dir():
                 runs.delete_run(self.runs_dir, run_id)
+
+    def compute_map(self, run_id: str) -> MapJob:
+        """Start computing a finished run's feature map in the background; RunError says why not."""
+        run_dir = runs.run_path(self.runs_dir, run_id)
+        with self._lock:
+            if self.position(run_id) is not None:
+                raise runs.RunError(f"Run {run_id} is still training here: its map is made when it finishes.")
+            current = self._maps.get(run_id)
+            if current is not None and current.state == "running":
+                raise runs.RunError(f"The map of run {run_id} is already being computed.")
+            job = self._maps[run_id] = MapJob(run_id)
+        threading.Thread(target=self._map_work, args=(job, run_dir), name=f"map-{run_id}", daemon=True).start()
+        return job
+
+    def map_job(self, run_id: str) -> MapJob | None:
+        """The run's latest feature-map job in this dashboard (running or ended), or None."""
+        with self._lock:
+            return self._maps.get(run_id)
+
+    def _map_work(self, job: MapJob, run_dir: Path) -> None:
+        def progress(fraction: float, message: str) -> None:
+            job.fraction, job.message = fraction, message
+
+        try:
+            features.compute_run_features(run_dir, resolve_device("auto"), progress, job.stop)
+            job.state = "done"
+        except features.FeaturesStopped:
+            job.state = "stopped"
+        except (runs.RunError, ValueError, OSError) as exc:  # a sentence for the user: missing data, full disk
+            job.state, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 (the thread must end with a state the page can show)
+            log.exception("feature map of %s crashed", job.run_id)
+            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
 
     # --- looking ---
     def position(self, run_id: str) -> int | None:

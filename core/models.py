@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # for annotations only: core.config itself asks this registry
     from core.config import TrainConfig
 
 __all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups",
-           "cam_layer_of"]
+           "cam_layer_of", "classifier_layer"]
 
 
 # ================================================================== registry
@@ -146,6 +146,19 @@ def cam_layer_of(model: nn.Module, name: str) -> nn.Module:
     except AttributeError:
         raise ValueError(f"Model '{name}' names '{layer}' as the layer to show where it looked, "
                          "but it has no such module; fix its cam_layer.") from None
+
+
+def classifier_layer(model: nn.Module) -> nn.Linear:
+    """The final classifier, an nn.Linear whose input is the penultimate features (the feature map's source).
+
+    Every registered builder ends in one Linear that turns features into class scores, and registers it
+    last of its Linear layers (tests/test_features.py checks this for each model). A model without any
+    Linear cannot give features, and says so.
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no final linear layer, so it cannot give picture features.")
+    return linears[-1]
 
 
 @functools.cache

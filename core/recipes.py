@@ -37,8 +37,10 @@ PRESETS: dict[str, Preset] = {
         "Quick demo",
         "A small fast network that reaches a useful accuracy in a few minutes, even on a laptop without a GPU.",
         # 6 epochs: 85.2% test accuracy on the JPEG CIFAR-10 images, about 2.5 minutes on a 2-core CPU.
+        # No feature map at the end: on that CPU it takes about as long again (2.5 min, mostly the training
+        # split's features and t-SNE), and a demo waits for "completed"; the Map page computes it on demand.
         dict(_FASTNET, model="fastnet-small", epochs=6, batch_size=512, lr=0.75, warmup_epochs=1.4,
-             val_fraction=0.1)),
+             val_fraction=0.1, feature_map=False)),
     "notebook-classic": Preset(
         "Notebook classic",
         "The ELU network of the original notebooks, trained the same way: Adam, batches of 250, 20 epochs.",

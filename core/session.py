@@ -55,6 +55,7 @@ class Session:
             train_set, self.val_set = split_fold(data.train, cfg.folds, cfg.fold, cfg.split_seed)
         else:
             train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
+        self.train_set = train_set  # kept for the feature map's look-alikes at the end (core/features.py)
         self.test_set = data.test
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))

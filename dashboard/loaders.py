@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, dynamics, kfold, label_issues, run_data, runs
-from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
-from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
+from core import analysis, checkpoints, dynamics, features, kfold, label_issues, run_data, runs
 from core.data import Dataset, ImageSet, load_dataset
 from core.device import resolve_device
 from core.dynamics import EpochStack
 from core.inference import Predictor
+from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
+from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
 from dashboard.state import by_mtime
 
 
@@ -128,9 +128,7 @@ def _predictor(run_dir: str, which: str, mtime_ns: int) -> Predictor:
 
 def predictor_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
-    test_summary = runs.read_json(run_dir / "test_summary.json") or {}
-    order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
-    return next((w for w in order if checkpoints.checkpoint_path(run_dir, w).is_file()), None)
+    return features.evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
 
 
 def predictor(run_dir: Path, which: str) -> Predictor:
@@ -166,3 +164,24 @@ def class_names(summary: runs.RunSummary, num_classes: int, data_classes: tuple[
     """Class names of a run (core.run_data.class_names), its data loaded through the cache when needed."""
     return run_data.class_names(
         summary, num_classes, lambda: data_classes if data_classes is not None else _data_classes(summary.config))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _feature_set(run_dir: str, which: str, mtime_ns: int) -> tuple[features.FeatureSet | None, str | None]:
+    try:
+        return (features.load_map(Path(run_dir)) if which == "map" else features.load_features(Path(run_dir), which)), None
+    except PredictionsError as exc:
+        return None, str(exc)
+
+
+def feature_set(run_dir: Path, which: str) -> tuple[features.FeatureSet | None, str | None]:
+    """The test map ("map") or a split's features ("test", "train"), read once per version of its file;
+    None with a sentence when damaged, (None, None) when the run has none."""
+    name = {"map": features.MAP_TEST, "test": features.FEATURES_TEST, "train": features.FEATURES_TRAIN}[which]
+    return _feature_set(str(run_dir), which, by_mtime(features.feature_path(run_dir, name)))
+
+
+def train_images(config: dict) -> ImageSet | None:
+    """The training pictures of a run's data source (features_train.npz's index points into them), if here."""
+    data, _ = run_data.run_dataset(config, _dataset_or_reason)
+    return data.train if data is not None else None

@@ -22,7 +22,8 @@ from core.engine import RunResult, start_run
 # A run of a few seconds on 2 CPU cores: small model, one or two epochs of the synthetic set.
 TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr=0.01, optimizer="adam",
             momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", warmup_epochs=0.0,
-            log_every=2, precision="fp32", device="cpu")
+            log_every=2, precision="fp32", device="cpu",
+            feature_map=False)  # the map's t-SNE takes seconds: only the tests of the map ask for it
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -74,6 +75,24 @@ def wait_for(condition, timeout: float = 120.0, every: float = 0.05):
             return value
         time.sleep(every)
     pytest.fail(f"condition not met within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread and one OpenMP/BLAS thread (scikit-learn's t-SNE) for a block of a test.
+
+    On the shared 2-core machine, two threads wait on each other's busy core: the feature map's t-SNE of
+    500 points takes ~8x longer with two threads than with one under load.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager

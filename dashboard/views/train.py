@@ -76,6 +76,9 @@ MORE = [
             "the model cannot rely on a single spot. 0 = off."),
     Control("tta", "Test-time augmentation", "At the end, also judges mirrored and shifted copies of each test "
             "picture and combines the answers, the unshifted ones counting most: a little more accurate, a little slower."),
+    Control("feature_map", "Map of the test set", "At the end, also saves what the model 'sees' in each picture and "
+            "lays the test pictures out on a map (the Map page), with similar ones close together. Costs about a "
+            "minute on a processor; it can also be made later from the Map page."),
     Control("ema", "Weight averaging", "Evaluates a running average of the model instead of its latest state "
             "(e.g. 0.99); 0 = off.", step=0.01),
     Control("norm_bias_lr_scale", "Normalisation shift speed-up", "fastnet models: how many times faster than the "

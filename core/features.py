@@ -1,0 +1,248 @@
+"""The feature map of a run: penultimate-layer features, a 2-D layout of the test set, and look-alikes.
+
+    predictions/features_test.npz   features (N, D) float16 of the test set, with labels and index
+    predictions/features_train.npz  the same for the training split (validation pictures left out)
+    predictions/map_test.npz        xy (N, 2) float32: the test features laid out in 2-D, with labels and index
+
+The features are the input of each model's final Linear layer, caught through the one inference path
+(core.inference.infer_features). The layout is PCA to 50 dimensions, then t-SNE (init="pca", a fixed
+random_state), so the same features always give the same map. `nearest` answers "which training
+pictures does this test picture sit among" by cosine similarity, computed with torch on the device.
+
+The engine writes these files at the end of training (`write_features`); runs made before that are
+given them on demand (`compute_run_features`, a background job of core.jobs), never without asking.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from core import runs
+from core.checkpoints import checkpoint_path
+from core.config import TrainConfig
+from core.data import ImageSet, Normalizer, split_train_val
+from core.files import write_atomically
+from core.inference import Predictor, images_to_tensor, infer_features
+from core.run_data import run_dataset
+from core.run_files import PredictionsError
+
+log = logging.getLogger(__name__)
+
+FEATURES_TEST = "features_test.npz"
+FEATURES_TRAIN = "features_train.npz"
+MAP_TEST = "map_test.npz"
+CHUNK = 2000  # pictures per inference call: the stop flag and the progress are looked at between chunks
+PCA_DIMS = 50
+LAYOUT_SEED = 0
+NEIGHBOURS = 8
+# Shares of the whole job, for the progress bar: the test features, the training features, then the layout.
+STAGES = {"test": (0.0, 0.15), "train": (0.15, 0.65), "layout": (0.65, 1.0)}
+
+Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening, in plain words)
+
+
+class FeaturesStopped(Exception):
+    """The stop flag was set while features were being computed; nothing half-done was written."""
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+def feature_path(run_dir: Path, name: str) -> Path:
+    return Path(run_dir) / "predictions" / name
+
+
+def has_map(run_dir: Path) -> bool:
+    """Whether the run has all three feature-map files (runs made before them have none)."""
+    return all(feature_path(run_dir, name).is_file() for name in (FEATURES_TEST, FEATURES_TRAIN, MAP_TEST))
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
+            np.savez(fh, **arrays)
+
+    write_atomically(path, write)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One split's saved features, or the test map's layout (`values` is then xy)."""
+    values: np.ndarray  # (N, D) float32 features, or (N, 2) float32 map positions
+    labels: np.ndarray  # (N,) true class
+    index: np.ndarray  # (N,) position of each picture in its source split
+
+
+def _load(path: Path, key: str) -> FeatureSet | None:
+    """A saved FeatureSet, None when not written yet; PredictionsError with one sentence when damaged."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            values, labels, index = (np.asarray(data[k]) for k in (key, "labels", "index"))
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise PredictionsError(f"{path.name} is damaged and cannot be read ({type(exc).__name__}); "
+                               "compute the map again to replace it.") from exc
+    ok = (values.ndim == 2 and values.dtype.kind == "f" and labels.ndim == index.ndim == 1
+          and len(values) == len(labels) == len(index) and labels.dtype.kind in "iu" and index.dtype.kind in "iu"
+          and np.isfinite(values).all())
+    if not ok:
+        raise PredictionsError(f"{path.name} does not hold matching {key}, labels and index arrays; "
+                               "compute the map again to replace it.")
+    return FeatureSet(values.astype(np.float32), labels.astype(np.int64), index.astype(np.int64))
+
+
+def load_features(run_dir: Path, split: str) -> FeatureSet | None:
+    """The saved features of "test" or "train" (float32 in memory), None when the run has none."""
+    return _load(feature_path(run_dir, FEATURES_TEST if split == "test" else FEATURES_TRAIN), "features")
+
+
+def load_map(run_dir: Path) -> FeatureSet | None:
+    """The saved 2-D layout of the test set (values: xy), None when the run has none."""
+    return _load(feature_path(run_dir, MAP_TEST), "xy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing
+# ---------------------------------------------------------------------------------------------
+
+def split_features(model: nn.Module, images: np.ndarray, normalize: Normalizer, device: torch.device, *,
+                   amp_dtype: torch.dtype | None = None, memory_format: torch.memory_format = torch.contiguous_format,
+                   report: Callable[[float], None] = lambda done: None,
+                   stop: threading.Event | None = None) -> np.ndarray:
+    """Features (N, D) float16 of uint8 images (N, H, W, 3), a chunk at a time; FeaturesStopped on a stop."""
+    chunks = []
+    for start in range(0, len(images), CHUNK):
+        if stop is not None and stop.is_set():
+            raise FeaturesStopped
+        x = images_to_tensor(images[start:start + CHUNK], device)  # (B, 3, H, W) uint8
+        _, feats = infer_features(model, x, normalize, amp_dtype=amp_dtype, memory_format=memory_format)
+        chunks.append(feats.cpu().numpy().astype(np.float16))  # (B, D)
+        report(min(start + CHUNK, len(images)) / max(len(images), 1))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float16)
+
+
+def layout_2d(features: np.ndarray, seed: int = LAYOUT_SEED) -> np.ndarray:
+    """(N, 2) float32 map positions: PCA to at most 50 dimensions, then t-SNE; the same input, the same map."""
+    from sklearn.decomposition import PCA  # lazy: sklearn's import is slow
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(features, dtype=np.float32)
+    n = len(x)
+    if n < 5 or x.shape[1] < 2:  # t-SNE needs a few neighbours; so few pictures are simply spread on a line
+        return np.stack([np.arange(n, dtype=np.float32), np.zeros(n, np.float32)], axis=1)
+    x = PCA(n_components=min(PCA_DIMS, n, x.shape[1]), random_state=seed).fit_transform(x)
+    tsne = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, (n - 1) / 3))
+    return tsne.fit_transform(x).astype(np.float32)
+
+
+def nearest(query: np.ndarray, bank: np.ndarray, k: int = NEIGHBOURS,
+            device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `bank` (M, D) most cosine-similar to `query` (D,), most similar first: (rows, similarities)."""
+    device = device or torch.device("cpu")
+    q = torch.as_tensor(np.asarray(query, np.float32), device=device).reshape(1, -1)  # (1, D)
+    b = torch.as_tensor(np.asarray(bank, np.float32), device=device)  # (M, D)
+    sims = torch.nn.functional.cosine_similarity(b, q, dim=1)  # (M,)
+    top = torch.topk(sims, min(k, len(b)))
+    return top.indices.cpu().numpy(), top.values.cpu().numpy()
+
+
+def _stage(progress: Progress, stage: str, message: str) -> Callable[[float], None]:
+    lo, hi = STAGES[stage]
+    return lambda done: progress(lo + (hi - lo) * done, message)
+
+
+def write_features(run_dir: Path, model: nn.Module, normalize: Normalizer, test_set: ImageSet, train_set: ImageSet,
+                   device: torch.device, *, amp_dtype: torch.dtype | None = None,
+                   memory_format: torch.memory_format = torch.contiguous_format,
+                   progress: Progress | None = None, stop: threading.Event | None = None) -> None:
+    """Compute and save both splits' features and the test map; each file is written whole or not at all."""
+    progress = progress or _no_progress
+    kwargs = dict(amp_dtype=amp_dtype, memory_format=memory_format, stop=stop)
+    test = split_features(model, test_set.images, normalize, device,
+                          report=_stage(progress, "test", "Features of the test pictures"), **kwargs)
+    train = split_features(model, train_set.images, normalize, device,
+                           report=_stage(progress, "train", "Features of the training pictures"), **kwargs)
+    progress(STAGES["layout"][0], "Laying out the map (t-SNE)")
+    if stop is not None and stop.is_set():
+        raise FeaturesStopped
+    xy = layout_2d(test)
+    # The map last: the page shows it only when it exists, and then the features it needs exist too.
+    _save_npz(feature_path(run_dir, FEATURES_TEST), features=test, labels=test_set.labels, index=test_set.index)
+    _save_npz(feature_path(run_dir, FEATURES_TRAIN), features=train, labels=train_set.labels, index=train_set.index)
+    _save_npz(feature_path(run_dir, MAP_TEST), xy=xy, labels=test_set.labels, index=test_set.index)
+    progress(1.0, "Done")
+
+
+def evaluated_checkpoint(run_dir: Path) -> str | None:
+    """The checkpoint the saved test predictions came from: best after early stopping, else last."""
+    test_summary = runs.read_json(Path(run_dir) / "test_summary.json") or {}
+    order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
+    return next((w for w in order if checkpoint_path(Path(run_dir), w).is_file()), None)
+
+
+def compute_run_features(run_dir: Path, device: torch.device, progress: Progress | None = None,
+                         stop: threading.Event | None = None) -> None:
+    """Give an existing run its feature map from its own checkpoint and data (RunError with a sentence if it cannot)."""
+    run_dir = Path(run_dir)
+    which = evaluated_checkpoint(run_dir)
+    if which is None:
+        raise runs.RunError("This run has no saved model yet, so it has no features to map.")
+    summary = runs.summarize_run(run_dir)
+    data, reason = run_dataset(summary.config)
+    if data is None:
+        raise runs.RunError(reason)
+    cfg = TrainConfig.from_dict(summary.config)
+    train_set, _ = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)  # the pictures it learned from
+    predictor = Predictor.from_run(run_dir, device, which)
+    write_features(run_dir, predictor.model, predictor.normalize, data.test, train_set, device,
+                   amp_dtype=predictor.amp, memory_format=predictor.memory_format, progress=progress, stop=stop)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the map: a box's pictures, the look-alikes in words
+# ---------------------------------------------------------------------------------------------
+
+def inside_box(xy: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float]) -> np.ndarray:
+    """Positions of the points of `xy` (N, 2) inside the box, edges included, in order."""
+    (x_lo, x_hi), (y_lo, y_hi) = sorted(x_range), sorted(y_range)
+    x, y = xy[:, 0], xy[:, 1]
+    return np.flatnonzero((x >= x_lo) & (x <= x_hi) & (y >= y_lo) & (y <= y_hi))
+
+
+_SAME_PLURAL = {"deer", "sheep", "fish", "aircraft"}
+
+
+def plural(name: str) -> str:
+    """An English plural good enough for class names: cats, buses, deer."""
+    if name.lower() in _SAME_PLURAL:
+        return name
+    if name.lower().endswith(("s", "x", "z", "ch", "sh")):
+        return name + "es"
+    return name + "s"
+
+
+def lookalike_sentence(true_name: str, neighbour_names: list[str]) -> str:
+    """'Your cat sits among these dogs: 6 of its 8 nearest training pictures are dogs.' (or among its own kind)."""
+    if not neighbour_names:
+        return "There are no training pictures to compare it with."
+    names, counts = np.unique(np.asarray(neighbour_names, dtype=object), return_counts=True)
+    most, n, k = str(names[counts.argmax()]), int(counts.max()), len(neighbour_names)
+    if most == true_name:
+        return (f"This {true_name} sits among its own kind: {n} of its {k} nearest training pictures are "
+                f"{plural(true_name)}.")
+    return f"Your {true_name} sits among these {plural(most)}: {n} of its {k} nearest training pictures are {plural(most)}."

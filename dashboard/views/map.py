@@ -1,0 +1,231 @@
+"""Map: the test set laid out by what the model sees in each picture, and each picture's training look-alikes.
+
+One dot per test picture, placed by a t-SNE layout of the model's penultimate-layer features (saved by
+core/features.py at the end of training, or computed here for older runs as a background job with a
+progress bar and a Stop). Colour is the true class, a cross marks a mistake, and the square chosen on
+the Errors page is highlighted. Dragging a box shows exactly the pictures inside it; for a chosen
+picture, its 8 nearest training pictures (cosine similarity of the features) say what it "sits among".
+"""
+from __future__ import annotations
+
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import features, runs
+from core.device import resolve_device
+from core.predictions import Predictions
+from dashboard import loaders, matrix, state, tiles
+from dashboard.text import plain
+
+BOX_KEY = "map_box"  # ((x lo, x hi), (y lo, y hi)) of the dragged box, or absent
+CHART_KEY = "map_chart"
+PICKED_PAGE_KEY = "map_box_page"
+LOOKALIKE_KEY = "map_lookalike"
+COMPUTE_KEY = "map_compute"
+STOP_KEY = "map_stop"
+PROGRESS_EVERY_S = 1.0
+ANSWERS = ("Right", "Mistake")
+
+
+# ---------------------------------------------------------------------------------------------
+# Making the map for a run that has none
+# ---------------------------------------------------------------------------------------------
+
+def start_map(run_id: str) -> None:
+    try:
+        state.job_manager().compute_map(run_id)
+    except runs.RunError as exc:
+        st.session_state["map_refusal"] = str(exc)
+
+
+def offer_map(summary: runs.RunSummary, why: str) -> None:
+    """No usable map yet: say why, and start computing one (or show the job that is)."""
+    job = state.job_manager().map_job(summary.run_id)
+    if job is not None and job.state == "running":
+        st.fragment(show_progress, run_every=PROGRESS_EVERY_S)(summary.run_id)
+        st.stop()
+    st.info(why)
+    if job is not None and job.state == "failed":
+        st.error(f"The last try did not finish: {plain(job.error or '')}")
+    elif job is not None and job.state == "stopped":
+        st.caption("The last try was stopped before it finished; nothing of it was kept.")
+    st.button("Compute the map", key=COMPUTE_KEY, icon=":material/scatter_plot:", on_click=start_map,
+              args=(summary.run_id,), help="Runs the model over the test and training pictures once and lays the "
+              "test pictures out on a map (about a minute on a processor). It runs in the background.")
+    refusal = st.session_state.pop("map_refusal", None)
+    if refusal:
+        st.error(plain(refusal))
+    st.stop()
+
+
+def show_progress(run_id: str) -> None:
+    """The running job's progress bar and Stop, refreshed every second; the whole page again when it ends."""
+    job = state.job_manager().map_job(run_id)
+    if job is None or job.state != "running":
+        st.rerun()  # the map is ready (or the job ended): the whole page shows what is there now
+    st.progress(min(max(job.fraction, 0.0), 1.0), text=f"Computing the map: {job.message}…")
+    st.button("Stop", key=STOP_KEY, icon=":material/stop:", on_click=job.stop.set,
+              help="Stops computing the map; nothing is written until it is complete.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The map itself
+# ---------------------------------------------------------------------------------------------
+
+def map_frame(layout: features.FeatureSet, preds: Predictions, classes: list[str],
+              chosen: tuple[int, int] | None) -> pd.DataFrame:
+    names = np.asarray(classes, dtype=object)
+    right = preds.labels == preds.pred
+    in_square = ((preds.labels == chosen[0]) & (preds.pred == chosen[1])) if chosen else np.zeros(len(right), bool)
+    return pd.DataFrame({
+        "x": layout.values[:, 0], "y": layout.values[:, 1], "picture": preds.index,
+        "true": names[preds.labels], "said": names[preds.pred],
+        "sure": preds.probs[np.arange(len(right)), preds.pred],
+        "answer": np.where(right, ANSWERS[0], ANSWERS[1]), "square": in_square,
+    })
+
+
+def map_chart(frame: pd.DataFrame, highlight: bool) -> alt.Chart:
+    box = alt.selection_interval(name="box", encodings=["x", "y"])
+    faded = 0.15 if highlight else 0.75  # with a chosen square, the rest step back
+    return alt.Chart(frame).mark_point(filled=True, size=30).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+        color=alt.Color("true:N", title="True class"),
+        shape=alt.Shape("answer:N", title="Answer", scale=alt.Scale(domain=list(ANSWERS), range=["circle", "cross"])),
+        opacity=alt.condition("datum.square", alt.value(1.0), alt.value(faded)),
+        size=alt.condition("datum.square", alt.value(90), alt.value(30)),
+        tooltip=[alt.Tooltip("picture:Q", title="Picture"), alt.Tooltip("true:N", title="True class"),
+                 alt.Tooltip("said:N", title="Model said"), alt.Tooltip("sure:Q", title="Sure", format=".0%")],
+    ).add_params(box).properties(height=520)
+
+
+def _on_box() -> None:
+    box = st.session_state[CHART_KEY].selection.get("box") or {}
+    if "x" in box and "y" in box:
+        st.session_state[BOX_KEY] = (tuple(box["x"]), tuple(box["y"]))
+    else:
+        st.session_state.pop(BOX_KEY, None)  # a click beside the box removed it
+    st.session_state[PICKED_PAGE_KEY] = 1
+
+
+def show_map(frame: pd.DataFrame, classes: list[str], chosen: tuple[int, int] | None) -> None:
+    mistakes = int((frame["answer"] == ANSWERS[1]).sum())
+    st.caption(f"Each dot is one of the {len(frame):,} test pictures, placed by what the model sees in it: pictures "
+               f"it finds alike sit close together. Colour is the true class; the {mistakes:,} crosses are mistakes. "
+               "Drag a box over some dots to see exactly those pictures below.")
+    if chosen is not None:
+        t, p = chosen
+        st.caption(f"Highlighted: the {int(frame['square'].sum()):,} {plain(classes[t])} pictures the model called "
+                   f"{plain(classes[p])} (the square chosen on the Errors page).")
+    st.altair_chart(map_chart(frame, chosen is not None), key=CHART_KEY, width="stretch", selection_mode="box",
+                    on_select=_on_box)
+
+
+def box_positions(layout: features.FeatureSet) -> np.ndarray | None:
+    box = st.session_state.get(BOX_KEY)
+    if not box:
+        return None
+    return features.inside_box(layout.values, box[0], box[1])
+
+
+def show_box(positions: np.ndarray | None, preds: Predictions, images, classes: list[str]) -> None:
+    if positions is None:
+        st.info("Drag a box on the map to see the pictures inside it here.")
+        return
+    wrong = int((preds.labels[positions] != preds.pred[positions]).sum())
+    st.markdown(f"**{len(positions):,} pictures inside the box**, {wrong:,} of them mistakes.")
+    if len(positions):
+        page = tiles.page_picker(len(positions), PICKED_PAGE_KEY)
+        on_page = positions[(page - 1) * tiles.TILES_PER_PAGE: page * tiles.TILES_PER_PAGE]
+        with st.container(key="map_picked"):
+            tiles.prediction_tiles(preds, on_page, images, classes, bars="popover")
+
+
+# ---------------------------------------------------------------------------------------------
+# Look-alikes from the training pictures
+# ---------------------------------------------------------------------------------------------
+
+def candidates(preds: Predictions, box: np.ndarray | None, chosen: tuple[int, int] | None) -> np.ndarray:
+    """The pictures offered for look-alikes: those in the box, else the chosen square's, else the mistakes."""
+    if box is not None and len(box):
+        return box
+    if chosen is not None:
+        square = np.flatnonzero((preds.labels == chosen[0]) & (preds.pred == chosen[1]))
+        if len(square):
+            return square
+    return np.flatnonzero(preds.labels != preds.pred)
+
+
+def show_lookalikes(summary: runs.RunSummary, preds: Predictions, test_feats: features.FeatureSet, options: np.ndarray,
+                    images, classes: list[str]) -> None:
+    st.subheader("Look-alikes from training")
+    train, problem = loaders.feature_set(summary.path, "train")
+    if train is None or not len(options):
+        st.info(plain(problem) if problem else "There is no picture to compare: drag a box around some dots.")
+        return
+    names = np.asarray(classes, dtype=object)
+    pos = st.selectbox("Picture", options, key=LOOKALIKE_KEY, format_func=lambda p: (
+        f"Picture {preds.index[p]}: {classes[preds.labels[p]]}, the model said {classes[preds.pred[p]]}"),
+        help="One of the pictures in the box (or, without a box, of the chosen square or the mistakes).")
+    rows, sims = features.nearest(test_feats.values[pos], train.values, device=resolve_device("auto"))
+    neighbour_names = [str(names[train.labels[r]]) for r in rows]
+    st.markdown(plain(features.lookalike_sentence(classes[preds.labels[pos]], neighbour_names)))
+    picture_col, near_col = st.columns([1, 5])
+    if images is not None:
+        picture_col.image(tiles.enlarge(images.images[preds.index[pos]], tiles.TILE_SCALE),
+                          caption=tiles.tile_caption(classes[preds.labels[pos]], classes[preds.pred[pos]],
+                                                     float(preds.probs[pos, preds.pred[pos]])))
+    captions = [f"{plain(n)} · {s:.2f} alike" for n, s in zip(neighbour_names, sims)]
+    with near_col, st.container(key="map_lookalikes"):
+        tiles.captioned_tiles(loaders.train_images(summary.config), train.index[rows], captions)
+    st.caption("Alike: the cosine similarity of what the model sees in the two pictures (1 = the same).")
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------
+
+def load_map(summary: runs.RunSummary, preds: Predictions) -> tuple[features.FeatureSet, features.FeatureSet]:
+    """The map and test features matching the saved test predictions; otherwise offers to compute them."""
+    layout, problem = loaders.feature_set(summary.path, "map")
+    test_feats, test_problem = loaders.feature_set(summary.path, "test")
+    problem = problem or test_problem
+    if problem:
+        offer_map(summary, plain(problem))
+    if layout is None or test_feats is None:
+        offer_map(summary, "This run has no map yet: runs trained before the map existed, or with it turned off, "
+                           "get one here.")
+    if not (np.array_equal(layout.index, preds.index) and np.array_equal(test_feats.index, preds.index)):
+        offer_map(summary, "The map was made for other test results than the ones saved now; compute it again.")
+    return layout, test_feats
+
+
+def map_view(summary: runs.RunSummary) -> None:
+    preds, problem = loaders.predictions(summary.path, "test")
+    if problem:
+        st.warning(plain(problem))
+        st.stop()
+    if preds is None:
+        st.info(loaders.no_predictions_message(summary, "test"))
+        st.stop()
+    layout, test_feats = load_map(summary, preds)
+    images, data_classes, reason = loaders.run_images(summary.config, preds)
+    classes = loaders.class_names(summary, preds.probs.shape[1], data_classes)
+    if images is None:
+        st.warning(f"{plain(reason)} The map still shows where every picture lies.")
+    chosen = matrix.chosen_cell(matrix.ERRORS_PREFIX, classes)
+    show_map(map_frame(layout, preds, classes, chosen), classes, chosen)
+    box = box_positions(layout)
+    show_box(box, preds, images, classes)
+    show_lookalikes(summary, preds, test_feats, candidates(preds, box, chosen), images, classes)
+
+
+st.title("Map")
+selected = state.selected_run()
+if selected is None:
+    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
+    st.stop()
+map_view(selected)
