@@ -141,7 +141,8 @@ def reliability_chart(rel: Reliability, width: int | None = None) -> alt.VConcat
 def map_frame(xy: np.ndarray, preds: Predictions, classes: list[str], chosen: tuple[int, int] | None,
               thumbnails: dict[int, str] | None = None) -> pd.DataFrame:
     """One row a test picture: its place `xy` (N, 2), classes, confidence, whether it is in the `chosen`
-    (true, predicted) square, and its thumbnail data URI where `thumbnails` (position -> URI) has one."""
+    (true, predicted) square, and its thumbnail data URI where `thumbnails` (position -> URI) has one
+    (column "image", "" for the others)."""
     names = np.asarray(classes, dtype=object)
     right = preds.labels == preds.pred
     in_square = ((preds.labels == chosen[0]) & (preds.pred == chosen[1])) if chosen else np.zeros(len(right), bool)
@@ -152,7 +153,8 @@ def map_frame(xy: np.ndarray, preds: Predictions, classes: list[str], chosen: tu
         "answer": np.where(right, ANSWERS[0], ANSWERS[1]), "square": in_square,
     })
     if thumbnails:
-        frame["image"] = pd.Series(thumbnails, dtype=object).reindex(range(len(frame))).to_numpy()
+        # "" rather than null: Vega-Lite would write null as the text "null", an image that cannot load.
+        frame["image"] = pd.Series(thumbnails, dtype=object).reindex(range(len(frame))).fillna("").to_numpy()
     return frame
 
 

@@ -102,6 +102,9 @@ def test_a_dragged_box_shows_exactly_the_pictures_inside_it(runs_dir):
     frame = page.chart_data()
     np.testing.assert_allclose(frame[["x", "y"]].to_numpy(), xy, rtol=1e-6)  # one dot per test picture
     assert len(frame) == len(test.labels)
+    hover = frame["image"].str.startswith("data:image/webp;base64,").to_numpy()
+    np.testing.assert_array_equal(hover, test.labels != test.pred)  # hover pictures: the mistakes only
+    assert (frame["image"][~hover] == "").all()
     # A box around the first picture, small enough that its pictures fit on one page of tiles.
     x_range, y_range = [float(xy[0, 0] - 1.5), float(xy[0, 0] + 1.5)], [float(xy[0, 1] + 1.5), float(xy[0, 1] - 1.5)]
     page.select_box(x_range, y_range)

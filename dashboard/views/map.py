@@ -28,6 +28,10 @@ CLICKED_KEY = "map_clicked"  # position of the picture last clicked on the map, 
 COMPUTE_KEY = "map_compute"
 STOP_KEY = "map_stop"
 PROGRESS_EVERY_S = 1.0
+# Hover pictures: only the mistakes and the chosen square's pictures get one, at most this many. Measured
+# for 10,000 CIFAR-10 dots: 0.6 MB of chart without pictures, 2.1 MB with 1,756 mistakes' pictures, 8.4 MB
+# with all of them; the cap keeps the chart under about 3 MB.
+MAX_THUMBNAILS = 2500
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +105,26 @@ def _on_select(index: np.ndarray) -> None:
     elif box is None:
         st.session_state.pop(BOX_KEY, None)  # a click beside the dots removed the box
         st.session_state[PICKED_PAGE_KEY] = 1
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _thumbnails(_images, run_key: str, pictures: tuple[tuple[int, int], ...]) -> dict[int, str]:
+    """Hover pictures of some dots ((position, picture) pairs -> {position: WebP data URI}), made once per
+    run and set of dots; `run_key` names the run and the version of its test results."""
+    return {pos: tiles.thumbnail_uri(_images.images[picture]) for pos, picture in pictures}
+
+
+def hover_pictures(summary: runs.RunSummary, preds: Predictions, images,
+                   chosen: tuple[int, int] | None) -> dict[int, str] | None:
+    """Thumbnails for the mistakes and the chosen square's dots (the ones worth a look), within MAX_THUMBNAILS."""
+    if images is None:
+        return None
+    worth = preds.labels != preds.pred
+    if chosen is not None:
+        worth |= (preds.labels == chosen[0]) & (preds.pred == chosen[1])
+    positions = np.flatnonzero(worth)[:MAX_THUMBNAILS]
+    pairs = tuple((int(p), int(preds.index[p])) for p in positions)
+    return _thumbnails(images, f"{summary.path}:{state.by_mtime(summary.path / 'predictions' / 'test.npz')}", pairs)
 
 
 def show_map(frame: pd.DataFrame, classes: list[str], chosen: tuple[int, int] | None) -> None:
@@ -219,7 +243,8 @@ def map_view(summary: runs.RunSummary) -> None:
     if images is None:
         st.warning(f"{plain(reason)} The map still shows where every picture lies.")
     chosen = matrix.chosen_cell(matrix.ERRORS_PREFIX, classes)
-    show_map(charts.map_frame(layout.values, preds, classes, chosen), classes, chosen)
+    thumbnails = hover_pictures(summary, preds, images, chosen)
+    show_map(charts.map_frame(layout.values, preds, classes, chosen, thumbnails), classes, chosen)
     box = box_positions(layout)
     show_box(box, preds, images, classes)
     options = candidates(preds, box, chosen, st.session_state.get(CLICKED_KEY))
