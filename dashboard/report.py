@@ -132,8 +132,10 @@ CHART_TEMPLATE = jinja2.Template(
 
 
 def chart_html(chart: alt.TopLevelMixin, div_id: str) -> str:
-    return chart.to_html(template=CHART_TEMPLATE, output_div=div_id, fullhtml=False,
-                         embed_options={"actions": False, "renderer": "svg"}, json_kwds={"cls": _ScriptSafeJSON})
+    # Altair refuses more than 5,000 rows by default; the map has one a test picture (10,000 for CIFAR-10).
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_html(template=CHART_TEMPLATE, output_div=div_id, fullhtml=False,
+                             embed_options={"actions": False, "renderer": "svg"}, json_kwds={"cls": _ScriptSafeJSON})
 
 
 @lru_cache(maxsize=1)
@@ -279,7 +281,9 @@ def map_section(run: ReportRun) -> str | None:
         return section("Map of the test set", f'<p class="notice">{text(exc)}</p>')
     if layout is None or not np.array_equal(layout.index, run.preds.index):
         return None  # no map, or one made for other test results than those saved now
+    # Rounded as float64 (float32 prints long decimals): a hundredth of a t-SNE unit is far below a pixel.
     frame = map_frame(layout.values, run.preds, run.classes, None)
+    frame = frame.astype({"x": float, "y": float, "sure": float}).round({"x": 2, "y": 2, "sure": 3})
     mistakes = int((frame["answer"] == ANSWERS[1]).sum())
     note = (f"<p class=\"note\">Each dot is one of the {len(frame):,} test pictures, placed by what the model sees in "
             f"it (a t-SNE layout of its last features): pictures it finds alike sit close together. Colour is the true "

@@ -3,8 +3,10 @@
 One dot per test picture, placed by a t-SNE layout of the model's penultimate-layer features (saved by
 core/features.py at the end of training, or computed here for older runs as a background job with a
 progress bar and a Stop). Colour is the true class, a cross marks a mistake, and the square chosen on
-the Errors page is highlighted. Dragging a box shows exactly the pictures inside it; for a chosen
-picture, its 8 nearest training pictures (cosine similarity of the features) say what it "sits among".
+the Errors page is highlighted; hovering a mistake (or the square's dot) shows its picture. Dragging a
+box shows exactly the pictures inside it; for a picture clicked on the map (or chosen in the picker, the
+keyboard's way), its 8 nearest training pictures (cosine similarity of the features) say what it "sits
+among". The chart itself is dashboard/charts.py's, shared with the one-file report.
 """
 from __future__ import annotations
 
