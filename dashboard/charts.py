@@ -171,14 +171,15 @@ def map_chart(frame: pd.DataFrame, highlight: bool, *, interactive: bool = True,
                alt.Tooltip("said:N", title="Model said"), alt.Tooltip("sure:Q", title="Sure", format=".0%")]
     if "image" in frame.columns:
         tooltip.append(alt.Tooltip("image:N", title="image"))
-    encoding = dict(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        color=alt.Color("true:N", title="True class"),
-        shape=alt.Shape("answer:N", title="Answer", scale=alt.Scale(domain=list(ANSWERS), range=["circle", "cross"])),
-        opacity=alt.condition("datum.square", alt.value(1.0), alt.value(faded)),
-        size=alt.condition("datum.square", alt.value(90), alt.value(30)),
-        tooltip=tooltip,
-    )
+    encoding = {
+        "x": alt.X("x:Q", axis=None), "y": alt.Y("y:Q", axis=None),
+        "color": alt.Color("true:N", title="True class"),
+        "shape": alt.Shape("answer:N", title="Answer",
+                           scale=alt.Scale(domain=list(ANSWERS), range=["circle", "cross"])),
+        "opacity": alt.condition("datum.square", alt.value(1.0), alt.value(faded)),
+        "size": alt.condition("datum.square", alt.value(90), alt.value(30)),
+        "tooltip": tooltip,
+    }
     chart = alt.Chart(frame).mark_point(filled=True, size=30)
     if interactive:
         box = alt.selection_interval(name="box", encodings=["x", "y"])

@@ -181,7 +181,7 @@ def test_a_clicked_dot_is_chosen_for_look_alikes_and_the_box_stays(runs_dir):
     right = int(outside[-1])  # a right answer outside both boxes: offered neither by a box nor as a mistake
     page.click_dot(int(test.index[right]))
     picker = page.at.selectbox(key="map_lookalike")
-    assert picker.value == right and list(picker.options)[0] == (
+    assert picker.value == right and next(iter(picker.options)) == (
         f"Picture {test.index[right]}: {classes[test.labels[right]]}, the model said {classes[test.pred[right]]}")
     assert boxed in page.text()  # the click kept the box and its pictures
     caption = shown(tiles.tile_caption(classes[test.labels[right]], classes[test.pred[right]],
