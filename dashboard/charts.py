@@ -1,6 +1,6 @@
 """The dashboard's Altair charts as pure functions of tables: no Streamlit here.
 
-The Errors, Calibration and Train pages draw them with st.altair_chart; the one-file report
+The Errors, Calibration, Train and Map pages draw them with st.altair_chart; the one-file report
 (dashboard/report.py) exports the same charts to HTML, so a chart looks the same in both places and
 the report's command line never imports Streamlit's caches.
 """
@@ -12,8 +12,10 @@ import pandas as pd
 
 from core import analysis
 from core.calibration import Reliability
+from core.predictions import Predictions
 
 SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
+ANSWERS = ("Right", "Mistake")  # the map's shapes: a circle for a right answer, a cross for a mistake
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,3 +132,60 @@ def reliability_chart(rel: Reliability, width: int | None = None) -> alt.VConcat
         mid="(datum.lo + datum.hi) / 2")
     bottom = alt.layer(counts, labels).properties(height=110, **size)
     return alt.vconcat(top, bottom, spacing=8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The test-set map (t-SNE of the penultimate features)
+# ---------------------------------------------------------------------------------------------
+
+def map_frame(xy: np.ndarray, preds: Predictions, classes: list[str], chosen: tuple[int, int] | None,
+              thumbnails: dict[int, str] | None = None) -> pd.DataFrame:
+    """One row a test picture: its place `xy` (N, 2), classes, confidence, whether it is in the `chosen`
+    (true, predicted) square, and its thumbnail data URI where `thumbnails` (position -> URI) has one
+    (column "image", "" for the others)."""
+    names = np.asarray(classes, dtype=object)
+    right = preds.labels == preds.pred
+    in_square = ((preds.labels == chosen[0]) & (preds.pred == chosen[1])) if chosen else np.zeros(len(right), bool)
+    frame = pd.DataFrame({
+        "x": xy[:, 0], "y": xy[:, 1], "picture": preds.index,
+        "true": names[preds.labels], "said": names[preds.pred],
+        "sure": preds.probs[np.arange(len(right)), preds.pred].astype(np.float32),
+        "answer": np.where(right, ANSWERS[0], ANSWERS[1]), "square": in_square,
+    })
+    if thumbnails:
+        # "" rather than null: Vega-Lite would write null as the text "null", an image that cannot load.
+        frame["image"] = pd.Series(thumbnails, dtype=object).reindex(range(len(frame))).fillna("").to_numpy()
+    return frame
+
+
+def map_chart(frame: pd.DataFrame, highlight: bool, *, interactive: bool = True,
+              width: int | None = None) -> alt.Chart:
+    """Dots coloured by true class, crosses for mistakes, the `highlight`ed square's dots large.
+
+    Interactive (the Map page): a dragged box is the interval selection "box", a clicked dot the point
+    selection "dot" (field "picture"), drawn with a dark ring. The report draws it without selections.
+    A column "image" (a data URI) shows as a picture in the tooltip (vega-tooltip's `image` key).
+    """
+    faded = 0.15 if highlight else 0.75  # with a chosen square, the rest step back
+    tooltip = [alt.Tooltip("picture:Q", title="Picture"), alt.Tooltip("true:N", title="True class"),
+               alt.Tooltip("said:N", title="Model said"), alt.Tooltip("sure:Q", title="Sure", format=".0%")]
+    if "image" in frame.columns:
+        tooltip.append(alt.Tooltip("image:N", title="image"))
+    encoding = {
+        "x": alt.X("x:Q", axis=None), "y": alt.Y("y:Q", axis=None),
+        "color": alt.Color("true:N", title="True class"),
+        "shape": alt.Shape("answer:N", title="Answer",
+                           scale=alt.Scale(domain=list(ANSWERS), range=["circle", "cross"])),
+        "opacity": alt.condition("datum.square", alt.value(1.0), alt.value(faded)),
+        "size": alt.condition("datum.square", alt.value(90), alt.value(30)),
+        "tooltip": tooltip,
+    }
+    chart = alt.Chart(frame).mark_point(filled=True, size=30)
+    if interactive:
+        box = alt.selection_interval(name="box", encodings=["x", "y"])
+        dot = alt.selection_point(name="dot", fields=["picture"], on="click", empty=False)
+        encoding.update(stroke=alt.value("#111"), strokeWidth=alt.condition(dot, alt.value(2.5), alt.value(0)))
+        chart = chart.encode(**encoding).add_params(box, dot)
+    else:
+        chart = chart.encode(**encoding)
+    return chart.properties(height=520, **({"width": width} if width else {}))

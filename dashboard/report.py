@@ -1,6 +1,6 @@
 """A run's report as one self-contained HTML file: settings, learning curves, the final test's confusion
-matrix, the most mixed-up pairs with their pictures, per-class scores, and calibration (how sure vs how
-right).
+matrix, the most mixed-up pairs with their pictures, per-class scores, calibration (how sure vs how
+right), and the test-set map when the run has one.
 
 It opens offline (nothing is fetched: the charts' JavaScript is inlined once, pictures are PNG data
 URIs), so a report can be e-mailed to someone without the dashboard. Everything the run provides
@@ -37,16 +37,17 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from core import analysis, calibration, present, run_data, runs
+from core import analysis, calibration, features, present, run_data, runs
 from core.data import ImageSet
 from core.predictions import Predictions, PredictionsError, load_predictions
-from dashboard.charts import curve_chart, matrix_chart, reliability_chart
+from dashboard.charts import ANSWERS, curve_chart, map_chart, map_frame, matrix_chart, reliability_chart
 
 SMOOTHING = 0.6  # the training curve's smoothing, the live view's default
 PAIRS_SHOWN = 5
 PICTURES_PER_DIRECTION = 8  # the most confident mistakes of each direction of a pair
 CURVE_WIDTH = 420  # pixels: two curves side by side on a laptop screen
 CALIBRATION_WIDTH = 520  # pixels: the reliability diagram, alone on its row
+MAP_WIDTH = 820  # pixels: the test-set map with its legends, alone on its row
 ZOOM = 3  # 32x32 pictures drawn 96x96, each pixel a 3x3 block (nearest neighbour keeps them sharp)
 CACHED_REPORTS = 4  # a report is a few MB: keep the last few the Errors page built
 
@@ -131,8 +132,10 @@ CHART_TEMPLATE = jinja2.Template(
 
 
 def chart_html(chart: alt.TopLevelMixin, div_id: str) -> str:
-    return chart.to_html(template=CHART_TEMPLATE, output_div=div_id, fullhtml=False,
-                         embed_options={"actions": False, "renderer": "svg"}, json_kwds={"cls": _ScriptSafeJSON})
+    # Altair refuses more than 5,000 rows by default; the map has one a test picture (10,000 for CIFAR-10).
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_html(template=CHART_TEMPLATE, output_div=div_id, fullhtml=False,
+                             embed_options={"actions": False, "renderer": "svg"}, json_kwds={"cls": _ScriptSafeJSON})
 
 
 @lru_cache(maxsize=1)
@@ -268,8 +271,29 @@ def calibration_section(run: ReportRun) -> str | None:
     return section("Calibration: how sure vs how right", summary + note + chart + classes)
 
 
+def map_section(run: ReportRun) -> str | None:
+    """The test-set map (predictions/map_test.npz) as the Map page draws it; None without a map for these results."""
+    if run.preds is None:
+        return None
+    try:
+        layout = features.load_map(run.summary.path)
+    except PredictionsError as exc:
+        return section("Map of the test set", f'<p class="notice">{text(exc)}</p>')
+    if layout is None or not np.array_equal(layout.index, run.preds.index):
+        return None  # no map, or one made for other test results than those saved now
+    # Rounded as float64 (float32 prints long decimals): a hundredth of a t-SNE unit is far below a pixel.
+    frame = map_frame(layout.values, run.preds, run.classes, None)
+    frame = frame.astype({"x": float, "y": float, "sure": float}).round({"x": 2, "y": 2, "sure": 3})
+    mistakes = int((frame["answer"] == ANSWERS[1]).sum())
+    note = (f"<p class=\"note\">Each dot is one of the {len(frame):,} test pictures, placed by what the model sees in "
+            f"it (a t-SNE layout of its last features): pictures it finds alike sit close together. Colour is the true "
+            f"class; the {mistakes:,} crosses are mistakes.</p>")
+    return section("Map of the test set", note + chart_html(map_chart(frame, False, interactive=False,
+                                                                       width=MAP_WIDTH), "chart-map"))
+
+
 SECTIONS: tuple[Section, ...] = (settings_section, curves_section, results_section, matrix_section, pairs_section,
-                                 class_scores_section, calibration_section)
+                                 class_scores_section, calibration_section, map_section)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +341,8 @@ def report_file_name(name: str) -> str:
 # The Errors page's button: built on click, cached per run and version of its files
 # ---------------------------------------------------------------------------------------------
 
-_WATCHED = ("config.json", "status.json", "meta.json", "metrics.jsonl", "test_summary.json", "predictions/test.npz")
+_WATCHED = ("config.json", "status.json", "meta.json", "metrics.jsonl", "test_summary.json", "predictions/test.npz",
+            "predictions/map_test.npz")
 
 
 def _files_version(run_dir: Path) -> tuple:

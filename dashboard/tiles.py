@@ -4,8 +4,12 @@ Used by the Errors page, the Gallery, the live view's mistakes and the Compare p
 """
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from core import analysis, predictions, saliency
 from core.data import ImageSet
@@ -21,6 +25,15 @@ PAGE_PICKER_PX = 180  # the page number box: room for "Page (of 417)" on one lin
 def enlarge(image: np.ndarray, scale: int = 4) -> np.ndarray:
     """Upscale a small (H, W, 3) uint8 image by pixel repetition, so it stays crisp when shown large."""
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def thumbnail_uri(image: np.ndarray, scale: int = 2) -> str:
+    """A small (H, W, 3) uint8 picture, enlarged `scale` times, as a WebP data URI for a chart's hover:
+    about 0.8 KB for a CIFAR-10 picture at 64x64 (PNG would be about 3.5 times larger), so a few thousand
+    fit in one chart."""
+    buffer = io.BytesIO()
+    Image.fromarray(enlarge(image, scale)).save(buffer, format="WEBP", quality=75)
+    return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def tile_caption(true_name: str, pred_name: str, confidence: float) -> str:

@@ -73,12 +73,19 @@ class Page:
     def captions(self, container: str) -> list[str]:
         return [image.captions[0] for image in self.at.container(container).image]
 
+    def select(self, selection: dict) -> None:
+        """Send the chart's widget value as the browser does after a drag or a click on the map."""
+        states = self.at._tree.get_widget_states()
+        states.widgets.append(WidgetState(id=self.chart().proto.id, string_value=json.dumps({"selection": selection})))
+        self.run(states)
+
     def select_box(self, x: list[float], y: list[float]) -> None:
         """What the browser sends when a box is dragged on the map."""
-        states = self.at._tree.get_widget_states()
-        selection = {"selection": {"box": {"x": x, "y": y}}}
-        states.widgets.append(WidgetState(id=self.chart().proto.id, string_value=json.dumps(selection)))
-        self.run(states)
+        self.select({"box": {"x": x, "y": y}, "dot": []})
+
+    def click_dot(self, picture: int) -> None:
+        """What the browser sends when a dot is clicked: the point, and the empty box the click started."""
+        self.select({"box": {}, "dot": [{"picture": picture}]})
 
 
 def saved(run: Path):
@@ -95,6 +102,9 @@ def test_a_dragged_box_shows_exactly_the_pictures_inside_it(runs_dir):
     frame = page.chart_data()
     np.testing.assert_allclose(frame[["x", "y"]].to_numpy(), xy, rtol=1e-6)  # one dot per test picture
     assert len(frame) == len(test.labels)
+    hover = frame["image"].str.startswith("data:image/webp;base64,").to_numpy()
+    np.testing.assert_array_equal(hover, test.labels != test.pred)  # hover pictures: the mistakes only
+    assert (frame["image"][~hover] == "").all()
     # A box around the first picture, small enough that its pictures fit on one page of tiles.
     x_range, y_range = [float(xy[0, 0] - 1.5), float(xy[0, 0] + 1.5)], [float(xy[0, 1] + 1.5), float(xy[0, 1] - 1.5)]
     page.select_box(x_range, y_range)
@@ -157,3 +167,28 @@ def test_an_old_run_gets_its_map_from_a_button_with_progress(runs_dir):
     page.run()
     page.run()  # the progress fragment's last tick reruns the page with the map
     assert len(page.chart_data()) == len(predictions.load_predictions(run, "test").labels)
+
+
+def test_a_clicked_dot_is_chosen_for_look_alikes_and_the_box_stays(runs_dir):
+    run = mapped(runs_dir)
+    test, xy, classes = saved(run)
+    page = Page(run)
+    x_range, y_range = [float(xy[0, 0] - 1.5), float(xy[0, 0] + 1.5)], [float(xy[0, 1] + 1.5), float(xy[0, 1] - 1.5)]
+    page.select_box(x_range, y_range)
+    boxed = next(line for line in page.text() if "pictures inside the box" in line)
+    wider = (x_range[0] - 1, x_range[1]), tuple(y_range)
+    outside = np.setdiff1d(np.flatnonzero(test.labels == test.pred), features.inside_box(xy, *wider))
+    right = int(outside[-1])  # a right answer outside both boxes: offered neither by a box nor as a mistake
+    page.click_dot(int(test.index[right]))
+    picker = page.at.selectbox(key="map_lookalike")
+    assert picker.value == right and next(iter(picker.options)) == (
+        f"Picture {test.index[right]}: {classes[test.labels[right]]}, the model said {classes[test.pred[right]]}")
+    assert boxed in page.text()  # the click kept the box and its pictures
+    caption = shown(tiles.tile_caption(classes[test.labels[right]], classes[test.pred[right]],
+                                       float(test.probs[right, test.pred[right]])))
+    every = [shown(i.captions[0]) for i in page.at.image if i.captions]
+    assert every.count(caption) == [shown(c) for c in page.captions("map_picked")].count(caption) + 1  # enlarged
+    assert len(page.captions("map_lookalikes")) == 8
+    assert any("nearest training pictures are" in line for line in page.text())
+    page.select_box(list(wider[0]), list(wider[1]))  # a new drag: the picker follows the box again
+    assert page.at.selectbox(key="map_lookalike").value == features.inside_box(xy, *wider)[0]

@@ -1,4 +1,5 @@
-"""A real browser drags a box on the Map page and sees exactly the pictures inside it.
+"""A real browser drags a box on the Map page and sees exactly the pictures inside it, then hovers a
+mistake's dot (its picture in the tooltip) and clicks it (its look-alikes below).
 
 Playwright drives Debian's Chromium (/usr/bin/chromium; skipped when absent) against `streamlit run`
 over a tiny synthetic run whose engine saved its feature map. The map has no axes, so the expected
@@ -31,7 +32,19 @@ def server(tmp_path_factory):
         yield url
 
 
-def test_dragging_a_box_on_the_map_shows_exactly_the_pictures_inside(server):
+# The centre of the last-drawn cross (a mistake) outside `box` that is on top at its centre, in page pixels.
+FREE_CROSS = """box => {
+  const crosses = [...document.querySelectorAll(DOTS)].filter(p => !p.getAttribute('d').includes('A'));
+  for (const p of crosses.reverse()) {
+    const r = p.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+    const outside = x < box[0] || x > box[2] || y < box[1] || y > box[3];
+    if (outside && document.elementFromPoint(x, y) === p) return [x, y];
+  }
+  return null;
+}""".replace("DOTS", repr(DOTS))
+
+
+def test_dragging_a_box_and_clicking_a_dot_on_the_map(server):
     with browser_page(1600, 1400) as page:
         page.goto(server)
         settle(page)
@@ -52,7 +65,8 @@ def test_dragging_a_box_on_the_map_shows_exactly_the_pictures_inside(server):
         heading = page.get_by_text(HEADING)
         heading.wait_for(timeout=30_000)
         settle(page)
-        n = int(HEADING.search(heading.inner_text()).group(1))
+        heading_text = heading.inner_text()
+        n = int(HEADING.search(heading_text).group(1))
 
         def inside(margin: float) -> int:  # a dot on the edge may round either way
             lo_x, hi_x = x0 - frame["x"] + margin, x1 - frame["x"] - margin
@@ -62,3 +76,18 @@ def test_dragging_a_box_on_the_map_shows_exactly_the_pictures_inside(server):
         page.wait_for_function("n => document.querySelectorAll(\".st-key-map_picked [data-testid='stImage']\")"
                                ".length >= n", arg=min(n, 24), timeout=30_000)
         assert page.locator(".st-key-map_picked [data-testid='stImage']").count() == min(n, 24)
+
+        # Hover a mistake outside the box: its picture shows in the tooltip; a click chooses it.
+        spot = page.evaluate(FREE_CROSS, [x0 - 4, y0 - 4, x1 + 4, y1 + 4])
+        assert spot is not None
+        page.mouse.move(*spot)
+        tooltip = page.locator("#vg-tooltip-element")
+        tooltip.locator("img").wait_for(timeout=10_000)
+        assert tooltip.locator("img").evaluate("i => i.complete && i.naturalWidth") == 64  # 32 px shown 2x
+        picture = re.search(r"Picture\s+(\d+)", tooltip.inner_text()).group(1)
+        page.mouse.click(*spot)
+        page.wait_for_function("p => document.querySelector('.st-key-map_lookalike input').value.startsWith(p)",
+                               arg=f"Picture {picture}:", timeout=30_000)  # the picker follows the click
+        page.wait_for_function("() => document.querySelectorAll(\".st-key-map_lookalikes [data-testid='stImage']\")"
+                               ".length === 8", timeout=30_000)
+        assert page.get_by_text(HEADING).inner_text() == heading_text  # the click kept the box

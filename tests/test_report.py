@@ -3,6 +3,7 @@ variants (no test results yet, pictures unavailable, hostile names), the command
 page's "Download report" button."""
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -15,9 +16,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, calibration
-from core.predictions import load_predictions
-from dashboard import report
+from core import analysis, calibration, features
+from core.predictions import Predictions, load_predictions
+from dashboard import charts, report
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPO
 from tests.helpers import app_runs_folder, train_tiny_run
 
@@ -45,15 +46,11 @@ def write_json(path: Path, change: dict) -> None:
 # In a real browser, offline
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM}")
-def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(run, tmp_path):
+@contextlib.contextmanager
+def offline_tab(path: Path):
+    """The report file opened in Chromium with no network; yields (tab, fetched, errors): what it tried to
+    fetch and what went wrong in its scripts, to be empty."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    path = tmp_path / report.report_file_name(NAME)
-    path.write_text(report.build_report(run), encoding="utf-8")
-    preds = load_predictions(run, "test")
-    counts = analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
-    classes = json.loads((run / "meta.json").read_text())["classes"]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -73,17 +70,29 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
             tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             tab.on("pageerror", lambda e: errors.append(str(e)))
             tab.goto(path.as_uri())
-            tab.wait_for_selector("#chart-matrix svg .mark-text.role-mark text", timeout=30_000)
-            tab.wait_for_selector("#chart-loss svg", timeout=30_000)
-            tab.wait_for_selector("#chart-calibration svg .mark-rect.role-mark path", timeout=30_000)
-            calibration_bars = tab.locator("#chart-calibration svg .mark-rect.role-mark path").count()
-            drawn = tab.eval_on_selector_all("#chart-matrix svg .mark-text.role-mark text", "ts => ts.map(t => t.textContent)")
-            pictures = tab.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
-            h1, bold = tab.inner_text("h1"), tab.locator("h1 b").count()
-            settings, scores = tab.inner_text("table.settings"), tab.inner_text("table.scores")
-            title = tab.title()
+            yield tab, fetched, errors
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM}")
+def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(run, tmp_path):
+    path = tmp_path / report.report_file_name(NAME)
+    path.write_text(report.build_report(run), encoding="utf-8")
+    preds = load_predictions(run, "test")
+    counts = analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
+    classes = json.loads((run / "meta.json").read_text())["classes"]
+    with offline_tab(path) as (tab, fetched, errors):
+        tab.wait_for_selector("#chart-matrix svg .mark-text.role-mark text", timeout=30_000)
+        tab.wait_for_selector("#chart-loss svg", timeout=30_000)
+        tab.wait_for_selector("#chart-calibration svg .mark-rect.role-mark path", timeout=30_000)
+        calibration_bars = tab.locator("#chart-calibration svg .mark-rect.role-mark path").count()
+        drawn = tab.eval_on_selector_all("#chart-matrix svg .mark-text.role-mark text", "ts => ts.map(t => t.textContent)")
+        pictures = tab.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        h1, bold = tab.inner_text("h1"), tab.locator("h1 b").count()
+        settings, scores = tab.inner_text("table.settings"), tab.inner_text("table.scores")
+        title = tab.title()
     assert not fetched and not errors, (fetched, errors)
     assert sorted(drawn) == sorted(str(c) for c in counts.ravel())  # every square's count is drawn
     assert pictures and all(width == 96 for width in pictures)  # 32x32 pictures, loaded, shown 3x
@@ -224,3 +233,58 @@ def test_the_calibration_section_shows_cores_numbers_and_chart(run):
     classes = json.loads((run / "meta.json").read_text())["classes"]
     for name, r in zip(classes, rows):
         assert f"<tr><td>{html.escape(name)}</td><td>{r.predicted:,}</td>" in part
+
+
+# ---------------------------------------------------------------------------------------------
+# The test-set map
+# ---------------------------------------------------------------------------------------------
+
+def with_map(run: Path, tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A copy of the run with a map of its test results (a made-up layout: the report only draws it)."""
+    mapped = variant(run, tmp_path)
+    preds = load_predictions(mapped, "test")
+    xy = np.random.default_rng(0).normal(size=(len(preds.index), 2)).astype(np.float32)
+    np.savez(features.feature_path(mapped, features.MAP_TEST), xy=xy, labels=preds.labels, index=preds.index)
+    return mapped, xy
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM}")
+def test_a_run_with_a_map_shows_it_offline_one_dot_a_picture_crosses_for_mistakes(run, tmp_path):
+    mapped, xy = with_map(run, tmp_path)
+    preds = load_predictions(mapped, "test")
+    path = tmp_path / "map-report.html"
+    path.write_text(report.build_report(mapped), encoding="utf-8")
+    dots = "#chart-map svg .mark-symbol.role-mark path"
+    with offline_tab(path) as (tab, fetched, errors):
+        tab.wait_for_selector(dots, timeout=30_000)
+        shapes = tab.eval_on_selector_all(dots, "ps => ps.map(p => p.getAttribute('d'))")
+        heading = tab.inner_text("section:has(#chart-map) h2")
+    assert not fetched and not errors, (fetched, errors)
+    assert heading == "Map of the test set" and len(shapes) == len(xy)
+    mistakes = int((preds.labels != preds.pred).sum())
+    assert 0 < mistakes < len(xy)
+    assert sum("A" not in d for d in shapes) == mistakes  # circles are drawn with arcs, crosses with lines only
+
+
+def test_the_map_section_is_there_only_with_a_map_for_these_test_results(run, tmp_path):
+    assert 'id="chart-map"' not in report.build_report(run) and "Map of the test set" not in report.build_report(run)
+    mapped, xy = with_map(run, tmp_path)
+    page = report.build_report(mapped)
+    spec = json.loads(re.search(r'vegaEmbed\("#chart-map", (.*?), \{"actions"', page).group(1))
+    drawn = next(v for v in spec["datasets"].values() if v and "x" in v[0])
+    np.testing.assert_allclose([[d["x"], d["y"]] for d in drawn], xy, atol=0.006)  # rounded to hundredths
+    assert "params" not in json.dumps(spec)  # a static chart: no selections outside the dashboard
+    np.savez(features.feature_path(mapped, features.MAP_TEST), xy=xy[:-1], labels=np.zeros(len(xy) - 1, np.int64),
+             index=np.arange(len(xy) - 1))  # a map of other test results than those saved now
+    assert 'id="chart-map"' not in report.build_report(mapped)
+
+
+def test_a_map_of_ten_thousand_pictures_is_drawn_past_altairs_row_limit():
+    n, rng = 10_000, np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    preds = Predictions(labels, labels.copy(), rng.dirichlet(np.ones(10), n).astype(np.float16), np.arange(n), "test")
+    frame = charts.map_frame(rng.normal(size=(n, 2)).astype(np.float32), preds, [f"c{k}" for k in range(10)], None)
+    spec = json.loads(re.search(r'vegaEmbed\("#m", (.*?), \{"actions"', report.chart_html(
+        charts.map_chart(frame, False, interactive=False), "m")).group(1))
+    assert len(next(iter(spec["datasets"].values()))) == n
