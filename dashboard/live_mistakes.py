@@ -39,7 +39,7 @@ def show(summary: runs.RunSummary) -> None:
     chosen = matrix.chosen_cell(PREFIX, classes)
     st.markdown(f"**Mistakes on the validation pictures after epoch {epoch}**")
     _words(counts, classes, previous)
-    matrix.errors_page_button(PREFIX, epoch)
+    matrix.errors_page_link(PREFIX, epoch)
     chart_col, pictures_col = st.columns([3, 2])
     with chart_col:
         matrix.show_matrix(PREFIX, counts, classes, chosen, compact=True)

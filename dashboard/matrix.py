@@ -19,9 +19,9 @@ from dashboard import tiles
 from dashboard.charts import matrix_chart
 from dashboard.text import plain
 
-# The Errors page's own state, set from elsewhere by `open_errors_page` (the page reads the same keys).
+# The Errors page's own state, set from a link's address by `open_from_link` (the page reads the same keys).
 ERRORS_PREFIX = "errors"
-ERRORS_PAGE = "views/errors.py"  # relative to dashboard/app.py, as st.switch_page wants it
+ERRORS_PAGE = "views/errors.py"  # relative to dashboard/app.py, as st.page_link wants it
 ERRORS_SPLIT_KEY = "errors_split"
 ERRORS_EPOCH_KEY = "errors_epoch"
 ERRORS_NEWEST_SEEN_KEY = "errors_newest_epoch_seen"
@@ -139,19 +139,42 @@ def cell_pictures(prefix: str, preds: predictions.Predictions, classes: list[str
 # Going to the Errors page at an epoch
 # ---------------------------------------------------------------------------------------------
 
-def open_errors_page(epoch: int, cell: tuple[str, str] | None) -> None:
-    """Switch to the Errors page showing the validation set after `epoch`, with `cell` chosen there too."""
-    st.session_state[ERRORS_SPLIT_KEY] = "val"
-    st.session_state[ERRORS_EPOCH_KEY] = epoch
-    # Forgetting the newest epoch the page saw keeps it on `epoch` instead of jumping to a newer one.
-    st.session_state.pop(ERRORS_NEWEST_SEEN_KEY, None)
-    if cell is not None:
-        on_button(ERRORS_PREFIX, *cell)
-    st.switch_page(ERRORS_PAGE)
+# The live view's link to the Errors page says which epoch and square to open in its query parameters, so
+# the address is also one a user can bookmark or send.
+LINK_EPOCH, LINK_TRUE, LINK_PRED = "epoch", "true", "pred"
 
 
-def errors_page_button(prefix: str, epoch: int) -> None:
-    """A button opening the Errors page at `epoch` with this matrix's chosen square."""
-    if st.button(f"Open epoch {epoch} on the Errors page", key=f"{prefix}_open_errors", icon=":material/grid_on:",
-                 help="The full-size matrix of this epoch, the ranked pairs and the per-class scores."):
-        open_errors_page(epoch, st.session_state.get(_cell_key(prefix)))
+def errors_page_link(prefix: str, epoch: int) -> None:
+    """A link opening the Errors page at `epoch` with this matrix's chosen square.
+
+    A link rather than a button calling st.switch_page: switching pages from inside the live view's
+    fragment raced with the fragment's timed refresh, and the browser could be sent the old page's
+    elements for the new one (Streamlit's "Bad delta path index") and go blank. A link is an ordinary
+    page change, made by the browser, like a click in the sidebar."""
+    params = {LINK_EPOCH: str(epoch)}
+    cell = st.session_state.get(_cell_key(prefix))
+    if cell:
+        params.update({LINK_TRUE: cell[0], LINK_PRED: cell[1]})
+    st.page_link(ERRORS_PAGE, label=f"Open epoch {epoch} on the Errors page", icon=":material/grid_on:",
+                 query_params=params, help="The full-size matrix of this epoch, the ranked pairs and the per-class scores.")
+
+
+def open_from_link() -> None:
+    """On the Errors page, before its widgets: apply a link's epoch and square once, then drop them from the address.
+
+    The values are the user's text: an epoch that is not a plain number is ignored, and the page itself
+    ignores an epoch it has no file for and class names the run does not have."""
+    params = st.query_params
+    epoch = params.get(LINK_EPOCH)
+    if epoch is None:
+        return
+    if epoch.isascii() and epoch.isdigit() and len(epoch) <= 6:
+        st.session_state[ERRORS_SPLIT_KEY] = "val"
+        st.session_state[ERRORS_EPOCH_KEY] = int(epoch)
+        # Forgetting the newest epoch the page saw keeps it on `epoch` instead of jumping to a newer one.
+        st.session_state.pop(ERRORS_NEWEST_SEEN_KEY, None)
+    true_name, pred_name = params.get(LINK_TRUE), params.get(LINK_PRED)
+    if true_name and pred_name:
+        on_button(ERRORS_PREFIX, true_name, pred_name)
+    for key in (LINK_EPOCH, LINK_TRUE, LINK_PRED):
+        params.pop(key, None)

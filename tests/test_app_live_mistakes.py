@@ -156,7 +156,12 @@ def test_a_click_on_a_square_shows_that_epochs_pictures_and_opens_the_errors_pag
     page.run()
     assert len(page.at.image) == EPOCH_MISTAKES[2][(0, 1)]
 
-    page.at.button(key="live_mistakes_open_errors").click()
+    # The link names the epoch and the square; arriving by it (AppTest cannot follow a link) opens them.
+    [link] = [e.proto for e in page.at.get("page_link")]
+    assert link.label == "Open epoch 2 on the Errors page"
+    assert link.query_string == f"epoch=2&true={CLASSES[0]}&pred={CLASSES[1]}"
+    page.at.query_params.update({"epoch": "2", "true": CLASSES[0], "pred": CLASSES[1]})
+    page.at.switch_page("views/errors.py")
     page.run()
     assert page.at.title[0].value == "Errors"
     assert page.at.radio(key="errors_split").value == "val"
@@ -172,3 +177,15 @@ def test_a_damaged_epoch_file_is_named_in_one_sentence_instead_of_a_matrix(run_d
     assert page.matrix_chart() is None
     assert [shown(w.value) for w in page.at.warning] == [
         "predictions/val_epoch_0001.npz is damaged: it cannot be read as saved predictions (ValueError)."]
+
+
+@pytest.mark.parametrize("epoch", ["abc", "٣", "99999999999", "7"])
+def test_an_errors_address_with_a_wrong_epoch_or_class_shows_the_page_as_usual(run_dir, epoch):
+    finish_epoch(run_dir, 1)
+    page = LivePage(run_dir)
+    page.at.query_params.update({"epoch": epoch, "true": "no such class", "pred": CLASSES[1]})
+    page.at.switch_page("views/errors.py")
+    page.run()
+    assert not page.at.exception and page.at.title[0].value == "Errors"
+    # No square chosen (the address named a class the run lacks), and no error shown.
+    assert not page.at.error and not [s for s in page.at.subheader if "taken for" in s.value]

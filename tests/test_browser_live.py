@@ -122,8 +122,8 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
               f"{to_pictures:.2f} s ({present.plural(clicks, 'click')})")
 
-        # The button under the words opens the Errors page at the epoch shown, with the same square chosen.
-        page.get_by_role("button", name=re.compile(r"Open epoch \d+ on the Errors page")).click()
+        # The link under the words opens the Errors page at the epoch shown, with the same square chosen.
+        page.get_by_role("link", name=re.compile(r"Open epoch \d+ on the Errors page")).click()
         page.get_by_role("heading", name="Errors", exact=True).wait_for(timeout=30_000)
         settle(page)
         assert page.get_by_role("radio", name="Validation set, after an epoch").is_checked()

@@ -217,6 +217,7 @@ def analysis_view(run_id: str) -> None:
 
 
 st.title("Errors")
+matrix.open_from_link()  # the live view's "Open epoch N on the Errors page"
 selected = state.selected_run()
 if selected is None:
     st.info("There is no run to look at yet: start one on the Train page, then come back here.")
