@@ -28,7 +28,7 @@ from core import runs
 from core.checkpoints import checkpoint_path
 from core.config import TrainConfig
 from core.data import ImageSet, Normalizer, split_train_val
-from core.files import write_atomically
+from core.predictions import save_npz
 from core.inference import Predictor, images_to_tensor, infer_features
 from core.run_data import run_dataset
 from core.run_files import PredictionsError
@@ -67,16 +67,6 @@ def feature_path(run_dir: Path, name: str) -> Path:
 def has_map(run_dir: Path) -> bool:
     """Whether the run has all three feature-map files (runs made before them have none)."""
     return all(feature_path(run_dir, name).is_file() for name in (FEATURES_TEST, FEATURES_TRAIN, MAP_TEST))
-
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
-            np.savez(fh, **arrays)
-
-    write_atomically(path, write)
 
 
 @dataclass(frozen=True)
@@ -182,9 +172,9 @@ def write_features(run_dir: Path, model: nn.Module, normalize: Normalizer, test_
         raise FeaturesStopped
     xy = layout_2d(test)
     # The map last: the page shows it only when it exists, and then the features it needs exist too.
-    _save_npz(feature_path(run_dir, FEATURES_TEST), features=test, labels=test_set.labels, index=test_set.index)
-    _save_npz(feature_path(run_dir, FEATURES_TRAIN), features=train, labels=train_set.labels, index=train_set.index)
-    _save_npz(feature_path(run_dir, MAP_TEST), xy=xy, labels=test_set.labels, index=test_set.index)
+    save_npz(feature_path(run_dir, FEATURES_TEST), features=test, labels=test_set.labels, index=test_set.index)
+    save_npz(feature_path(run_dir, FEATURES_TRAIN), features=train, labels=train_set.labels, index=train_set.index)
+    save_npz(feature_path(run_dir, MAP_TEST), xy=xy, labels=test_set.labels, index=test_set.index)
     progress(1.0, "Done")
 
 

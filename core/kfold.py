@@ -20,7 +20,7 @@ import numpy as np
 from core import runs
 from core.config import MAX_FOLDS, TrainConfig
 from core.jobs import JobManager
-from core.predictions import (Predictions, _checked_ints, _checked_probs, _read_npz, _save_npz, load_predictions,
+from core.predictions import (Predictions, _checked_ints, _checked_probs, _read_npz, load_predictions, save_npz,
                               val_epochs)
 from core.run_files import PredictionsError
 
@@ -115,7 +115,7 @@ def combine_folds(parent_dir: Path, fold_dirs: list[Path]) -> Path:
     probs = np.concatenate([p.probs for p in parts])[order]  # (N, C), row k = training picture k
     labels = np.concatenate([p.labels for p in parts])[order]
     path = oof_path(parent_dir)
-    _save_npz(path, labels=labels, probs=probs.astype(np.float16), index=np.arange(n_train))
+    save_npz(path, labels=labels, probs=probs.astype(np.float16), index=np.arange(n_train))
     return path
 
 

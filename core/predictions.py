@@ -24,7 +24,8 @@ from core.run_files import PredictionsError, RunError
 # ---------------------------------------------------------------------------------------------
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Arrays to one .npz file, written atomically (the feature map and K-fold files use it too)."""
     path.parent.mkdir(exist_ok=True)
 
     def write(tmp: Path) -> None:
@@ -35,7 +36,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> None:
-    _save_npz(run_dir / "predictions" / "val_labels.npz", labels=labels, index=index)
+    save_npz(run_dir / "predictions" / "val_labels.npz", labels=labels, index=index)
 
 
 def val_predictions_path(run_dir: Path, epoch: int) -> Path:
@@ -44,7 +45,7 @@ def val_predictions_path(run_dir: Path, epoch: int) -> Path:
 
 
 def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
-    _save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
+    save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
 
 
 def test_predictions_path(run_dir: Path) -> Path:
@@ -54,7 +55,7 @@ def test_predictions_path(run_dir: Path) -> Path:
 
 def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
                           index: np.ndarray) -> None:
-    _save_npz(test_predictions_path(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
+    save_npz(test_predictions_path(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
               loss=loss, index=index)
 
 

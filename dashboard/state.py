@@ -4,6 +4,7 @@ Shared by every page; nothing here trains or computes metrics.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -85,6 +86,28 @@ def selected_run() -> runs.RunSummary | None:
         return runs.summarize_run(runs.run_path(runs_dir(), run_id))
     except runs.RunError:
         return None
+
+
+NO_RUN_YET = "There is no run to look at yet: start one on the Train page, then come back here."
+
+
+def selected_run_or_stop() -> runs.RunSummary:
+    """The sidebar's run; without any, one sentence and the page stops there."""
+    selected = selected_run()
+    if selected is None:
+        st.info(NO_RUN_YET)
+        st.stop()
+    return selected
+
+
+def show_selected_run(view: Callable[[str], None], refresh_s: float) -> None:
+    """Draw `view(run_id)` for the sidebar's run, re-running it every `refresh_s` seconds while the run
+    trains (a fragment: only the view re-runs); without any run, one sentence."""
+    selected = selected_run_or_stop()
+    if selected.state in runs.LIVE_STATES:
+        st.fragment(view, run_every=refresh_s)(selected.run_id)
+    else:
+        view(selected.run_id)
 
 
 def select_run(run_id: str) -> None:

@@ -137,11 +137,4 @@ def calibration_view(run_id: str) -> None:
 st.title("How sure vs how right")
 st.caption("Whether the model's confidence can be trusted: when it says it is 90% sure, is it right 90% of "
            "the time?")
-selected = state.selected_run()
-if selected is None:
-    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
-    st.stop()
-if selected.state in runs.LIVE_STATES:
-    st.fragment(calibration_view, run_every=REFRESH_S)(selected.run_id)
-else:
-    calibration_view(selected.run_id)
+state.show_selected_run(calibration_view, REFRESH_S)

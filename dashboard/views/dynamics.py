@@ -252,11 +252,4 @@ def dynamics_view(run_id: str) -> None:
 st.title("Learning dynamics")
 st.caption("How the model's answers on the validation pictures changed from epoch to epoch: which pictures it "
            "learned early, which it kept getting wrong, and which it learned and then forgot again.")
-selected = state.selected_run()
-if selected is None:
-    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
-    st.stop()
-if selected.state in runs.LIVE_STATES:
-    st.fragment(dynamics_view, run_every=REFRESH_S)(selected.run_id)
-else:
-    dynamics_view(selected.run_id)
+state.show_selected_run(dynamics_view, REFRESH_S)

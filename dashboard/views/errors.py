@@ -218,12 +218,6 @@ def analysis_view(run_id: str) -> None:
 
 st.title("Errors")
 matrix.open_from_link()  # the live view's "Open epoch N on the Errors page"
-selected = state.selected_run()
-if selected is None:
-    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
-    st.stop()
-report.download_button(selected)  # built only when clicked
-if selected.state in runs.LIVE_STATES:  # re-read the run's files every few seconds while it trains
-    st.fragment(analysis_view, run_every=REFRESH_S)(selected.run_id)
-else:
-    analysis_view(selected.run_id)
+if (selected := state.selected_run()) is not None:
+    report.download_button(selected)  # built only when clicked
+state.show_selected_run(analysis_view, REFRESH_S)  # re-read every few seconds while the run trains

@@ -183,10 +183,7 @@ def upload_maps(looks: where_looked.Looks, stack: np.ndarray, guesses: np.ndarra
 # ---------------------------------------------------------------------------------------------
 
 st.title("Gallery")
-selected = state.selected_run()
-if selected is None:
-    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
-    st.stop()
+selected = state.selected_run_or_stop()
 grid_tab, upload_tab = st.tabs(["Test pictures", "Your own pictures"])
 with grid_tab:
     show_grid(selected)

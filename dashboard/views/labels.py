@@ -221,10 +221,7 @@ def kfold_section(summary: runs.RunSummary) -> None:
 
 st.title("Possibly mislabelled")
 st.caption(EXPLANATION)
-selected = state.selected_run()
-if selected is None:
-    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
-    st.stop()
+selected = state.selected_run_or_stop()
 chosen_split = st.segmented_control("Pictures", list(SPLITS), format_func=SPLITS.get, default="test",
                                     key=SPLIT_KEY, on_change=reset_page, required=True,
                                     help="Test pictures: judged by this run's model. Training pictures: judged by "

@@ -254,8 +254,5 @@ def map_view(summary: runs.RunSummary) -> None:
 
 
 st.title("Map")
-selected = state.selected_run()
-if selected is None:
-    st.info("There is no run to look at yet: start one on the Train page, then come back here.")
-    st.stop()
+selected = state.selected_run_or_stop()
 map_view(selected)
