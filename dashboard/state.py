@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import present, runs
 from core.jobs import JobManager
+from dashboard.text import plain
 
 RUN_KEY = "run_id"  # st.session_state key of the run being looked at
 
@@ -100,14 +101,23 @@ def selected_run_or_stop() -> runs.RunSummary:
     return selected
 
 
-def show_selected_run(view: Callable[[str], None], refresh_s: float) -> None:
-    """Draw `view(run_id)` for the sidebar's run, re-running it every `refresh_s` seconds while the run
-    trains (a fragment: only the view re-runs); without any run, one sentence."""
+def show_selected_run(view: Callable[[runs.RunSummary], None], refresh_s: float) -> None:
+    """Draw `view(summary)` for the sidebar's run; while the run trains, in a fragment re-run every
+    `refresh_s` seconds on a fresh summary (only the view re-runs). Without any run, one sentence."""
     selected = selected_run_or_stop()
     if selected.state in runs.LIVE_STATES:
-        st.fragment(view, run_every=refresh_s)(selected.run_id)
+        st.fragment(_refreshed_view, run_every=refresh_s)(view, selected.run_id)
     else:
-        view(selected.run_id)
+        view(selected)
+
+
+def _refreshed_view(view: Callable[[runs.RunSummary], None], run_id: str) -> None:
+    try:
+        summary = runs.summarize_run(runs.run_path(runs_dir(), run_id))
+    except runs.RunError as exc:  # deleted or damaged while the page was open
+        st.error(plain(exc))
+        st.stop()
+    view(summary)
 
 
 def select_run(run_id: str) -> None:

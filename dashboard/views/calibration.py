@@ -119,13 +119,8 @@ def show_classes(preds: predictions.Predictions, classes: list[str]) -> None:
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def calibration_view(run_id: str) -> None:
+def calibration_view(summary: runs.RunSummary) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
-    try:
-        summary = runs.summarize_run(runs.run_path(state.runs_dir(), run_id))
-    except runs.RunError as exc:
-        st.error(plain(exc))
-        st.stop()
     preds, split = pick_predictions(summary)
     classes = loaders.class_names(summary, preds.probs.shape[1])
     rel = calibration.reliability(*calibration.top_label(preds.probs, preds.labels))

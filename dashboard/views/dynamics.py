@@ -227,13 +227,8 @@ def forgotten_table(d: Dynamics, preds: Predictions, classes: list[str], positio
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def dynamics_view(run_id: str) -> None:
+def dynamics_view(summary: runs.RunSummary) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
-    try:
-        summary = runs.summarize_run(runs.run_path(state.runs_dir(), run_id))
-    except runs.RunError as exc:
-        st.error(plain(exc))
-        st.stop()
     stack, d = read_dynamics(summary)
     preds = stack.predictions()  # the newest epoch: what the tiles show
     images, data_classes, reason = loaders.run_images(summary.config, preds)

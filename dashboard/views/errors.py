@@ -188,13 +188,8 @@ def show_matrix_controls(counts: np.ndarray, classes: list[str], chosen: tuple[i
     return normalise, looked
 
 
-def analysis_view(run_id: str) -> None:
+def analysis_view(summary: runs.RunSummary) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
-    try:
-        summary = runs.summarize_run(runs.run_path(state.runs_dir(), run_id))
-    except runs.RunError as exc:
-        st.error(plain(exc))
-        st.stop()
     preds = pick_predictions(summary)
     num_classes = preds.probs.shape[1]
     images, data_classes, reason = loaders.run_images(summary.config, preds)
