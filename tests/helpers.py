@@ -3,6 +3,7 @@ written by the engine itself rather than hand-made imitations."""
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import struct
 import time
@@ -10,6 +11,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,3 +125,8 @@ def png_declaring(width: int, height: int, bits: int = 8, colour_type: int = 2) 
     header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
     body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
+
+
+def chart_frame(proto, dataset: int = 0) -> pd.DataFrame:
+    """The data a drawn Altair chart carries (its `dataset`-th Arrow table), as AppTest receives it."""
+    return pa.ipc.open_stream(io.BytesIO(proto.datasets[dataset].data.data)).read_all().to_pandas()

@@ -4,20 +4,18 @@ before the page existed (no loss, no validation files) shows it and is left unto
 test results, or with a damaged one, gets one sentence."""
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 from core import calibration, predictions, present, runs
 from core.predictions import PredictionsError
-from tests.helpers import app_runs_folder, shown, train_tiny_run
+from tests.helpers import app_runs_folder, chart_frame, shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -36,10 +34,6 @@ def run(tmp_path_factory) -> Path:
 
 def copy_run(run: Path, suffix: str) -> Path:
     return Path(shutil.copytree(run, run.parent / f"{run.name}-{suffix}"))
-
-
-def frame_of(proto):
-    return pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_all().to_pandas()
 
 
 class Page:
@@ -62,7 +56,7 @@ class Page:
         return {m.label: m.value for m in self.at.metric}
 
     def chart_bins(self):
-        return frame_of(self.at.get("vega_lite_chart")[0].proto)
+        return chart_frame(self.at.get("vega_lite_chart")[0].proto)
 
     def table(self):
         return self.at.dataframe[0].value

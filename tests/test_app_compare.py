@@ -9,13 +9,11 @@ own on_select callbacks (as tests/test_app_live_mistakes.py does).
 """
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
@@ -23,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from core import compare, predictions, present, runs
 from core.data import load_dataset
 from tests.data_trees import make_tree
-from tests.helpers import shown, train_tiny_run
+from tests.helpers import chart_frame, shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 CLASSES = list(load_dataset("synthetic").classes)
@@ -112,7 +110,7 @@ class Page:
     def differences(self) -> np.ndarray:
         """The B - A counts drawn in the difference matrix, read back from the chart's own data."""
         proto = self.chart().proto
-        frame = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_all().to_pandas()
+        frame = chart_frame(proto)
         counts = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
         for row in frame.itertuples():
             counts[CLASSES.index(row.true), CLASSES.index(row.pred)] = row.diff

@@ -7,14 +7,12 @@ would send (the chart's widget value), which runs the page's own on_select callb
 """
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -22,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import analysis, dynamics, predictions
 from dashboard import epochs as epoch_view
-from tests.helpers import app_runs_folder, shown, train_tiny_run
+from tests.helpers import app_runs_folder, chart_frame, shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 EPOCHS = [1, 2, 3]
@@ -85,12 +83,12 @@ class Page:
         return charts[0] if charts else None
 
     def chart_data(self, key_part: str):
-        return frame_of(self.chart(key_part).proto)
+        return chart_frame(self.chart(key_part).proto)
 
     def chart_with(self, *columns: str):
         """The data of the first chart drawn from a table with these columns, or None."""
         for chart in self.at.get("vega_lite_chart"):
-            frame = frame_of(chart.proto)
+            frame = chart_frame(chart.proto)
             if set(columns) <= set(frame.columns):
                 return frame
         return None
@@ -109,10 +107,6 @@ class Page:
         chart_id = self.chart("dynamics_map").proto.id
         states.widgets.append(WidgetState(id=chart_id, string_value=json.dumps(selection)))
         self.run(states)
-
-
-def frame_of(proto):
-    return pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_all().to_pandas()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,12 +9,10 @@ on_select callback; tests/test_browser_live.py clicks a real chart.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
@@ -22,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from core import analysis, predictions, runs
 from core.data import load_dataset
 from dashboard import live_mistakes, loaders
-from tests.helpers import app_runs_folder, shown, tiny_config
+from tests.helpers import app_runs_folder, chart_frame, shown, tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 CLASSES = list(load_dataset("synthetic").classes)
@@ -85,7 +83,7 @@ class LivePage:
     def matrix(self) -> np.ndarray:
         """The counts drawn in the live matrix, read back from the chart's own data (its first layer)."""
         proto = self.matrix_chart().proto
-        frame = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_all().to_pandas()
+        frame = chart_frame(proto)
         counts = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
         for row in frame.itertuples():
             counts[CLASSES.index(row.true), CLASSES.index(row.pred)] = row.count

@@ -6,20 +6,18 @@ which runs the page's own on_select callback.
 """
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from core import features, predictions
 from dashboard import tiles
-from tests.helpers import app_runs_folder, one_thread, shown, train_tiny_run, wait_for
+from tests.helpers import app_runs_folder, chart_frame, one_thread, shown, train_tiny_run, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -65,7 +63,7 @@ class Page:
         return next(c for c in self.at.get("vega_lite_chart") if "map_chart" in c.proto.id)
 
     def chart_data(self):
-        return pa.ipc.open_stream(io.BytesIO(self.chart().proto.datasets[0].data.data)).read_all().to_pandas()
+        return chart_frame(self.chart().proto)
 
     def text(self) -> list[str]:
         return [shown(m.value).replace("**", "") for m in [*self.at.markdown, *self.at.caption]]
