@@ -20,8 +20,7 @@ import numpy as np
 from core import runs
 from core.config import MAX_FOLDS, TrainConfig
 from core.jobs import JobManager
-from core.predictions import (Predictions, _checked_ints, _checked_probs, _read_npz, load_predictions, save_npz,
-                              val_epochs)
+from core.predictions import Predictions, load_labelled_probs, load_predictions, save_npz, val_epochs
 from core.run_files import PredictionsError
 
 DEFAULT_FOLDS = 5
@@ -121,14 +120,7 @@ def combine_folds(parent_dir: Path, fold_dirs: list[Path]) -> Path:
 
 def load_oof(run_dir: Path) -> Predictions | None:
     """The combined out-of-fold training predictions, or None when there are none; PredictionsError if damaged."""
-    arrays = _read_npz(oof_path(run_dir), ("labels", "probs", "index"))
-    if arrays is None:
-        return None
-    probs = _checked_probs(OOF_FILE, arrays["probs"])
-    labels, index = (_checked_ints(OOF_FILE, key, arrays[key], len(probs)) for key in ("labels", "index"))
-    if labels.max() >= probs.shape[1]:
-        raise PredictionsError(f"predictions/{OOF_FILE} is damaged: its labels go beyond its {probs.shape[1]} classes.")
-    return Predictions(labels, probs.argmax(1), probs, index, "train")
+    return load_labelled_probs(oof_path(run_dir), "train")
 
 
 def progress(job: FoldJob, runs_dir: Path) -> list[runs.RunSummary | None]:

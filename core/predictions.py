@@ -100,6 +100,18 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
     raise RunError(f"split must be 'test' or 'val', got {split!r}.")
 
 
+def load_labelled_probs(path: Path, split: str) -> Predictions | None:
+    """A file of `labels`, `probs` and `index` for one split (the K-fold runs' out-of-fold answers), checked
+    like the others; None when it does not exist, PredictionsError (one sentence) when it is damaged."""
+    arrays = _read_npz(path, ("labels", "probs", "index"))
+    if arrays is None:
+        return None
+    probs = _checked_probs(path.name, arrays["probs"])
+    labels, index = (_checked_ints(path.name, key, arrays[key], len(probs)) for key in ("labels", "index"))
+    _check_classes(path.name, "labels", labels, probs.shape[1])
+    return Predictions(labels, probs.argmax(1), probs, index, split)
+
+
 def _load_test(path: Path) -> Predictions | None:
     arrays = _read_npz(path, ("labels", "pred", "probs", "index"), optional=("loss",))
     if arrays is None:
