@@ -36,7 +36,7 @@ STATUS_INTERVAL_S = 1.0  # how often progress/heartbeat reach status.json
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    state: str  # completed, stopped or failed
+    state: str  # completed, stopped, pruned or failed
     epochs_done: int
     best_val_acc: float | None
     test_acc: float | None
@@ -51,11 +51,18 @@ class _Stopped(Exception):
     pass
 
 
+class _Pruned(Exception):
+    pass
+
+
 def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = None,
           device: torch.device | None = None, resume: bool = False,
-          on_status: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+          on_status: Callable[[dict[str, Any]], None] | None = None,
+          on_epoch: Callable[[int, dict[str, Any]], bool] | None = None) -> RunResult:
     """Train the run in `run_dir` (made by `runs.create_run`) to the end, a stop request or an error.
 
+    `on_epoch(epoch, val_metrics)` is called after every epoch but the last; when it returns True the run
+    ends "pruned" (a sweep's pruner judged it hopeless): it keeps its checkpoints and skips the final test.
     Never raises for a training failure: the run ends as "failed" with a one-sentence error in
     status.json, and the result says so. Earlier runs and this run's checkpoints are never touched.
     """
@@ -73,16 +80,17 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         runs.record_classes(run_dir, session.classes)
         _start_or_resume(session, resume)
         writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
-        _fit(session, writer, reporter, stop)
+        _fit(session, writer, reporter, stop, on_epoch)
         test_acc = _final_test(session, writer)
         if cfg.feature_map:
             _save_features(session, stop)
         reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0,
                         test_acc=test_acc, **_position(session))
         return _result(run_dir, session, "completed", test_acc)
-    except _Stopped:
-        reporter.update(state="stopped", finished_at=time.time(), eta_seconds=None, **_position(session))
-        return _result(run_dir, session, "stopped", None)
+    except (_Stopped, _Pruned) as ending:
+        state = "pruned" if isinstance(ending, _Pruned) else "stopped"
+        reporter.update(state=state, finished_at=time.time(), eta_seconds=None, **_position(session))
+        return _result(run_dir, session, state, None)
     except Exception as exc:  # every failure ends the run cleanly with one sentence
         error = _error_sentence(exc)
         if not isinstance(exc, (ValueError, OSError, torch.OutOfMemoryError)):
@@ -152,7 +160,8 @@ def _start_or_resume(s: Session, resume: bool) -> None:
         predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
-def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event) -> None:
+def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
+         on_epoch: Callable[[int, dict[str, Any]], bool] | None) -> None:
     cfg, p = s.cfg, s.progress
     steps_per_epoch = len(s.loader)
     total_steps = cfg.epochs * steps_per_epoch
@@ -171,6 +180,8 @@ def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop
         writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
                        "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
         reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
+        if on_epoch is not None and p.epoch < cfg.epochs and not p.stopped_early and on_epoch(p.epoch, val):
+            raise _Pruned
 
 
 def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:

@@ -264,6 +264,8 @@ def no_predictions_message(summary: RunSummary, split: str = "test") -> str:
                   "went wrong.",
         "stopped": "This run was stopped before its final test, so it has no test results; resume it on the "
                    "Runs page to finish.",
+        "pruned": "This sweep trial was pruned (its validation accuracy lagged behind the sweep's other trials), "
+                  "so it has no test results; its validation epochs show its mistakes.",
         "interrupted": "This run ended before its final test, so it has no test results; resume it on the Runs "
                        "page to finish.",
     }.get(summary.state, "This run has no saved test results (they may have been deleted), so there is nothing "

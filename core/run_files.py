@@ -26,7 +26,7 @@ from core.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted", "damaged")
+STATES = ("queued", "running", "completed", "failed", "stopped", "pruned", "interrupted", "damaged")
 MAX_COUNT = 2**53  # steps, epochs, pids: beyond this a float cannot hold them exactly, so no real run has them
 LATEST_TIME = 7.2e9  # unix seconds, year 2198: later "times" are garbage (and overflow pandas' datetimes)
 _short = reprlib.Repr()  # quotes a bad value in a message without printing all of a 400-digit number

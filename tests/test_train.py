@@ -194,3 +194,19 @@ def test_a_resumed_run_carries_on_its_lookahead(tmp_path):
     assert all(torch.allclose(a["model_state"][k].float(), b["model_state"][k].float(), atol=1e-5)
                for k in a["model_state"])
     assert all("lookahead_slow" in state for state in a["optimizer_state"]["state"].values())
+
+
+def test_a_run_its_epoch_callback_prunes_ends_pruned_without_a_test_and_keeps_its_checkpoint(tmp_path):
+    seen = []
+
+    def prune_after_the_second(epoch, val):
+        seen.append((epoch, round(val["val_acc"], 6)))
+        return epoch == 2
+
+    result = start_run(tiny_config(epochs=4), tmp_path, device=torch.device("cpu"), on_epoch=prune_after_the_second)
+    assert result.state == "pruned" and result.epochs_done == 2 and result.test_acc is None
+    assert [e for e, _ in seen] == [1, 2]
+    summary = runs.summarize_run(result.run_dir)
+    assert summary.state == "pruned" and summary.epoch == 2
+    assert runs.has_checkpoint(result.run_dir) and not (result.run_dir / "test_summary.json").exists()
+    assert runs.resume_refusal(summary) is not None, "a pruned trial is over: resuming it is refused"
