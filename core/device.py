@@ -27,6 +27,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def worker_devices() -> list[str]:
+    """One device per worker of a sweep on this machine: each GPU, else the Apple GPU, else the CPU."""
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        return ["mps"]
+    return ["cpu"]
+
+
 def _cuda_device(name: str) -> torch.device:
     if not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for but no CUDA GPU is available; use auto or cpu.")

@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from core import features, runs
 from core.config import TrainConfig
 from core.device import resolve_device
 from core.engine import train
+from core.sweep import load_sweep
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class JobManager:
         self._running: dict[str, Job] = {}  # device key -> the job training there
         self._workers: dict[str, threading.Thread] = {}
         self._maps: dict[str, MapJob] = {}  # run id -> its latest feature-map job
+        self._sweep_workers: dict[str, list[subprocess.Popen]] = {}  # sweep id -> worker processes started here
 
     # --- asking for work ---
     def submit(self, cfg: TrainConfig, name: str | None = None) -> str:
@@ -147,6 +152,39 @@ class JobManager:
         except Exception as exc:  # noqa: BLE001 (the thread must end with a state the page can show)
             log.exception("feature map of %s crashed", job.run_id)
             job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+
+    # --- sweep workers: processes of their own, so a sweep outlives a page and a crash takes one worker ---
+    def start_sweep_workers(self, sweep_id: str, devices: list[str]) -> int:
+        """Start one `python -m core.sweep work` process per device; their logs go to the sweep's workers/.
+
+        Devices this machine lacks are refused (ValueError) before any worker starts. Returns how many
+        workers of this sweep now run from this dashboard."""
+        sweep = load_sweep(self.runs_dir, sweep_id)
+        for device in devices:
+            resolve_device(device)
+        logs = sweep.path / "workers"
+        logs.mkdir(exist_ok=True)
+        sweep.clear_stop()
+        with self._lock:
+            for device in devices:
+                log_file = logs / f"{socket.gethostname()}-{device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+                with open(log_file, "ab") as out:  # the child keeps its own handle
+                    worker = subprocess.Popen(
+                        [sys.executable, "-m", "core.sweep", "work", "--sweep", sweep_id, "--device", device,
+                         "--runs-dir", str(self.runs_dir)], stdout=out, stderr=subprocess.STDOUT)
+                self._sweep_workers.setdefault(sweep_id, []).append(worker)
+        return self.sweep_workers(sweep_id)
+
+    def sweep_workers(self, sweep_id: str) -> int:
+        """How many workers of the sweep started from this dashboard are still working."""
+        with self._lock:
+            alive = [w for w in self._sweep_workers.get(sweep_id, []) if w.poll() is None]
+            self._sweep_workers[sweep_id] = alive
+            return len(alive)
+
+    def stop_sweep(self, sweep_id: str) -> None:
+        """Ask every worker of the sweep, here or on other machines, to stop; their trials end "stopped"."""
+        load_sweep(self.runs_dir, sweep_id).request_stop()
 
     # --- looking ---
     def position(self, run_id: str) -> int | None:

@@ -89,7 +89,8 @@ STATUS_FIELDS: dict[str, Check] = {
 }
 CLASS_NAMES: Check = (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(n, str) for n in v)
                       and len(set(v)) == len(v), "a list of at least 2 different class names")
-META_FIELDS: dict[str, Check] = {"name": TEXT, "created_at": _or_none(TIME), "classes": CLASS_NAMES}
+META_FIELDS: dict[str, Check] = {"name": TEXT, "created_at": _or_none(TIME), "classes": CLASS_NAMES,
+                                 "sweep": TEXT, "trial": COUNT}
 RECORD_KINDS = ("train", "val", "test")  # metrics.jsonl: one JSON object a line, told apart by "kind"
 RECORD_FIELDS: dict[str, Check] = {  # checked when present; only "step" is required (resume trims by it)
     "step": COUNT, "epoch": EPOCH, "loss": NUMBER, "acc": FRACTION, "lr": NUMBER, "val_loss": NUMBER,

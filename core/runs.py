@@ -52,6 +52,7 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("CIFAR_RUNS_DIR") or REPO_RUNS_DIR)
 
 
+SWEEPS_DIR_NAME = "sweeps"  # runs/sweeps/ holds the sweeps (core/sweep), not a run
 LIVE_STATES = ("queued", "running")
 RESUMABLE_STATES = ("stopped", "failed", "interrupted")
 HEARTBEAT_TIMEOUT_S = 60.0  # a running run silent this long is reported as interrupted
@@ -135,8 +136,10 @@ def _json_default(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 def create_run(runs_dir: str | Path, config: dict[str, Any], name: str | None = None,
-               state: str = "queued") -> Path:
-    """Make a new run folder with its config, meta and a first status; returns the folder."""
+               state: str = "queued", sweep: tuple[str, int] | None = None) -> Path:
+    """Make a new run folder with its config, meta and a first status; returns the folder.
+
+    `sweep` = (sweep id, trial number) for a sweep's trial: meta.json keeps both."""
     label = clean_name(name) if name else config.get("model", "run")
     root = Path(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,8 @@ def create_run(runs_dir: str | Path, config: dict[str, Any], name: str | None = 
     path.mkdir()
     now = time.time()
     write_json(path / "config.json", config)
-    write_json(path / "meta.json", {"name": label, "created_at": now})
+    trial = {"sweep": sweep[0], "trial": sweep[1]} if sweep else {}
+    write_json(path / "meta.json", {"name": label, "created_at": now, **trial})
     write_json(path / "status.json", {
         "state": state, "epoch": 0, "epochs": config.get("epochs"), "step": 0, "total_steps": None,
         "progress": 0.0, "eta_seconds": None, "created_at": now, "started_at": None,
@@ -221,7 +225,8 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return run_files.read_metrics(run_dir)
 
 
-def _pid_alive(pid: Any) -> bool:
+def pid_alive(pid: Any) -> bool:
+    """Whether a process with this id runs on this machine."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -241,7 +246,7 @@ def effective_state(status: dict[str, Any] | None, now: float | None = None) -> 
     if state not in LIVE_STATES:
         return state
     same_host = status.get("host") == socket.gethostname()
-    if same_host and not _pid_alive(status.get("pid")):
+    if same_host and not pid_alive(status.get("pid")):
         return "interrupted"
     heartbeat = status.get("heartbeat")
     stale = not isinstance(heartbeat, (int, float)) or (now or time.time()) - heartbeat > HEARTBEAT_TIMEOUT_S
@@ -269,6 +274,8 @@ class RunSummary:
     device: str | None = None
     error: str | None = None
     classes: list[str] | None = None  # from meta.json, once the run has loaded its data
+    sweep: str | None = None  # from meta.json: the sweep this run is a trial of, and its trial number
+    trial: int | None = None
     status: dict[str, Any] = field(default_factory=dict, repr=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -313,8 +320,8 @@ def summarize_run(path: Path) -> RunSummary:
         data=config.get("data"), epoch=status.get("epoch", 0), epochs=status.get("epochs"),
         progress=status.get("progress", 0.0), best_val_acc=status.get("best_val_acc"),
         test_acc=status.get("test_acc"), created_at=status.get("created_at") or meta.get("created_at"),
-        duration_s=duration, device=status.get("device"), error=error, classes=meta.get("classes"), status=status,
-        config=config)
+        duration_s=duration, device=status.get("device"), error=error, classes=meta.get("classes"),
+        sweep=meta.get("sweep"), trial=meta.get("trial"), status=status, config=config)
 
 
 def list_runs(runs_dir: str | Path) -> list[RunSummary]:
@@ -322,7 +329,8 @@ def list_runs(runs_dir: str | Path) -> list[RunSummary]:
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _RUN_ID.match(p.name)]
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _RUN_ID.match(p.name)
+               and p.name != SWEEPS_DIR_NAME]
     summaries = [summarize_run(p) for p in folders]
     return sorted(summaries, key=lambda s: (s.created_at or 0.0, s.run_id), reverse=True)
 

@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--restart", metavar="RUN_ID",
                         help="train a run that ended before its first checkpoint again, with its own settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(parser)
+    return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (`--batch-size 512`, `--tta/--no-tta`), each defaulting to None (not given)."""
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -45,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]
         parser.add_argument(flag, **kwargs)
-    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

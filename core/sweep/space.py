@@ -1,0 +1,159 @@
+"""A sweep's search space: which TrainConfig fields vary and over what, checked before anything is made.
+
+A `Param` is a range (`lr=0.001:0.5:log`, `batch_size=128:512`) or a list of choices
+(`optimizer=sgd,adamw`, `nesterov=true,false`). `check_space` refuses a bad space in one sentence: an
+unknown field, one a sweep may not vary, an empty or reversed range, or any value (alone or at a corner
+of the space) that TrainConfig itself would refuse.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from core.config import TrainConfig
+
+# Where and on what a trial trains, and how it is recorded, are the sweep's frame, not its question;
+# val_fraction and the folds change the validation set that ranks the trials.
+FIXED_FIELDS = frozenset({"data", "data_dir", "device", "val_fraction", "split_seed", "folds", "fold",
+                          "log_every", "checkpoint_every", "feature_map"})
+MAX_CORNERS = 4096  # corners of the space checked together; beyond this each value is checked alone
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+class SweepError(ValueError):
+    """A sweep that cannot be made or used; the message says why in one sentence."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One varied setting: a range `low..high` (log-spaced when `log`) or a tuple of `choices`."""
+    field: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.choices is not None:
+            return {"field": self.field, "choices": list(self.choices)}
+        return {"field": self.field, "low": self.low, "high": self.high, "log": self.log}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Param:
+        choices = data.get("choices")
+        return cls(data["field"], data.get("low"), data.get("high"), bool(data.get("log", False)),
+                   tuple(choices) if choices is not None else None)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.choices is not None:
+            return trial.suggest_categorical(self.field, list(self.choices))
+        if _FIELD_TYPES[self.field] == "int":
+            return trial.suggest_int(self.field, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.field, float(self.low), float(self.high), log=self.log)
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return f"{self.field} in {{{', '.join(map(str, self.choices))}}}"
+        return f"{self.field} from {self.low} to {self.high}{' (log scale)' if self.log else ''}"
+
+
+def tunable_fields() -> list[str]:
+    """The TrainConfig fields a sweep may vary, in the config's own order."""
+    return [name for name in _FIELD_TYPES if name not in FIXED_FIELDS]
+
+
+def parse_param(text: str) -> Param:
+    """`field=low:high[:log]` or `field=a,b,c`, as typed on the command line."""
+    field, sep, values = text.partition("=")
+    field = field.strip().replace("-", "_")
+    if not sep or not values.strip():
+        raise SweepError(f"Cannot read {text!r}: write field=low:high, field=low:high:log or field=a,b,c.")
+    _check_field(field)
+    if ":" in values and "," not in values:
+        parts = values.split(":")
+        log = len(parts) == 3 and parts[2].strip() == "log"
+        if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
+            raise SweepError(f"Cannot read {text!r}: a range is low:high or low:high:log.")
+        return Param(field, _typed(field, parts[0]), _typed(field, parts[1]), log)
+    return Param(field, choices=tuple(_typed(field, v) for v in values.split(",")))
+
+
+def _typed(field: str, text: str) -> Any:
+    kind, text = _FIELD_TYPES[field], text.strip()
+    try:
+        if kind == "bool":
+            return {"true": True, "false": False}[text.lower()]
+        return {"int": int, "float": float, "str": str}[kind](text)
+    except (KeyError, ValueError):
+        allowed = "true or false" if kind == "bool" else "a whole number" if kind == "int" else "a number"
+        raise SweepError(f"{field} takes {allowed}, got {text!r}.") from None
+
+
+def _check_field(field: str) -> None:
+    if field not in _FIELD_TYPES:
+        raise SweepError(f"Cannot vary {field!r}: it is not a training setting; a sweep can vary "
+                         f"{', '.join(tunable_fields())}.")
+    if field in FIXED_FIELDS:
+        raise SweepError(f"Cannot vary {field}: a sweep keeps the data, device, validation split and "
+                         f"bookkeeping fixed; it can vary {', '.join(tunable_fields())}.")
+
+
+def check_space(base: TrainConfig, space: list[Param]) -> None:
+    """Raise SweepError, one sentence, unless every value of `space` makes a valid config from `base`."""
+    if not space:
+        raise SweepError("A sweep needs at least one setting to vary.")
+    seen = set()
+    for param in space:
+        _check_field(param.field)
+        if param.field in seen:
+            raise SweepError(f"{param.field} is varied twice: give each setting one range or one list.")
+        seen.add(param.field)
+        _check_shape(param)
+        for value in _extremes(param):
+            _try(base, {param.field: value})
+    corners = [[(p.field, v) for v in _extremes(p)] for p in space]
+    if math.prod(len(c) for c in corners) <= MAX_CORNERS:
+        for corner in itertools.product(*corners):
+            _try(base, dict(corner))
+
+
+def _check_shape(param: Param) -> None:
+    kind = _FIELD_TYPES[param.field]
+    if param.choices is not None:
+        if not param.choices:
+            raise SweepError(f"{param.field} needs at least one choice.")
+        if len(set(param.choices)) != len(param.choices):
+            raise SweepError(f"{param.field} lists a choice twice: give each value once.")
+        return
+    if kind not in ("int", "float"):
+        raise SweepError(f"{param.field} is not a number, so it takes a list of choices (a,b,c), not a range.")
+    for value in (param.low, param.high):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SweepError(f"{param.field}'s range needs two finite numbers, got {param.low!r} and {param.high!r}.")
+        if kind == "int" and value != int(value):
+            raise SweepError(f"{param.field} is a whole number, so its range needs whole numbers, got {value!r}.")
+    if not param.low < param.high:
+        raise SweepError(f"{param.field}'s range must go from a lower to a higher value, got {param.low} to "
+                         f"{param.high} (to fix it at one value, set it in the base recipe instead).")
+    if param.log and param.low <= 0:
+        raise SweepError(f"{param.field}'s log-scale range must start above 0, got {param.low}.")
+
+
+def _extremes(param: Param) -> list[Any]:
+    if param.choices is not None:
+        return list(param.choices)
+    cast = int if _FIELD_TYPES[param.field] == "int" else float
+    return [cast(param.low), cast(param.high)]
+
+
+def _try(base: TrainConfig, values: dict[str, Any]) -> None:
+    try:
+        TrainConfig.from_dict({**base.to_dict(), **values})  # from_dict: a range's 1 is 1.0 for a float field
+    except ValueError as exc:
+        where = ", ".join(f"{k}={v}" for k, v in values.items())
+        raise SweepError(f"The sweep would train with {where}, which is not allowed: {exc}") from None
