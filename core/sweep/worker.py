@@ -66,7 +66,9 @@ def _next_trial(study: optuna.Study, sweep: Sweep) -> optuna.Trial | None:
     lock = sweep.trial_lock()
     lock.acquire()
     try:
-        if len(study.get_trials(deepcopy=False)) >= sweep.trials:
+        # Enqueued trials (study.enqueue_trial: points a person asked for) wait without counting yet.
+        started = study.get_trials(deepcopy=False, states=tuple(s for s in TrialState if s != TrialState.WAITING))
+        if len(started) >= sweep.trials:
             return None
         trial = study.ask()
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
