@@ -108,6 +108,9 @@ def _state_message(summary: runs.RunSummary) -> None:
         st.error(plain(summary.error))
     elif summary.state == "stopped":
         st.info(f"Stopped after {plain(summary.epoch)} of {plain(summary.epochs)} epochs; press Resume to carry on.")
+    elif summary.state == "pruned":
+        st.info(f"Pruned after {plain(summary.epoch)} of {plain(summary.epochs)} epochs: its sweep's pruner stopped "
+                "it because its validation accuracy lagged behind the sweep's other trials.")
 
 
 def _numbers(summary: runs.RunSummary, metrics: list[dict]) -> None:

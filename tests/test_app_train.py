@@ -113,6 +113,14 @@ def test_live_view_shows_the_selected_runs_progress_numbers_and_curves(runs_dir)
     assert at.button(key="live_stop").disabled and at.button(key="live_resume").disabled
 
 
+def test_a_pruned_sweep_trial_says_it_was_pruned_and_offers_no_resume(tmp_path_factory):
+    with app_runs_folder(tmp_path_factory) as folder:
+        result = start_run(tiny_config(epochs=3), folder, name="lr sweep #4", on_epoch=lambda epoch, val: True)
+        _, at = open_app(result.run_dir.name)
+    assert any(i.value.startswith("Pruned after 1 of 3 epochs: its sweep's pruner stopped it") for i in at.info)
+    assert at.button(key="live_resume").disabled and at.button(key="live_stop").disabled
+
+
 def test_the_picker_defaults_to_the_newest_run(runs_dir):
     _, at = open_app()
     assert at.selectbox(key="run_id").value == runs.list_runs(runs_dir)[0].run_id
