@@ -156,14 +156,17 @@ def load_sweep(runs_dir: str | Path, sweep_id: str) -> Sweep:
     except FileNotFoundError:
         raise SweepError(f"There is no sweep {sweep_id} in {sweeps_dir(runs_dir)}.") from None
     except run_files.FileDamaged as exc:
-        raise SweepError(f"Sweep {sweep_id}: {exc}") from None
+        raise SweepError(f"Sweep {sweep_id} cannot be used: {exc}") from None
     try:
-        return Sweep(sweep_id, path, runs.clean_name(data["name"]), TrainConfig.from_dict(data["base"]),
-                     tuple(Param.from_dict(p) for p in data["space"]), int(data["trials"]),
-                     data.get("sampler", "tpe"), data.get("pruner", "median"), data.get("storage") or None,
-                     float(data.get("created_at") or 0.0))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SweepError(f"Sweep {sweep_id}: sweep.json is damaged ({type(exc).__name__}: {exc}).") from None
+        sweep = Sweep(sweep_id, path, _checked_name(data["name"]), TrainConfig.from_dict(data["base"]),
+                      tuple(Param.from_dict(p) for p in data["space"]), data["trials"],
+                      data.get("sampler", "tpe"), data.get("pruner", "median"), data.get("storage") or None,
+                      float(data.get("created_at") or 0.0))
+        _check_settings(sweep.base, list(sweep.space), sweep.trials, sweep.sampler, sweep.pruner)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # SweepError is a ValueError
+        problem = str(exc).rstrip(".") if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        raise SweepError(f"Sweep {sweep_id} cannot be used: its sweep.json is damaged ({problem}).") from None
+    return sweep
 
 
 def list_sweeps(runs_dir: str | Path) -> list[Sweep]:
