@@ -31,6 +31,7 @@ class TrialResult:
     epochs: int | None
     error: str | None = None
     last_value: float | None = None  # the validation accuracy it reported last (where a pruned trial stopped)
+    run_name: str | None = None  # its run's display name (renamable; "<sweep name> #<trial>" at first)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _trial_result(trial: optuna.trial.FrozenTrial, runs_dir: str | Path, sweep: 
         run_id=run_id if summary is not None else None, run_state=summary.state if summary else None,
         epochs_done=summary.epoch if summary else 0, epochs=epochs,
         error=trial.user_attrs.get("error") or (summary.error if summary else None),
-        last_value=_last_reported(trial))
+        last_value=_last_reported(trial), run_name=summary.name if summary else None)
 
 
 def _last_reported(trial: optuna.trial.FrozenTrial) -> float | None:
