@@ -206,8 +206,8 @@ def _trial_tooltip(settings: dict[str, str]) -> list[alt.Tooltip]:
             *(alt.Tooltip(f"{field}:N", title=title) for field, title in settings.items())]
 
 
-def _state_colour() -> alt.Color:
-    return alt.Color("state:N", title=None, scale=TRIAL_COLOURS, legend=alt.Legend(orient="top"))
+def _state_colour(legend: bool = True) -> alt.Color:
+    return alt.Color("state:N", title=None, scale=TRIAL_COLOURS, legend=alt.Legend(orient="top") if legend else None)
 
 
 def sweep_progress_chart(points: pd.DataFrame, settings: dict[str, str]) -> alt.LayerChart:
@@ -225,17 +225,22 @@ def sweep_progress_chart(points: pd.DataFrame, settings: dict[str, str]) -> alt.
 
 
 def setting_chart(points: pd.DataFrame, field: str, title: str, settings: dict[str, str], *, log: bool = False,
-                  order: list[str] | None = None) -> alt.Chart:
-    """Accuracy against one varied setting, one dot a trial (coloured by state): a log x-axis for a log range,
-    or the choices side by side in `order` for a list (column `field` of `points` then holds them in words)."""
+                  order: list[str] | None = None, span: tuple[float, float] | None = None) -> alt.Chart:
+    """Accuracy against one varied setting, one dot a trial coloured by state (without a legend: these charts sit
+    under sweep_progress_chart's). A range's x-axis spans it (`span`, low and high), on a log scale for a log
+    range; a list's choices stand side by side in `order` (column `field` of `points` then holds their names)."""
     shown = points.dropna(subset=["accuracy", field])
     if order is not None:
-        x = alt.X(f"{field}:N", title=title, sort=order, axis=alt.Axis(labelAngle=0, labelLimit=120))
+        slanted = max(map(len, order), default=0) > 18  # long names side by side would be cut short
+        x = alt.X(f"{field}:N", title=title, sort=order,
+                  axis=alt.Axis(labelAngle=-25 if slanted else 0, labelLimit=170))
     else:
-        x = alt.X(f"{field}:Q", title=title, scale=alt.Scale(type="log") if log else alt.Scale(zero=False))
+        scale = alt.Scale(type="log" if log else "linear", domain=list(span) if span else alt.Undefined,
+                          zero=False, nice=not span)
+        x = alt.X(f"{field}:Q", title=title, scale=scale)
+    y = alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"))
     return alt.Chart(shown).mark_circle(size=70, opacity=0.85).encode(
-        x=x, y=alt.Y("accuracy:Q", **ACCURACY_AXIS), color=_state_colour(),
-        tooltip=_trial_tooltip(settings)).properties(height=220)
+        x=x, y=y, color=_state_colour(legend=False), tooltip=_trial_tooltip(settings)).properties(height=230)
 
 
 def importance_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -245,4 +250,4 @@ def importance_chart(frame: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("setting:N", title=None, sort="-x", axis=alt.Axis(labelLimit=200)),
         tooltip=[alt.Tooltip("setting:N", title="Setting"), alt.Tooltip("share:Q", title="Share", format=".0%")],
-    ).properties(height=max(60, 34 * len(frame)))
+    ).properties(height=70 + 36 * len(frame))  # the axis and its title take their part of the height

@@ -121,10 +121,11 @@ def label(field: str) -> str:
     return control.label if control else field
 
 
-def choice_words(field: str, value: object) -> str:
-    """A value of a setting in plain words: "Adam (forgiving)" for optimizer adam, "On" for True; else the value."""
+def choice_words(field: str, value: object, short: bool = False) -> str:
+    """A value of a setting in plain words: "Adam (forgiving)" for optimizer adam ("Adam" when `short`), "On"
+    for True; the value itself where there are no words for it."""
     if isinstance(value, bool):
         return "On" if value else "Off"
     control = BY_FIELD.get(field)
-    words = (control.choices if control else None) or {}
-    return words.get(value, str(value))
+    words = ((control.choices if control else None) or {}).get(value, str(value))
+    return words.split(" (")[0] if short else words

@@ -28,10 +28,12 @@ CREATED_KEY = "sweep_created"  # the id of the sweep just made: the page picks i
 DEFAULT_PRESET = "quick-demo"
 DEFAULT_VARY = ["lr"]
 DEFAULT_TRIALS = 20
-SAMPLER_WORDS = {"tpe": "Learn from earlier trials (TPE)", "random": "At random"}
-PRUNER_WORDS = {"median": "Stop trials below the median (median pruner)",
-                "hyperband": "Many short trials, the best carried on (Hyperband)",
-                "none": "Never: every trial trains all its epochs"}
+SAMPLER_WORDS = {"tpe": "Learn from earlier trials", "random": "At random"}
+PRUNER_WORDS = {"median": "When below the median", "hyperband": "Hyperband", "none": "Never"}
+# The same, short, for the sweep's description on the page
+SAMPLER_SHORT = {"tpe": "values picked by learning from earlier trials (TPE)", "random": "values picked at random"}
+PRUNER_SHORT = {"median": "lagging trials stopped early (median)",
+                "hyperband": "lagging trials stopped early (Hyperband)", "none": "every trial trains all its epochs"}
 
 # Ranges for settings where "a tenth to ten times the recipe's value" would be wrong or refused:
 # shares below 1, small counts of pixels or epochs. (low, high, log scale)
@@ -126,15 +128,19 @@ def _apply_preset() -> None:
 
 def _settings(data: str) -> dict[str, Any]:
     settings = {**TrainConfig().to_dict(), **PRESETS[st.session_state[_key("preset")]].settings, "data": data,
-                "model": st.session_state[_key("model")], "epochs": int(st.session_state[_key("epochs")])}
+                "model": st.session_state[_key("model")], "epochs": int(st.session_state[_key("epochs")]),
+                "feature_map": False}
     if settings["val_fraction"] == 0.0:
         settings["val_fraction"] = 0.1
     return settings
 
 
 def base_config() -> TrainConfig:
-    """The recipe every trial starts from: the preset, with this form's data, model and epochs. A recipe that
-    keeps no validation pictures (Best accuracy) keeps 10% here: a sweep ranks its trials by them.
+    """The recipe every trial starts from: the preset, with this form's data, model and epochs.
+
+    Two changes to the recipe: one that keeps no validation pictures (Best accuracy) keeps 10% here, as a
+    sweep ranks its trials by them; and no trial makes the test-set map at its end (t-SNE: about as long
+    as a short trial on a CPU), which the Map page makes on demand for the runs worth a look.
     Raises ValueError (one sentence) for a bad data source or setting."""
     source = source_picker.picked_source(SOURCE_KEY)
     problem = source_picker.data_source_problem(source)
@@ -199,14 +205,16 @@ def _base_widgets() -> None:
                     persist_state=KEEP,
                     help="How many epochs each trial trains, unless pruned earlier. Short trials find good settings "
                          "sooner; train the winner longer afterwards on the Train page.")
+    st.caption("Trials are ranked by their validation pictures (10% of the training pictures where the recipe "
+               "keeps none) and skip the test-set map, which the Map page makes on demand.")
 
 
 def _range_widgets(field: str) -> None:
     control = controls.BY_FIELD.get(field)
     whole = controls.FIELD_TYPES[field] == "int"
     step = 1 if whole else (control.step if control and control.step else 0.01)
-    name, low, high, log = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
-    name.markdown(controls.label(field), help=control.help if control else None)
+    st.markdown(controls.label(field), help=control.help if control else None)
+    low, high, log = st.columns(3, vertical_alignment="bottom")
     number = dict(step=step) if whole else dict(step=float(step), format="%g")
     low.number_input("From", key=_key("low", field), persist_state=KEEP, **number)
     high.number_input("To", key=_key("high", field), persist_state=KEEP, **number)
@@ -239,19 +247,20 @@ def _vary_widgets() -> None:
 
 
 def _run_widgets() -> None:
-    name, trials, sampler, pruner = st.columns([3, 1, 2, 2])
+    name, trials, sampler, pruner = st.columns([2, 1, 2, 2])
     name.text_input("Sweep name (optional)", key=_key("name"), max_chars=runs.MAX_NAME_LENGTH, persist_state=KEEP,
                     help="Its trials are named '<sweep name> #<trial>'; empty names it after what it varies.")
     trials.number_input("Trials", min_value=1, max_value=MAX_TRIALS, step=1, key=_key("trials"), persist_state=KEEP,
                         help="How many runs the sweep trains in all, over every worker.")
     sampler.selectbox("How to pick values", SAMPLERS, format_func=SAMPLER_WORDS.get, key=_key("sampler"),
                       persist_state=KEEP,
-                      help="TPE tries more values near the best trials so far (after a few random ones); random "
-                           "tries values anywhere in the ranges.")
+                      help="Learning from earlier trials (Optuna's TPE) tries more values near the best trials so "
+                           "far, after a few random ones; at random tries values anywhere in the ranges.")
     pruner.selectbox("Stop hopeless trials early", PRUNERS, format_func=PRUNER_WORDS.get, key=_key("pruner"),
                      persist_state=KEEP,
-                     help="The median pruner stops a trial whose validation accuracy after an epoch is below the "
-                          "median of the earlier trials at that epoch (once two have finished), saving their time.")
+                     help="When below the median: a trial whose validation accuracy after an epoch is below the "
+                          "median of the earlier trials at that epoch is stopped (once two have finished). Hyperband "
+                          "starts many trials and carries only the best ones on. Stopped trials count as pruned.")
 
 
 def show() -> None:

@@ -102,6 +102,7 @@ def test_the_form_makes_exactly_the_sweep_its_widgets_say(runs_dir):
     assert (sweep.name, sweep.trials, sweep.sampler, sweep.pruner) == ("my sweep", 5, "random", "none")
     assert (sweep.base.data, sweep.base.model, sweep.base.epochs, sweep.base.batch_size) == \
         ("synthetic", "tutorial-cnn", 2, 250)  # the rest from the Notebook classic recipe
+    assert not sweep.base.feature_map  # no trial spends its end on the test-set map
     assert at.subheader[0].value == "my sweep"  # the new sweep is the one shown
     assert any("Learning rate from 0.001 to 0.1 (log scale)" in shown(m.value) for m in at.markdown)
 

@@ -96,14 +96,14 @@ def _sweep_view(sweep_id: str) -> None:
     _header(sweep)
     _workers(sweep, results, workers)
     _numbers(results)
-    table_column, chart_column = st.columns([3, 2], gap="large")
-    with table_column:
-        _trials(results)
+    _trials(results)
     points = present.sweep_points(results)
-    with chart_column:
+    progress_column, importance_column = st.columns([3, 2], gap="large")
+    with progress_column:
         _progress_chart(results, points)
+    with importance_column:
+        _importances(results)
     _setting_charts(results, points)
-    _importances(results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,8 +115,8 @@ def _header(sweep: Sweep) -> None:
     st.subheader(plain(sweep.name))
     details = [f"{_label('model')} {base.model}", present.data_label(base.data),
                f"{present.plural(base.epochs, 'epoch')} a trial", f"{present.plural(sweep.trials, 'trial')}",
-               f"values picked: {sweep_form.SAMPLER_WORDS.get(sweep.sampler, sweep.sampler)}",
-               f"early stops: {sweep_form.PRUNER_WORDS.get(sweep.pruner, sweep.pruner)}"]
+               sweep_form.SAMPLER_SHORT.get(sweep.sampler, sweep.sampler),
+               sweep_form.PRUNER_SHORT.get(sweep.pruner, sweep.pruner)]
     created = present.created_text(sweep.created_at)
     if created:
         details.append(f"created {created}")
@@ -144,10 +144,11 @@ def _workers(sweep: Sweep, results: SweepResults, workers: int) -> None:
     if message:
         kind, text = message
         (st.error if kind == "error" else st.success)(plain(text))
-    st.caption("To add a worker on another machine that shares this runs folder, run this there (with the folder's "
-               "path as that machine sees it):")
-    st.code(f"python -m core.sweep work --sweep {sweep.sweep_id} --runs-dir {state.runs_dir()}", language="bash",
-            wrap_lines=True)
+    if not results.finished:
+        st.caption("To add a worker on another machine that shares this runs folder, run this there (with the "
+                   "folder's path as that machine sees it):")
+        st.code(f"python -m core.sweep work --sweep {sweep.sweep_id} --runs-dir {state.runs_dir()}", language=None,
+                wrap_lines=True)
 
 
 def workers_text(sweep: Sweep, results: SweepResults, workers: int, devices: list[str]) -> str:
@@ -213,6 +214,8 @@ def _trials(results: SweepResults) -> None:
         st.caption("No trial yet: start workers above, or from the command line.")
         return
     table = present.trials_table(results, _label, _words)
+    if not table["Problem"].any():
+        table = table.drop(columns="Problem")  # room for the others
     config = {
         "Trial": st.column_config.NumberColumn(format="#%d", help="Trials are numbered in the order they started."),
         "State": st.column_config.TextColumn(help="running, completed, pruned (stopped early: it lagged behind) or "
@@ -283,12 +286,16 @@ def _progress_chart(results: SweepResults, points) -> None:
                "line is the best completed trial so far.")
 
 
+def _short(field: str, value: object) -> str:
+    return controls.choice_words(field, value, short=True)
+
+
 def _in_words(results: SweepResults, points):
-    """`points` with the chosen values of each list setting in words, as the charts show them."""
+    """`points` with the chosen values of each list setting in short words, as the charts show them."""
     points = points.copy()
     for param in results.sweep.space:
         if param.choices is not None:
-            points[param.field] = [None if v is None else _words(param.field, v) for v in points[param.field]]
+            points[param.field] = [None if v is None else _short(param.field, v) for v in points[param.field]]
     return points
 
 
@@ -300,10 +307,11 @@ def _setting_charts(results: SweepResults, points) -> None:
     space = results.sweep.space
     columns = st.columns(min(3, len(space)))
     for k, param in enumerate(space):
-        order = None if param.choices is None else [_words(param.field, c) for c in param.choices]
+        order = None if param.choices is None else [_short(param.field, c) for c in param.choices]
+        span = None if param.choices is not None else (param.low, param.high)
         with columns[k % len(columns)]:
             st.altair_chart(charts.setting_chart(shown, param.field, _label(param.field), _settings(results),
-                                                 log=param.log, order=order),
+                                                 log=param.log, order=order, span=span),
                             key=f"sweeps_setting_{param.field}", width="stretch")
     missing = len(points) - len(shown)
     left_out = f" {present.plural(missing, 'trial')} without an accuracy yet (failed, or before its first " \
@@ -315,14 +323,16 @@ def _importances(results: SweepResults) -> None:
     st.markdown("**Which settings mattered**")
     completed = tuple(t.number for t in results.trials if t.state == "completed")
     shares = _cached_importances(str(state.runs_dir()), results.sweep.sweep_id, completed)
-    chart_column, note = st.columns([3, 2])
-    if shares:
-        chart_column.altair_chart(charts.importance_chart(present.importance_frame(shares, _label)),
-                                  key="sweeps_importance", width="stretch")
-    note.caption("How much of the differences in validation accuracy between completed trials each setting "
-                 "explains (Optuna's fANOVA importance; the shares add up to 100%). It needs at least two "
-                 "completed trials with different values" + (", and more trials make it steadier." if shares else
-                                                             ": not there yet."))
+    if not shares:
+        st.caption("How much each setting explains the differences in validation accuracy shows here once two "
+                   "completed trials have different values of a setting.")
+        return
+    st.altair_chart(charts.importance_chart(present.importance_frame(shares, _label)), key="sweeps_importance",
+                    width="stretch")
+    same = [_label(p.field) for p in results.sweep.space if p.field not in shares]
+    st.caption("The share of the differences in validation accuracy between completed trials that each setting "
+               "explains (Optuna's fANOVA importance); more trials make it steadier."
+               + (f" Not shown: {', '.join(same)} (one value in every completed trial)." if same else ""))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
