@@ -388,11 +388,21 @@ def trials_table(results: SweepResults, label: Label, words: Words) -> pd.DataFr
         rows.append({"Trial": t.number, "State": t.state, "Validation accuracy": trial_accuracy(t),
                      **{label(f): shown(f, t.params.get(f)) for f in fields},
                      "Epochs done": f"{t.epochs_done} of {t.epochs}" if t.epochs else str(t.epochs_done),
-                     "Run": t.run_name or t.run_id or MISSING, "Problem": t.error or ""})
+                     "Run": t.run_name or t.run_id or MISSING, "Problem": trial_problem(t)})
     columns = ["Trial", "State", "Validation accuracy", *map(label, fields), "Epochs done", "Run", "Problem"]
     table = pd.DataFrame(rows, columns=columns)
     table["Validation accuracy"] = pd.to_numeric(table["Validation accuracy"], errors="coerce")
     return table
+
+
+STOPPED_TRIAL = "Stopped with the sweep; its run can be resumed on its own from the Train page."
+
+
+def trial_problem(trial: TrialResult) -> str:
+    """Why a trial failed, in one sentence ('' when it did not): its error, or that a stop request ended it."""
+    if trial.error:
+        return trial.error
+    return STOPPED_TRIAL if trial.state == "failed" and trial.run_state == "stopped" else ""
 
 
 def best_text(results: SweepResults, label: Label, words: Words) -> str | None:

@@ -197,7 +197,8 @@ def map_chart(frame: pd.DataFrame, highlight: bool, *, interactive: bool = True,
 
 TRIAL_COLOURS = alt.Scale(domain=["completed", "pruned", "running", "failed"],
                           range=["#4c78a8", "#f58518", "#54a24b", "#e45756"])
-ACCURACY_AXIS = dict(title="Validation accuracy", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"))
+# 0 to 100% on every sweep chart: axes that stay put while trials arrive, and side by side the same
+ACCURACY_AXIS = dict(title="Validation accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
 
 
 def _trial_tooltip(settings: dict[str, str]) -> list[alt.Tooltip]:
@@ -210,13 +211,15 @@ def _state_colour(legend: bool = True) -> alt.Color:
     return alt.Color("state:N", title=None, scale=TRIAL_COLOURS, legend=alt.Legend(orient="top") if legend else None)
 
 
-def sweep_progress_chart(points: pd.DataFrame, settings: dict[str, str]) -> alt.LayerChart:
+def sweep_progress_chart(points: pd.DataFrame, settings: dict[str, str], trials: int) -> alt.LayerChart:
     """Each trial's accuracy against its number, a dot coloured by its state, and the best completed accuracy
     so far as a step line. Trials without an accuracy (failed, or before their first epoch) are left out.
 
-    `settings` maps the varied fields (columns of `points`) to their names in words, for the tooltip.
+    The x-axis spans the sweep's `trials` from the start, so the chart fills up as they come. `settings` maps
+    the varied fields (columns of `points`) to their names in words, for the tooltip.
     """
-    x = alt.X("trial:Q", title="Trial", axis=alt.Axis(tickMinStep=1, format="d"))
+    x = alt.X("trial:Q", title="Trial", axis=alt.Axis(tickMinStep=1, format="d"),
+              scale=alt.Scale(domain=[0, max(trials - 1, 1)], nice=False))
     best = alt.Chart(points.dropna(subset=["best"])).mark_line(interpolate="step-after", color="#333").encode(
         x=x, y=alt.Y("best:Q", **ACCURACY_AXIS), tooltip=[alt.Tooltip("best:Q", title="Best so far", format=".1%")])
     dots = alt.Chart(points.dropna(subset=["accuracy"])).mark_circle(size=80, opacity=0.9).encode(
@@ -232,13 +235,13 @@ def setting_chart(points: pd.DataFrame, field: str, title: str, settings: dict[s
     shown = points.dropna(subset=["accuracy", field])
     if order is not None:
         slanted = max(map(len, order), default=0) > 18  # long names side by side would be cut short
-        x = alt.X(f"{field}:N", title=title, sort=order,
+        x = alt.X(f"{field}:N", title=title, sort=order, scale=alt.Scale(domain=order),  # every choice, tried or not
                   axis=alt.Axis(labelAngle=-25 if slanted else 0, labelLimit=170))
     else:
         scale = alt.Scale(type="log" if log else "linear", domain=list(span) if span else alt.Undefined,
                           zero=False, nice=not span)
         x = alt.X(f"{field}:Q", title=title, scale=scale)
-    y = alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"))
+    y = alt.Y("accuracy:Q", **{**ACCURACY_AXIS, "title": "Accuracy"})
     return alt.Chart(shown).mark_circle(size=70, opacity=0.85).encode(
         x=x, y=y, color=_state_colour(legend=False), tooltip=_trial_tooltip(settings)).properties(height=230)
 

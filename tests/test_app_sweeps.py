@@ -10,6 +10,7 @@ sidebar's. Stop writes the stop request; Start workers asks the job manager for 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from streamlit.testing.v1 import AppTest
 from core import present
 from core.device import worker_devices
 from core.jobs import JobManager
-from core.sweep import Param, create_sweep, list_sweeps, load_sweep, read_results, work
-from dashboard import controls
+from core.recipes import PRESETS, preset_config
+from core.sweep import Param, check_space, create_sweep, list_sweeps, load_sweep, read_results, tunable_fields, work
+from dashboard import controls, sweep_form
 from tests.helpers import chart_frame, one_thread, shown, tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -192,3 +194,34 @@ def test_stop_writes_the_stop_request_and_start_asks_for_a_worker_per_device(run
     run(at)
     assert sweep.stop_requested()
     assert at.button(key="sweeps_stop").disabled  # asked once
+
+
+def test_damaged_trial_runs_and_sweep_files_cost_only_themselves(finished, tmp_path, monkeypatch):
+    source, sweep_id = finished
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(source, runs_dir)
+    trials = sorted(read_results(load_sweep(runs_dir, sweep_id), runs_dir).trials, key=lambda t: t.number)
+    (runs_dir / trials[0].run_id / "status.json").write_text("[1, 2")  # a damaged run
+    shutil.rmtree(runs_dir / trials[1].run_id)  # a deleted one
+    broken = runs_dir / "sweeps" / "20990101-000000-broken-0000"
+    broken.mkdir()
+    (broken / "sweep.json").write_text("{not json")  # a sweep folder whose file is damaged: left out
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
+    at = open_page()
+    assert not [box for box in at.selectbox if box.key == "sweeps_sweep"]  # one readable sweep: no picker
+    table = at.dataframe[0].value
+    assert list(table["Trial"]) == [0, 1, 2, 3]  # the study keeps every trial
+    assert "status.json" in table["Problem"][0]  # the damaged run's sentence
+    assert table["Run"][1] == present.MISSING  # the deleted run
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_settings_first_range_is_accepted_for_every_recipe(preset):
+    """What the form fills in when a setting is chosen is a space core accepts, around the recipe's values."""
+    base = preset_config(preset, data="synthetic", val_fraction=0.1)
+    for field in tunable_fields():
+        param = sweep_form.default_param(field, base)
+        check_space(base, [param])  # raises SweepError otherwise
+        if param.choices is None:
+            assert param.low < param.high
+    assert sweep_form.default_param("lr", base) == Param("lr", base.lr / 10, min(base.lr * 10, 10.0), True)

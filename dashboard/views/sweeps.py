@@ -138,7 +138,7 @@ def _workers(sweep: Sweep, results: SweepResults, workers: int) -> None:
     stop.button("Stop sweep", key="sweeps_stop", icon=":material/stop:", on_click=_stop, args=(sweep.sweep_id,),
                 disabled=results.finished or sweep.stop_requested(),
                 help="Ask every worker of this sweep, here or on other machines, to stop. Their current trials end "
-                     "(counted as failed; their runs are kept and can be resumed on the Runs page).")
+                     "(counted as failed; their runs are kept and can be resumed on the Train page).")
     note.caption(workers_text(sweep, results, workers, devices))
     message = st.session_state.pop(MESSAGE_KEY, None)
     if message:
@@ -280,7 +280,7 @@ def _progress_chart(results: SweepResults, points) -> None:
     if points["accuracy"].notna().sum() == 0:
         st.caption("Each trial's accuracy shows here after its first epoch.")
         return
-    st.altair_chart(charts.sweep_progress_chart(_in_words(results, points), _settings(results)),
+    st.altair_chart(charts.sweep_progress_chart(_in_words(results, points), _settings(results), results.sweep.trials),
                     key="sweeps_progress", width="stretch")
     st.caption("One dot a trial (pruned ones where they were stopped, running ones at their latest epoch); the "
                "line is the best completed trial so far.")
