@@ -56,8 +56,9 @@ def table_states(page) -> dict[int, str]:
     states = {}
     for k in range(1, rows.count()):  # row 0 holds the headers
         cells = rows.nth(k).locator("[role='gridcell']")
-        if cells.count() >= 2:
-            states[int(cells.nth(0).inner_text())] = cells.nth(1).inner_text()
+        texts = cells.all_inner_texts()  # one read: the table is redrawn every 2 s
+        if len(texts) >= 2 and texts[0].strip().isdigit():
+            states[int(texts[0])] = texts[1]
     return states
 
 
@@ -77,11 +78,13 @@ def test_create_a_sweep_start_its_worker_and_watch_the_trials_end(server):
         pick(page, "Model", "tutorial-cnn")
         type_number(page, "Epochs per trial", 2)
         type_number(page, "Trials", TRIALS)
-        assert page.get_by_label("From", exact=True).input_value() == "0.0001"  # the recipe's 0.001 / 10
+        # The learning rate's range follows the recipe: a tenth to ten times its 0.001.
+        wait_for(lambda: page.get_by_label("From", exact=True).input_value() == "0.0001", timeout=30)
+        assert page.get_by_label("To", exact=True).input_value() == "0.01"
         page.get_by_role("button", name=re.compile("Create sweep")).click()
         page.get_by_role("heading", name="Learning rate").wait_for()  # named after what it varies
         settle(page)
-        (sweep,) = list_sweeps(runs_dir)
+        (sweep,) = wait_for(lambda: list_sweeps(runs_dir), timeout=30)
         assert (sweep.base.model, sweep.base.data, sweep.base.epochs, sweep.trials) == \
             ("tutorial-cnn", "synthetic", 2, TRIALS)
 
