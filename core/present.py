@@ -1,4 +1,4 @@
-"""What the dashboard's Train, Runs and Data pages show, computed from run folders and datasets.
+"""What the dashboard's Train, Runs, Data and Sweeps pages show, computed from run folders, datasets and sweeps.
 
 Pure functions only: metric records (core.runs.read_metrics) and summaries go in, tables, curves and
 short sentences come out. The pages draw these; nothing here touches Streamlit, files or devices, so
@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from core.runs import RunSummary
+
+if TYPE_CHECKING:  # only read here: the pages that import this module need not load Optuna for it
+    from core.sweep import Param, SweepResults, TrialResult
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,3 +323,100 @@ def sample_per_class(labels: np.ndarray, per_class: int, seed: int) -> dict[int,
         where = np.flatnonzero(labels == cls)
         picks[int(cls)] = np.sort(rng.choice(where, size=min(per_class, len(where)), replace=False))
     return picks
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: the page names settings with the Train page's words, passed in as `label` and `words`
+# ---------------------------------------------------------------------------------------------
+
+Label = Callable[[str], str]  # field -> its name in plain words
+Words = Callable[[str, Any], str]  # (field, value) -> the value in plain words
+
+
+def short_number(value: Any) -> str:
+    """A setting's value, short: 0.0085, 1e-05, 512, adam."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def setting_value(field: str, value: Any, words: Words) -> str:
+    return words(field, value) if isinstance(value, (str, bool)) else short_number(value)
+
+
+def describe_param(param: Param, label: Label, words: Words) -> str:
+    """'Learning rate from 0.0001 to 0.01 (log scale)', 'Optimiser: Adam (forgiving) or SGD ...'."""
+    if param.choices is not None:
+        return f"{label(param.field)}: {' or '.join(setting_value(param.field, c, words) for c in param.choices)}"
+    scale = " (log scale)" if param.log else ""
+    return f"{label(param.field)} from {short_number(param.low)} to {short_number(param.high)}{scale}"
+
+
+def trial_accuracy(trial: TrialResult) -> float | None:
+    """What a trial has reached: a completed one its best validation accuracy, a running or pruned one the
+    accuracy it reported after its latest epoch; None for a failed one, or before the first epoch."""
+    if trial.state == "completed":
+        return trial.value
+    if trial.state in ("running", "pruned"):
+        return trial.last_value
+    return None
+
+
+def sweep_points(results: SweepResults) -> pd.DataFrame:
+    """One row a trial, by number: `trial`, `state`, `accuracy` (trial_accuracy), `best` (the best completed
+    accuracy up to this trial, NaN before the first) and each varied setting's raw value under its field name."""
+    fields = [p.field for p in results.sweep.space]
+    rows, best = [], math.nan
+    for t in sorted(results.trials, key=lambda t: t.number):
+        if t.state == "completed" and t.value is not None:
+            best = t.value if math.isnan(best) else max(best, t.value)
+        rows.append({"trial": t.number, "state": t.state, "accuracy": trial_accuracy(t), "best": best,
+                     **{f: t.params.get(f) for f in fields}})
+    frame = pd.DataFrame(rows, columns=["trial", "state", "accuracy", "best", *fields])
+    for column in ("accuracy", "best"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def trials_table(results: SweepResults, label: Label, words: Words) -> pd.DataFrame:
+    """The Sweeps page's table, one row a trial by number: its state, accuracy, settings (choices in words,
+    numbers as numbers), epochs, run name and problem."""
+    def shown(field: str, value: Any) -> Any:
+        return words(field, value) if isinstance(value, (str, bool)) else value
+
+    fields = [p.field for p in results.sweep.space]
+    rows = []
+    for t in sorted(results.trials, key=lambda t: t.number):
+        rows.append({"Trial": t.number, "State": t.state, "Validation accuracy": trial_accuracy(t),
+                     **{label(f): shown(f, t.params.get(f)) for f in fields},
+                     "Epochs done": f"{t.epochs_done} of {t.epochs}" if t.epochs else str(t.epochs_done),
+                     "Run": t.run_name or t.run_id or MISSING, "Problem": trial_problem(t)})
+    columns = ["Trial", "State", "Validation accuracy", *map(label, fields), "Epochs done", "Run", "Problem"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["Validation accuracy"] = pd.to_numeric(table["Validation accuracy"], errors="coerce")
+    return table
+
+
+STOPPED_TRIAL = "Stopped with the sweep; its run can be resumed on its own from the Train page."
+
+
+def trial_problem(trial: TrialResult) -> str:
+    """Why a trial failed, in one sentence ('' when it did not): its error, or that a stop request ended it."""
+    if trial.error:
+        return trial.error
+    return STOPPED_TRIAL if trial.state == "failed" and trial.run_state == "stopped" else ""
+
+
+def best_text(results: SweepResults, label: Label, words: Words) -> str | None:
+    """'Trial #2: Learning rate 0.0085, Optimiser Adam (forgiving)'; None before a trial has completed."""
+    best = results.best
+    if best is None:
+        return None
+    settings = ", ".join(f"{label(p.field)} {setting_value(p.field, best.params.get(p.field), words)}"
+                         for p in results.sweep.space)
+    return f"Trial #{best.number}: {settings}"
+
+
+def importance_frame(importances: Mapping[str, float], label: Label) -> pd.DataFrame:
+    """One row a setting, most important first: `setting` (in words) and its `share` (0..1)."""
+    frame = pd.DataFrame({"setting": [label(f) for f in importances], "share": list(importances.values())},
+                         columns=["setting", "share"])
+    return frame.sort_values("share", ascending=False, ignore_index=True)

@@ -21,6 +21,7 @@ navigation = st.navigation({
         st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:", default=True),
         st.Page(VIEWS / "runs.py", title="Runs", icon=":material/table_rows:"),
         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page(VIEWS / "sweeps.py", title="Sweeps", icon=":material/tune:"),
     ],
     "Mistakes": [
         st.Page(VIEWS / "errors.py", title="Errors", icon=":material/grid_on:"),

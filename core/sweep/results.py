@@ -30,6 +30,8 @@ class TrialResult:
     epochs_done: int
     epochs: int | None
     error: str | None = None
+    last_value: float | None = None  # the validation accuracy it reported last (where a pruned trial stopped)
+    run_name: str | None = None  # its run's display name (renamable; "<sweep name> #<trial>" at first)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,14 @@ def _trial_result(trial: optuna.trial.FrozenTrial, runs_dir: str | Path, sweep: 
         value=trial.value if trial.state == TrialState.COMPLETE else None, params=dict(trial.params),
         run_id=run_id if summary is not None else None, run_state=summary.state if summary else None,
         epochs_done=summary.epoch if summary else 0, epochs=epochs,
-        error=trial.user_attrs.get("error") or (summary.error if summary else None))
+        error=trial.user_attrs.get("error") or (summary.error if summary else None),
+        last_value=_last_reported(trial), run_name=summary.name if summary else None)
+
+
+def _last_reported(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The value reported at the trial's latest epoch, or None before its first."""
+    steps = trial.intermediate_values
+    return float(steps[max(steps)]) if steps else None
 
 
 def _run_summary(runs_dir: str | Path, run_id: Any) -> runs.RunSummary | None:
