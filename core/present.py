@@ -266,10 +266,10 @@ def no_predictions_message(summary: RunSummary, split: str = "test") -> str:
         "failed": "This run failed before its final test, so it has no test results; the Runs page shows what "
                   "went wrong.",
         "stopped": "This run was stopped before its final test, so it has no test results; resume it on the "
-                   "Runs page to finish.",
+                   "Train page to finish.",
         "pruned": "This sweep trial was pruned (its validation accuracy lagged behind the sweep's other trials), "
                   "so it has no test results; its validation epochs show its mistakes.",
-        "interrupted": "This run ended before its final test, so it has no test results; resume it on the Runs "
+        "interrupted": "This run ended before its final test, so it has no test results; resume it on the Train "
                        "page to finish.",
     }.get(summary.state, "This run has no saved test results (they may have been deleted), so there is nothing "
                          "to show.")

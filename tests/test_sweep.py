@@ -194,3 +194,12 @@ def test_a_damaged_sweep_file_is_left_out_of_the_list_and_refused_in_one_sentenc
     with pytest.raises(SweepError) as refused:
         load_sweep(tmp_path, sweep.sweep_id)
     assert str(refused.value).startswith(f"Sweep {sweep.sweep_id} cannot be used") and problem in str(refused.value)
+
+
+def test_command_line_sweeps_skip_the_map_unless_asked_and_hyperband_spans_the_longest_trial(tmp_path, capsys):
+    argv = ["create", "--runs-dir", str(tmp_path), "--name", "cli", "--preset", "notebook-classic",
+            "--vary", "epochs=2:9", "--pruner", "hyperband"]
+    assert sweep_cli(argv) == 0 and sweep_cli([*argv, "--feature-map"]) == 0
+    created = {s.base.feature_map: s for s in list_sweeps(tmp_path)}
+    assert set(created) == {False, True}
+    assert created[False].most_epochs == 9 and created[False].open_study().pruner._max_resource == 9

@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     base = config_from_args(args)
+    if args.feature_map is None:  # each trial's test-set map would cost about a short trial's time: off unless asked
+        base = base.replace(feature_map=False)
     space = [parse_param(text) for text in args.vary]
     sweep = create_sweep(args.runs_dir, args.name, base, space, args.trials, args.sampler, args.pruner, args.storage)
     print(sweep.sweep_id)

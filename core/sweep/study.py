@@ -55,7 +55,15 @@ class Sweep:
     def open_study(self) -> optuna.Study:
         """The study with this sweep's sampler and pruner (Optuna keeps neither in the storage)."""
         return optuna.load_study(study_name=self.sweep_id, storage=self._storage(), sampler=_sampler(self.sampler),
-                                 pruner=_pruner(self.pruner, self.base.epochs))
+                                 pruner=_pruner(self.pruner, self.most_epochs))
+
+    @property
+    def most_epochs(self) -> int:
+        """The longest a trial can train: the base recipe's epochs, or the top of a varied epochs setting."""
+        for param in self.space:
+            if param.field == "epochs":
+                return int(max(param.choices) if param.choices is not None else param.high)
+        return self.base.epochs
 
     def _storage(self) -> str | optuna.storages.BaseStorage:
         if self.storage:
