@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import present, runs
 from core.config import TrainConfig
+from core.device import gpu_count
 from core.models import describe_model, list_models
 from core.recipes import PRESETS
 from dashboard import live, source_picker, state
@@ -20,6 +21,7 @@ KEEP = "session"  # widget values survive a visit to another page (persist_state
 ERROR_KEY = "train_error"
 SOURCE_KEY = "train_data"  # the data-source picker's keys: train_data_kind, train_data_path
 DEFAULT_PRESET = "quick-demo"
+ALL_GPUS = "all-gpus"  # a device choice, not a config value: the run's device is cuda, trained by one rank a GPU
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,8 +105,11 @@ MORE = [
     Control("grayscale", "Black and white", "Train on brightness only, ignoring colour."),
     Control("normalize", "Normalise colours", "Shift and scale the colours so every channel averages zero: "
             "almost always helps."),
-    Control("device", "Where to train", "'auto' uses a GPU when there is one, otherwise the processor.",
-            {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)"}),
+    Control("device", "Where to train", "'auto' uses a GPU when there is one, otherwise the processor. On a "
+            "machine with several NVIDIA GPUs, 'all GPUs' trains this one run on every one of them at once, each "
+            "taking an equal share of every batch.",
+            {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)",
+             ALL_GPUS: "All GPUs of this machine (one run)"}),
     Control("precision", "Number precision", "'auto' uses faster half-size numbers where the hardware supports "
             "them; fp32 is the safe full size; bf16 forces half size."),
     Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the "
@@ -157,7 +162,9 @@ def _apply_preset() -> None:
 
 def _control(c: Control) -> None:
     kind, key = FIELD_TYPES[c.field], _key(c.field)
-    options = FIELD_CHOICES.get(c.field) or list(c.choices or [])  # core's list wins: a new choice shows up
+    options = FIELD_CHOICES.get(c.field) or [v for v in c.choices or [] if v != ALL_GPUS]  # core's list wins
+    if c.field == "device" and gpu_count() > 1:
+        options.append(ALL_GPUS)
     if options:
         words = c.choices or {}
         st.selectbox(c.label, options, format_func=lambda v: words.get(v, v), key=key, help=c.help,
@@ -205,6 +212,9 @@ def _start() -> None:
     """Validate, then queue the run and point the run picker at it; a bad setting starts nothing."""
     settings = {f.name: st.session_state.get(_key(f.name), DEFAULTS[f.name]) for f in fields(TrainConfig)}
     settings["data"] = source_picker.picked_source(SOURCE_KEY)
+    processes = 1
+    if settings["device"] == ALL_GPUS:
+        settings["device"], processes = "cuda", gpu_count()
     name = st.session_state.get("train_name", "").strip()
     try:
         problem = source_picker.data_source_problem(settings["data"])
@@ -214,7 +224,7 @@ def _start() -> None:
         config = TrainConfig.from_dict(settings)
         if name:
             runs.clean_name(name)
-        run_id = state.job_manager().submit(config, name=name or None)
+        run_id = state.job_manager().submit(config, name=name or None, processes=processes)
     except ValueError as exc:  # TrainConfig, device and name problems all come as one sentence
         st.session_state[ERROR_KEY] = str(exc)
         return
