@@ -47,6 +47,11 @@ def _cuda_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def gpu_count() -> int:
+    """CUDA GPUs on this machine (0 without CUDA); from 2 on, one run can train on all of them (torchrun)."""
+    return torch.cuda.device_count()
+
+
 def prepare(device: torch.device) -> None:
     """Once per run: let cuDNN pick its fastest kernels for the (fixed) input shapes."""
     if device.type == "cuda":

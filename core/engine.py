@@ -3,6 +3,10 @@
 No UI: the command line (`python -m core.train`, see core/train.py), the dashboard's job manager and the
 tests all call `train`. The stop flag is checked every step; metrics stay on the device and leave it
 once per logging interval; everything the run produces goes through core.runs.
+
+Under torchrun every rank calls `train` with its `team` (core.distributed): the hooks named `team.*`
+shard the data, average gradients and metrics, agree on stops and hand rank 0's decisions to the others;
+only the writer (rank 0, or the one process of a plain run) touches the run folder.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import torch
 from core import analysis, checkpoints, features, predictions, runs
 from core.config import TrainConfig
 from core.device import describe_device, prepare, resolve_device, synchronize
+from core.distributed import SOLO, Solo
 from core.data import DataError
 from core.inference import autocast, evaluate, images_to_tensor
 from core.schedules import lr_at
@@ -58,31 +63,36 @@ class _Pruned(Exception):
 def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = None,
           device: torch.device | None = None, resume: bool = False,
           on_status: Callable[[dict[str, Any]], None] | None = None,
-          on_epoch: Callable[[int, dict[str, Any]], bool] | None = None) -> RunResult:
+          on_epoch: Callable[[int, dict[str, Any]], bool] | None = None, team: Solo = SOLO) -> RunResult:
     """Train the run in `run_dir` (made by `runs.create_run`) to the end, a stop request or an error.
 
     `on_epoch(epoch, val_metrics)` is called after every epoch but the last; when it returns True the run
     ends "pruned" (a sweep's pruner judged it hopeless): it keeps its checkpoints and skips the final test.
     Never raises for a training failure: the run ends as "failed" with a one-sentence error in
     status.json, and the result says so. Earlier runs and this run's checkpoints are never touched.
+    `team`: this process's place in a torchrun group; only its writer writes, and only it calls `on_epoch`
+    (the others follow its answer). A rank other than the writer returns test_acc None.
     """
     run_dir = Path(run_dir)
     stop = stop or threading.Event()
-    reporter = _StatusReporter(run_dir, on_status)
+    reporter = _StatusReporter(run_dir, on_status) if team.is_writer else _SilentReporter(run_dir, None)
     session = writer = None
     try:
         device = device or resolve_device(cfg.device)
         prepare(device)
         started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
-        reporter.update(state="running", finished_at=None, error=None, device=describe_device(device),
-                        pid=os.getpid(), host=socket.gethostname(), **started)
-        session = Session(cfg, run_dir, device)
-        runs.record_classes(run_dir, session.classes)
-        _start_or_resume(session, resume)
-        writer = runs.MetricsWriter(run_dir)  # opened after a resume has trimmed the file it appends to
-        _fit(session, writer, reporter, stop, on_epoch)
-        test_acc = _final_test(session, writer)
-        if cfg.feature_map:
+        reporter.update(state="running", finished_at=None, error=None, device=team.describe(describe_device(device)),
+                        processes=team.size, pid=os.getpid(), host=socket.gethostname(), **started)
+        session = Session(cfg, run_dir, device, team)
+        if team.is_writer:
+            runs.record_classes(run_dir, session.classes)
+        _start_or_resume(session, resume, team)
+        team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
+        # opened after a resume has trimmed the file it appends to
+        writer = runs.MetricsWriter(run_dir) if team.is_writer else _NoMetrics()
+        _fit(session, writer, reporter, stop, on_epoch, team)
+        test_acc = _final_test(session, writer) if team.is_writer else None
+        if cfg.feature_map and team.is_writer:
             _save_features(session, stop)
         reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0,
                         test_acc=test_acc, **_position(session))
@@ -150,52 +160,68 @@ def _result(run_dir: Path, session: Session | None, state: str, test_acc: float 
     return RunResult(run_dir, state, p.epoch, p.best_val_acc, test_acc, error)
 
 
-def _start_or_resume(s: Session, resume: bool) -> None:
-    if resume:
+def _start_or_resume(s: Session, resume: bool, team: Solo) -> None:
+    if resume:  # every rank loads last.pt
         s.restore(checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "last")))
-        runs.truncate_metrics(s.run_dir, s.progress.step)
+        if team.is_writer:
+            runs.truncate_metrics(s.run_dir, s.progress.step)
         return
     s.init_model_from_data()
-    if len(s.val_set):
+    if len(s.val_set) and team.is_writer:
         predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
 def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
-         on_epoch: Callable[[int, dict[str, Any]], bool] | None) -> None:
+         on_epoch: Callable[[int, dict[str, Any]], bool] | None, team: Solo) -> None:
     cfg, p = s.cfg, s.progress
     steps_per_epoch = len(s.loader)
     total_steps = cfg.epochs * steps_per_epoch
     reporter.begin(p.step, total_steps, cfg.epochs)
     while p.epoch < cfg.epochs and not p.stopped_early:
         epoch_start = time.perf_counter()
-        images_seen = _train_epoch(s, writer, reporter, stop, steps_per_epoch)
+        images_seen = _train_epoch(s, writer, reporter, stop, steps_per_epoch, team) * team.size
         synchronize(s.device)  # once an epoch, so its seconds include the queued GPU work
         seconds = time.perf_counter() - epoch_start
         p.epoch, p.batch = p.epoch + 1, 0
-        val, improved = _validate(s)
-        # last.pt first: a kill between the two writes must still leave a resumable run.
-        checkpoints.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
-        if improved:
-            checkpoints.copy_checkpoint(s.run_dir, "last", "best")
-        writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
-                       "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
-        reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
-        if on_epoch is not None and p.epoch < cfg.epochs and not p.stopped_early and on_epoch(p.epoch, val):
+        pruned, decisions = team.from_writer(lambda: _end_epoch(s, writer, reporter, on_epoch, images_seen, seconds))
+        if not team.is_writer:  # the writer validated: every rank now holds its best, plateau and early stop
+            s.load_trackers(decisions)
+        if pruned:
             raise _Pruned
 
 
-def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_epoch: int) -> int:
-    """One epoch from `progress.batch`; metrics are summed on the device and read every log_every steps."""
+def _end_epoch(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter,
+               on_epoch: Callable[[int, dict[str, Any]], bool] | None, images_seen: int,
+               seconds: float) -> tuple[bool, dict[str, Any]]:
+    """The writer's epoch end: validate, checkpoint, record. Returns (pruned, the trackers it decided)."""
+    cfg, p = s.cfg, s.progress
+    val, improved = _validate(s)
+    # last.pt first: a kill between the two writes must still leave a resumable run.
+    checkpoints.save_checkpoint(s.run_dir, "last", s.checkpoint(val))
+    if improved:
+        checkpoints.copy_checkpoint(s.run_dir, "last", "best")
+    writer.write([{"kind": "val", "epoch": p.epoch, "step": p.step, **val, "seconds": seconds,
+                   "images_per_s": images_seen / seconds if seconds > 0 else None, "time": time.time()}])
+    reporter.update(epoch=p.epoch, best_val_acc=p.best_val_acc)
+    pruned = on_epoch is not None and p.epoch < cfg.epochs and not p.stopped_early and on_epoch(p.epoch, val)
+    return bool(pruned), s.trackers()
+
+
+def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_epoch: int, team: Solo) -> int:
+    """One epoch from `progress.batch`; metrics are summed on the device and read every log_every steps.
+    Returns the images this process trained on."""
     cfg, p, model = s.cfg, s.progress, s.step_model
     model.train()
     sums = torch.zeros(2, device=s.device)  # loss*n and correct since the last record, kept on the device
     images_seen = logged_from = 0
     next_checkpoint = time.monotonic() + cfg.checkpoint_every
     for x, y in s.loader.epoch(p.epoch, start_batch=p.batch):
-        if stop.is_set():
-            _save_mid_epoch(s, sums)
+        if team.should_stop(stop):  # every rank stops at the same step
+            if team.is_writer:
+                _save_mid_epoch(s, sums)
             raise _Stopped
-        if cfg.checkpoint_every and time.monotonic() >= next_checkpoint:  # a kill loses at most this much
+        # a kill loses at most this much (the writer saves alone: every rank holds the same weights)
+        if team.is_writer and cfg.checkpoint_every and time.monotonic() >= next_checkpoint:
             _save_mid_epoch(s, sums)
             next_checkpoint = time.monotonic() + cfg.checkpoint_every
         lr = lr_at(cfg, p.step, steps_per_epoch, s.plateau.scale)
@@ -216,10 +242,10 @@ def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_
         p.step, p.batch = p.step + 1, p.batch + 1
         images_seen += len(y)
         if p.step % cfg.log_every == 0:
-            loss_sum, correct = sums.tolist()  # the one host sync of the interval
+            loss_sum, correct = team.sum(sums).tolist()  # the one host sync of the interval
             if not math.isfinite(loss_sum):
                 raise Diverged
-            n = images_seen - logged_from
+            n = (images_seen - logged_from) * team.size
             writer.write([{"kind": "train", "epoch": p.epoch + p.batch / steps_per_epoch, "step": p.step,
                            "loss": loss_sum / n, "acc": correct / n, "lr": lr, "time": time.time()}])
             sums.zero_()
@@ -334,6 +360,23 @@ class _StatusReporter:
             self.on_status(status)
 
 
+class _SilentReporter(_StatusReporter):
+    """A rank other than the writer: the status is rank 0's to write."""
+
+    def update(self, **changes: Any) -> None:
+        self.last = time.monotonic()
+
+
+class _NoMetrics:
+    """A rank other than the writer: metrics.jsonl is rank 0's to write."""
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, **train_kwargs) -> RunResult:
     """Create a run folder for `cfg` and train it: the one-call form used by the CLI and tests."""
     run_dir = runs.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
@@ -342,23 +385,32 @@ def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, *
 
 def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Continue a stopped, failed or interrupted run from its last checkpoint with its own config."""
-    run_dir, cfg = _allowed(runs_dir, run_id, runs.resume_refusal)
+    run_dir, cfg = checked_run(runs_dir, run_id, "resume")
     return train(cfg, run_dir, resume=True, **train_kwargs)
 
 
 def restart_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Train a run that ended before its first checkpoint again from the start, in its own folder."""
-    run_dir, cfg = _allowed(runs_dir, run_id, runs.restart_refusal)
+    run_dir, cfg = checked_run(runs_dir, run_id, "restart")
     runs.reset_for_restart(run_dir)
     return train(cfg, run_dir, **train_kwargs)
 
 
-def _allowed(runs_dir: str | Path, run_id: str,
-             refusal_of: Callable[[runs.RunSummary], str | None]) -> tuple[Path, TrainConfig]:
-    """The run's folder and config, or RunError with the one sentence saying why it may not train again."""
+def train_queued(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
+    """Train a run the dashboard queued (new, or handed back to resume): from its last checkpoint if it has one."""
+    run_dir, cfg = checked_run(runs_dir, run_id, "queued")
+    return train(cfg, run_dir, resume=runs.has_checkpoint(run_dir), **train_kwargs)
+
+
+_REFUSALS = {"resume": runs.resume_refusal, "restart": runs.restart_refusal, "queued": runs.queued_refusal}
+
+
+def checked_run(runs_dir: str | Path, run_id: str, how: str) -> tuple[Path, TrainConfig]:
+    """The run's folder and config when it may train again `how` (resume, restart, queued), or RunError with
+    the one sentence saying why not. Reads only: a torchrun team checks on every rank before any rank writes."""
     run_dir = runs.run_path(runs_dir, run_id)
     summary = runs.summarize_run(run_dir)
-    refusal = refusal_of(summary)
+    refusal = _REFUSALS[how](summary)
     if refusal:
         raise runs.RunError(refusal)
     return run_dir, TrainConfig.from_dict(summary.config)

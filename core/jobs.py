@@ -2,7 +2,10 @@
 
 The dashboard keeps one `JobManager` for the whole server (`st.cache_resource`), so every browser tab
 sees the same jobs. Worker threads call `core.engine.train` and nothing else: they never touch
-Streamlit, and everything they produce reaches the pages through the run folders on disk.
+Streamlit, and everything they produce reaches the pages through the run folders on disk. A job of
+several processes (all GPUs of the machine) is the one exception: its worker starts
+`torchrun ... -m core.train --queued RUN_ID` and waits for it, and Stop sends it Ctrl-C (SIGINT),
+which torchrun forwards to every rank. It waits in the queue of its first GPU.
 
 A feature-map job (`compute_map`) gives a finished run made before the map existed its map
 (core.features.compute_run_features) in a thread of its own; its progress is kept here, in memory,
@@ -12,22 +15,25 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import features, runs
+from core import distributed, features, runs
 from core.config import TrainConfig
 from core.device import resolve_device
 from core.engine import train
 from core.sweep import load_sweep
 
 log = logging.getLogger(__name__)
+POLL_S = 0.2  # how often the worker of a torchrun job looks for a stop request
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Job:
     config: TrainConfig
     resume: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
+    processes: int = 1  # more than 1: one torchrun subprocess trains the run with this many ranks
 
 
 @dataclass
@@ -63,14 +70,17 @@ class JobManager:
         self._sweep_workers: dict[str, list[subprocess.Popen]] = {}  # sweep id -> worker processes started here
 
     # --- asking for work ---
-    def submit(self, cfg: TrainConfig, name: str | None = None) -> str:
+    def submit(self, cfg: TrainConfig, name: str | None = None, processes: int = 1) -> str:
         """Queue a new run; it starts as soon as its device is free. Returns the run id.
 
-        A device this machine does not have is refused (ValueError) before any run folder is made.
+        A device this machine does not have, or `processes` it cannot run (more than its GPUs, a batch
+        that does not split), is refused (ValueError) before any run folder is made.
         """
-        resolve_device(cfg.device)
+        problem = distributed.team_refusal(resolve_device(cfg.device), cfg.batch_size, processes)
+        if problem:
+            raise ValueError(problem)
         run_dir = runs.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
-        self._enqueue(Job(run_dir.name, run_dir, cfg))
+        self._enqueue(Job(run_dir.name, run_dir, cfg, processes=processes))
         return run_dir.name
 
     def resume(self, run_id: str) -> None:
@@ -94,7 +104,7 @@ class JobManager:
             if not resume:
                 runs.reset_for_restart(run_dir)
             runs.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
-            self._enqueue(Job(run_id, run_dir, cfg, resume=resume))
+            self._enqueue(Job(run_id, run_dir, cfg, resume=resume, processes=_processes_again(summary, cfg)))
 
     def stop(self, run_id: str) -> None:
         """Stop a running job (it saves a resumable checkpoint) or take a waiting one out of the queue."""
@@ -231,18 +241,60 @@ class JobManager:
                 job = queue.popleft()
                 self._running[key] = job
             try:
-                train(job.config, job.run_dir, stop=job.stop, resume=job.resume)
+                if job.processes > 1:
+                    self._train_in_torchrun(job)
+                else:
+                    train(job.config, job.run_dir, stop=job.stop, resume=job.resume)
             except Exception:  # train() reports its own failures; this guards the worker itself
                 log.exception("job %s crashed", job.run_id)
             finally:
                 with self._lock:
                     self._running.pop(key, None)
 
+    def _train_in_torchrun(self, job: Job) -> None:
+        """torchrun trains the queued run; a stop request becomes its Ctrl-C. A team that ended before rank 0
+        took the run over leaves it stopped (when asked to stop) or failed with torchrun's last line."""
+        args = ["--queued", job.run_id, "--runs-dir", str(self.runs_dir.resolve()), "--quiet"]
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
+            team = subprocess.Popen(distributed.torchrun_command(job.processes, args), cwd=distributed.REPO,
+                                    stdout=subprocess.DEVNULL, stderr=errors, text=True)
+            _wait_or_interrupt(team, job.stop)
+            if runs.summarize_run(job.run_dir).state == "queued":  # still the dashboard's: no rank got going
+                errors.seek(0)
+                last = ([line.strip() for line in errors.read().splitlines() if line.strip()] or ["no message"])[-1]
+                error = None if job.stop.is_set() else (
+                    f"torchrun ended (exit status {team.returncode}) before training: {last}")
+                runs.update_status(job.run_dir, state="stopped" if error is None else "failed", error=error,
+                                   finished_at=time.time())
+
     def _dequeued(self, job: Job) -> None:
         if job.resume:  # it keeps its checkpoints and goes back to being a stopped run
             runs.update_status(job.run_dir, state="stopped")
         else:  # it never started: nothing in it but its settings
             runs.delete_run(self.runs_dir, job.run_id)
+
+
+def _wait_or_interrupt(process: subprocess.Popen, stop: threading.Event) -> None:
+    """Wait for `process` to end, sending it SIGINT (once) when `stop` is set."""
+    interrupted = False
+    while True:
+        try:
+            process.wait(timeout=POLL_S)
+            return
+        except subprocess.TimeoutExpired:
+            if stop.is_set() and not interrupted:
+                process.send_signal(signal.SIGINT)
+                interrupted = True
+
+
+def _processes_again(summary: runs.RunSummary, cfg: TrainConfig) -> int:
+    """A run trained by several processes continues with as many when this machine can run them, else with one."""
+    processes = summary.status.get("processes") or 1
+    try:
+        refusal = distributed.team_refusal(resolve_device(cfg.device), cfg.batch_size, processes)
+    except ValueError:  # its device is not here: the job fails with that sentence when it runs
+        return 1
+    return 1 if refusal else processes
 
 
 def _device_key(name: str) -> str:

@@ -85,7 +85,7 @@ STATUS_FIELDS: dict[str, Check] = {
     "progress": FRACTION, "eta_seconds": _or_none(SECONDS), "created_at": _or_none(TIME),
     "started_at": _or_none(TIME), "finished_at": _or_none(TIME), "heartbeat": _or_none(TIME),
     "device": _or_none(TEXT), "error": _or_none(TEXT), "pid": _or_none(COUNT), "host": _or_none(TEXT),
-    "best_val_acc": _or_none(FRACTION), "test_acc": _or_none(FRACTION),
+    "best_val_acc": _or_none(FRACTION), "test_acc": _or_none(FRACTION), "processes": _or_none(COUNT),
 }
 CLASS_NAMES: Check = (lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(n, str) for n in v)
                       and len(set(v)) == len(v), "a list of at least 2 different class names")

@@ -366,6 +366,14 @@ def restart_refusal(summary: RunSummary) -> str | None:
     return None
 
 
+def queued_refusal(summary: RunSummary) -> str | None:
+    """Why the run is not waiting to be trained by the process asked to (the dashboard queues a run, then
+    hands it to torchrun), or None when it is."""
+    if summary.state != "queued":
+        return f"Run {summary.run_id} is {summary.state}; only a queued run can be handed over to train."
+    return None
+
+
 def reset_for_restart(run_dir: Path) -> None:
     """Clear what a run wrote before its first checkpoint (partial metrics, epoch predictions) to train it anew."""
     write_atomically(run_dir / "metrics.jsonl", lambda tmp: tmp.write_text("", encoding="utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from core.config import TrainConfig
 from core.data import DeviceLoader, channel_stats, load_dataset, split_train_val
 from core.data.split import split_fold
 from core.device import amp_dtype, memory_format
+from core.distributed import SOLO, Solo
 from core.ema import Lookahead, WeightAverage
 from core.inference import images_to_tensor
 from core.models import get_model, parameter_groups
@@ -43,9 +44,13 @@ class Progress:
 
 
 class Session:
-    """Everything one call of `train` holds: data on the device, model, optimiser, trackers."""
+    """Everything one call of `train` holds: data on the device, model, optimiser, trackers.
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device):
+    In a torchrun team (core.distributed) the loader holds this rank's shard of the training split and
+    serves its share of every batch; everything else is the whole run's.
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device, team: Solo = SOLO):
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
         self.amp = amp_dtype(cfg.precision, device)
         self.memory_format = memory_format(device)
@@ -60,8 +65,9 @@ class Session:
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))
         self.norm = {"mean": list(mean), "std": list(std), "grayscale": cfg.grayscale}
+        shard = team.shard(train_set)
         self.loader = DeviceLoader(
-            train_set.images, train_set.labels, batch_size=cfg.batch_size, device=device, shuffle=True,
+            shard.images, shard.labels, batch_size=team.local_batch(cfg.batch_size), device=device, shuffle=True,
             augment=Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout),
             mean=mean, std=std, grayscale=cfg.grayscale, seed=cfg.seed, drop_last=len(train_set) > cfg.batch_size,
             channels_last=self.memory_format is torch.channels_last)
@@ -82,6 +88,11 @@ class Session:
         self.early = PlateauTracker(cfg.early_stopping, 1.0)
         self.progress = Progress()
 
+    def train_through(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Train through `wrap(model)` (DDP), compiled when the config asks; checkpoints keep the plain module."""
+        wrapped = wrap(self.model)
+        self.step_model = torch.compile(wrapped) if self.cfg.compile else wrapped
+
     @property
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
@@ -101,9 +112,17 @@ class Session:
             "metrics": metrics, "normalization": self.norm,
             "model_state": self.eval_model.state_dict(), "train_model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
-            "progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state(),
-            "rng_cpu": torch.get_rng_state(), **self._cuda_rng(),
+            **self.trackers(), "rng_cpu": torch.get_rng_state(), **self._cuda_rng(),
         }
+
+    def trackers(self) -> dict[str, Any]:
+        """Where the run is and what validation has decided so far (in checkpoints; rank 0 sends it to the others)."""
+        return {"progress": vars(self.progress).copy(), "plateau": self.plateau.state(), "early": self.early.state()}
+
+    def load_trackers(self, trackers: dict[str, Any]) -> None:
+        self.progress = Progress(**trackers["progress"])
+        self.plateau.load(trackers["plateau"])
+        self.early.load(trackers["early"])
 
     def _cuda_rng(self) -> dict[str, list[torch.Tensor]]:
         """The GPU generators' states (one per visible GPU), for a run on CUDA; nothing otherwise."""
@@ -114,9 +133,7 @@ class Session:
         if self.ema is not None:
             self.ema.module.load_state_dict(payload["model_state"])
         self.optimizer.load_state_dict(payload["optimizer_state"])
-        self.progress = Progress(**payload["progress"])
-        self.plateau.load(payload["plateau"])
-        self.early.load(payload["early"])
+        self.load_trackers(payload)
         torch.set_rng_state(payload["rng_cpu"])
         self._restore_cuda_rng(payload.get("rng_cuda"))
 

@@ -1,8 +1,10 @@
 """`python -m core.train`: train headless, e.g. on a GPU server; the dashboard shows the run like its own.
 
 One flag per TrainConfig field (`--batch-size 512`, `--tta/--no-tta`), plus `--preset`, `--name`,
-`--runs-dir`, `--resume RUN_ID` and `--restart RUN_ID`. Ctrl-C stops cleanly: the run keeps a resumable
-checkpoint.
+`--runs-dir`, `--resume RUN_ID`, `--restart RUN_ID` and `--queued RUN_ID`. Ctrl-C stops cleanly: the run
+keeps a resumable checkpoint.
+`torchrun --nproc_per_node=N -m core.train ...` trains one run with N processes (core.distributed): rank 0
+makes and writes the run folder and alone prints; the others learn the run from it.
 Exit status: 0 completed, 1 failed or bad input, 130 stopped.
 """
 from __future__ import annotations
@@ -13,13 +15,14 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Sequence
 
-from core import runs
+from core import distributed, runs
 from core.config import TrainConfig
 from core.data import load_dataset
 from core.device import resolve_device
-from core.engine import restart_run, resume_run, train
+from core.engine import RunResult, checked_run, restart_run, resume_run, train, train_queued
 from core.recipes import PRESETS, preset_config
 
 
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or interrupted run from its last checkpoint")
     parser.add_argument("--restart", metavar="RUN_ID",
                         help="train a run that ended before its first checkpoint again, with its own settings")
+    parser.add_argument("--queued", metavar="RUN_ID",
+                        help="train a run the dashboard queued, from its last checkpoint if it has one (how the "
+                             "dashboard hands a run to torchrun)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(parser)
     return parser
@@ -100,26 +106,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    speaks = distributed.rank() == 0  # under torchrun only rank 0 prints
     try:
-        if args.resume or args.restart:
-            run_id = args.resume or args.restart
+        if distributed.launched():
+            run_dir, result = _train_as_team(args, stop)
+        elif args.resume or args.restart or args.queued:
+            run_id = args.resume or args.restart or args.queued
             run_dir = runs.run_path(args.runs_dir, run_id)
             bar = None if args.quiet else ProgressBar(run_dir)
-            carry_on = resume_run if args.resume else restart_run
+            carry_on = resume_run if args.resume else restart_run if args.restart else train_queued
             result = carry_on(args.runs_dir, run_id, stop=stop, on_status=bar)
         else:
             cfg = config_from_args(args)
             resolve_device(cfg.device)  # a missing GPU or bad source fails here, before any folder is made
-            load_dataset(cfg.data, cfg.data_dir or None)
-            run_dir = runs.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
-            print(f"run {run_dir.name} in {run_dir.parent}", file=sys.stderr)
+            run_dir = _new_run(args, cfg)
             result = train(cfg, run_dir, stop=stop, on_status=None if args.quiet else ProgressBar(run_dir))
+    except distributed.WriterFailed:  # rank 0 has said why
+        return 1
     except ValueError as exc:  # bad flag values, unknown run id: one sentence, nothing touched
-        print(f"error: {exc}", file=sys.stderr)
+        if speaks:
+            print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the runs folder cannot be written (full disk, no permission)
-        print(f"error: {runs.disk_error_sentence(exc)}.", file=sys.stderr)
+        if speaks:
+            print(f"error: {runs.disk_error_sentence(exc)}.", file=sys.stderr)
         return 1
+    return _report(result, run_dir) if speaks else EXIT_CODES.get(result.state, 1)
+
+
+EXIT_CODES = {"completed": 0, "stopped": 130}
+
+
+def _new_run(args: argparse.Namespace, cfg: TrainConfig) -> Path:
+    """Check the data source, then make the run folder (nothing is made for a source that cannot be read)."""
+    load_dataset(cfg.data, cfg.data_dir or None)
+    run_dir = runs.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
+    print(f"run {run_dir.name} in {run_dir.parent}", file=sys.stderr)
+    return run_dir
+
+
+def _train_as_team(args: argparse.Namespace, stop: threading.Event) -> tuple[Path, RunResult]:
+    """One rank of a torchrun team: every rank checks the settings (and an existing run) before any rank
+    writes, then joins; rank 0 makes or resets the run folder and the others learn it from rank 0."""
+    existing, cfg, resume = team_plan(args)
+    device = distributed.rank_device(resolve_device(cfg.device))
+    team = distributed.Team.join(device)
+    try:
+        if existing is None:
+            run_dir = team.from_writer(lambda: _new_run(args, cfg))
+        else:
+            run_dir = existing
+            if args.restart:
+                team.from_writer(lambda: runs.reset_for_restart(run_dir))
+        bar = ProgressBar(run_dir) if team.is_writer and not args.quiet else None
+        return run_dir, train(cfg, run_dir, stop=stop, device=device, resume=resume, on_status=bar, team=team)
+    finally:
+        team.close()
+
+
+def team_plan(args: argparse.Namespace) -> tuple[Path | None, TrainConfig, bool]:
+    """(the run's folder, or None for a new run; its settings; whether to resume from last.pt), checked by
+    reading only, as every rank does before the ranks join. ValueError says why not, in one sentence."""
+    run_id = args.resume or args.restart or args.queued
+    how = "resume" if args.resume else "restart" if args.restart else "queued"
+    run_dir, cfg = checked_run(args.runs_dir, run_id, how) if run_id else (None, config_from_args(args))
+    problem = distributed.batch_size_refusal(cfg.batch_size, distributed.world_size())
+    if problem:
+        raise ValueError(problem)
+    resume = bool(args.resume) or bool(args.queued and runs.has_checkpoint(run_dir))
+    return run_dir, cfg, resume
+
+
+def _report(result: RunResult, run_dir: Path) -> int:
     print(file=sys.stderr)
     if result.state == "completed":
         best = f", best validation accuracy {result.best_val_acc:.2%}" if result.best_val_acc is not None else ""

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from core.config import TrainConfig
 
 
+ALL_GPUS = "all-gpus"  # a device choice, not a config value: the run's device is cuda, trained by one rank a GPU
+
 @dataclass(frozen=True)
 class Control:
     field: str
@@ -89,8 +91,11 @@ MORE = [
     Control("grayscale", "Black and white", "Train on brightness only, ignoring colour."),
     Control("normalize", "Normalise colours", "Shift and scale the colours so every channel averages zero: "
             "almost always helps."),
-    Control("device", "Where to train", "'auto' uses a GPU when there is one, otherwise the processor.",
-            {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)"}),
+    Control("device", "Where to train", "'auto' uses a GPU when there is one, otherwise the processor. On a "
+            "machine with several NVIDIA GPUs, 'all GPUs' trains this one run on every one of them at once, each "
+            "taking an equal share of every batch.",
+            {"auto": "auto", "cpu": "Processor (CPU)", "cuda": "NVIDIA GPU (cuda)", "mps": "Apple GPU (mps)",
+             ALL_GPUS: "All GPUs of this machine (one run)"}),
     Control("precision", "Number precision", "'auto' uses faster half-size numbers where the hardware supports "
             "them; fp32 is the safe full size; bf16 forces half size."),
     Control("seed", "Random seed", "Fixes the random choices, so the same settings give the same run on the "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import torch
 import torchvision
 from streamlit.testing.v1 import AppTest
 
@@ -19,6 +20,7 @@ from core.config import TrainConfig
 from core.models import describe_model
 from core.recipes import PRESETS
 from core.engine import start_run
+from core.jobs import JobManager
 from tests.helpers import app_runs_folder, shown, tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -256,3 +258,20 @@ def test_start_queues_runs_in_turn_and_the_live_view_follows_the_new_one(runs_di
     assert [(p.value, p.proto.text) for p in at.progress] == [(100, "Finished: 1 epoch.")]
     records = runs.read_metrics(runs.run_path(runs_dir, first))  # read while training, then again at the end
     assert list(chart_frames(at, 0)[0]["step"]) == [r["step"] for r in records if r["kind"] == "train"]
+
+
+def test_all_gpus_is_offered_only_with_several_and_starts_one_run_on_every_gpu(runs_dir, monkeypatch):
+    label = "All GPUs of this machine (one run)"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    page, at = open_app(finished_run(runs_dir).summary.run_id)
+    assert label not in at.selectbox(key="train_device").options
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # no GPU here: the machine says it has 2
+    queued = []
+    monkeypatch.setattr(JobManager, "submit", lambda self, cfg, name=None, processes=1:
+                        queued.append((cfg.device, processes)) or page.run_id)
+    page.run()
+    assert label in at.selectbox(key="train_device").options
+    at.selectbox(key="train_device").set_value("all-gpus")
+    at.button(key="train_start").click()
+    page.run()
+    assert not at.error and queued == [("cuda", 2)]  # one run of 2 processes (core/jobs.py starts torchrun)

@@ -1,11 +1,13 @@
 """core.jobs.JobManager: background runs that complete, stop and resume, and wait their turn."""
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
+import torch
 
-from core import checkpoints, run_files, runs
+from core import checkpoints, distributed, jobs, run_files, runs
 from core.jobs import JobManager
 from tests.helpers import tiny_config, wait_for
 
@@ -90,3 +92,43 @@ def test_stopping_a_waiting_job_takes_it_out_of_the_queue(manager):
     assert [s.run_id for s in runs.list_runs(manager.runs_dir)] == [first]
     with pytest.raises(runs.RunError):
         manager.stop(second)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs of several processes (all GPUs): one torchrun subprocess trains the queued run
+# ---------------------------------------------------------------------------------------------
+
+class FakeTorchrun:
+    """Stands in for subprocess.Popen: records the command and ends at once, having trained nothing."""
+    launched: list = []
+
+    def __init__(self, command, **kwargs):
+        self.launched.append((command, kwargs.get("cwd")))
+        self.returncode = 1
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+    def send_signal(self, sig):
+        pass
+
+
+def test_an_all_gpus_job_hands_its_queued_run_to_torchrun(manager, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # a 2-GPU machine, as far as the manager can tell
+    monkeypatch.setattr(jobs, "resolve_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakeTorchrun)
+    monkeypatch.setattr(FakeTorchrun, "launched", [])
+    with pytest.raises(ValueError, match="does not split evenly over 2 processes"):
+        manager.submit(tiny_config(device="cuda", batch_size=99), processes=2)
+    with pytest.raises(ValueError, match="has 2 GPU"):
+        manager.submit(tiny_config(device="cuda"), processes=3)
+    assert not manager.runs_dir.exists() or not list(manager.runs_dir.iterdir()), "a refusal makes no folder"
+
+    run_id = manager.submit(tiny_config(device="cuda"), processes=2)
+    assert manager.wait(TIMEOUT_S)
+    assert FakeTorchrun.launched == [(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "core.train",
+         "--queued", run_id, "--runs-dir", str(manager.runs_dir.resolve()), "--quiet"], distributed.REPO)]
+    ended = runs.summarize_run(runs.run_path(manager.runs_dir, run_id))  # torchrun ended without taking it over
+    assert ended.state == "failed" and ended.error == "torchrun ended (exit status 1) before training: no message"
+

@@ -11,10 +11,11 @@ import streamlit as st
 
 from core import present, runs
 from core.config import TrainConfig
+from core.device import gpu_count
 from core.models import describe_model, list_models
 from core.recipes import PRESETS
 from dashboard import live, source_picker, state
-from dashboard.controls import FIELD_CHOICES, FIELD_TYPES, MAIN, MODEL, MORE, Control
+from dashboard.controls import ALL_GPUS, FIELD_CHOICES, FIELD_TYPES, MAIN, MODEL, MORE, Control
 from dashboard.text import plain
 
 KEEP = "session"  # widget values survive a visit to another page (persist_state)
@@ -53,7 +54,9 @@ def _apply_preset() -> None:
 
 def _control(c: Control) -> None:
     kind, key = FIELD_TYPES[c.field], _key(c.field)
-    options = FIELD_CHOICES.get(c.field) or list(c.choices or [])  # core's list wins: a new choice shows up
+    options = FIELD_CHOICES.get(c.field) or [v for v in c.choices or [] if v != ALL_GPUS]  # core's list wins
+    if c.field == "device" and gpu_count() > 1:
+        options.append(ALL_GPUS)
     if options:
         words = c.choices or {}
         st.selectbox(c.label, options, format_func=lambda v: words.get(v, v), key=key, help=c.help,
@@ -100,6 +103,9 @@ def _start() -> None:
     """Validate, then queue the run and point the run picker at it; a bad setting starts nothing."""
     settings = {f.name: st.session_state.get(_key(f.name), DEFAULTS[f.name]) for f in fields(TrainConfig)}
     settings["data"] = source_picker.picked_source(SOURCE_KEY)
+    processes = 1
+    if settings["device"] == ALL_GPUS:
+        settings["device"], processes = "cuda", gpu_count()
     name = st.session_state.get("train_name", "").strip()
     try:
         problem = source_picker.data_source_problem(settings["data"])
@@ -109,7 +115,7 @@ def _start() -> None:
         config = TrainConfig.from_dict(settings)
         if name:
             runs.clean_name(name)
-        run_id = state.job_manager().submit(config, name=name or None)
+        run_id = state.job_manager().submit(config, name=name or None, processes=processes)
     except ValueError as exc:  # TrainConfig, device and name problems all come as one sentence
         st.session_state[ERROR_KEY] = str(exc)
         return
