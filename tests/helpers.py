@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 import torch
 import torch.nn.functional as F
+from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from core import models
@@ -106,6 +107,16 @@ def app_runs_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("CIFAR_RUNS_DIR", str(folder))
         mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         yield folder
+
+
+def open_view(view: str, timeout: float = 60) -> AppTest:
+    """The dashboard in a fresh AppTest session, switched to `view` (e.g. "views/runs.py"), without an exception."""
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=timeout)
+    at.run()
+    at.switch_page(view)
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def shown(markdown: str) -> str:

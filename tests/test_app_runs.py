@@ -17,9 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.config import TrainConfig
-from tests.helpers import app_runs_folder, tiny_config, train_tiny_run
+from tests.helpers import open_view, app_runs_folder, tiny_config, train_tiny_run
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +37,7 @@ def runs_dir(tmp_path_factory):
 
 
 def open_runs_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/runs.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_view("views/runs.py")
 
 
 def table(at: AppTest) -> pd.DataFrame:

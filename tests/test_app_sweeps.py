@@ -23,9 +23,8 @@ from core.jobs import JobManager
 from core.recipes import PRESETS, preset_config
 from core.sweep import Param, check_space, create_sweep, list_sweeps, load_sweep, read_results, tunable_fields, work
 from dashboard import controls, sweep_form
-from tests.helpers import chart_frame, one_thread, shown, tiny_config
+from tests.helpers import open_view, chart_frame, one_thread, shown, tiny_config
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPACE = [Param("lr", 0.003, 0.03, True), Param("optimizer", choices=("adam", "sgd"))]
 
 
@@ -47,12 +46,7 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/sweeps.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_view("views/sweeps.py")
 
 
 def run(at: AppTest, widget_states=None) -> AppTest:
