@@ -64,30 +64,35 @@ MAX_NAME_LENGTH = 100
 # Paths: every path built from outside text goes through here and must stay inside runs/.
 # ---------------------------------------------------------------------------------------------
 
-def run_path(runs_dir: str | Path, run_id: str) -> Path:
-    """The folder of `run_id` inside `runs_dir`, refusing ids that could point anywhere else."""
+def run_path(runs_dir: str | Path, run_id: str, kind: str = "run") -> Path:
+    """The folder of `run_id` inside `runs_dir`, refusing ids that could point anywhere else.
+
+    `kind` names what the folder holds in the refusal ("sweep" for runs/sweeps/)."""
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
         raise RunError(
-            f"Run id {run_id!r} is not valid: use 1 to 128 letters, digits, '.', '_' or '-', "
+            f"{kind.capitalize()} id {run_id!r} is not valid: use 1 to 128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit.")
     root = Path(runs_dir).resolve()
     path = (root / run_id).resolve()
     if path.parent != root:
-        raise RunError(f"Run id {run_id!r} points outside the runs folder.")
+        raise RunError(f"{kind.capitalize()} id {run_id!r} points outside the {kind}s folder.")
     return path
 
 
-def clean_name(name: str) -> str:
-    """A display name typed by a person: any language, but no control characters, bounded length."""
+def clean_name(name: str, kind: str = "run") -> str:
+    """A display name typed by a person: any language, but no control characters, bounded length.
+
+    `kind` names what is being named in the refusal ("sweep")."""
+    what = f"A {kind} name"
     if not isinstance(name, str):
-        raise RunError("A run name must be text.")
+        raise RunError(f"{what} must be text.")
     if "\x00" in name:
-        raise RunError("A run name cannot contain a NUL character.")
+        raise RunError(f"{what} cannot contain a NUL character.")
     cleaned = "".join(ch for ch in name if ch.isprintable()).strip()
     if not cleaned:
-        raise RunError("A run name needs at least one visible character.")
+        raise RunError(f"{what} needs at least one visible character.")
     if len(cleaned) > MAX_NAME_LENGTH:
-        raise RunError(f"A run name can be at most {MAX_NAME_LENGTH} characters long, got {len(cleaned)}.")
+        raise RunError(f"{what} can be at most {MAX_NAME_LENGTH} characters long, got {len(cleaned)}.")
     return cleaned
 
 

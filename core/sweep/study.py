@@ -106,9 +106,9 @@ def sweeps_dir(runs_dir: str | Path) -> Path:
 def sweep_path(runs_dir: str | Path, sweep_id: str) -> Path:
     """The folder of `sweep_id`, refusing ids that could point outside runs/sweeps/."""
     try:
-        return runs.run_path(sweeps_dir(runs_dir), sweep_id)
+        return runs.run_path(sweeps_dir(runs_dir), sweep_id, kind="sweep")
     except run_files.RunError as exc:
-        raise SweepError(str(exc).replace("Run id", "Sweep id").replace("runs folder", "sweeps folder")) from None
+        raise SweepError(str(exc)) from None
 
 
 def create_sweep(runs_dir: str | Path, name: str, base: TrainConfig, space: list[Param], trials: int,
@@ -131,9 +131,9 @@ def create_sweep(runs_dir: str | Path, name: str, base: TrainConfig, space: list
 
 def _checked_name(name: str) -> str:
     try:
-        return runs.clean_name(name)
+        return runs.clean_name(name, kind="sweep")
     except run_files.RunError as exc:
-        raise SweepError(str(exc).replace("A run name", "A sweep name")) from None
+        raise SweepError(str(exc)) from None
 
 
 def _check_settings(base: TrainConfig, space: list[Param], trials: int, sampler: str, pruner: str) -> None:
