@@ -14,6 +14,7 @@ worker which.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,10 +67,7 @@ class Sweep:
         return self.base.epochs
 
     def _storage(self) -> str | optuna.storages.BaseStorage:
-        if self.storage:
-            return self.storage
-        journal = str(self.path / JOURNAL_FILE)
-        return JournalStorage(JournalFileBackend(journal, lock_obj=JournalFileOpenLock(journal)))
+        return self.storage or _journal_storage(str(self.path / JOURNAL_FILE))
 
     def trial_lock(self) -> JournalFileOpenLock:
         """Held while counting trials and asking for one, so N workers never start more than `trials`."""
@@ -84,6 +82,13 @@ class Sweep:
 
     def stop_requested(self) -> bool:
         return (self.path / STOP_FILE).exists()
+
+
+@functools.lru_cache(maxsize=32)
+def _journal_storage(journal: str) -> JournalStorage:
+    """One storage per journal file in this process (thread-safe): it reads only what was appended since its
+    last read, where a new one replays the whole file (the Sweeps page reads the study every 2 s)."""
+    return JournalStorage(JournalFileBackend(journal, lock_obj=JournalFileOpenLock(journal)))
 
 
 def _sampler(name: str) -> optuna.samplers.BaseSampler:
