@@ -119,6 +119,17 @@ def open_view(view: str, timeout: float = 60) -> AppTest:
     return at
 
 
+def rerun(at: AppTest, widget_states=None) -> AppTest:
+    """Run the script again, as after a plain interaction or with `widget_states` (what the browser sends
+    after a chart selection), and check it raised nothing."""
+    if widget_states is None:
+        at.run()
+    else:
+        at._run(widget_states)
+    assert not at.exception, at.exception
+    return at
+
+
 def shown(markdown: str) -> str:
     """What a reader sees of Markdown escaped by dashboard.text.plain: backslashes and word joiners gone."""
     from dashboard.text import WORD_JOINER

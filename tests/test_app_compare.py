@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from core import compare, predictions, present, runs
 from core.data import load_dataset
 from tests.data_trees import make_tree
-from tests.helpers import chart_frame, shown, train_tiny_run
+from tests.helpers import chart_frame, rerun, shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 CLASSES = list(load_dataset("synthetic").classes)
@@ -96,11 +96,7 @@ class Page:
         self.at.session_state["run_id"] = self.a  # the sidebar's picker
         if self.b:
             self.at.session_state["compare_b"] = self.b
-        if widget_states is None:
-            self.at.run()
-        else:
-            self.at._run(widget_states)
-        assert not self.at.exception, self.at.exception
+        rerun(self.at, widget_states)
         return self
 
     def chart(self):

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import analysis, dynamics, predictions
 from dashboard import epochs as epoch_view
-from tests.helpers import app_runs_folder, chart_frame, shown, train_tiny_run
+from tests.helpers import app_runs_folder, chart_frame, rerun, shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 EPOCHS = [1, 2, 3]
@@ -70,11 +70,7 @@ class Page:
 
     def run(self, widget_states=None) -> Page:
         self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
-        if widget_states is None:
-            self.at.run()
-        else:
-            self.at._run(widget_states)
-        assert not self.at.exception, self.at.exception
+        rerun(self.at, widget_states)
         return self
 
     def chart(self, key_part: str):

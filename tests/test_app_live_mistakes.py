@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from core import analysis, predictions, runs
 from core.data import load_dataset
 from dashboard import live_mistakes, loaders
-from tests.helpers import app_runs_folder, chart_frame, shown, tiny_config
+from tests.helpers import app_runs_folder, chart_frame, rerun, shown, tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 CLASSES = list(load_dataset("synthetic").classes)
@@ -69,11 +69,7 @@ class LivePage:
     def run(self, widget_states=None) -> LivePage:
         self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
         runs.update_status(self.run_dir)  # the engine's heartbeat
-        if widget_states is None:
-            self.at.run()
-        else:
-            self.at._run(widget_states)
-        assert not self.at.exception, self.at.exception
+        rerun(self.at, widget_states)
         return self
 
     def matrix_chart(self):

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import features, predictions
 from dashboard import tiles
-from tests.helpers import app_runs_folder, chart_frame, one_thread, shown, train_tiny_run, wait_for
+from tests.helpers import app_runs_folder, chart_frame, one_thread, rerun, shown, train_tiny_run, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -52,11 +52,7 @@ class Page:
 
     def run(self, widget_states=None) -> Page:
         self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
-        if widget_states is None:
-            self.at.run()
-        else:
-            self.at._run(widget_states)
-        assert not self.at.exception, self.at.exception
+        rerun(self.at, widget_states)
         return self
 
     def chart(self):

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.config import TrainConfig
-from tests.helpers import open_view, app_runs_folder, tiny_config, train_tiny_run
+from tests.helpers import app_runs_folder, open_view, tiny_config, train_tiny_run
 
 
 

@@ -23,7 +23,7 @@ from core.jobs import JobManager
 from core.recipes import PRESETS, preset_config
 from core.sweep import Param, check_space, create_sweep, list_sweeps, load_sweep, read_results, tunable_fields, work
 from dashboard import controls, sweep_form
-from tests.helpers import open_view, chart_frame, one_thread, shown, tiny_config
+from tests.helpers import chart_frame, one_thread, open_view, rerun, shown, tiny_config
 
 SPACE = [Param("lr", 0.003, 0.03, True), Param("optimizer", choices=("adam", "sgd"))]
 
@@ -49,24 +49,15 @@ def open_page() -> AppTest:
     return open_view("views/sweeps.py")
 
 
-def run(at: AppTest, widget_states=None) -> AppTest:
-    if widget_states is None:
-        at.run()
-    else:
-        at._run(widget_states)
-    assert not at.exception, at.exception
-    return at
-
-
 def fill_form(at: AppTest, low: float, high: float) -> None:
     """A small sweep of the tiny recipe: learning rate low..high on a log scale, and Adam or SGD."""
     at.radio(key="sweep_data_kind").set_value("synthetic")
     at.selectbox(key="sweep_preset").set_value("notebook-classic")
-    run(at)
+    rerun(at)
     at.selectbox(key="sweep_model").set_value("tutorial-cnn")
     at.number_input(key="sweep_epochs").set_value(2)
     at.multiselect(key="sweep_vary").set_value(["lr", "optimizer"])
-    run(at)
+    rerun(at)
     at.number_input(key="sweep_low_lr").set_value(low)
     at.number_input(key="sweep_high_lr").set_value(high)
     at.checkbox(key="sweep_log_lr").check()
@@ -75,7 +66,7 @@ def fill_form(at: AppTest, low: float, high: float) -> None:
     at.number_input(key="sweep_trials").set_value(5)
     at.selectbox(key="sweep_sampler").set_value("random")
     at.selectbox(key="sweep_pruner").set_value("none")
-    run(at)
+    rerun(at)
 
 
 def test_without_sweeps_the_form_is_open(runs_dir):
@@ -91,7 +82,7 @@ def test_the_form_makes_exactly_the_sweep_its_widgets_say(runs_dir):
     at = open_page()
     fill_form(at, 0.001, 0.1)
     at.button(key="sweep_create").click()
-    run(at)
+    rerun(at)
     assert not at.error
     [sweep] = list_sweeps(runs_dir)
     assert sweep.space == (Param("lr", 0.001, 0.1, True), Param("optimizer", choices=("adam", "sgd")))
@@ -111,7 +102,7 @@ def test_a_bad_range_is_one_sentence_and_makes_nothing(runs_dir, low, high, sent
     at = open_page()
     fill_form(at, low, high)
     at.button(key="sweep_create").click()
-    run(at)
+    rerun(at)
     assert len(at.error) == 1 and sentence in shown(at.error[0].value)
     assert list_sweeps(runs_dir) == [] and not (runs_dir / "sweeps").exists()
 
@@ -164,7 +155,7 @@ def test_picking_a_trial_makes_its_run_the_sidebars_run(finished, monkeypatch):
     states = at._tree.get_widget_states()
     selection = {"selection": {"rows": [2], "columns": [], "cells": []}}
     states.widgets.append(WidgetState(id=at.dataframe[0].proto.id, string_value=json.dumps(selection)))
-    run(at, states)
+    rerun(at, states)
     assert at.session_state["run_id"] == trial.run_id
     assert at.sidebar.selectbox[0].value == trial.run_id
     links = [(link.proto.label, link.proto.page) for link in at.get("page_link")]
@@ -180,12 +171,12 @@ def test_stop_writes_the_stop_request_and_start_asks_for_a_worker_per_device(run
     assert "python -m core.sweep work --sweep " + sweep.sweep_id in at.code[0].value
 
     at.button(key="sweeps_start").click()
-    run(at)
+    rerun(at)
     assert started == [(sweep.sweep_id, worker_devices())]
 
     assert not sweep.stop_requested()
     at.button(key="sweeps_stop").click()
-    run(at)
+    rerun(at)
     assert sweep.stop_requested()
     assert at.button(key="sweeps_stop").disabled  # asked once
 
