@@ -15,8 +15,9 @@ from core.device import resolve_device
 from core.dynamics import EpochStack
 from core.inference import Predictor
 from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
-from core.present import no_predictions_message  # noqa: F401 (the pages ask here, beside the predictions)
+from core.present import no_predictions_message
 from dashboard.state import by_mtime
+from dashboard.text import plain
 
 
 @st.cache_resource(show_spinner="Loading images…", max_entries=4)
@@ -43,6 +44,19 @@ def predictions(run_dir: Path, split: str = "test",
     """
     # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
     return _load_predictions(str(run_dir), split, epoch, by_mtime(run_dir / "predictions"))
+
+
+def predictions_or_stop(summary: runs.RunSummary, split: str, preds: Predictions | None, problem: str | None,
+                        which: str = "") -> Predictions:
+    """`preds` as `predictions` gave them, or one sentence and the page stops: a warning naming the damaged
+    file, else why the run has none yet. `which` starts the warning ("Run A: ") where two runs are shown."""
+    if problem:
+        st.warning(which + plain(problem))
+        st.stop()
+    if preds is None:
+        st.info(no_predictions_message(summary, split))
+        st.stop()
+    return preds
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -16,7 +16,6 @@ import streamlit as st
 from core import calibration, predictions, runs
 from core.present import MISSING
 from dashboard import charts, loaders, state
-from dashboard.text import plain
 
 REFRESH_S = 5  # a training run's page re-reads its files this often
 CHART_WIDTH = 640  # pixels: the diagram and its counts, inside the main column of a 1366 px screen
@@ -58,13 +57,7 @@ def pick_predictions(summary: runs.RunSummary) -> tuple[predictions.Predictions,
     else:
         epoch = pick_epoch(epochs)
         preds, problem = loaders.predictions(summary.path, "val", epoch) if epoch is not None else (None, None)
-    if problem:
-        st.warning(plain(problem))
-        st.stop()
-    if preds is None:
-        st.info(loaders.no_predictions_message(summary, split))
-        st.stop()
-    return preds, split
+    return loaders.predictions_or_stop(summary, split, preds, problem), split
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,13 +36,7 @@ FLIPS_CAPTION = (
 def saved_test(summary: runs.RunSummary, which: str) -> predictions.Predictions:
     """A run's final test predictions; stops the page with one sentence when they are missing or damaged."""
     preds, problem = loaders.predictions(summary.path, "test")
-    if problem:
-        st.warning(f"Run {which}: {plain(problem)}")
-        st.stop()
-    if preds is None:
-        st.info(loaders.no_predictions_message(summary))
-        st.stop()
-    return preds
+    return loaders.predictions_or_stop(summary, "test", preds, problem, which=f"Run {which}: ")
 
 
 def candidates_for_b(a: runs.RunSummary, summaries: list[runs.RunSummary]) -> list[runs.RunSummary]:

@@ -65,13 +65,7 @@ def pick_predictions(summary: runs.RunSummary) -> predictions.Predictions:
         preds, problem = test, test_problem
     else:
         preds, problem = loaders.predictions(summary.path, split, epoch) if epoch is not None else (None, None)
-    if problem:
-        st.warning(plain(problem))
-        st.stop()
-    if preds is None:
-        st.info(loaders.no_predictions_message(summary, split))
-        st.stop()
-    return preds
+    return loaders.predictions_or_stop(summary, split, preds, problem)
 
 
 # ---------------------------------------------------------------------------------------------
