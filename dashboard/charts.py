@@ -65,19 +65,24 @@ def matrix_frame(counts: np.ndarray, classes: list[str], normalise: bool) -> pd.
 def matrix_chart(counts: np.ndarray, classes: list[str], normalise: bool, chosen: tuple[int, int] | None,
                  compact: bool = False) -> alt.LayerChart:
     """Rows the true classes, columns the predictions; a click selects a square (point selection "cell")."""
-    frame = matrix_frame(counts, classes, normalise)
-    x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
-    y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
     tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
                alt.Tooltip("count:Q", title="Images"),
                alt.Tooltip("share:Q", title="Share of this true class", format=".1%")]
-    cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
     # A square-root colour scale keeps the small off-diagonal counts visible next to the large diagonal.
-    rect = alt.Chart(frame).mark_rect().encode(
-        x=x, y=y, tooltip=tooltip,
-        color=alt.Color("share:Q" if normalise else "count:Q", legend=None,
-                        scale=alt.Scale(type="sqrt", scheme="blues")),
-    ).add_params(cell)
+    color = alt.Color("share:Q" if normalise else "count:Q", legend=None, scale=alt.Scale(type="sqrt", scheme="blues"))
+    return clickable_squares(matrix_frame(counts, classes, normalise), classes, color, tooltip, chosen, compact)
+
+
+def clickable_squares(frame: pd.DataFrame, classes: list[str], color: alt.Color, tooltip: list,
+                      chosen: tuple[int, int] | None, compact: bool = False, grid: bool = False) -> alt.LayerChart:
+    """A true-class by predicted-class grid of `frame`'s squares (columns true, pred, label, dark): coloured by
+    `color`, labelled, clickable (point selection "cell"), the chosen square outlined; `grid` draws thin lines
+    between squares (for a scale that is white in the middle)."""
+    x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
+    y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
+    cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
+    squares = alt.Chart(frame).mark_rect(stroke="#ddd", strokeWidth=0.5) if grid else alt.Chart(frame).mark_rect()
+    rect = squares.encode(x=x, y=y, tooltip=tooltip, color=color).add_params(cell)
     text = alt.Chart(frame).mark_text(fontSize=10 if compact else 12).encode(
         x=x, y=y, text="label:N", tooltip=tooltip,
         color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))

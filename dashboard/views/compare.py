@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, compare, predictions, present, runs
-from dashboard import loaders, matrix, state, tiles
+from dashboard import charts, loaders, matrix, state, tiles
 from dashboard.text import plain
 
 PREFIX = "compare"  # matrix.py's keys: compare_cell (the chosen square), compare_matrix_N (the chart)
@@ -165,26 +165,12 @@ def difference_frame(x: compare.Aligned, classes: list[str]) -> pd.DataFrame:
 def difference_chart(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] | None) -> alt.LayerChart:
     frame = difference_frame(x, classes)
     scale = max(1, int(frame["better"].abs().max()))  # symmetric around 0: white means no change
-    axis_x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
-    axis_y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
     tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
                alt.Tooltip("diff:Q", title="Run B minus run A"),
                alt.Tooltip("lost:Q", title="Right in A, wrong in B"),
                alt.Tooltip("gained:Q", title="Wrong in A, right in B")]
-    cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
-    rect = alt.Chart(frame).mark_rect(stroke="#ddd", strokeWidth=0.5).encode(
-        x=axis_x, y=axis_y, tooltip=tooltip,
-        color=alt.Color("better:Q", legend=None, scale=alt.Scale(scheme="redblue", domain=[-scale, scale])),
-    ).add_params(cell)
-    text = alt.Chart(frame).mark_text(fontSize=12).encode(
-        x=axis_x, y=axis_y, text="label:N", tooltip=tooltip,
-        color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
-    layers = [rect, text]
-    if chosen is not None:
-        mark = frame[(frame["true"] == classes[chosen[0]]) & (frame["pred"] == classes[chosen[1]])]
-        layers.append(alt.Chart(mark).mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(x=axis_x, y=axis_y))
-    side = min(560, 44 * len(classes) + 60)
-    return alt.layer(*layers).properties(height=side, width=side)
+    color = alt.Color("better:Q", legend=None, scale=alt.Scale(scheme="redblue", domain=[-scale, scale]))
+    return charts.clickable_squares(frame, classes, color, tooltip, chosen, grid=True)
 
 
 def show_difference_matrix(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] | None) -> None:
