@@ -77,6 +77,20 @@ def empty_dashboard(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 @contextlib.contextmanager
+def tiny_run_dashboard(root: Path, name: str, **overrides) -> Iterator[tuple[str, Path]]:
+    """A tiny synthetic run trained (one thread) into `root`/runs, and a dashboard serving it; yields (url, run_dir)."""
+    from tests.helpers import one_thread, train_tiny_run  # late: helpers imports torch, which the rest here does not need
+
+    runs_dir, cache_dir = root / "runs", root / "cache"
+    with one_thread(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
+        mp.setenv("CIFAR_CACHE_DIR", str(cache_dir))
+        run_dir = train_tiny_run(runs_dir, name=name, **overrides).run_dir
+    with dashboard(runs_dir, cache_dir, root / "streamlit.log") as url:
+        yield url, run_dir
+
+
+@contextlib.contextmanager
 def browser_page(width: int = 1600, height: int = 1400):
     """A fresh Chromium tab (Playwright's sync API)."""
     sync_api = pytest.importorskip("playwright.sync_api")

@@ -11,11 +11,9 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from core import predictions
-from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
-from tests.helpers import train_tiny_run
+from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 
 pytestmark = BROWSER_MARKS
 HEADING = re.compile(r"(\d+) pictures inside the box \(mean confidence ([\d.]+) to ([\d.]+), "
@@ -25,18 +23,7 @@ HEADING = re.compile(r"(\d+) pictures inside the box \(mean confidence ([\d.]+) 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A 3-epoch run and a dashboard serving it; yields (url, run_dir)."""
-    root = tmp_path_factory.mktemp("browser-dynamics")
-    runs_dir, cache_dir = root / "runs", root / "cache"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # seconds on one thread, far longer on two busy cores
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-            mp.setenv("CIFAR_CACHE_DIR", str(cache_dir))
-            run_dir = train_tiny_run(runs_dir, name="dynamics", epochs=3).run_dir
-    finally:
-        torch.set_num_threads(threads)
-    with dashboard(runs_dir, cache_dir, root / "streamlit.log") as url:
+    with tiny_run_dashboard(tmp_path_factory.mktemp("browser-dynamics"), "dynamics", epochs=3) as (url, run_dir):
         yield url, run_dir
 
 

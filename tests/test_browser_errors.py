@@ -16,8 +16,7 @@ import pytest
 
 from core import analysis, predictions
 from core.data import load_dataset
-from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
-from tests.helpers import train_tiny_run
+from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 
 PER_PAGE = 24  # dashboard.tiles.TILES_PER_PAGE: the chosen square must fit on one page
 LAPTOP = (1366, 768)  # a common laptop screen: the chosen square's first picture must be in view on it
@@ -28,15 +27,8 @@ pytestmark = BROWSER_MARKS
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A trained run and a dashboard serving it; yields (url, run_dir, classes)."""
-    root = tmp_path_factory.mktemp("browser")
-    runs_dir, cache_dir = root / "runs", root / "cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-        mp.setenv("CIFAR_CACHE_DIR", str(cache_dir))
-        run_dir = train_tiny_run(runs_dir, name="browser", epochs=1).run_dir
-        classes = list(load_dataset("synthetic").classes)
-    with dashboard(runs_dir, cache_dir, root / "streamlit.log") as url:
-        yield url, run_dir, classes
+    with tiny_run_dashboard(tmp_path_factory.mktemp("browser"), "browser", epochs=1) as (url, run_dir):
+        yield url, run_dir, list(load_dataset("synthetic").classes)
 
 
 def pick_cell(run_dir: Path) -> tuple[int, int, int]:

@@ -12,8 +12,7 @@ import re
 
 import pytest
 
-from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
-from tests.helpers import one_thread, train_tiny_run
+from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 
 pytestmark = BROWSER_MARKS
 HEADING = re.compile(r"(\d+) pictures inside the box, (\d+) of them mistakes\.")
@@ -22,13 +21,7 @@ DOTS = "[data-testid='stVegaLiteChart'] svg g.mark-symbol path"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-map")
-    runs_dir, cache_dir = root / "runs", root / "cache"
-    with one_thread(), pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-        mp.setenv("CIFAR_CACHE_DIR", str(cache_dir))
-        train_tiny_run(runs_dir, name="map", epochs=1, feature_map=True)
-    with dashboard(runs_dir, cache_dir, root / "streamlit.log") as url:
+    with tiny_run_dashboard(tmp_path_factory.mktemp("browser-map"), "map", epochs=1, feature_map=True) as (url, _):
         yield url
 
 

@@ -11,8 +11,7 @@ import pytest
 
 from core.data import load_dataset
 from dashboard import where_looked
-from tests.browser import BROWSER_MARKS, browser_page, dashboard, settle
-from tests.helpers import train_tiny_run
+from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 from tests.test_browser_errors import (
     LAPTOP,
     assert_in_view,
@@ -30,15 +29,8 @@ TILE_PICTURES = "[data-testid='stMain'] [data-testid='stImage'] img"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A trained run and a dashboard serving it; yields (url, run_dir, classes)."""
-    root = tmp_path_factory.mktemp("browser_looked")
-    runs_dir, cache_dir = root / "runs", root / "cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-        mp.setenv("CIFAR_CACHE_DIR", str(cache_dir))
-        run_dir = train_tiny_run(runs_dir, name="looked", epochs=1).run_dir
-        classes = list(load_dataset("synthetic").classes)
-    with dashboard(runs_dir, cache_dir, root / "streamlit.log") as url:
-        yield url, run_dir, classes
+    with tiny_run_dashboard(tmp_path_factory.mktemp("browser_looked"), "looked", epochs=1) as (url, run_dir):
+        yield url, run_dir, list(load_dataset("synthetic").classes)
 
 
 def picture_sources(page) -> list[str]:
