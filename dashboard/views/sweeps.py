@@ -31,12 +31,7 @@ IDLE_REFRESH_S = 10.0  # an unfinished sweep with nothing running: a worker may 
 ERRORS_PAGE, RUNS_PAGE, TRAIN_PAGE = "views/errors.py", "views/runs.py", "views/train.py"
 
 
-def _label(field: str) -> str:
-    return controls.label(field)
-
-
-def _words(field: str, value: object) -> str:
-    return controls.choice_words(field, value)
+_label, _words = controls.label, controls.choice_words  # a setting's name, and a value's, in the Train page's words
 
 
 # ---------------------------------------------------------------------------------------------
