@@ -17,7 +17,7 @@ from core.config import TrainConfig
 from core.models import list_models
 from core.recipes import PRESETS
 from core.sweep import PRUNERS, SAMPLERS, Param, SweepError, create_sweep, tunable_fields
-from core.sweep.study import MAX_TRIALS
+from core.sweep.study import MAX_TRIALS, longest_name
 from dashboard import controls, source_picker, state
 from dashboard.text import plain
 
@@ -171,12 +171,12 @@ def chosen_space() -> list[Param]:
 
 def _create() -> None:
     """Check and make the sweep (a button callback); a refusal is one sentence and creates nothing."""
-    space = chosen_space()
-    name = st.session_state.get(_key("name"), "").strip() or _default_name(space)
+    space, trials = chosen_space(), int(st.session_state[_key("trials")])
+    name = st.session_state.get(_key("name"), "").strip() or _default_name(space, trials)
     try:
         base = base_config()
-        sweep = create_sweep(state.runs_dir(), name, base, space, int(st.session_state[_key("trials")]),
-                             st.session_state[_key("sampler")], st.session_state[_key("pruner")])
+        sweep = create_sweep(state.runs_dir(), name, base, space, trials, st.session_state[_key("sampler")],
+                             st.session_state[_key("pruner")])
     except (SweepError, ValueError) as exc:
         st.session_state[ERROR_KEY] = str(exc)
         return
@@ -186,8 +186,9 @@ def _create() -> None:
     st.session_state[CREATED_KEY] = sweep.sweep_id
 
 
-def _default_name(space: list[Param]) -> str:
-    return ", ".join(controls.label(p.field) for p in space)[: runs.MAX_NAME_LENGTH] or "Sweep"
+def _default_name(space: list[Param], trials: int) -> str:
+    """The varied settings' names, cut so that every trial's run name "<sweep name> #<trial>" fits."""
+    return ", ".join(controls.label(p.field) for p in space)[: longest_name(trials)].strip(" ,") or "Sweep"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +250,8 @@ def _vary_widgets() -> None:
 def _run_widgets() -> None:
     name, trials, sampler, pruner = st.columns([2, 1, 2, 2])
     name.text_input("Sweep name (optional)", key=_key("name"), max_chars=runs.MAX_NAME_LENGTH, persist_state=KEEP,
-                    help="Its trials are named '<sweep name> #<trial>'; empty names it after what it varies.")
+                    help="Its trials are named '<sweep name> #<trial>', which must fit in "
+                         f"{runs.MAX_NAME_LENGTH} characters; empty names it after what it varies.")
     trials.number_input("Trials", min_value=1, max_value=MAX_TRIALS, step=1, key=_key("trials"), persist_state=KEEP,
                         help="How many runs the sweep trains in all, over every worker.")
     sampler.selectbox("How to pick values", SAMPLERS, format_func=SAMPLER_WORDS.get, key=_key("sampler"),

@@ -190,10 +190,11 @@ def test_damaged_trial_runs_and_sweep_files_cost_only_themselves(finished, tmp_p
     shutil.rmtree(runs_dir / trials[1].run_id)  # a deleted one
     broken = runs_dir / "sweeps" / "20990101-000000-broken-0000"
     broken.mkdir()
-    (broken / "sweep.json").write_text("{not json")  # a sweep folder whose file is damaged: left out
+    (broken / "sweep.json").write_text("{not json")  # a sweep folder whose file is damaged: listed last
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
     at = open_page()
-    assert not [box for box in at.selectbox if box.key == "sweeps_sweep"]  # one readable sweep: no picker
+    assert at.selectbox(key="sweeps_sweep").options == [f"lr and optimiser · {present.created_text(
+        load_sweep(runs_dir, sweep_id).created_at)}", f"{broken.name} · cannot be used"]
     table = at.dataframe[0].value
     assert list(table["Trial"]) == [0, 1, 2, 3]  # the study keeps every trial
     assert "status.json" in table["Problem"][0]  # the damaged run's sentence

@@ -182,18 +182,20 @@ def test_a_trial_whose_worker_died_before_its_run_existed_is_marked_failed(tmp_p
 
 @pytest.mark.parametrize("damage, problem", [
     (lambda text: text[: len(text) // 2], "sweep.json is damaged: it is not readable JSON"),
-    (lambda text: text.replace('"trials": 3', '"trials": "3"'), "number of trials must be between 1 and 10000"),
-    (lambda text: text.replace('"field": "lr"', '"field": "device"'), "Cannot vary device"),
-    (lambda text: text.replace('"name": "hurt"', '"name": 7'), "sweep.json is damaged (A sweep name must be text"),
+    (lambda text: text.replace('"trials": 3', '"trials": "3"'),
+     "sweep.json is damaged: trials should be a whole number from 1 to 10000, got '3'"),
+    (lambda text: text.replace('"field": "lr"', '"field": "device"'), "sweep.json is damaged: cannot vary device"),
+    (lambda text: text.replace('"name": "hurt"', '"name": 7'), "sweep.json is damaged: name should be text, got 7"),
 ])
-def test_a_damaged_sweep_file_is_left_out_of_the_list_and_refused_in_one_sentence(tmp_path, damage, problem):
+def test_a_damaged_sweep_file_is_listed_as_damaged_and_refused_in_one_sentence(tmp_path, damage, problem):
     sweep = create_sweep(tmp_path, "hurt", tiny_config(), LR, trials=3)
     spec = sweep.path / "sweep.json"
     spec.write_text(damage(spec.read_text()))
-    assert list_sweeps(tmp_path) == []
     with pytest.raises(SweepError) as refused:
         load_sweep(tmp_path, sweep.sweep_id)
     assert str(refused.value).startswith(f"Sweep {sweep.sweep_id} cannot be used") and problem in str(refused.value)
+    [listed] = list_sweeps(tmp_path)
+    assert (listed.sweep_id, listed.problem) == (sweep.sweep_id, str(refused.value))
 
 
 def test_command_line_sweeps_skip_the_map_unless_asked_and_hyperband_spans_the_longest_trial(tmp_path, capsys):

@@ -123,6 +123,9 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     for sweep in list_sweeps(args.runs_dir):
+        if sweep.problem:
+            print(f"{sweep.sweep_id}  damaged: {sweep.problem}")
+            continue
         print(f"{sweep.sweep_id}  {sweep.name}  {sweep.trials} trials  "
               f"{'; '.join(p.describe() for p in sweep.space)}")
     return 0

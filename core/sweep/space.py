@@ -2,8 +2,9 @@
 
 A `Param` is a range (`lr=0.001:0.5:log`, `batch_size=128:512`) or a list of choices
 (`optimizer=sgd,adamw`, `nesterov=true,false`). `check_space` refuses a bad space in one sentence: an
-unknown field, one a sweep may not vary, an empty or reversed range, or any value (alone or at a corner
-of the space) that TrainConfig itself would refuse.
+unknown field, one a sweep may not vary, an empty or reversed range, a whole number too large to be
+stored exactly, or any value (alone or at a corner of the space) that TrainConfig itself would refuse.
+`Param.from_dict` reads one entry of sweep.json's space, refusing a wrongly typed field in one sentence.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from core import run_files
 from core.config import TrainConfig
 
 # Where and on what a trial trains, and how it is recorded, are the sweep's frame, not its question;
@@ -22,6 +24,10 @@ from core.config import TrainConfig
 FIXED_FIELDS = frozenset({"data", "data_dir", "device", "val_fraction", "split_seed", "folds", "fold",
                           "log_every", "checkpoint_every", "feature_map"})
 MAX_CORNERS = 4096  # corners of the space checked together; beyond this each value is checked alone
+# Optuna keeps every parameter as a float: a whole number beyond 2**53 would come back rounded (and the
+# page's table holds 64-bit integers), so an integer range stays within this, whatever TrainConfig allows.
+MAX_WHOLE = run_files.MAX_COUNT
+CHOICE_TYPES = (bool, int, float, str)  # what Optuna's categorical distribution takes (None aside)
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 
 
@@ -44,10 +50,20 @@ class Param:
         return {"field": self.field, "low": self.low, "high": self.high, "log": self.log}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Param:
-        choices = data.get("choices")
-        return cls(data["field"], data.get("low"), data.get("high"), bool(data.get("log", False)),
-                   tuple(choices) if choices is not None else None)
+    def from_dict(cls, data: Any) -> Param:
+        """One entry of sweep.json's space; SweepError (one sentence) when a key is missing or of the wrong type."""
+        if not isinstance(data, dict) or not isinstance(data.get("field"), str):
+            raise SweepError(f"each setting of the space should be an object naming its field, got {quote(data)}.")
+        field = data["field"]
+        if "choices" in data:
+            choices = data["choices"]
+            if not isinstance(choices, list) or not all(isinstance(c, CHOICE_TYPES) for c in choices):
+                raise SweepError(f"{field}'s choices should be a list of numbers, text or true/false, "
+                                 f"got {quote(choices)}.")
+            return cls(field, choices=tuple(choices))
+        if not isinstance(data.get("log", False), bool):
+            raise SweepError(f"{field}'s log should be true or false, got {quote(data['log'])}.")
+        return cls(field, data.get("low"), data.get("high"), data.get("log", False))
 
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.choices is not None:
@@ -91,7 +107,7 @@ def _typed(field: str, text: str) -> Any:
         return {"int": int, "float": float, "str": str}[kind](text)
     except (KeyError, ValueError):
         allowed = "true or false" if kind == "bool" else "a whole number" if kind == "int" else "a number"
-        raise SweepError(f"{field} takes {allowed}, got {text!r}.") from None
+        raise SweepError(f"{field} takes {allowed}, got {quote(text)}.") from None
 
 
 def _check_field(field: str) -> None:
@@ -129,19 +145,37 @@ def _check_shape(param: Param) -> None:
             raise SweepError(f"{param.field} needs at least one choice.")
         if len(set(param.choices)) != len(param.choices):
             raise SweepError(f"{param.field} lists a choice twice: give each value once.")
+        if kind == "int":
+            for choice in param.choices:
+                _check_bound(param, kind, choice)
         return
     if kind not in ("int", "float"):
         raise SweepError(f"{param.field} is not a number, so it takes a list of choices (a,b,c), not a range.")
     for value in (param.low, param.high):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SweepError(f"{param.field}'s range needs two finite numbers, got {param.low!r} and {param.high!r}.")
-        if kind == "int" and value != int(value):
-            raise SweepError(f"{param.field} is a whole number, so its range needs whole numbers, got {value!r}.")
+        _check_bound(param, kind, value)
     if not param.low < param.high:
         raise SweepError(f"{param.field}'s range must go from a lower to a higher value, got {param.low} to "
                          f"{param.high} (to fix it at one value, set it in the base recipe instead).")
     if param.log and param.low <= 0:
         raise SweepError(f"{param.field}'s log-scale range must start above 0, got {param.low}.")
+
+
+def _check_bound(param: Param, kind: str, value: Any) -> None:
+    """One end of a range (or a choice): a finite number; for a whole-number setting an int within ±MAX_WHOLE."""
+    if kind == "int":
+        if not run_files._is_int(value):
+            raise SweepError(f"{param.field} takes whole numbers, got {quote(value)}.")
+        if abs(value) > MAX_WHOLE:
+            raise SweepError(f"{param.field} must lie between -{MAX_WHOLE} and {MAX_WHOLE} in a sweep (whole numbers "
+                             f"beyond are not stored exactly), got {quote(value)}.")
+    elif not run_files._finite(value):
+        raise SweepError(f"{param.field}'s range needs two finite numbers, got {quote(param.low)} and "
+                         f"{quote(param.high)}.")
+
+
+def quote(value: Any) -> str:
+    """A value for a message, shortened: a 400-digit number or a long text is not printed whole."""
+    return run_files._short.repr(value)
 
 
 def _extremes(param: Param) -> list[Any]:

@@ -9,14 +9,20 @@
 
 Each trial is a normal run in `runs/` named "<sweep name> #<trial>", whose meta.json names the sweep and
 the trial. Several machines work on one sweep through a shared runs folder, or through a storage URL that
-they all reach (any database Optuna's RDBStorage takes, e.g. postgresql://...); sweep.json tells each
-worker which.
+they all reach (any database Optuna's RDBStorage takes, e.g. postgresql://...; core/sweep/storage.py);
+sweep.json tells each worker which.
+
+`load_sweep` reads sweep.json through a validating reader (every field checked for type and range, the
+space and base recipe through the same checks as at create) and keeps what it read by the file's
+modification time and size, so reading an unchanged sweep again is cheap. `list_sweeps` lists a sweep
+whose sweep.json cannot be used as a `DamagedSweep` with the sentence saying why.
 """
 from __future__ import annotations
 
 import functools
+import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,8 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from core import run_files, runs
 from core.config import TrainConfig
-from core.sweep.space import Param, SweepError, check_space
+from core.sweep import storage as databases
+from core.sweep.space import Param, SweepError, check_space, quote
 
 SPEC_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE = "sweep.json", "journal.log", "trials.lock", "stop"
 SAMPLERS = ("tpe", "random")
@@ -66,8 +73,15 @@ class Sweep:
                 return int(max(param.choices) if param.choices is not None else param.high)
         return self.base.epochs
 
-    def _storage(self) -> str | optuna.storages.BaseStorage:
-        return self.storage or _journal_storage(str(self.path / JOURNAL_FILE))
+    @property
+    def problem(self) -> None:
+        """None: a sweep that was read is usable (a DamagedSweep says why it is not)."""
+        return None
+
+    def _storage(self) -> optuna.storages.BaseStorage:
+        if self.storage:
+            return databases.open_study_database(self.storage, self.sweep_id)
+        return _journal_storage(str(self.path / JOURNAL_FILE))
 
     def trial_lock(self) -> JournalFileOpenLock:
         """Held while counting trials and asking for one, so N workers never start more than `trials`."""
@@ -118,80 +132,178 @@ def sweep_path(runs_dir: str | Path, sweep_id: str) -> Path:
 
 def create_sweep(runs_dir: str | Path, name: str, base: TrainConfig, space: list[Param], trials: int,
                  sampler: str = "tpe", pruner: str = "median", storage: str | None = None) -> Sweep:
-    """Check everything, then make the sweep's folder and its study. Nothing is created for a bad request."""
-    name = _checked_name(name)
+    """Check everything, then make the sweep's folder and its study. Nothing is created for a bad request.
+
+    A storage URL is checked by connecting to it; a relative SQLite path is kept absolute, so workers
+    started in other folders open the same file."""
     _check_settings(base, space, trials, sampler, pruner)
-    if storage:
-        _check_storage(storage)
+    name = _checked_name(name, trials)
+    storage = _usable_storage(storage) if storage else None
     root = sweeps_dir(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
     sweep_id = runs.new_run_id(name)
     path = sweep_path(runs_dir, sweep_id)
     path.mkdir()
-    sweep = Sweep(sweep_id, path, name, base, tuple(space), trials, sampler, pruner, storage or None, time.time())
-    optuna.create_study(study_name=sweep_id, storage=sweep._storage(), direction="maximize")
+    sweep = Sweep(sweep_id, path, name, base, tuple(space), trials, sampler, pruner, storage, time.time())
+    backend = databases.open_database(storage) if storage else _journal_storage(str(path / JOURNAL_FILE))
+    optuna.create_study(study_name=sweep_id, storage=backend, direction="maximize")
     runs.write_json(path / SPEC_FILE, sweep.to_dict())  # last: a folder without it is not a sweep
     return sweep
 
 
-def _checked_name(name: str) -> str:
+def longest_name(trials: int) -> int:
+    """The longest sweep name for `trials` trials: each trial is a run named "<sweep name> #<trial>", and
+    that must fit a run name's MAX_NAME_LENGTH."""
+    return runs.MAX_NAME_LENGTH - len(f" #{trials}")
+
+
+def _checked_name(name: str, trials: int) -> str:
     try:
-        return runs.clean_name(name, kind="sweep")
+        name = runs.clean_name(name, kind="sweep")
     except run_files.RunError as exc:
         raise SweepError(str(exc)) from None
+    if len(name) > longest_name(trials):
+        raise SweepError(f"A sweep name can be at most {longest_name(trials)} characters long for {trials} trials, "
+                         f"got {len(name)}: its trials are runs named '<sweep name> #<trial>', and a run name can be "
+                         f"at most {runs.MAX_NAME_LENGTH} characters.")
+    return name
 
 
 def _check_settings(base: TrainConfig, space: list[Param], trials: int, sampler: str, pruner: str) -> None:
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise SweepError(f"The number of trials must be between 1 and {MAX_TRIALS}, got {trials!r}.")
+        raise SweepError(f"The number of trials must be between 1 and {MAX_TRIALS}, got {quote(trials)}.")
     if sampler not in SAMPLERS:
-        raise SweepError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}.")
+        raise SweepError(f"sampler must be one of {', '.join(SAMPLERS)}, got {quote(sampler)}.")
     if pruner not in PRUNERS:
-        raise SweepError(f"pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}.")
+        raise SweepError(f"pruner must be one of {', '.join(PRUNERS)}, got {quote(pruner)}.")
     if base.val_fraction == 0.0 and base.folds == 0:
         raise SweepError("A sweep ranks its trials by validation accuracy, so the base recipe needs a "
                          "val_fraction above 0.")
     check_space(base, space)
 
 
-def _check_storage(url: str) -> None:
-    try:
-        optuna.storages.get_storage(url)
-    except Exception as exc:  # noqa: BLE001 (any driver's error: the URL is refused in one sentence)
-        raise SweepError(f"Cannot use the storage {url!r}: {type(exc).__name__}: {exc}".rstrip(".") + ".") from None
+def _usable_storage(url: str) -> str:
+    """The storage URL as sweep.json keeps it (a relative SQLite path made absolute), once its database answered."""
+    url = databases.absolute_url(url)
+    databases.open_database(url)  # SweepError when it is unusable or cannot be reached
+    return url
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading sweep.json
+# ---------------------------------------------------------------------------------------------
+
+def _one_of(choices: tuple[str, ...]) -> run_files.Check:
+    return (lambda v: isinstance(v, str) and v in choices), f"one of {', '.join(choices)}"
+
+
+SPEC_FIELDS: dict[str, run_files.Check] = {  # checked when present; REQUIRED ones must be
+    "name": run_files.TEXT, "created_at": run_files._or_none(run_files.TIME),
+    "trials": (lambda v: run_files._is_int(v) and 1 <= v <= MAX_TRIALS, f"a whole number from 1 to {MAX_TRIALS}"),
+    "sampler": _one_of(SAMPLERS), "pruner": _one_of(PRUNERS), "storage": run_files._or_none(run_files.TEXT),
+    "metric": (lambda v: v == METRIC, repr(METRIC)), "base": (lambda v: isinstance(v, dict), "an object of settings"),
+    "space": (lambda v: isinstance(v, list) and len(v) > 0, "a list of at least one setting"),
+}
+REQUIRED = ("name", "base", "space", "trials")
+_CONFIG_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 
 
 def load_sweep(runs_dir: str | Path, sweep_id: str) -> Sweep:
-    """The sweep `sweep_id`, or SweepError saying in one sentence why it cannot be used."""
+    """The sweep `sweep_id`, or SweepError saying in one sentence why it cannot be used.
+
+    What sweep.json says is checked once per version of the file (its inode, modification time and size);
+    whether a SQLite database it names is still there is checked at every call."""
     path = sweep_path(runs_dir, sweep_id)
     try:
-        data = run_files.load_json(path / SPEC_FILE)
+        info = (path / SPEC_FILE).stat()
     except FileNotFoundError:
         raise SweepError(f"There is no sweep {sweep_id} in {sweeps_dir(runs_dir)}.") from None
-    except run_files.FileDamaged as exc:
-        raise SweepError(f"Sweep {sweep_id} cannot be used: {exc}") from None
-    try:
-        sweep = Sweep(sweep_id, path, _checked_name(data["name"]), TrainConfig.from_dict(data["base"]),
-                      tuple(Param.from_dict(p) for p in data["space"]), data["trials"],
-                      data.get("sampler", "tpe"), data.get("pruner", "median"), data.get("storage") or None,
-                      float(data.get("created_at") or 0.0))
-        _check_settings(sweep.base, list(sweep.space), sweep.trials, sweep.sampler, sweep.pruner)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # SweepError is a ValueError
-        problem = str(exc).rstrip(".") if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        raise SweepError(f"Sweep {sweep_id} cannot be used: its sweep.json is damaged ({problem}).") from None
+    except OSError as exc:
+        raise SweepError(f"Sweep {sweep_id} cannot be used: its sweep.json cannot be read "
+                         f"({exc.strerror or type(exc).__name__}).") from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader, a folder cannot be read
+        raise SweepError(f"Sweep {sweep_id} cannot be used: sweep.json is damaged: it is not a regular file.")
+    sweep = _read_spec(str(path), info.st_ino, info.st_mtime_ns, info.st_size)
+    if isinstance(sweep, str):
+        raise SweepError(sweep)
+    missing = sweep.storage and databases.missing_file(sweep.storage)
+    if missing:
+        raise SweepError(f"Sweep {sweep_id} cannot be used: its database file {missing} is missing "
+                         f"(moved or deleted).")
     return sweep
 
 
-def list_sweeps(runs_dir: str | Path) -> list[Sweep]:
-    """Every readable sweep, newest first (a folder with a damaged sweep.json is left out)."""
+@functools.lru_cache(maxsize=1024)
+def _read_spec(folder: str, inode: int, mtime_ns: int, size: int) -> Sweep | str:
+    """The sweep in `folder`, or the sentence saying why it cannot be used. Kept per version of sweep.json:
+    checking the space costs up to MAX_CORNERS configs, and the Sweeps page reads every sweep at each run."""
+    path = Path(folder)
+    try:
+        return _sweep_from(path, run_files.load_json(path / SPEC_FILE))
+    except FileNotFoundError:  # deleted since load_sweep looked
+        return f"There is no sweep {path.name} in {path.parent}."
+    except run_files.FileDamaged as exc:
+        return f"Sweep {path.name} cannot be used: {exc}"
+
+
+def _sweep_from(path: Path, data: Any) -> Sweep:
+    """The Sweep that sweep.json's `data` describes; FileDamaged (one sentence, naming the field) otherwise."""
+    spec = run_files._check(SPEC_FILE, data, SPEC_FIELDS)  # FileDamaged names the first wrong field
+    missing = [key for key in REQUIRED if key not in spec]
+    if missing:
+        raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: {missing[0]} is missing.")
+    storage = spec.get("storage") or None
+    problem = storage and databases.url_problem(storage)
+    if problem:
+        raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: storage {databases.shown(storage)}: {problem}.")
+    try:
+        base = TrainConfig.from_dict({k: v for k, v in spec["base"].items() if k in _CONFIG_FIELDS})
+        space = [Param.from_dict(p) for p in spec["space"]]
+        sampler, pruner = spec.get("sampler", "tpe"), spec.get("pruner", "median")
+        _check_settings(base, space, spec["trials"], sampler, pruner)
+        name = _checked_name(spec["name"], spec["trials"])
+    except (ValueError, TypeError, ArithmeticError) as exc:  # SweepError is a ValueError; a 400-digit lr overflows
+        raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: {_lowered(exc)}") from None
+    return Sweep(path.name, path, name, base, tuple(space), spec["trials"], sampler, pruner, storage,
+                 float(spec.get("created_at") or 0.0))
+
+
+def _lowered(exc: Exception) -> str:
+    """An exception's sentence to follow a colon: first letter lowered, one full stop."""
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    return text[0].lower() + text[1:] + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# Every sweep
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DamagedSweep:
+    """A sweep folder whose sweep.json cannot be used: listed with the sentence saying why, never hidden."""
+    sweep_id: str
+    path: Path
+    problem: str  # one sentence
+    created_at: float = 0.0  # unknown: listed after the usable sweeps, so none of them is shown first
+
+    @property
+    def name(self) -> str:
+        return self.sweep_id
+
+
+def list_sweeps(runs_dir: str | Path) -> list[Sweep | DamagedSweep]:
+    """Every folder of runs/sweeps/ holding a sweep.json: the usable ones (Sweep) newest first, then those
+    that cannot be used (DamagedSweep, whose `.problem` says why; a Sweep's is None)."""
     root = sweeps_dir(runs_dir)
     if not root.is_dir():
         return []
-    found = []
-    for folder in root.iterdir():
-        if folder.is_dir() and (folder / SPEC_FILE).exists():
-            try:
-                found.append(load_sweep(runs_dir, folder.name))
-            except SweepError:
-                continue
+    found = [_listed(runs_dir, folder) for folder in root.iterdir()
+             if folder.is_dir() and (folder / SPEC_FILE).exists()]
     return sorted(found, key=lambda s: (s.created_at, s.sweep_id), reverse=True)
+
+
+def _listed(runs_dir: str | Path, folder: Path) -> Sweep | DamagedSweep:
+    try:
+        return load_sweep(runs_dir, folder.name)
+    except SweepError as exc:
+        return DamagedSweep(folder.name, folder, str(exc))

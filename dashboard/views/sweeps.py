@@ -16,7 +16,8 @@ import streamlit as st
 
 from core import present
 from core.device import worker_devices
-from core.sweep import Param, Sweep, SweepError, SweepResults, TrialResult, list_sweeps, load_sweep, read_results
+from core.sweep import (DamagedSweep, Param, Sweep, SweepError, SweepResults, TrialResult, list_sweeps, load_sweep,
+                        read_results)
 from core.sweep.results import importances
 from dashboard import charts, controls, state, sweep_form
 from dashboard.text import plain
@@ -38,9 +39,10 @@ _label, _words = controls.label, controls.choice_words  # a setting's name, and 
 # Which sweep
 # ---------------------------------------------------------------------------------------------
 
-def pick_sweep(sweeps: list[Sweep]) -> Sweep | None:
+def pick_sweep(sweeps: list[Sweep | DamagedSweep]) -> Sweep | DamagedSweep | None:
     """The sweep to show: the one just created, else the one picked (a picker when there are several,
-    newest first), else the newest. None when there is none."""
+    newest first, damaged ones last), else the newest. None when there is none (a damaged one shows its
+    sentence: see _sweep_view)."""
     if not sweeps:
         return None
     ids = [s.sweep_id for s in sweeps]
@@ -50,10 +52,17 @@ def pick_sweep(sweeps: list[Sweep]) -> Sweep | None:
     elif st.session_state.get(PICK_KEY) not in ids:
         st.session_state[PICK_KEY] = ids[0]
     if len(sweeps) > 1:
-        labels = {s.sweep_id: f"{s.name} · {present.created_text(s.created_at) or s.sweep_id}" for s in sweeps}
+        labels = {s.sweep_id: sweep_label(s) for s in sweeps}
         st.selectbox("Sweep", ids, key=PICK_KEY, format_func=labels.get,
-                     help="The sweep to follow, newest first (named by its name and when it was created).")
+                     help="The sweep to follow, newest first (named by its name and when it was created); sweeps "
+                          "that cannot be used come last: pick one to read why.")
     return next(s for s in sweeps if s.sweep_id == st.session_state[PICK_KEY])
+
+
+def sweep_label(sweep: Sweep | DamagedSweep) -> str:
+    if sweep.problem:
+        return f"{sweep.sweep_id} · cannot be used"
+    return f"{sweep.name} · {present.created_text(sweep.created_at) or sweep.sweep_id}"
 
 
 def refresh_every(results: SweepResults, workers: int) -> float | None:
