@@ -193,8 +193,8 @@ def test_damaged_trial_runs_and_sweep_files_cost_only_themselves(finished, tmp_p
     (broken / "sweep.json").write_text("{not json")  # a sweep folder whose file is damaged: listed last
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
     at = open_page()
-    assert at.selectbox(key="sweeps_sweep").options == [f"lr and optimiser · {present.created_text(
-        load_sweep(runs_dir, sweep_id).created_at)}", f"{broken.name} · cannot be used"]
+    created = present.created_text(load_sweep(runs_dir, sweep_id).created_at)
+    assert at.selectbox(key="sweeps_sweep").options == [f"lr and optimiser · {created}", f"{broken.name} · cannot be used"]
     table = at.dataframe[0].value
     assert list(table["Trial"]) == [0, 1, 2, 3]  # the study keeps every trial
     assert "status.json" in table["Problem"][0]  # the damaged run's sentence

@@ -252,7 +252,8 @@ def test_a_database_that_cannot_be_opened_is_one_sentence_for_status(tmp_path, c
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n")
     for url, problem in [(f"sqlite:///{notes}", "DatabaseError: file is not a database"),
-                         ("postgresql://nobody@127.0.0.1:1/none", 'connection to server at "127.0.0.1", port 1 failed')]:
+                         ("postgresql+psycopg://nobody@127.0.0.1:1/none",
+                          'connection to server at "127.0.0.1", port 1 failed')]:
         spec = journal_sweep.path / "sweep.json"
         spec.write_text(json.dumps({**json.loads(spec.read_text()), "storage": url}))
         code, err = cli(capsys, "status", "--sweep", journal_sweep.sweep_id, "--runs-dir", str(tmp_path))
@@ -266,7 +267,7 @@ def test_the_sweeps_page_lists_damaged_sweeps_and_shows_each_ones_sentence(tmp_p
     hurt = []
     for key, value in [("storage", "::garbage::"), ("created_at", 1e300),
                        ("space", [{"field": "step_every", "low": 1, "high": int("4" * 400), "log": False}]),
-                       ("storage", f"sqlite:///{notes}"), ("storage", "postgresql://nobody@127.0.0.1:1/none")]:
+                       ("storage", f"sqlite:///{notes}"), ("storage", "postgresql+psycopg://nobody@127.0.0.1:1/none")]:
         sweep = create_sweep(runs_dir, f"hurt {key}", tiny_config(), LR, trials=3)
         spec = sweep.path / "sweep.json"
         spec.write_text(json.dumps({**json.loads(spec.read_text()), key: value}))

@@ -5,11 +5,14 @@ several machines share one study. `url_problem` says, without touching the disk 
 a URL unusable by workers elsewhere: not a URL, an unknown kind of database, an in-memory SQLite database
 (each process would have its own, empty), a relative SQLite path (a worker started in another folder would
 open another file). `absolute_url` makes a relative SQLite path absolute when a sweep is created;
-`open_database` connects (a few seconds at most) and turns any driver's failure into one sentence.
+`open_database` connects (a few seconds at most) and turns any driver's failure into one sentence; once
+connected, a dropped connection is replaced, and a server that restarts is waited for (RECONNECT_S).
 """
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from core.sweep.space import SweepError, quote
 
 DATABASES = ("sqlite", "postgresql", "mysql")  # what Optuna's RDBStorage is built and tested for
 CONNECT_TIMEOUT_S = 5  # an unreachable server is refused after this long, not after the system's minutes
+RECONNECT_S, RECONNECT_PAUSE_S = 60.0, 0.5  # a server that answered once is waited for this long when it drops
+log = logging.getLogger(__name__)
 EXAMPLE = "postgresql://user@host/db or sqlite:////absolute/path.db"
 
 
@@ -107,7 +112,7 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 def _driver_error(exc: BaseException) -> str:
     """The first line of a driver's error (they span several lines and add links)."""
     if isinstance(exc, (ImportError, sqlalchemy.exc.NoSuchModuleError)):
-        return "this machine has no driver for it (for PostgreSQL: pip install psycopg2-binary)"
+        return 'this machine has no driver for it (for PostgreSQL: pip install "psycopg[binary]")'
     cause = getattr(exc, "orig", None) or exc
     lines = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {lines[0] if lines else 'no reason given'}"
@@ -137,9 +142,28 @@ def _file_identity(url: str) -> tuple[int, int] | None:
 @functools.lru_cache(maxsize=32)
 def _connected(url: str, identity: tuple[int, int] | None) -> optuna.storages.RDBStorage:
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except Exception as exc:  # noqa: BLE001 (any driver's error: the URL is refused in one sentence)
         raise refusal(url, _driver_error(exc)) from None
+    if make_url(url).get_backend_name() != "sqlite":
+        _reconnect_patiently(storage.engine)
+    return storage
+
+
+def _reconnect_patiently(engine: sqlalchemy.engine.Engine) -> None:
+    """Once a server has answered, a failed (re)connection is retried for RECONNECT_S: a server restarting
+    or a network blip then costs a worker only the statement it was running, not the trial or the worker."""
+    @sqlalchemy.event.listens_for(engine, "do_connect")
+    def connect(dialect, record, cargs, cparams):  # noqa: ANN001 (SQLAlchemy's event signature)
+        deadline = time.monotonic() + RECONNECT_S
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("the sweep's database did not answer (%s); trying again", str(exc).strip()[:200])
+                time.sleep(RECONNECT_PAUSE_S)
 
 
 def open_study_database(url: str, study_name: str) -> optuna.storages.RDBStorage:
