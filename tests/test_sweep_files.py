@@ -211,7 +211,7 @@ DAMAGES = [
     ("space choices nested", lambda s: {**s, "space": [{"field": "optimizer", "choices": [["sgd"]]}]},
      "optimizer's choices should be a list of numbers, text or true/false"),
     ("base text", _set("base", "tiny"), "base should be an object of settings"),
-    ("base lr 400 digits", _set("base.lr", int("4" * 400)), "sweep.json is damaged: "),
+    ("base lr 400 digits", _set("base.lr", int("4" * 400)), "base lr should be a number of at most 9007199254740992"),
     ("base lr text", _set("base.lr", "fast"), "lr must be a float, got 'fast'"),
     ("base no validation", _set("base.val_fraction", 0.0), "needs a val_fraction above 0"),
     ("no base", _set("base", DELETE), "base is missing"),
@@ -293,7 +293,7 @@ def test_reading_an_unchanged_sweep_again_does_not_check_its_space_again(tmp_pat
     sweep = create_sweep(tmp_path, "cached", tiny_config(), LR, trials=3)
     checks = []
     real = sweep_study.check_space
-    monkeypatch.setattr(sweep_study, "check_space", lambda base, space: checks.append(1) or real(base, space))
+    monkeypatch.setattr(sweep_study, "check_space", lambda *args: checks.append(1) or real(*args))
     spec = sweep.path / "sweep.json"
     runs.write_json(spec, {**json.loads(spec.read_text()), "trials": 4})  # a version not read yet
     for _ in range(3):

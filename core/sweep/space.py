@@ -119,8 +119,12 @@ def _check_field(field: str) -> None:
                          f"bookkeeping fixed; it can vary {', '.join(tunable_fields())}.")
 
 
-def check_space(base: TrainConfig, space: list[Param]) -> None:
-    """Raise SweepError, one sentence, unless every value of `space` makes a valid config from `base`."""
+def check_space(base: TrainConfig, space: list[Param], corners: bool = True) -> None:
+    """Raise SweepError, one sentence, unless every value of `space` makes a valid config from `base`.
+
+    `corners=False` checks each value alone, not the corners of the space together (up to MAX_CORNERS
+    configs): for reading a sweep back, whose corners were checked when it was made; a hand-edited one
+    whose corners clash fails only the trials that land there, each with its sentence."""
     if not space:
         raise SweepError("A sweep needs at least one setting to vary.")
     seen = set()
@@ -132,9 +136,9 @@ def check_space(base: TrainConfig, space: list[Param]) -> None:
         _check_shape(param)
         for value in _extremes(param):
             _try(base, {param.field: value})
-    corners = [[(p.field, v) for v in _extremes(p)] for p in space]
-    if math.prod(len(c) for c in corners) <= MAX_CORNERS:
-        for corner in itertools.product(*corners):
+    ends = [[(p.field, v) for v in _extremes(p)] for p in space]
+    if corners and math.prod(len(e) for e in ends) <= MAX_CORNERS:
+        for corner in itertools.product(*ends):
             _try(base, dict(corner))
 
 

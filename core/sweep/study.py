@@ -169,7 +169,8 @@ def _checked_name(name: str, trials: int) -> str:
     return name
 
 
-def _check_settings(base: TrainConfig, space: list[Param], trials: int, sampler: str, pruner: str) -> None:
+def _check_settings(base: TrainConfig, space: list[Param], trials: int, sampler: str, pruner: str,
+                    corners: bool = True) -> None:
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise SweepError(f"The number of trials must be between 1 and {MAX_TRIALS}, got {quote(trials)}.")
     if sampler not in SAMPLERS:
@@ -179,7 +180,7 @@ def _check_settings(base: TrainConfig, space: list[Param], trials: int, sampler:
     if base.val_fraction == 0.0 and base.folds == 0:
         raise SweepError("A sweep ranks its trials by validation accuracy, so the base recipe needs a "
                          "val_fraction above 0.")
-    check_space(base, space)
+    check_space(base, space, corners)
 
 
 def _usable_storage(url: str) -> str:
@@ -205,7 +206,8 @@ SPEC_FIELDS: dict[str, run_files.Check] = {  # checked when present; REQUIRED on
     "space": (lambda v: isinstance(v, list) and len(v) > 0, "a list of at least one setting"),
 }
 REQUIRED = ("name", "base", "space", "trials")
-_CONFIG_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+_CONFIG_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+_CONFIG_FIELDS = frozenset(_CONFIG_TYPES)
 
 
 def load_sweep(runs_dir: str | Path, sweep_id: str) -> Sweep:
@@ -236,7 +238,7 @@ def load_sweep(runs_dir: str | Path, sweep_id: str) -> Sweep:
 @functools.lru_cache(maxsize=1024)
 def _read_spec(folder: str, inode: int, mtime_ns: int, size: int) -> Sweep | str:
     """The sweep in `folder`, or the sentence saying why it cannot be used. Kept per version of sweep.json:
-    checking the space costs up to MAX_CORNERS configs, and the Sweeps page reads every sweep at each run."""
+    the Sweeps page reads every sweep at each run, and checking a space's values costs a config each."""
     path = Path(folder)
     try:
         return _sweep_from(path, run_files.load_json(path / SPEC_FILE))
@@ -257,15 +259,25 @@ def _sweep_from(path: Path, data: Any) -> Sweep:
     if problem:
         raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: storage {databases.shown(storage)}: {problem}.")
     try:
-        base = TrainConfig.from_dict({k: v for k, v in spec["base"].items() if k in _CONFIG_FIELDS})
+        base = _base_config(spec["base"])
         space = [Param.from_dict(p) for p in spec["space"]]
         sampler, pruner = spec.get("sampler", "tpe"), spec.get("pruner", "median")
-        _check_settings(base, space, spec["trials"], sampler, pruner)
+        _check_settings(base, space, spec["trials"], sampler, pruner, corners=False)  # checked at create
         name = _checked_name(spec["name"], spec["trials"])
     except (ValueError, TypeError, ArithmeticError) as exc:  # SweepError is a ValueError; a 400-digit lr overflows
         raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: {_lowered(exc)}") from None
     return Sweep(path.name, path, name, base, tuple(space), spec["trials"], sampler, pruner, storage,
                  float(spec.get("created_at") or 0.0))
+
+
+def _base_config(base: dict[str, Any]) -> TrainConfig:
+    """The base recipe (settings of other versions ignored, as in a run's config.json); a whole number too
+    large for a float field is named here, where TrainConfig would only say "int too large to convert"."""
+    known = {k: v for k, v in base.items() if k in _CONFIG_FIELDS}
+    for key, value in known.items():
+        if _CONFIG_TYPES[key] == "float" and run_files._is_int(value) and not run_files._is_number(value):
+            raise SweepError(f"base {key} should be a number of at most {run_files.MAX_COUNT}, got {quote(value)}.")
+    return TrainConfig.from_dict(known)
 
 
 def _lowered(exc: Exception) -> str:
