@@ -32,9 +32,10 @@ EXAMPLE = "postgresql://user@host/db or sqlite:////absolute/path.db"
 def shown(url: Any) -> str:
     """The URL for a message: its password hidden, a long or foreign value shortened."""
     try:
-        return repr(make_url(url).render_as_string(hide_password=True))
+        text = make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 (not a URL at all: quoted as it is)
         return quote(url)
+    return repr(text) if len(text) <= 200 else quote(text)
 
 
 def _parsed(url: Any) -> URL | str:

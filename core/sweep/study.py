@@ -12,10 +12,11 @@ the trial. Several machines work on one sweep through a shared runs folder, or t
 they all reach (any database Optuna's RDBStorage takes, e.g. postgresql://...; core/sweep/storage.py);
 sweep.json tells each worker which.
 
-`load_sweep` reads sweep.json through a validating reader (every field checked for type and range, the
-space and base recipe through the same checks as at create) and keeps what it read by the file's
-modification time and size, so reading an unchanged sweep again is cheap. `list_sweeps` lists a sweep
-whose sweep.json cannot be used as a `DamagedSweep` with the sentence saying why.
+`load_sweep` reads sweep.json through a validating reader (every field checked for type and range, in the
+style of core/run_files.py; the base recipe and each value of the space through the checks of create) and
+keeps what it read per version of the file (inode, modification time, size), so reading an unchanged sweep
+again costs a stat. `list_sweeps` lists a sweep whose sweep.json cannot be used as a `DamagedSweep` with
+the sentence saying why.
 """
 from __future__ import annotations
 
