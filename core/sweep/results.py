@@ -130,7 +130,34 @@ def _run_summary(runs_dir: str | Path, run_id: str | None) -> runs.RunSummary | 
         path = runs.run_path(runs_dir, run_id)
     except runs.RunError:
         return None
-    return runs.summarize_run(path) if path.is_dir() else None
+    return _ended_run_summary(path) if path.is_dir() else None
+
+
+_ENDED_SUMMARIES: dict[tuple, runs.RunSummary] = {}  # (run folder, its small files' versions) -> its summary
+_MAX_KEPT = 50_000
+
+
+def _ended_run_summary(path: Path) -> runs.RunSummary:
+    """runs.summarize_run, kept while the run's small files are unchanged once it has ended: the Sweeps page
+    reads every trial's run at each refresh (1,000 trials: 1,000 folders every 2 s). A live run is read
+    afresh each time, since it reads "interrupted" as soon as its process dies, without a file changing."""
+    key = (str(path), *(_version(path / name) for name in ("status.json", "meta.json", "config.json")))
+    summary = _ENDED_SUMMARIES.get(key)
+    if summary is None:
+        summary = runs.summarize_run(path)
+        if summary.state not in runs.LIVE_STATES:
+            if len(_ENDED_SUMMARIES) >= _MAX_KEPT:
+                _ENDED_SUMMARIES.clear()
+            _ENDED_SUMMARIES[key] = summary
+    return summary
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 # ---------------------------------------------------------------------------------------------
