@@ -47,9 +47,10 @@ OTHER_HOST_GRACE_S = 30.0  # Optuna's default: a holder on another machine canno
 class HolderLock(BaseJournalFileLock):
     """`<path>.lock`, made with O_EXCL (safe on NFSv3+, like Optuna's JournalFileOpenLock) and holding
     "<pid> <host>" of its holder. A lock that stays in the way is broken when its holder is a dead process
-    on this machine (at once), when it names no holder and has not changed for UNKNOWN_HOLDER_GRACE_S, or
-    when its holder is on another machine and it has not changed for OTHER_HOST_GRACE_S. Both locks guard a
-    few milliseconds of work (appending a journal line; counting trials and asking for one)."""
+    on this machine (at once), when it names no holder and has not changed for UNKNOWN_HOLDER_GRACE_S, and
+    otherwise (a holder on another machine, or a live pid that may be a reused one) when it has not changed
+    for OTHER_HOST_GRACE_S, as Optuna's own lock does. Both locks guard a few milliseconds of work (appending
+    a journal line; counting trials and asking for one)."""
 
     def __init__(self, path: str) -> None:
         self.path = path + ".lock"
@@ -67,8 +68,11 @@ class HolderLock(BaseJournalFileLock):
                 continue
             try:
                 os.write(fd, f"{os.getpid()} {socket.gethostname()}".encode())
-            finally:
+            except OSError:  # e.g. a full disk: leave no lock behind for others to wait out
                 os.close(fd)
+                os.unlink(self.path)
+                raise
+            os.close(fd)
             return True
 
     def release(self) -> None:
@@ -112,9 +116,9 @@ def _holder_gone(holder: bytes, unchanged_s: float) -> bool:
     pid, _, host = holder.decode(errors="replace").partition(" ")
     if not pid.isdigit() or not host:
         return unchanged_s > UNKNOWN_HOLDER_GRACE_S
-    if host == socket.gethostname():
-        return not runs.pid_alive(int(pid))
-    return unchanged_s > OTHER_HOST_GRACE_S
+    if host == socket.gethostname() and not runs.pid_alive(int(pid)):
+        return True
+    return unchanged_s > OTHER_HOST_GRACE_S  # elsewhere, or a live pid that may be a reused one
 
 
 # ---------------------------------------------------------------------------------------------
