@@ -37,6 +37,7 @@ from core.sweep.space import SweepError
 log = logging.getLogger(__name__)
 
 UNKNOWN_HOLDER_GRACE_S = 1.5  # an empty lock file (Optuna's own kind, or a holder killed while writing it)
+MAX_KEPT_STORAGES = 32  # journals kept open in one process (the page follows one sweep at a time)
 OTHER_HOST_GRACE_S = 30.0  # Optuna's default: a holder on another machine cannot be asked whether it lives
 
 
@@ -143,6 +144,8 @@ def journal_storage(journal: Path, new: bool = False) -> JournalStorage:
             return kept[1]
     storage = JournalStorage(JournalFileBackend(str(journal), lock_obj=HolderLock(str(journal))))
     with _storages_lock:
+        if len(_storages) >= MAX_KEPT_STORAGES:
+            _storages.clear()
         _storages[str(journal)] = (identity, storage)
     return storage
 
