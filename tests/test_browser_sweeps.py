@@ -34,7 +34,8 @@ def server(tmp_path_factory):
                 yield url, runs_dir
             finally:
                 for sweep in list_sweeps(runs_dir):
-                    sweep.request_stop()
+                    if not sweep.problem:
+                        sweep.request_stop()
 
 
 def pick(page, label: str, option: str) -> None:

@@ -108,6 +108,8 @@ def status_text(results: SweepResults) -> str:
                      f"{t.run_id or ''}")
     if results.best is not None:
         lines.append(f"best: trial #{results.best.number}, validation accuracy {results.best.value:.2%}")
+    if results.read_only:
+        lines.append(results.read_only)
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ the sentence saying why.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import stat
 import time
@@ -29,10 +30,10 @@ from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from core import run_files, runs
 from core.config import TrainConfig
+from core.sweep import journal
 from core.sweep import storage as databases
 from core.sweep.space import Param, SweepError, check_space, quote
 
@@ -62,9 +63,15 @@ class Sweep:
                 "pruner": self.pruner, "storage": self.storage, "metric": METRIC}
 
     def open_study(self) -> optuna.Study:
-        """The study with this sweep's sampler and pruner (Optuna keeps neither in the storage)."""
-        return optuna.load_study(study_name=self.sweep_id, storage=self._storage(), sampler=_sampler(self.sampler),
-                                 pruner=_pruner(self.pruner, self.most_epochs))
+        """The study with this sweep's sampler and pruner (Optuna keeps neither in the storage); SweepError in
+        one sentence when its journal or storage cannot be read."""
+        with self.study_errors():
+            return journal.load_study(self.sweep_id, self._storage(), sampler=_sampler(self.sampler),
+                                      pruner=_pruner(self.pruner, self.most_epochs))
+
+    def study_errors(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap reads and writes of the study: whatever its storage raises becomes SweepError (journal.py)."""
+        return journal.study_errors(self.sweep_id, None if self.storage else self.path / JOURNAL_FILE)
 
     @property
     def most_epochs(self) -> int:
@@ -84,9 +91,9 @@ class Sweep:
             return databases.open_study_database(self.storage, self.sweep_id)
         return _journal_storage(str(self.path / JOURNAL_FILE))
 
-    def trial_lock(self) -> JournalFileOpenLock:
+    def trial_lock(self) -> journal.HolderLock:
         """Held while counting trials and asking for one, so N workers never start more than `trials`."""
-        return JournalFileOpenLock(str(self.path / LOCK_FILE))
+        return journal.HolderLock(str(self.path / LOCK_FILE))
 
     # --- stopping ---
     def request_stop(self) -> None:
@@ -99,11 +106,10 @@ class Sweep:
         return (self.path / STOP_FILE).exists()
 
 
-@functools.lru_cache(maxsize=32)
-def _journal_storage(journal: str) -> JournalStorage:
-    """One storage per journal file in this process (thread-safe): it reads only what was appended since its
-    last read, where a new one replays the whole file (the Sweeps page reads the study every 2 s)."""
-    return JournalStorage(JournalFileBackend(journal, lock_obj=JournalFileOpenLock(journal)))
+def _journal_storage(path: str) -> JournalStorage:
+    """One storage per journal file in this process, checked and kept by journal.journal_storage. A folder
+    without sweep.json is a sweep being created (create_sweep writes it last): its journal may be new."""
+    return journal.journal_storage(Path(path), new=not (Path(path).parent / SPEC_FILE).exists())
 
 
 def _sampler(name: str) -> optuna.samplers.BaseSampler:

@@ -21,6 +21,7 @@ from core import runs
 from core.config import TrainConfig
 from core.device import resolve_device
 from core.engine import RunResult, train
+from core.sweep.results import reap_dead_trials
 from core.sweep.study import METRIC, Sweep, SweepError, load_sweep
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,17 @@ def work(runs_dir: str | Path, sweep_id: str, device: str | None = None,
     threading.Thread(target=_watch_stop_file, args=(sweep, stop, finished), daemon=True).start()
     trained = 0
     try:
-        while not stop.is_set():
+        with sweep.study_errors():  # a journal damaged mid-sweep ends this worker with its sentence
+            while not stop.is_set():
+                reap_dead_trials(study, runs_dir)
+                trial = _next_trial(study, sweep)
+                if trial is None:
+                    break
+                _run_trial(sweep, study, trial, Path(runs_dir), device, stop)
+                trained += 1
             reap_dead_trials(study, runs_dir)
-            trial = _next_trial(study, sweep)
-            if trial is None:
-                break
-            _run_trial(sweep, study, trial, Path(runs_dir), device, stop)
-            trained += 1
     finally:
         finished.set()
-    reap_dead_trials(study, runs_dir)
     return trained
 
 
@@ -109,33 +111,6 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: RunResult) -> None:
         if result.error:
             trial.set_user_attr("error", result.error)
         study.tell(trial, state=TrialState.FAIL)
-
-
-def reap_dead_trials(study: optuna.Study, runs_dir: str | Path) -> list[int]:
-    """Mark failed every running trial whose worker is gone (its run reads "interrupted", or, before its
-    run existed, its worker's process on this host is dead). Returns their numbers."""
-    reaped = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _worker_gone(trial, runs_dir):
-            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            reaped.append(trial.number)
-    return reaped
-
-
-def _worker_gone(trial: optuna.trial.FrozenTrial, runs_dir: str | Path) -> bool:
-    worker = trial.user_attrs.get("worker") or {}
-    dead_here = worker.get("host") == socket.gethostname() and not runs.pid_alive(worker.get("pid"))
-    run_id = trial.user_attrs.get("run_id")
-    if not isinstance(run_id, str):  # killed before its run existed
-        return dead_here
-    try:
-        run_dir = runs.run_path(runs_dir, run_id)
-    except runs.RunError:
-        return dead_here
-    if not run_dir.is_dir():  # its run was deleted
-        return True
-    state = runs.summarize_run(run_dir).state
-    return state == "interrupted" or (state not in runs.LIVE_STATES and dead_here)
 
 
 __all__ = ["SweepError", "reap_dead_trials", "work"]

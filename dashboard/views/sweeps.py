@@ -14,7 +14,7 @@ from functools import partial
 
 import streamlit as st
 
-from core import present
+from core import present, runs
 from core.device import worker_devices
 from core.sweep import (DamagedSweep, Param, Sweep, SweepError, SweepResults, TrialResult, list_sweeps, load_sweep,
                         read_results)
@@ -75,19 +75,21 @@ def refresh_every(results: SweepResults, workers: int) -> float | None:
     return IDLE_REFRESH_S
 
 
-def show_sweep(sweep_id: str) -> None:
-    """The chosen sweep in a fragment that refreshes itself at `refresh_every`'s pace."""
+def show_sweep(sweep: Sweep) -> None:
+    """The chosen sweep in a fragment that refreshes itself at `refresh_every`'s pace. Its sweep.json was
+    read by list_sweeps for this script run; each refresh reads only its study and its trials' runs."""
     drawn = st.session_state.get(RATE_KEY)
-    every = drawn[1] if drawn and drawn[0] == sweep_id else LIVE_REFRESH_S
-    st.session_state[RATE_KEY] = (sweep_id, every)
-    st.fragment(_sweep_view, run_every=every)(sweep_id)
+    every = drawn[1] if drawn and drawn[0] == sweep.sweep_id else LIVE_REFRESH_S
+    st.session_state[RATE_KEY] = (sweep.sweep_id, every)
+    st.fragment(_sweep_view, run_every=every)(sweep)
 
 
-def _sweep_view(sweep_id: str) -> None:
+def _sweep_view(sweep: Sweep) -> None:
+    sweep_id = sweep.sweep_id
     try:
-        sweep = load_sweep(state.runs_dir(), sweep_id)
         results = read_results(sweep, state.runs_dir(), with_importances=False)
-    except SweepError as exc:  # deleted or damaged while the page was open
+    except SweepError as exc:  # a damaged journal or storage, or the sweep deleted while the page was open
+        _header(sweep)
         st.error(plain(exc))
         return
     workers = state.job_manager().sweep_workers(sweep_id)
@@ -98,6 +100,8 @@ def _sweep_view(sweep_id: str) -> None:
     if st.session_state.pop(PICKED_KEY, False):
         st.rerun()  # a trial picked in the table: the sidebar's picker shows its run
     _header(sweep)
+    if results.read_only:
+        st.warning(plain(results.read_only), icon=":material/lock:")
     _workers(sweep, results, workers)
     _numbers(results)
     _trials(results)
@@ -170,8 +174,11 @@ def workers_text(sweep: Sweep, results: SweepResults, workers: int, devices: lis
 def _start(sweep_id: str, devices: list[str]) -> None:
     try:
         count = state.job_manager().start_sweep_workers(sweep_id, devices)
-    except (SweepError, ValueError, OSError) as exc:
+    except (SweepError, ValueError) as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
+        return
+    except OSError as exc:  # a read-only or full runs folder: the workers' logs and the stop file live there
+        st.session_state[MESSAGE_KEY] = ("error", f"Could not start workers: {runs.disk_error_sentence(exc)}.")
         return
     st.session_state[MESSAGE_KEY] = ("success", f"Started: {present.plural(count, 'worker')} now training.")
 
@@ -179,8 +186,12 @@ def _start(sweep_id: str, devices: list[str]) -> None:
 def _stop(sweep_id: str) -> None:
     try:
         state.job_manager().stop_sweep(sweep_id)
-    except (SweepError, OSError) as exc:
+    except SweepError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
+        return
+    except OSError as exc:  # the stop request is a file in the sweep's folder
+        st.session_state[MESSAGE_KEY] = ("error", f"Could not ask the workers to stop: "
+                                                  f"{runs.disk_error_sentence(exc)}.")
         return
     st.session_state[MESSAGE_KEY] = ("success", "Asked every worker to stop: their current trials end now.")
 
@@ -342,8 +353,13 @@ def _importances(results: SweepResults) -> None:
 @st.cache_data(max_entries=32, show_spinner=False)
 def _cached_importances(runs_dir: str, sweep_id: str, completed: tuple[int, ...]) -> dict[str, float]:
     """Computed again only when another trial completes (fANOVA fits a small forest: not every refresh)."""
-    sweep = load_sweep(runs_dir, sweep_id)
-    return importances(sweep.open_study(), sweep)
+    try:
+        sweep = load_sweep(runs_dir, sweep_id)
+        study = sweep.open_study()
+        with sweep.study_errors():
+            return importances(study, sweep)
+    except SweepError:  # damaged since the table was read: the table's own sentence says so at the next refresh
+        return {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,10 +369,15 @@ def _cached_importances(runs_dir: str, sweep_id: str, completed: tuple[int, ...]
 st.title("Sweeps")
 st.caption("A sweep trains many short runs of one recipe, each with other values of the settings you choose, stops "
            "hopeless ones early and finds the values that do best on the validation pictures.")
-with st.expander("New sweep", expanded=not list_sweeps(state.runs_dir()), icon=":material/add_circle:"):
+sweeps = list_sweeps(state.runs_dir())  # once per script run (Create's callback ran before it: a new sweep is in)
+with st.expander("New sweep", expanded=not sweeps, icon=":material/add_circle:"):
     sweep_form.show()
-chosen = pick_sweep(list_sweeps(state.runs_dir()))
+chosen = pick_sweep(sweeps)
 if chosen is None:
     st.info("There is no sweep yet: set one up above, create it, then start its workers.")
     st.stop()
-show_sweep(chosen.sweep_id)
+if chosen.problem:  # a damaged sweep.json: its sentence, and nothing to read or start
+    st.subheader(plain(chosen.name))
+    st.error(plain(chosen.problem))
+    st.stop()
+show_sweep(chosen)
