@@ -101,10 +101,12 @@ def checked_table(name: str, key: str, values: np.ndarray, columns: int | None =
     if values.ndim != 2 or len(values) == 0 or values.shape[1] < 1 or (columns and values.shape[1] != columns):
         raise PredictionsError(f"{where} is damaged: its {key!r} should be a table with a row a picture (at "
                                f"least one) and {wanted}, but their shape is {values.shape}.")
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)  # checked after the cast: a float64 beyond float32 turns infinite
     if not np.isfinite(values).all():
-        raise PredictionsError(f"{where} is damaged: its {key!r} include numbers that are not finite (NaN or "
-                               "infinite).")
-    return values.astype(np.float32)
+        raise PredictionsError(f"{where} is damaged: its {key!r} include numbers that are not finite (NaN, "
+                               "infinite or too large).")
+    return values
 
 
 def load_features(run_dir: Path, split: str) -> FeatureSet | None:

@@ -41,7 +41,7 @@ def arrays(draw, rows: int) -> np.ndarray:
     elif kind == "positions":
         values = rng.integers(-1, 2 * rows, size=shape).astype(np.float64)
     else:
-        values = rng.normal(0, 1e30 if kind == "huge" else 10, size=shape)
+        values = rng.normal(0, 1e300 if kind == "huge" else 10, size=shape)  # 1e300: beyond float32
     if draw(st.booleans()) and values.size:
         values.flat[: max(1, values.size // 5)] = draw(st.sampled_from([np.nan, np.inf, -1.0, 2.0**64 - 1]))
     with warnings.catch_warnings():
