@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,10 @@ import pytest
 import vl_convert as vlc
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from core import analysis, predictions
+from core import analysis, predictions, runs
 from core.data import SYNTHETIC_CLASSES
 from dashboard import charts, report
-from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
+from tests.browser import BROWSER_MARKS, REPO, browser_page, settle, tiny_run_dashboard
 from tests.helpers import app_runs_folder, open_view, rerun, shown, train_tiny_run
 
 # Ten names for the tiny run's ten classes; "line break" is what "line\u2028break" looks like on one line.
@@ -131,6 +133,19 @@ def test_class_names_with_a_lone_surrogate_are_not_used_and_nothing_breaks(odd_r
     page = report.build_report(broken)
     page.encode("utf-8")  # written as UTF-8 without an error
     assert "a\ud800b" not in page and f"<td>{SYNTHETIC_CLASSES[0]}</td>" in page  # the data's names instead
+
+
+def test_a_run_name_with_a_lone_surrogate_is_a_damaged_run_not_a_crash(odd_run, tmp_path, monkeypatch):
+    broken = Path(shutil.copytree(odd_run, tmp_path / "runs" / odd_run.name))
+    meta = json.loads((broken / "meta.json").read_text())
+    (broken / "meta.json").write_text(json.dumps({**meta, "name": "odd\ud800name"}))
+    summary = runs.summarize_run(broken)
+    assert summary.state == "damaged" and summary.error == "meta.json is damaged: name should be text, got 'odd\\ud800name'."
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(broken.parent))
+    open_view("views/runs.py")  # the sidebar lists it without an exception
+    done = subprocess.run([sys.executable, "-m", "dashboard.report", str(broken), "-o", str(tmp_path / "r.html")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 # ---------------------------------------------------------------------------------------------
