@@ -11,6 +11,11 @@ pictures does this test picture sit among" by cosine similarity, computed with t
 
 The engine writes these files at the end of training (`write_features`); runs made before that are
 given them on demand (`compute_run_features`, a background job of core.jobs), never without asking.
+
+Reading checks every array in the dtype it was saved in (`load_features`, `load_map`: a table of finite
+decimal numbers, whole-number labels and index from 0, one a row) and raises PredictionsError with one
+sentence naming the file otherwise; `fits_test_results` and `lookalike_problem` check the files against
+the test results, the run's classes and the training pictures on this machine.
 """
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ close its <script>.
     python -m dashboard.report RUN_DIR [-o FILE]
 
 The report is a list of section functions (SECTIONS), each turning the loaded run into an HTML
-fragment or None when it has nothing to show; a new section is one more function in that list. The
+fragment or None when it has nothing to show; a new section is one more function in that list. Every
+file is read once, in `load_run`, through core's checked readers: a damaged one leaves its part out,
+with its one sentence in that part's place (and, from the command line, on stderr). The
 charts are those of the dashboard (dashboard/charts.py), exported through Altair's HTML export. This
 module imports no Streamlit caches, so the command line runs quietly outside `streamlit run`.
 """

@@ -26,13 +26,12 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from core import analysis, predictions, runs
 from core.data import SYNTHETIC_CLASSES
 from dashboard import charts, report
-from tests.browser import BROWSER_MARKS, REPO, browser_page, settle, tiny_run_dashboard
+from tests.browser import CHROMIUM, REPO, browser_page, settle, tiny_run_dashboard
 from tests.helpers import app_runs_folder, open_view, rerun, shown, train_tiny_run
 
 # Ten names for the tiny run's ten classes; "line break" is what "line\u2028break" looks like on one line.
 CLASSES = ["line\u2028break", "para\u2029graph", "next\x85line", "cr\r\nlf", "nul\x00byte", "tab\tbed",
            "bom\ufeffcat", "line break", "plane", "ship"]
-SEPARATORS = CLASSES[:2]
 
 
 def with_classes(run: Path, classes: list[str]) -> None:
@@ -140,7 +139,8 @@ def test_a_run_name_with_a_lone_surrogate_is_a_damaged_run_not_a_crash(odd_run, 
     meta = json.loads((broken / "meta.json").read_text())
     (broken / "meta.json").write_text(json.dumps({**meta, "name": "odd\ud800name"}))
     summary = runs.summarize_run(broken)
-    assert summary.state == "damaged" and summary.error == "meta.json is damaged: name should be text, got 'odd\\ud800name'."
+    assert summary.state == "damaged"
+    assert summary.error == "meta.json is damaged: name should be text, got 'odd\\ud800name'."
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(broken.parent))
     open_view("views/runs.py")  # the sidebar lists it without an exception
     done = subprocess.run([sys.executable, "-m", "dashboard.report", str(broken), "-o", str(tmp_path / "r.html")],
@@ -153,7 +153,7 @@ def test_a_run_name_with_a_lone_surrogate_is_a_damaged_run_not_a_crash(odd_run, 
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.browser
-@pytest.mark.skipif(*BROWSER_MARKS[1].args, **BROWSER_MARKS[1].kwargs)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM}")
 def test_chromium_draws_every_square_of_the_errors_pages_matrix(tmp_path):
     with tiny_run_dashboard(tmp_path, "odd names", epochs=1) as (url, run_dir), browser_page(1600, 1200) as page:
         with_classes(run_dir, CLASSES)
