@@ -22,6 +22,7 @@ import pyarrow as pa
 import pytest
 import vl_convert as vlc
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.testing.v1 import AppTest
 
 from core import analysis, predictions, runs
 from core.data import SYNTHETIC_CLASSES
@@ -146,6 +147,26 @@ def test_a_run_name_with_a_lone_surrogate_is_a_damaged_run_not_a_crash(odd_run, 
     done = subprocess.run([sys.executable, "-m", "dashboard.report", str(broken), "-o", str(tmp_path / "r.html")],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_data_page_draws_the_counts_of_a_folder_class_named_with_a_separator(tmp_path, monkeypatch):
+    from tests.test_app_data import png
+
+    for split, per_class in (("train", 20), ("test", 5)):
+        for name, colour in (("line\u2028break", (220, 20, 20)), ("plane", (20, 20, 220))):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                (tmp_path / "data" / split / name / f"{i}.png").write_bytes(png(colour))
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "no runs"))
+    monkeypatch.setenv("CIFAR_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("views/data.py")
+    at.session_state["data_source_kind"], at.session_state["data_source_path"] = "path", str(tmp_path / "data")
+    rerun(at)
+    spec = inlined(at.get("vega_lite_chart")[0].proto)  # the page's one chart: pictures per class
+    assert spec["encoding"]["x"]["sort"] == ["line break", "plane"]
+    assert drawn_squares(spec) == 2 * 3  # a bar a class and set (training, validation, test)
 
 
 # ---------------------------------------------------------------------------------------------
