@@ -165,8 +165,8 @@ def test_the_data_page_draws_the_counts_of_a_folder_class_named_with_a_separator
     at.session_state["data_source_kind"], at.session_state["data_source_path"] = "path", str(tmp_path / "data")
     rerun(at)
     spec = inlined(at.get("vega_lite_chart")[0].proto)  # the page's one chart: pictures per class
-    assert spec["encoding"]["x"]["sort"] == ["line break", "plane"]
     assert drawn_squares(spec) == 2 * 3  # a bar a class and set (training, validation, test)
+    assert spec["encoding"]["x"]["sort"] == ["line break", "plane"]
 
 
 # ---------------------------------------------------------------------------------------------
