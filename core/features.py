@@ -11,6 +11,11 @@ pictures does this test picture sit among" by cosine similarity, computed with t
 
 The engine writes these files at the end of training (`write_features`); runs made before that are
 given them on demand (`compute_run_features`, a background job of core.jobs), never without asking.
+
+Reading checks every array in the dtype it was saved in (`load_features`, `load_map`: a table of finite
+decimal numbers, whole-number labels and index from 0, one a row) and raises PredictionsError with one
+sentence naming the file otherwise; `fits_test_results` and `lookalike_problem` check the files against
+the test results, the run's classes and the training pictures on this machine.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from core import runs
 from core.checkpoints import checkpoint_path
 from core.config import TrainConfig
 from core.data import ImageSet, Normalizer, split_train_val
-from core.predictions import save_npz
+from core.predictions import Predictions, checked_ints, dtype_words, read_npz, save_npz
 from core.inference import Predictor, images_to_tensor, infer_features
 from core.run_data import run_dataset
 from core.run_files import PredictionsError
@@ -78,22 +83,35 @@ class FeatureSet:
 
 
 def _load(path: Path, key: str) -> FeatureSet | None:
-    """A saved FeatureSet, None when not written yet; PredictionsError with one sentence when damaged."""
-    if not path.is_file():
+    """A saved FeatureSet, None when not written yet; PredictionsError with one sentence when damaged.
+
+    Every array is checked in the dtype it was saved in (core.predictions' checks): `key` a table of finite
+    decimal numbers, a row a picture (xy: exactly 2 columns), labels and index whole numbers from 0, one a row.
+    """
+    arrays = read_npz(path, (key, "labels", "index"), what="a saved feature map")
+    if arrays is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            values, labels, index = (np.asarray(data[k]) for k in (key, "labels", "index"))
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise PredictionsError(f"{path.name} is damaged and cannot be read ({type(exc).__name__}); "
-                               "compute the map again to replace it.") from exc
-    ok = (values.ndim == 2 and values.dtype.kind == "f" and labels.ndim == index.ndim == 1
-          and len(values) == len(labels) == len(index) and labels.dtype.kind in "iu" and index.dtype.kind in "iu"
-          and np.isfinite(values).all())
-    if not ok:
-        raise PredictionsError(f"{path.name} does not hold matching {key}, labels and index arrays; "
-                               "compute the map again to replace it.")
-    return FeatureSet(values.astype(np.float32), labels.astype(np.int64), index.astype(np.int64))
+    values = checked_table(path.name, key, arrays[key], 2 if key == "xy" else None)
+    labels, index = (checked_ints(path.name, k, arrays[k], len(values)) for k in ("labels", "index"))
+    return FeatureSet(values, labels, index)
+
+
+def checked_table(name: str, key: str, values: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """(N, D) float32 of finite decimal numbers, N >= 1, D == `columns` (or >= 1 when None)."""
+    where = f"predictions/{name}"
+    if not np.issubdtype(values.dtype, np.floating):
+        raise PredictionsError(f"{where} is damaged: its {key!r} are {dtype_words(values.dtype)}, not decimal "
+                               "numbers.")
+    wanted = f"{columns} columns" if columns else "at least one column"
+    if values.ndim != 2 or len(values) == 0 or values.shape[1] < 1 or (columns and values.shape[1] != columns):
+        raise PredictionsError(f"{where} is damaged: its {key!r} should be a table with a row a picture (at "
+                               f"least one) and {wanted}, but their shape is {values.shape}.")
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)  # checked after the cast: a float64 beyond float32 turns infinite
+    if not np.isfinite(values).all():
+        raise PredictionsError(f"{where} is damaged: its {key!r} include numbers that are not finite (NaN, "
+                               "infinite or too large).")
+    return values
 
 
 def load_features(run_dir: Path, split: str) -> FeatureSet | None:
@@ -104,6 +122,32 @@ def load_features(run_dir: Path, split: str) -> FeatureSet | None:
 def load_map(run_dir: Path) -> FeatureSet | None:
     """The saved 2-D layout of the test set (values: xy), None when the run has none."""
     return _load(feature_path(run_dir, MAP_TEST), "xy")
+
+
+def fits_test_results(found: FeatureSet, preds: Predictions) -> bool:
+    """Whether the map or the test features were made for these saved test results: the same pictures, in
+    the same order, with the same labels (a map of an earlier evaluation is not)."""
+    return np.array_equal(found.index, preds.index) and np.array_equal(found.labels, preds.labels)
+
+
+def lookalike_problem(test: FeatureSet, train: FeatureSet, num_classes: int,
+                      train_pictures: int | None = None) -> str | None:
+    """Why the training features cannot give these test features their look-alikes (one sentence), or None.
+
+    `num_classes`: the run's class count (its labels must name one of them); `train_pictures`: how many
+    training pictures are on this machine (its index must point among them), None when they are not here.
+    """
+    where = f"predictions/{FEATURES_TRAIN}"
+    if train.values.shape[1] != test.values.shape[1]:
+        return (f"{where} does not fit predictions/{FEATURES_TEST}: it holds {train.values.shape[1]} features a "
+                f"picture, the test pictures {test.values.shape[1]}; compute the map again to replace them.")
+    if train.labels.max() >= num_classes:
+        return (f"{where} is damaged: its 'labels' go up to class {train.labels.max()}, but the run has "
+                f"{num_classes} classes (0 to {num_classes - 1}).")
+    if train_pictures is not None and train.index.max() >= train_pictures:
+        return (f"{where} does not fit the training pictures on this machine: it points to picture "
+                f"{train.index.max()}, but there are {train_pictures} (the data changed since).")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ import numpy as np
 from core.files import write_atomically
 from core.run_files import PredictionsError, RunError
 
+# The largest class or picture number a file may hold: anything above does not fit the int64 the pages use.
+LARGEST_NUMBER = np.iinfo(np.int64).max
+
 
 # Readers (dashboard side): never raise on a damaged folder
 # ---------------------------------------------------------------------------------------------
@@ -103,43 +106,43 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
 def load_labelled_probs(path: Path, split: str) -> Predictions | None:
     """A file of `labels`, `probs` and `index` for one split (the K-fold runs' out-of-fold answers), checked
     like the others; None when it does not exist, PredictionsError (one sentence) when it is damaged."""
-    arrays = _read_npz(path, ("labels", "probs", "index"))
+    arrays = read_npz(path, ("labels", "probs", "index"))
     if arrays is None:
         return None
-    probs = _checked_probs(path.name, arrays["probs"])
-    labels, index = (_checked_ints(path.name, key, arrays[key], len(probs)) for key in ("labels", "index"))
+    probs = checked_probs(path.name, arrays["probs"])
+    labels, index = (checked_ints(path.name, key, arrays[key], len(probs)) for key in ("labels", "index"))
     _check_classes(path.name, "labels", labels, probs.shape[1])
     return Predictions(labels, probs.argmax(1), probs, index, split)
 
 
 def _load_test(path: Path) -> Predictions | None:
-    arrays = _read_npz(path, ("labels", "pred", "probs", "index"), optional=("loss",))
+    arrays = read_npz(path, ("labels", "pred", "probs", "index"), optional=("loss",))
     if arrays is None:
         return None
-    probs = _checked_probs("test.npz", arrays["probs"])
+    probs = checked_probs("test.npz", arrays["probs"])
     n, num_classes = probs.shape
-    labels, pred, index = (_checked_ints("test.npz", key, arrays[key], n) for key in ("labels", "pred", "index"))
+    labels, pred, index = (checked_ints("test.npz", key, arrays[key], n) for key in ("labels", "pred", "index"))
     _check_classes("test.npz", "labels", labels, num_classes)
     _check_classes("test.npz", "pred", pred, num_classes)
     loss = arrays.get("loss")
     if loss is not None and (not np.issubdtype(loss.dtype, np.floating) or loss.shape != (n,)):
         raise PredictionsError(f"predictions/test.npz is damaged: its 'loss' should be {n} numbers, one a "
-                               f"picture, but they are {_kind(loss.dtype)} of shape {loss.shape}.")
+                               f"picture, but they are {dtype_words(loss.dtype)} of shape {loss.shape}.")
     return Predictions(labels, pred, probs, index, "test", loss)
 
 
 def _load_val(folder: Path, epoch: int) -> Predictions | None:
     name = val_predictions_path(folder.parent, epoch).name
-    probs_file = _read_npz(folder / name, ("probs",))
+    probs_file = read_npz(folder / name, ("probs",))
     if probs_file is None:
         return None
-    label_file = _read_npz(folder / "val_labels.npz", ("labels", "index"))
+    label_file = read_npz(folder / "val_labels.npz", ("labels", "index"))
     if label_file is None:
         raise PredictionsError(f"predictions/val_labels.npz is missing, so the validation results in "
                                f"predictions/{name} cannot be matched to their pictures.")
-    probs = _checked_probs(name, probs_file["probs"])
+    probs = checked_probs(name, probs_file["probs"])
     n, num_classes = probs.shape
-    labels, index = (_checked_ints("val_labels.npz", key, label_file[key]) for key in ("labels", "index"))
+    labels, index = (checked_ints("val_labels.npz", key, label_file[key]) for key in ("labels", "index"))
     if len(labels) != n or len(index) != n:
         raise PredictionsError(f"predictions/{name} does not fit predictions/val_labels.npz: it has {n} rows "
                                f"of probabilities for {len(labels)} labels and {len(index)} picture numbers.")
@@ -149,8 +152,10 @@ def _load_val(folder: Path, epoch: int) -> Predictions | None:
     return Predictions(labels, probs.argmax(1), probs, index, "val")
 
 
-def _read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
-    """The named arrays of an .npz file, or None when the file does not exist (not written yet)."""
+def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
+             what: str = "saved predictions") -> dict[str, np.ndarray] | None:
+    """The named arrays of an .npz file, or None when the file does not exist (not written yet); `what` the
+    file is, in words, for the sentence about a file that cannot be read at all."""
     where = f"predictions/{path.name}"
     try:
         archive = np.load(path, allow_pickle=False)  # no pickles: reading predictions never runs code
@@ -169,11 +174,11 @@ def _read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] =
     except PredictionsError:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # torn, empty, foreign
-        raise PredictionsError(f"{where} is damaged: it cannot be read as saved predictions "
+        raise PredictionsError(f"{where} is damaged: it cannot be read as {what} "
                                f"({type(exc).__name__}).") from None
 
 
-def _kind(dtype: np.dtype) -> str:
+def dtype_words(dtype: np.dtype) -> str:
     """A dtype in words, for the sentences below."""
     if dtype.kind in "US":
         return "text"
@@ -184,11 +189,11 @@ def _kind(dtype: np.dtype) -> str:
     return f"{dtype} values"
 
 
-def _checked_probs(name: str, probs: np.ndarray) -> np.ndarray:
+def checked_probs(name: str, probs: np.ndarray) -> np.ndarray:
     """(N, C) float32 class probabilities: at least one picture and two classes, every value from 0 to 1."""
     where = f"predictions/{name}"
     if not np.issubdtype(probs.dtype, np.floating):
-        raise PredictionsError(f"{where} is damaged: its probabilities are {_kind(probs.dtype)}, not decimal "
+        raise PredictionsError(f"{where} is damaged: its probabilities are {dtype_words(probs.dtype)}, not decimal "
                                "numbers.")
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise PredictionsError(f"{where} is damaged: its probabilities should be a table with a row a picture "
@@ -205,17 +210,21 @@ def _checked_probs(name: str, probs: np.ndarray) -> np.ndarray:
     return probs.astype(np.float32)
 
 
-def _checked_ints(name: str, key: str, values: np.ndarray, n: int | None = None) -> np.ndarray:
+def checked_ints(name: str, key: str, values: np.ndarray, n: int | None = None) -> np.ndarray:
     """A (N,) int64 array of whole numbers from 0: class numbers or positions in a split."""
     where = f"predictions/{name}"
     if not np.issubdtype(values.dtype, np.integer):
-        raise PredictionsError(f"{where} is damaged: its {key!r} are {_kind(values.dtype)}, not whole numbers.")
+        raise PredictionsError(f"{where} is damaged: its {key!r} are {dtype_words(values.dtype)}, not whole numbers.")
     if values.ndim != 1 or (n is not None and len(values) != n):
         expected = f"{n} numbers, one a picture" if n is not None else "a list of numbers, one a picture"
         raise PredictionsError(f"{where} is damaged: its {key!r} should be {expected}, but their shape is "
                                f"{values.shape}.")
+    # Range-checked in the file's own dtype: cast first, and uint64's 2**64-1 would wrap to -1 unseen.
     if len(values) and values.min() < 0:
         raise PredictionsError(f"{where} is damaged: its {key!r} include the negative number {values.min()}.")
+    if len(values) and values.max() > LARGEST_NUMBER:
+        raise PredictionsError(f"{where} is damaged: its {key!r} include the number {values.max()}, far beyond any "
+                               "class or picture number.")
     return values.astype(np.int64)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from core import runs
 from core.data import Dataset, ImageSet, load_dataset
 from core.predictions import Predictions
+from core.run_files import is_unicode
 
 # (source, data_dir) -> the loaded source, or None and why it cannot be loaded
 DatasetLoader = Callable[[str, str], tuple[Dataset | None, str | None]]
@@ -59,6 +60,8 @@ def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
     names = list(candidate)
     if len(names) != num_classes or not all(isinstance(n, str) for n in names) or len(set(names)) != num_classes:
         return None  # the matrix and the filters look classes up by name: names must tell them apart
+    if not all(is_unicode(n) for n in names):
+        return None  # a lone surrogate ("\ud800" in JSON, a folder name not in UTF-8) cannot be shown or sent
     return names
 
 

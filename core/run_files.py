@@ -61,6 +61,18 @@ def _is_number(v: Any) -> bool:
     return (isinstance(v, float)) or (_is_int(v) and abs(v) <= MAX_COUNT)
 
 
+def is_unicode(v: Any) -> bool:
+    """A str that UTF-8 can carry: JSON's "\\ud800" gives Python a lone surrogate, which no page, table or
+    file can hold (Streamlit, Arrow and the report raise UnicodeEncodeError on it)."""
+    if not isinstance(v, str):
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _finite(v: Any) -> bool:
     return _is_number(v) and math.isfinite(v)
 
@@ -75,7 +87,7 @@ FRACTION: Check = (lambda v: _finite(v) and 0.0 <= v <= 1.0, "a number from 0 to
 SECONDS: Check = (lambda v: _finite(v) and v >= 0.0, "a number of seconds, 0 or more")
 TIME: Check = (lambda v: _finite(v) and 0.0 <= v < LATEST_TIME, "a time in unix seconds")
 NUMBER: Check = (_is_number, "a number")
-TEXT: Check = (lambda v: isinstance(v, str), "text")
+TEXT: Check = (is_unicode, "text")
 FLAG: Check = (lambda v: isinstance(v, bool), "true or false")
 EPOCH: Check = (lambda v: _finite(v) and 0.0 <= v <= MAX_COUNT, "an epoch number of 0 or more")
 STATE: Check = (lambda v: v in STATES, f"one of {', '.join(STATES)}")

@@ -3,6 +3,10 @@
 The Errors, Calibration, Train, Map and Sweeps pages draw them with st.altair_chart; the one-file report
 (dashboard/report.py) exports the same charts to HTML, so a chart looks the same in both places and
 the report's command line never imports Streamlit's caches.
+
+Text from outside (class names, choices) enters a chart only through `chart_labels`/`chart_text`: Vega-Lite
+writes a sort list into an expression, whose parser ends a string at U+2028 or U+2029, so one class name
+holding either left the whole chart blank; and a lone surrogate cannot be sent at all.
 """
 from __future__ import annotations
 
@@ -13,9 +17,48 @@ import pandas as pd
 from core import analysis
 from core.calibration import Reliability
 from core.predictions import Predictions
+from dashboard.text import one_line
 
 SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
 ANSWERS = ("Right", "Mistake")  # the map's shapes: a circle for a right answer, a cross for a mistake
+
+
+# ---------------------------------------------------------------------------------------------
+# Text safe for a chart
+# ---------------------------------------------------------------------------------------------
+
+def chart_text(text: object) -> str:
+    """`text` as a chart may carry it anywhere (data, sort lists, titles): printable characters on one line,
+    each line or paragraph break, control, format character or lone surrogate a space (as pages show it)."""
+    return one_line(text)
+
+
+def chart_labels(names: list[str]) -> list[str]:
+    """A chart label a name, all different: the name itself when it is safe (`chart_text` keeps it), else its
+    chart text, numbered " (2)", " (3)"... when another name already shows that way.
+
+    No label of an unsafe name equals any of `names`, so a label clicked on a chart leads back to one name
+    whether the page looks it up among the labels or among the names (see `label_index`).
+    """
+    labels = [name if chart_text(name) == name else None for name in names]
+    taken = {label for label in labels if label is not None}
+    for k, name in enumerate(names):
+        if labels[k] is None:
+            label, copy = chart_text(name), 1
+            while label in taken:
+                copy += 1
+                label = f"{chart_text(name)} ({copy})"
+            labels[k] = label
+            taken.add(label)
+    return labels
+
+
+def label_index(names: list[str], label: str) -> int | None:
+    """The position in `names` of a name or of its chart label (what a click on a chart sends), else None."""
+    labels = chart_labels(names)
+    if label in labels:
+        return labels.index(label)
+    return names.index(label) if label in names else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -27,6 +70,7 @@ def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: 
 
     `frame` is one metric of core.present.live_curves.
     """
+    title = chart_text(title)
     scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
     axis = alt.Axis(format="%") if percent else alt.Axis()
     encoding = dict(
@@ -50,10 +94,12 @@ def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: 
 # ---------------------------------------------------------------------------------------------
 
 def matrix_frame(counts: np.ndarray, classes: list[str], normalise: bool) -> pd.DataFrame:
+    """One row a square: true and predicted class (their `chart_labels`), count, share, label, dark."""
     shares = analysis.row_normalise(counts)
     t, p = np.indices(counts.shape)  # (C, C) each
+    labels = np.asarray(chart_labels(classes), dtype=object)
     frame = pd.DataFrame({
-        "true": np.asarray(classes, dtype=object)[t.ravel()], "pred": np.asarray(classes, dtype=object)[p.ravel()],
+        "true": labels[t.ravel()], "pred": labels[p.ravel()],
         "count": counts.ravel(), "share": shares.ravel(),
     })
     frame["label"] = [f"{s:.0%}" for s in frame["share"]] if normalise else frame["count"].astype(str)
@@ -77,9 +123,16 @@ def clickable_squares(frame: pd.DataFrame, classes: list[str], color: alt.Color,
                       chosen: tuple[int, int] | None, compact: bool = False, grid: bool = False) -> alt.LayerChart:
     """A true-class by predicted-class grid of `frame`'s squares (columns true, pred, label, dark): coloured by
     `color`, labelled, clickable (point selection "cell"), the chosen square outlined; `grid` draws thin lines
-    between squares (for a scale that is white in the middle)."""
-    x = alt.X("pred:N", sort=classes, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
-    y = alt.Y("true:N", sort=classes, title="True class", axis=alt.Axis(labelOverlap=False))
+    between squares (for a scale that is white in the middle).
+
+    The squares carry the classes' `chart_labels` (`frame` may hold the names or the labels; a click sends
+    the labels back, and `label_index` finds the class).
+    """
+    labels = chart_labels(classes)
+    relabel = dict(zip(classes, labels))
+    frame = frame.assign(**{k: frame[k].map(lambda v: relabel.get(v, v)) for k in ("true", "pred")})
+    x = alt.X("pred:N", sort=labels, title="Predicted class", axis=alt.Axis(labelAngle=-40, labelOverlap=False))
+    y = alt.Y("true:N", sort=labels, title="True class", axis=alt.Axis(labelOverlap=False))
     cell = alt.selection_point(name="cell", fields=["true", "pred"], on="click")
     squares = alt.Chart(frame).mark_rect(stroke="#ddd", strokeWidth=0.5) if grid else alt.Chart(frame).mark_rect()
     rect = squares.encode(x=x, y=y, tooltip=tooltip, color=color).add_params(cell)
@@ -88,7 +141,7 @@ def clickable_squares(frame: pd.DataFrame, classes: list[str], color: alt.Color,
         color=alt.condition("datum.dark", alt.value("white"), alt.value("#222")))
     layers = [rect, text]
     if chosen is not None:
-        mark = frame[(frame["true"] == classes[chosen[0]]) & (frame["pred"] == classes[chosen[1]])]
+        mark = frame[(frame["true"] == labels[chosen[0]]) & (frame["pred"] == labels[chosen[1]])]
         layers.append(alt.Chart(mark).mark_rect(fill=None, stroke="#e4572e", strokeWidth=3).encode(x=x, y=y))
     side = min(360, 30 * len(classes) + 40) if compact else min(560, 44 * len(classes) + 60)
     return alt.layer(*layers).properties(height=side, width=side)
@@ -147,8 +200,8 @@ def map_frame(xy: np.ndarray, preds: Predictions, classes: list[str], chosen: tu
               thumbnails: dict[int, str] | None = None) -> pd.DataFrame:
     """One row a test picture: its place `xy` (N, 2), classes, confidence, whether it is in the `chosen`
     (true, predicted) square, and its thumbnail data URI where `thumbnails` (position -> URI) has one
-    (column "image", "" for the others)."""
-    names = np.asarray(classes, dtype=object)
+    (column "image", "" for the others). Classes appear as their `chart_labels`."""
+    names = np.asarray(chart_labels(classes), dtype=object)
     right = preds.labels == preds.pred
     in_square = ((preds.labels == chosen[0]) & (preds.pred == chosen[1])) if chosen else np.zeros(len(right), bool)
     frame = pd.DataFrame({
@@ -209,7 +262,7 @@ ACCURACY_AXIS = dict(title="Validation accuracy", scale=alt.Scale(domain=[0, 1])
 def _trial_tooltip(settings: dict[str, str]) -> list[alt.Tooltip]:
     return [alt.Tooltip("trial:Q", title="Trial"), alt.Tooltip("state:N", title="State"),
             alt.Tooltip("accuracy:Q", title="Validation accuracy", format=".1%"),
-            *(alt.Tooltip(f"{field}:N", title=title) for field, title in settings.items())]
+            *(alt.Tooltip(f"{field}:N", title=chart_text(title)) for field, title in settings.items())]
 
 
 def _state_colour(legend: bool = True) -> alt.Color:
@@ -237,8 +290,10 @@ def setting_chart(points: pd.DataFrame, field: str, title: str, settings: dict[s
     """Accuracy against one varied setting, one dot a trial coloured by state (without a legend: these charts sit
     under sweep_progress_chart's). A range's x-axis spans it (`span`, low and high), on a log scale for a log
     range; a list's choices stand side by side in `order` (column `field` of `points` then holds their names)."""
-    shown = points.dropna(subset=["accuracy", field])
+    shown, title = points.dropna(subset=["accuracy", field]), chart_text(title)
     if order is not None:
+        relabel = dict(zip(order, chart_labels(order)))
+        shown, order = shown.assign(**{field: shown[field].map(lambda v: relabel.get(v, v))}), list(relabel.values())
         slanted = max(map(len, order), default=0) > 18  # long names side by side would be cut short
         x = alt.X(f"{field}:N", title=title, sort=order, scale=alt.Scale(domain=order),  # every choice, tried or not
                   axis=alt.Axis(labelAngle=-25 if slanted else 0, labelLimit=170))

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core import analysis, predictions
 from dashboard import tiles
-from dashboard.charts import matrix_chart
+from dashboard.charts import label_index, matrix_chart
 from dashboard.text import plain
 
 # The Errors page's own state, set from a link's address by `open_from_link` (the page reads the same keys).
@@ -64,9 +64,11 @@ def _on_chart_click(prefix: str, chart_key: str) -> None:
 
 def chosen_cell(prefix: str, classes: list[str]) -> tuple[int, int] | None:
     chosen = st.session_state.get(_cell_key(prefix))
-    if not chosen or chosen[0] not in classes or chosen[1] not in classes:
+    if not chosen:
         return None
-    return classes.index(chosen[0]), classes.index(chosen[1])
+    # A click stores the chart's labels (charts.chart_labels), a button or a link the class names themselves.
+    t, p = (label_index(classes, name) for name in chosen)
+    return None if t is None or p is None else (t, p)
 
 
 # ---------------------------------------------------------------------------------------------

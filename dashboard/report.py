@@ -12,7 +12,9 @@ close its <script>.
     python -m dashboard.report RUN_DIR [-o FILE]
 
 The report is a list of section functions (SECTIONS), each turning the loaded run into an HTML
-fragment or None when it has nothing to show; a new section is one more function in that list. The
+fragment or None when it has nothing to show; a new section is one more function in that list. Every
+file is read once, in `load_run`, through core's checked readers: a damaged one leaves its part out,
+with its one sentence in that part's place (and, from the command line, on stderr). The
 charts are those of the dashboard (dashboard/charts.py), exported through Altair's HTML export. This
 module imports no Streamlit caches, so the command line runs quietly outside `streamlit run`.
 """
@@ -66,6 +68,14 @@ class ReportRun:
     classes: list[str]
     images: ImageSet | None  # the test pictures, in the predictions' source split
     images_reason: str | None  # why the pictures are not included, one sentence
+    layout: features.FeatureSet | None = None  # the test-set map made for these predictions, if any
+    map_problem: str | None = None  # why the map is left out when its file is damaged, one sentence
+    damaged: bool = False  # whether `problem` is a damaged predictions file (not merely none saved yet)
+
+    @property
+    def left_out(self) -> tuple[str, ...]:
+        """One sentence per damaged file whose part the report leaves out (each said in that part's place)."""
+        return tuple(s for s in (self.problem if self.damaged else None, self.map_problem) if s)
 
 
 def load_run(run_dir: Path) -> ReportRun:
@@ -80,15 +90,27 @@ def load_run(run_dir: Path) -> ReportRun:
     except PredictionsError as exc:
         preds, problem = None, str(exc)
     if preds is None:
-        problem = problem or present.no_predictions_message(summary, "test")
-        return ReportRun(summary, runs.read_metrics(run_dir), None, problem, [], None, None)
+        damaged, problem = problem is not None, problem or present.no_predictions_message(summary, "test")
+        return ReportRun(summary, runs.read_metrics(run_dir), None, problem, [], None, None, damaged=damaged)
     data, images_reason = run_data.run_dataset(summary.config)
     images = None
     if data is not None:
         images, images_reason = run_data.evaluated_split(data, preds)
     data_classes = data.classes if data is not None else None
     classes = run_data.class_names(summary, preds.probs.shape[1], lambda: data_classes)
-    return ReportRun(summary, runs.read_metrics(run_dir), preds, None, classes, images, images_reason)
+    layout, map_problem = load_layout(run_dir, preds)
+    return ReportRun(summary, runs.read_metrics(run_dir), preds, None, classes, images, images_reason, layout,
+                     map_problem)
+
+
+def load_layout(run_dir: Path, preds: Predictions) -> tuple[features.FeatureSet | None, str | None]:
+    """The test-set map made for `preds`, or None: with the damaged file's sentence, or (None, None) when
+    there is no map or one made for other test results than those saved now."""
+    try:
+        layout = features.load_map(run_dir)
+    except PredictionsError as exc:
+        return None, str(exc)
+    return (layout, None) if layout is not None and features.fits_test_results(layout, preds) else (None, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,14 +297,12 @@ def map_section(run: ReportRun) -> str | None:
     """The test-set map (predictions/map_test.npz) as the Map page draws it; None without a map for these results."""
     if run.preds is None:
         return None
-    try:
-        layout = features.load_map(run.summary.path)
-    except PredictionsError as exc:
-        return section("Map of the test set", f'<p class="notice">{text(exc)}</p>')
-    if layout is None or not np.array_equal(layout.index, run.preds.index):
+    if run.map_problem:
+        return section("Map of the test set", f'<p class="notice">{text(run.map_problem)}</p>')
+    if run.layout is None:
         return None  # no map, or one made for other test results than those saved now
     # Rounded as float64 (float32 prints long decimals): a hundredth of a t-SNE unit is far below a pixel.
-    frame = map_frame(layout.values, run.preds, run.classes, None)
+    frame = map_frame(run.layout.values, run.preds, run.classes, None)
     frame = frame.astype({"x": float, "y": float, "sure": float}).round({"x": 2, "y": 2, "sure": 3})
     mistakes = int((frame["answer"] == ANSWERS[1]).sum())
     note = (f"<p class=\"note\">Each dot is one of the {len(frame):,} test pictures, placed by what the model sees in "
@@ -400,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"Cannot write {output}: {exc.strerror or exc}.", file=sys.stderr)
         return 1
+    for sentence in run.left_out:  # the report says it in the section's place; the terminal is told too
+        print(f"Left out of the report: {sentence}", file=sys.stderr)
     print(output)
     return 0
 

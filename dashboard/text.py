@@ -26,9 +26,15 @@ _JOINED = re.compile(r"([:@])(?=\S)|(?i:(www))(?=\.)")
 _LIST_START = re.compile(r"^(\s*)([-+]|\d+[.)])(?=\s|$)")
 
 
+def one_line(text: object) -> str:
+    """`text` with every character that is not printable (line and paragraph breaks such as U+2028,
+    controls such as NUL, lone surrogates, format characters) replaced by a space."""
+    return "".join(ch if ch.isprintable() else " " for ch in str(text))
+
+
 def plain(text: object) -> str:
     """`text` as Markdown that Streamlit shows character for character, on one line."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in str(text))  # no line breaks, no controls
+    flat = one_line(text)  # no line breaks, no controls
     escaped = "".join(f"\\{ch}" if ch in _MARKUP else ch for ch in flat)
     escaped = _JOINED.sub(lambda m: m[0] + WORD_JOINER, escaped)
     return _LIST_START.sub(lambda m: m[1] + m[2][:-1] + "\\" + m[2][-1], escaped)

@@ -54,6 +54,10 @@ N, C = 500, 10  # the tiny synthetic run's test set and classes
 TEST_DAMAGE = {
     "label out of range": (rewrite_test(labels=np.full(N, C)), "its 'labels' go up to class 10"),
     "negative prediction": (rewrite_test(pred=np.full(N, -1)), "its 'pred' include the negative number -1"),
+    # Range-checked before the cast: as int64, 2**64-1 would be -1 and pass a check for negative numbers.
+    "uint64 labels": (rewrite_test(labels=np.full(N, 2**64 - 1, np.uint64)),
+                      "its 'labels' include the number 18446744073709551615, far beyond any class"),
+    "bool labels": (rewrite_test(labels=np.ones(N, bool)), "its 'labels' are true/false values, not whole numbers"),
     "probs too narrow": (rewrite_test(probs=np.full((N, 3), 1 / 3, np.float32)), "cover only 3 classes"),
     "probs 1-D": (rewrite_test(probs=np.full(N, 0.1, np.float32)), "their shape is (500,)"),
     "float labels": (rewrite_test(labels=np.zeros(N)), "its 'labels' are decimal numbers, not whole numbers"),

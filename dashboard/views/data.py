@@ -14,7 +14,7 @@ import streamlit as st
 from core import present
 from core.config import TrainConfig
 from core.data import DataError, Dataset, split_train_val
-from dashboard import loaders, source_picker, state, tiles
+from dashboard import charts, loaders, source_picker, state, tiles
 from dashboard.text import plain
 
 IMAGE_SCALE = 3  # 32 px -> 96 px, by pixel repetition so the pictures stay sharp
@@ -60,6 +60,7 @@ def _counts_section(counts: pd.DataFrame, val_fraction: float) -> None:
     st.caption(f"{val_fraction:.0%} of the training pictures are held back for validation, as a run with these "
                "settings would do; the test pictures are only used once, at the end of training.")
     shown = counts.rename(columns=SPLIT_NAMES)
+    shown["Class"] = charts.chart_labels(list(shown["Class"]))  # the chart's sort list holds them (see charts)
     names = list(SPLIT_NAMES.values())[1:]
     long = shown.melt(id_vars="Class", value_vars=names, var_name="Set", value_name="Pictures")
     chart = alt.Chart(long).mark_bar().encode(

@@ -190,8 +190,19 @@ def show_lookalikes(summary: runs.RunSummary, preds: Predictions, test_feats: fe
                     images, classes: list[str]) -> None:
     st.subheader("Look-alikes from training")
     train, problem = loaders.feature_set(summary.path, "train")
-    if train is None or not len(options):
-        st.info(plain(problem) if problem else "There is no picture to compare: drag a box around some dots.")
+    train_images = loaders.train_images(summary.config)
+    if train is not None:
+        problem = features.lookalike_problem(test_feats, train, len(classes),
+                                             None if train_images is None else len(train_images.images))
+    if problem:
+        st.warning(plain(problem))
+        return
+    if train is None:
+        st.info(f"This run has no predictions/{features.FEATURES_TRAIN}, so there are no training pictures to "
+                "compare with; compute the map again to make it.")
+        return
+    if not len(options):
+        st.info("There is no picture to compare: drag a box around some dots.")
         return
     names = np.asarray(classes, dtype=object)
     pos = st.selectbox("Picture", options, key=LOOKALIKE_KEY, format_func=lambda p: (
@@ -208,7 +219,7 @@ def show_lookalikes(summary: runs.RunSummary, preds: Predictions, test_feats: fe
                                                      float(preds.probs[pos, preds.pred[pos]])))
     captions = [f"{plain(n)} · {s:.2f} alike" for n, s in zip(neighbour_names, sims)]
     with near_col, st.container(key="map_lookalikes"):
-        tiles.captioned_tiles(loaders.train_images(summary.config), train.index[rows], captions)
+        tiles.captioned_tiles(train_images, train.index[rows], captions)
     st.caption("Alike: the cosine similarity of what the model sees in the two pictures (1 = the same).")
 
 
@@ -226,7 +237,7 @@ def load_map(summary: runs.RunSummary, preds: Predictions) -> tuple[features.Fea
     if layout is None or test_feats is None:
         offer_map(summary, "This run has no map yet: runs trained before the map existed, or with it turned off, "
                            "get one here.")
-    if not (np.array_equal(layout.index, preds.index) and np.array_equal(test_feats.index, preds.index)):
+    if not (features.fits_test_results(layout, preds) and features.fits_test_results(test_feats, preds)):
         offer_map(summary, "The map was made for other test results than the ones saved now; compute it again.")
     return layout, test_feats
 
