@@ -111,3 +111,20 @@ def test_check_resume_stops_after_the_first_epoch_and_the_resumed_run_matches_on
     assert (resumed.name, whole.name) == ("resume-check-stopped", "resume-check-whole")
     assert resumed.state == whole.state == "completed"
     assert resumed.status["test_acc"] == whole.status["test_acc"]
+
+
+def test_the_sweeps_page_bench_builds_what_it_names_and_the_page_shows_it(tmp_path, monkeypatch):
+    """`python -m dashboard.bench_sweeps`'s folders, small: the sweeps it lists and the trials it shows."""
+    from core.sweep import list_sweeps, read_results
+    from dashboard import bench_sweeps
+
+    many, big = tmp_path / "many", tmp_path / "big"
+    bench_sweeps.many_sweeps(many, count=3)
+    bench_sweeps.thousand_trials(big, trials=4)
+    sweeps = list_sweeps(many)
+    assert len(sweeps) == 3 and all(s.problem is None and len(s.space) == 12 for s in sweeps)
+    (sweep,) = list_sweeps(big)
+    assert [t.state for t in read_results(sweep, big).trials] == ["completed"] * 4
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(big))  # time_page points the page there: undone after the test
+    first, later = bench_sweeps.time_page(big, refreshes=1)
+    assert first > 0 and len(later) == 1
