@@ -237,12 +237,12 @@ def test_a_full_disk_fails_the_run_in_one_sentence_removes_temporaries_and_keeps
         tmp_path, monkeypatch):
     saves, real_save = [], torch.save
 
-    def fill_the_disk(payload, path):
-        saves.append(path)
+    def fill_the_disk(payload, fh):  # checkpoints are saved through an open file
+        saves.append(fh)
         if len(saves) > 1:  # the second checkpoint finds the disk full half-way
-            Path(path).write_bytes(b"partial")
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_save(payload, path)
+            fh.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device", fh.name)
+        real_save(payload, fh)
 
     monkeypatch.setattr(torch, "save", fill_the_disk)
     result = start_run(tiny_config(epochs=3), tmp_path)
