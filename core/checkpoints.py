@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from core.config import PRECISIONS
-from core.files import write_atomically
+from core.files import NotARegularFile, check_regular, write_atomically
 from core.models import list_models
 from core.run_files import RunError
 
@@ -41,7 +41,14 @@ def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
     """Self-describing (format, model name, config, progress, metrics, weights) and atomic."""
     path = checkpoint_path(run_dir, which)
     path.parent.mkdir(exist_ok=True)
-    write_atomically(path, lambda tmp: torch.save({"format": FORMAT, **payload}, tmp))
+
+    def write(tmp: Path) -> None:
+        # Through a Python file, not a path: a failed write then keeps its errno (torch's own writer turns
+        # a full disk into "unexpected pos"), and the file is closed at once, so removing it frees its space.
+        with open(tmp, "wb") as fh:
+            torch.save({"format": FORMAT, **payload}, fh)
+
+    write_atomically(path, write)
 
 
 def copy_checkpoint(run_dir: Path, source: str, target: str) -> None:
@@ -57,9 +64,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     load_state_dict moves weights and optimiser state to wherever their module already lives.
     """
     try:
+        check_regular(path)  # a FIFO named last.pt would block torch.load forever
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RunError(f"There is no checkpoint at {path}.") from None
+    except NotARegularFile as exc:
+        raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} cannot be loaded: {exc.strerror}.") \
+            from None
     except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "cannot use this file"
         raise RunError(f"Checkpoint {path.name} of {path.parent.parent.name} cannot be loaded safely "
                        f"({type(exc).__name__}); it is damaged or not one of ours.") from None

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from core import analysis, checkpoints, features, predictions, runs
+from core import analysis, checkpoints, features, files, predictions, runs
 from core.config import TrainConfig
 from core.device import describe_device, prepare, resolve_device, synchronize
 from core.distributed import SOLO, Solo
@@ -103,7 +103,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         return _result(run_dir, session, state, None)
     except Exception as exc:  # every failure ends the run cleanly with one sentence
         error = _error_sentence(exc)
-        if not isinstance(exc, (ValueError, OSError, torch.OutOfMemoryError)):
+        if not isinstance(exc, (ValueError, OSError, torch.OutOfMemoryError)) and not files.is_disk_full(exc):
             log.exception("run %s failed", run_dir.name)
         _close(writer)  # before the last status: on a full disk, its unwritten buffer must not fail again
         writer = None
@@ -117,16 +117,27 @@ def _close(writer: runs.MetricsWriter | None) -> None:
     if writer is not None:
         try:
             writer.close()
-        except OSError:  # the disk filled up: what could not be flushed is lost, the rest stays
-            log.warning("could not flush the last metrics records", exc_info=True)
+        except OSError as exc:  # the disk filled up: what could not be flushed is lost, the rest stays
+            log.warning("could not flush the last metrics records: %s", runs.disk_error_sentence(exc))
 
 
 def _report_failure(reporter: _StatusReporter, error: str, session: Session | None) -> None:
-    """Mark the run failed; if even that small write fails (disk still full), the run reads as interrupted."""
+    """Mark the run failed. On a disk too full for even that small write, status.json is rewritten in place;
+    if that fails too (a read-only folder), the run reads as interrupted."""
+    changes = dict(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
     try:
-        reporter.update(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
+        reporter.update(**changes)
+    except OSError as exc:
+        if not files.is_disk_full(exc) or not _failed_in_place(reporter.run_dir, changes):
+            log.warning("could not record the failure of %s: %s", reporter.run_dir.name, error)
+
+
+def _failed_in_place(run_dir: Path, changes: dict[str, Any]) -> bool:
+    try:
+        runs.update_status_in_place(run_dir, **changes)
+        return True
     except OSError:
-        log.warning("could not record the failure of %s: %s", reporter.run_dir.name, error)
+        return False
 
 
 class Diverged(ArithmeticError):
@@ -138,7 +149,7 @@ def _error_sentence(exc: BaseException) -> str:
         return OOM_MESSAGE
     if isinstance(exc, Diverged):
         return DIVERGED_MESSAGE
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) or files.is_disk_full(exc):  # numpy or torch may say "disk full" their own way
         return runs.disk_error_sentence(exc)
     if isinstance(exc, (ValueError, DataError)):
         return str(exc)

@@ -127,7 +127,7 @@ class JobManager:
         with self._lock:
             if (self.position(run_id) or 0) > 0:
                 self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
-            if runs.run_path(self.runs_dir, run_id).is_dir():
+            if runs.run_exists(self.runs_dir, run_id):  # a link too: deleting it removes the link only
                 runs.delete_run(self.runs_dir, run_id)
 
     def compute_map(self, run_id: str) -> MapJob:

@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from core.config import TrainConfig
+from core.files import FileTooLarge, NotARegularFile, read_regular_file
 
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "completed", "failed", "stopped", "pruned", "interrupted", "damaged")
 MAX_COUNT = 2**53  # steps, epochs, pids: beyond this a float cannot hold them exactly, so no real run has them
 LATEST_TIME = 7.2e9  # unix seconds, year 2198: later "times" are garbage (and overflow pandas' datetimes)
+MAX_JSON_BYTES = 16 * 2**20  # config, status, meta, test summary: a few kB each; beyond this is not ours
+MAX_METRICS_BYTES = 2**30  # metrics.jsonl: about 5 million records
 _short = reprlib.Repr()  # quotes a bad value in a message without printing all of a 400-digit number
 _short.maxstring = _short.maxother = _short.maxlong = 40
 
@@ -137,12 +140,19 @@ def _check(file: str, data: Any, checks: Mapping[str, Check]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 def load_json(path: Path) -> Any:
-    """The parsed JSON of `path`; FileNotFoundError when absent, FileDamaged when unreadable or not JSON."""
+    """The parsed JSON of `path`; FileNotFoundError when absent, FileDamaged when unreadable or not JSON.
+
+    Only a regular file of at most MAX_JSON_BYTES is read: a FIFO, socket or device under the name is
+    damaged, never opened (a FIFO would block every page)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        return json.loads(read_regular_file(path, MAX_JSON_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise
+    except NotARegularFile as exc:
+        raise FileDamaged(f"{path.name} is damaged: {exc.strerror}; only a regular file is read.") from None
+    except FileTooLarge:
+        raise FileDamaged(f"{path.name} is damaged: it is larger than the {MAX_JSON_BYTES // 2**20} MiB a run's "
+                          "small file may hold, so it is not read.") from None
     except (OSError, ValueError, RecursionError) as exc:  # torn, not UTF-8, not JSON, absurdly nested
         log.info("%s: %r", path, exc)
         raise FileDamaged(f"{path.name} is damaged: it is not readable JSON (it may have been cut short).") from None
@@ -198,8 +208,11 @@ def check_record(record: Any) -> dict[str, Any] | None:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Every valid record of metrics.jsonl, in order; a torn, garbage or wrongly typed line costs that line only."""
     try:
-        text = (run_dir / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = read_regular_file(run_dir / "metrics.jsonl", MAX_METRICS_BYTES).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:  # a FIFO, a device, a file beyond the cap, unreadable: no curves rather than a hang
+        log.warning("%s: metrics.jsonl not read: %s", run_dir.name, exc.strerror or exc)
         return []
     records = []
     for line in text.splitlines():

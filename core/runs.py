@@ -17,6 +17,8 @@ files is checked by core.run_files, so a torn line, a wrongly typed field, a mis
 unreadable checkpoint gives a clear state, never an exception. A run whose process died shows as
 "interrupted" (stale heartbeat or dead pid). Every write goes through a temporary file of its own
 (unique per call) and a rename, and the temporary file is removed when the write fails (a full disk).
+An entry of the runs folder that is a symbolic link is never a run (see run_path), and a run file that
+is not a regular file (a FIFO, a socket, a device) makes its run damaged without being opened.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from core import run_files
-from core.files import write_atomically
+from core.files import is_disk_full, no_space_error, shown_name, write_atomically
 from core.checkpoints import checkpoint_path
 from core.run_files import STATES, FileDamaged, RunError
 
@@ -62,21 +65,40 @@ MAX_NAME_LENGTH = 100
 
 # ---------------------------------------------------------------------------------------------
 # Paths: every path built from outside text goes through here and must stay inside runs/.
+# A run is a real folder directly inside the runs folder. An entry that is a symbolic link is never a run,
+# wherever it points (another run, a folder elsewhere, nothing): it is listed as damaged with the sentence
+# of `link_problem`, nothing reads or writes through it, and deleting it removes the link only.
 # ---------------------------------------------------------------------------------------------
 
-def run_path(runs_dir: str | Path, run_id: str, kind: str = "run") -> Path:
-    """The folder of `run_id` inside `runs_dir`, refusing ids that could point anywhere else.
+def run_entry(runs_dir: str | Path, run_id: str, kind: str = "run") -> Path:
+    """The entry `run_id` names directly inside `runs_dir`, not resolved: it may be a link (see run_path).
 
-    `kind` names what the folder holds in the refusal ("sweep" for runs/sweeps/)."""
+    Refuses ids that could name anything but a direct child of the folder."""
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
         raise RunError(
             f"{kind.capitalize()} id {run_id!r} is not valid: use 1 to 128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit.")
-    root = Path(runs_dir).resolve()
-    path = (root / run_id).resolve()
-    if path.parent != root:
-        raise RunError(f"{kind.capitalize()} id {run_id!r} points outside the {kind}s folder.")
+    return Path(runs_dir).resolve() / run_id  # the pattern has no '/': always a direct child
+
+
+def run_path(runs_dir: str | Path, run_id: str, kind: str = "run") -> Path:
+    """The folder of `run_id` inside `runs_dir`, refusing ids that could point anywhere else, links included.
+
+    `kind` names what the folder holds in the refusal ("sweep" for runs/sweeps/)."""
+    path = run_entry(runs_dir, run_id, kind)
+    if path.is_symlink():
+        raise RunError(link_problem(path, kind))
     return path
+
+
+def link_problem(path: Path, kind: str = "run") -> str:
+    """Why the entry `path` (a symbolic link) is not used as a run, in one sentence."""
+    try:
+        target = f" to {os.readlink(path)}"
+    except OSError:
+        target = ""
+    return (f"{path.name} is a link{target}, not a {kind} folder: links in the {kind}s folder are never "
+            f"followed, so move the folder itself here to use it (deleting this entry removes the link only).")
 
 
 def clean_name(name: str, kind: str = "run") -> str:
@@ -122,12 +144,31 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def disk_error_sentence(exc: OSError) -> str:
-    """One sentence for a failed write or read of the run folder."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "the disk is full: free some space, then resume the run"
-    where = f" {Path(exc.filename).name}" if exc.filename else ""
-    return f"could not write{where}: {exc.strerror or type(exc).__name__}"
+def disk_error_sentence(exc: BaseException, then: str = "resume the run", verb: str = "write") -> str:
+    """One sentence (lower case, no full stop) for a failed write or read of the runs folder: a full disk
+    (however it was phrased), a read-only folder, no permission, a missing folder, or else the system's words.
+
+    `then` is what to do once the disk has room again ("try again" for an action on a page); `verb` what
+    was being done to the file ("remove" for a deletion)."""
+    if is_disk_full(exc):
+        return f"the disk is full: free some space, then {then}"
+    code = getattr(exc, "errno", None)
+    name = shown_name(getattr(exc, "filename", None))
+    failed = f"could not {verb}{f' {name}' if name else ''}"
+    if code == errno.EROFS:
+        return (f"{failed}: the runs folder is on a read-only file system; point CIFAR_RUNS_DIR (or --runs-dir) "
+                "at a folder you can write to")
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"{failed}: permission denied; give this user write access to the runs folder, or point "
+                "CIFAR_RUNS_DIR (or --runs-dir) at another folder")
+    if code == errno.ENOENT:
+        return f"{failed}: its folder no longer exists (it was moved or deleted)"
+    return f"{failed}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+
+
+def action_error_sentence(exc: BaseException, action: str, verb: str = "write") -> str:
+    """The one sentence a page shows when `action` ("Renaming the run") failed on the runs folder."""
+    return f"{action} failed: {disk_error_sentence(exc, then='try again', verb=verb)}."
 
 
 def _json_default(value: Any) -> Any:
@@ -151,15 +192,19 @@ def create_run(runs_dir: str | Path, config: dict[str, Any], name: str | None = 
     path = run_path(root, new_run_id(label))
     path.mkdir()
     now = time.time()
-    write_json(path / "config.json", config)
     trial = {"sweep": sweep[0], "trial": sweep[1]} if sweep else {}
-    write_json(path / "meta.json", {"name": label, "created_at": now, **trial})
-    write_json(path / "status.json", {
-        "state": state, "epoch": 0, "epochs": config.get("epochs"), "step": 0, "total_steps": None,
-        "progress": 0.0, "eta_seconds": None, "created_at": now, "started_at": None,
-        "finished_at": None, "heartbeat": now, "device": None, "error": None,
-        "pid": os.getpid(), "host": socket.gethostname(),
-    })
+    try:
+        write_json(path / "config.json", config)
+        write_json(path / "meta.json", {"name": label, "created_at": now, **trial})
+        write_json(path / "status.json", {
+            "state": state, "epoch": 0, "epochs": config.get("epochs"), "step": 0, "total_steps": None,
+            "progress": 0.0, "eta_seconds": None, "created_at": now, "started_at": None,
+            "finished_at": None, "heartbeat": now, "device": None, "error": None,
+            "pid": os.getpid(), "host": socket.gethostname(),
+        })
+    except BaseException:  # a full disk half-way: no half-made run is left to be listed as damaged
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 
@@ -172,6 +217,25 @@ def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
     return status
 
 
+def update_status_in_place(run_dir: Path, **changes: Any) -> None:
+    """The last resort of a run failing on a full disk, when update_status found no room for its temporary
+    file: rewrite status.json inside the space it already has, so the run still ends "failed" with its
+    reason rather than reading "interrupted". Not atomic (a reader may catch it half-written for a moment),
+    hence only then; OSError when the new text would need more room than the file holds, or for a link."""
+    path = run_dir / "status.json"
+    status = read_json(path) or {}
+    status.update(changes)
+    status["heartbeat"] = time.time()
+    data = json.dumps(status, indent=1, allow_nan=False, default=_json_default).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "wb", buffering=0) as fh:
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or len(data) > held.st_blocks * 512:
+            raise no_space_error(path)  # writing past its blocks would need the room there is not
+        fh.write(data)
+        fh.truncate(len(data))
+
+
 def record_classes(run_dir: Path, classes: Sequence[str]) -> None:
     """Keep the class names in meta.json once the data is loaded: pages name classes without opening weights."""
     meta = read_json(run_dir / "meta.json") or {}
@@ -180,17 +244,29 @@ def record_classes(run_dir: Path, classes: Sequence[str]) -> None:
 
 
 def rename_run(runs_dir: str | Path, run_id: str, name: str) -> None:
+    """Give the run a new display name (its meta.json only); a link is refused by run_path."""
     path = run_path(runs_dir, run_id)
+    if not path.is_dir():
+        raise RunError(f"Run {run_id} does not exist (it may have been deleted).")
     meta = read_json(path / "meta.json") or {}
     meta["name"] = clean_name(name)
     write_json(path / "meta.json", meta)
 
 
 def delete_run(runs_dir: str | Path, run_id: str) -> None:
-    path = run_path(runs_dir, run_id)
-    if summarize_run(path).state == "running":
+    """Remove the run's folder; an entry that is a link loses the link only, never what it points to."""
+    entry = run_entry(runs_dir, run_id)
+    if entry.is_symlink():
+        entry.unlink()
+        return
+    if summarize_run(entry).state == "running":
         raise RunError(f"Run {run_id} is still training: stop it before deleting it.")
-    shutil.rmtree(path)
+    shutil.rmtree(entry)  # removes links inside the run, never their targets
+
+
+def run_exists(runs_dir: str | Path, run_id: str) -> bool:
+    """Whether `run_id` names an entry in the folder, a link (even a broken one) included."""
+    return os.path.lexists(run_entry(runs_dir, run_id))
 
 
 class MetricsWriter:
@@ -302,7 +378,11 @@ def _read_checked(path: Path, check: Callable[[Any], dict[str, Any]]) -> tuple[d
 
 
 def summarize_run(path: Path) -> RunSummary:
-    """One run from its small files, every field checked; a damaged file makes the run "damaged" with its sentence."""
+    """One run from its small files, every field checked; a damaged file makes the run "damaged" with its sentence.
+
+    An entry that is a link is damaged with `link_problem`'s sentence, its target unread."""
+    if path.is_symlink():
+        return RunSummary(run_id=path.name, path=path, name=path.name, state="damaged", error=link_problem(path))
     config, config_problem = _read_checked(path / "config.json", run_files.check_config)
     status, status_problem = _read_checked(path / "status.json", run_files.check_status)
     meta, meta_problem = _read_checked(path / "meta.json", run_files.check_meta)
@@ -330,12 +410,13 @@ def summarize_run(path: Path) -> RunSummary:
 
 
 def list_runs(runs_dir: str | Path) -> list[RunSummary]:
-    """Every run folder under `runs_dir`, newest first; stray plain files and hidden entries are skipped."""
+    """Every run folder under `runs_dir`, newest first, and every link there as damaged (see run_path);
+    stray plain files and hidden entries are skipped."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _RUN_ID.match(p.name)
-               and p.name != SWEEPS_DIR_NAME]
+    folders = [p for p in root.iterdir() if (p.is_symlink() or p.is_dir()) and not p.name.startswith(".")
+               and _RUN_ID.match(p.name) and p.name != SWEEPS_DIR_NAME]
     summaries = [summarize_run(p) for p in folders]
     return sorted(summaries, key=lambda s: (s.created_at or 0.0, s.run_id), reverse=True)
 

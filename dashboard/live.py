@@ -27,7 +27,11 @@ def show(summary: runs.RunSummary) -> None:
 
 
 def _view(run_id: str, was_live: bool) -> None:
-    path = runs.run_path(state.runs_dir(), run_id)
+    try:
+        path = runs.run_path(state.runs_dir(), run_id)
+    except runs.RunError as exc:  # replaced by a link while the page was open
+        st.error(plain(exc))
+        return
     if not path.is_dir():
         st.info("This run no longer exists (it was deleted); pick another one in the sidebar.")
         return
@@ -81,24 +85,26 @@ def _actions(summary: runs.RunSummary) -> None:
 
 
 def _stop(run_id: str) -> None:
-    try:
-        state.job_manager().stop(run_id)
-    except runs.RunError as exc:
-        st.session_state[MESSAGE_KEY] = str(exc)
+    _act(state.job_manager().stop, run_id, "Stopping the run")
 
 
 def _resume(run_id: str) -> None:
-    try:
-        state.job_manager().resume(run_id)
-    except runs.RunError as exc:
-        st.session_state[MESSAGE_KEY] = str(exc)
+    _act(state.job_manager().resume, run_id, "Resuming the run")
 
 
 def _restart(run_id: str) -> None:
+    _act(state.job_manager().restart, run_id, "Starting the run again")
+
+
+def _act(action, run_id: str, words: str) -> None:
+    """Call the job manager's `action`; a refusal or a runs folder that cannot be written (read-only, full)
+    becomes the one sentence shown on the next draw."""
     try:
-        state.job_manager().restart(run_id)
+        action(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
+    except OSError as exc:
+        st.session_state[MESSAGE_KEY] = runs.action_error_sentence(exc, words)
 
 
 def _state_message(summary: runs.RunSummary) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import struct
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator
@@ -152,3 +154,35 @@ def png_declaring(width: int, height: int, bits: int = 8, colour_type: int = 2) 
 def chart_frame(proto, dataset: int = 0) -> pd.DataFrame:
     """The data a drawn Altair chart carries (its `dataset`-th Arrow table), as AppTest receives it."""
     return pa.ipc.open_stream(io.BytesIO(proto.datasets[dataset].data.data)).read_all().to_pandas()
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "3m") -> Iterator[Path]:
+    """A RAM disk of `size` mounted on `path` for the block: a disk that really fills up, or (read_only)
+    one that refuses every write. Skipped with a sentence where this user may not mount (it needs root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a {size} tmpfs here (it needs root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:  # lazily: a dashboard thread of the test may still hold a file there
+        subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+def remount_read_only(mount_point: Path) -> None:
+    """Make the tmpfs at `mount_point` read-only (as root, chmod would not stop a write); skipped where refused."""
+    done = subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot remount {mount_point} read-only here: {done.stderr.strip()}")
+
+
+def release_fifo_readers(fifo: Path) -> None:
+    """Give any reader blocked on the FIFO `fifo` an end of file (open it for writing, then close it), so a
+    test of a hang ends with a failure instead of a stuck thread."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # no reader waits on it
+        return
+    os.close(fd)

@@ -21,7 +21,7 @@ from core import checkpoints, runs
 from core.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
 from core.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
-from tests.helpers import app_runs_folder, tiny_config, train_tiny_run, wait_for
+from tests.helpers import app_runs_folder, tiny_config, tmpfs, train_tiny_run, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")
@@ -237,12 +237,12 @@ def test_a_full_disk_fails_the_run_in_one_sentence_removes_temporaries_and_keeps
         tmp_path, monkeypatch):
     saves, real_save = [], torch.save
 
-    def fill_the_disk(payload, path):
-        saves.append(path)
+    def fill_the_disk(payload, fh):  # checkpoints are saved through an open file
+        saves.append(fh)
         if len(saves) > 1:  # the second checkpoint finds the disk full half-way
-            Path(path).write_bytes(b"partial")
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_save(payload, path)
+            fh.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device", fh.name)
+        real_save(payload, fh)
 
     monkeypatch.setattr(torch, "save", fill_the_disk)
     result = start_run(tiny_config(epochs=3), tmp_path)
@@ -255,17 +255,8 @@ def test_a_full_disk_fails_the_run_in_one_sentence_removes_temporaries_and_keeps
     assert last["progress"]["epoch"] == 1, "the good one is intact"
 
 
-def tmpfs(path: Path, size: str):
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    return path
-
-
 def test_command_line_on_a_really_full_disk_exits_1_with_one_sentence(tmp_path):
-    disk = tmpfs(tmp_path / "small-disk", "3m")
-    try:
+    with tmpfs(tmp_path / "small-disk", "3m") as disk:
         out = run_cli("--data", "synthetic", "--model", "resnet20", "--epochs", "2", "--batch-size", "100",
                       "--precision", "fp32", "--device", "cpu", "--runs-dir", str(disk), "--quiet")
         assert out.returncode == 1, out.stderr
@@ -273,8 +264,6 @@ def test_command_line_on_a_really_full_disk_exits_1_with_one_sentence(tmp_path):
         [summary] = runs.list_runs(disk)
         assert summary.state == "failed" and "disk is full" in summary.error
         assert no_temporary_files(disk) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 # ---------------------------------------------------------------------------------------------

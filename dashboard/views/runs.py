@@ -108,16 +108,17 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
 
 def _downloads(summary: runs.RunSummary) -> None:
     path, run_id = summary.path, summary.run_id
+    link = path.is_symlink()  # a link is not a run: nothing is read through it
     checkpoint = checkpoints.checkpoint_path(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Metrics (CSV)", data=lambda: present.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
-        mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore",
+        mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore", disabled=link,
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(
         "Weights (last.pt)", data=lambda: checkpoint.read_bytes(), file_name=f"{run_id}-last.pt",
         mime="application/octet-stream", key="runs_checkpoint", icon=":material/download:", on_click="ignore",
-        disabled=not checkpoint.is_file(),
+        disabled=link or not checkpoint.is_file(),
         help="The trained model as a PyTorch checkpoint (weights, settings, class names), to use elsewhere."
              if checkpoint.is_file() else "This run has no checkpoint yet (it has not finished an epoch).")
 
@@ -140,6 +141,9 @@ def _rename(run_id: str) -> None:
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
+    except OSError as exc:  # a read-only, full or vanished runs folder
+        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Renaming the run"))
+        return
     st.session_state["runs_new_name"] = ""
     st.session_state[MESSAGE_KEY] = ("success", "Renamed.")
 
@@ -158,6 +162,9 @@ def _confirm_delete(run_id: str) -> None:
         state.delete_run(run_id)
     except runs.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
+        return
+    except OSError as exc:  # a read-only runs folder, or files this user may not remove
+        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Deleting the run", verb="remove"))
         return
     st.session_state.pop("runs_manage", None)
     st.session_state[MESSAGE_KEY] = ("success", "Deleted.")

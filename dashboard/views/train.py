@@ -119,6 +119,9 @@ def _start() -> None:
     except ValueError as exc:  # TrainConfig, device and name problems all come as one sentence
         st.session_state[ERROR_KEY] = str(exc)
         return
+    except OSError as exc:  # the runs folder cannot take a new run: read-only, full, no permission
+        st.session_state[ERROR_KEY] = runs.action_error_sentence(exc, "Starting the run")
+        return
     state.select_run(run_id)
 
 
