@@ -116,7 +116,11 @@ def _coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         expected = types[name]
         if expected == "float" and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # a 400-digit number in a hand-edited config.json or sweep.json
+                raise ValueError(f"{name} must be a finite number, got a whole number too large for one "
+                                 f"({value.bit_length()} bits).") from None
         out[name] = value
     return out
 

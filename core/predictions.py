@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import files
 from core.files import write_atomically
 from core.run_files import PredictionsError, RunError
 
@@ -158,6 +159,7 @@ def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = 
     file is, in words, for the sentence about a file that cannot be read at all."""
     where = f"predictions/{path.name}"
     try:
+        files.check_regular(path)  # a FIFO or device under the name would block np.load forever
         archive = np.load(path, allow_pickle=False)  # no pickles: reading predictions never runs code
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise PredictionsError(f"{where} is damaged: it holds a single array, not the archive of arrays "
@@ -171,6 +173,8 @@ def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = 
             return {key: archive[key] for key in (*required, *optional) if key in archive.files}
     except FileNotFoundError:
         return None
+    except files.NotARegularFile as exc:
+        raise PredictionsError(f"{where} is damaged: {exc.strerror}; only a regular file is read.") from None
     except PredictionsError:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # torn, empty, foreign

@@ -74,3 +74,14 @@ def test_from_dict_refuses_unknown_fields_and_accepts_whole_floats():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().epochs = 3
+
+
+@pytest.mark.parametrize("field", ["lr", "momentum", "label_smoothing"])
+def test_a_whole_number_too_large_for_a_float_field_is_one_sentence(field):
+    """JSON holds integers of any size: one in a float field of config.json made the run unreadable."""
+    from core.run_files import FileDamaged, check_config
+
+    with pytest.raises(ValueError, match=f"^{field} must be a finite number, got a whole number too large"):
+        TrainConfig.from_dict({field: 10**400})
+    with pytest.raises(FileDamaged, match=f"config.json is damaged: {field} must be a finite number"):
+        check_config({field: 10**400})

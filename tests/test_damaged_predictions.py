@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,14 @@ def write(relative: str, data: bytes) -> Callable[[Path], None]:
     return lambda run: (run / relative).write_bytes(data)
 
 
+def make_fifo(relative: str) -> Callable[[Path], None]:
+    """Put a named pipe where the file was: opening it for reading would wait for a writer forever."""
+    def damage(run: Path) -> None:
+        (run / relative).unlink()
+        os.mkfifo(run / relative)
+    return damage
+
+
 N, C = 500, 10  # the tiny synthetic run's test set and classes
 # name -> (how the files are damaged, the split the page must show, a phrase of the sentence shown)
 TEST_DAMAGE = {
@@ -65,6 +74,7 @@ TEST_DAMAGE = {
     "rows disagree": (rewrite_test(index=np.arange(N - 1)), "its 'index' should be 500 numbers"),
     "no labels": (rewrite_test(labels=None), "it lacks the array 'labels'"),
     "empty file": (write("predictions/test.npz", b""), "it cannot be read as saved predictions"),
+    "a FIFO": (make_fifo("predictions/test.npz"), "it is a named pipe (FIFO), not a regular file"),
     "empty arrays": (rewrite_test(labels=np.zeros(0, np.int64), pred=np.zeros(0, np.int64),
                                   probs=np.zeros((0, C), np.float32), index=np.zeros(0, np.int64),
                                   loss=np.zeros(0, np.float32)), "holds no pictures"),
