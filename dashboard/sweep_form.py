@@ -181,7 +181,7 @@ def _create() -> None:
         st.session_state[ERROR_KEY] = str(exc)
         return
     except OSError as exc:
-        st.session_state[ERROR_KEY] = runs.disk_error_sentence(exc) + "."
+        st.session_state[ERROR_KEY] = runs.action_error_sentence(exc, "Creating the sweep")
         return
     st.session_state[CREATED_KEY] = sweep.sweep_id
 

@@ -225,7 +225,8 @@ def _refuse(self, *args):
     raise OSError(errno.EROFS, os.strerror(errno.EROFS), "workers")
 
 
-READ_ONLY_NOTE = "Trials whose worker died are not marked failed here: this folder is read-only here."
+WRITABLE = "point CIFAR_RUNS_DIR (or --runs-dir) at a folder you can write to"
+READ_ONLY_NOTE = "Trials whose worker died are not marked failed: this runs folder is read-only here."
 
 
 def test_a_read_only_folder_shows_the_sweep_read_only_and_start_and_stop_answer_in_a_sentence(world, monkeypatch):
@@ -240,12 +241,12 @@ def test_a_read_only_folder_shows_the_sweep_read_only_and_start_and_stop_answer_
 
     at.button(key="sweeps_start").click()
     rerun(at)
-    assert [shown(e.value) for e in at.error] == ["Could not start workers: could not write workers: "
-                                                  "Read-only file system."]
+    assert [shown(e.value) for e in at.error] == ["Starting the workers failed: could not write workers: the runs "
+                                                  f"folder is on a read-only file system; {WRITABLE}."]
     at.button(key="sweeps_stop").click()
     rerun(at)
-    assert [shown(e.value) for e in at.error] == ["Could not ask the workers to stop: could not write workers: "
-                                                  "Read-only file system."]
+    assert [shown(e.value) for e in at.error] == ["Asking the workers to stop failed: could not write workers: the "
+                                                  f"runs folder is on a read-only file system; {WRITABLE}."]
 
 
 @pytest.fixture
@@ -276,11 +277,11 @@ def test_a_real_read_only_folder_is_read_and_its_buttons_answer_in_a_sentence(re
     assert not at.exception and [shown(w.value) for w in at.warning] == [READ_ONLY_NOTE]
     at.button(key="sweeps_start").click()
     rerun(at)
-    assert len(at.error) == 1 and shown(at.error[0].value).startswith("Could not start workers: could not write ")
+    assert len(at.error) == 1 and shown(at.error[0].value).startswith("Starting the workers failed: could not write ")
     at.button(key="sweeps_stop").click()
     rerun(at)
-    assert [shown(e.value) for e in at.error] == ["Could not ask the workers to stop: could not write stop: "
-                                                  "Read-only file system."]
+    assert [shown(e.value) for e in at.error] == ["Asking the workers to stop failed: could not write stop: the runs "
+                                                  f"folder is on a read-only file system; {WRITABLE}."]
     capsys.readouterr()
     assert cli(read_only_world, "status") == 0
     assert READ_ONLY_NOTE in capsys.readouterr().out

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: {runs.disk_error_sentence(exc)}.", file=sys.stderr)
+        print(f"error: {runs.disk_error_sentence(exc, then='try again')}.", file=sys.stderr)
         return 1
 
 

@@ -83,8 +83,9 @@ def _reap_if_writable(study: optuna.Study, runs_dir: str | Path) -> str | None:
     try:
         reap_dead_trials(study, runs_dir)
     except OSError as exc:
-        why = "this folder is read-only here" if exc.errno in READ_ONLY_ERRNOS else runs.disk_error_sentence(exc)
-        return f"Trials whose worker died are not marked failed here: {why}."
+        read_only = exc.errno in READ_ONLY_ERRNOS
+        why = "this runs folder is read-only here" if read_only else runs.disk_error_sentence(exc, then="try again")
+        return f"Trials whose worker died are not marked failed: {why}."
     return None
 
 

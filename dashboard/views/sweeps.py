@@ -178,7 +178,7 @@ def _start(sweep_id: str, devices: list[str]) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only or full runs folder: the workers' logs and the stop file live there
-        st.session_state[MESSAGE_KEY] = ("error", f"Could not start workers: {runs.disk_error_sentence(exc)}.")
+        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Starting the workers"))
         return
     st.session_state[MESSAGE_KEY] = ("success", f"Started: {present.plural(count, 'worker')} now training.")
 
@@ -190,8 +190,7 @@ def _stop(sweep_id: str) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # the stop request is a file in the sweep's folder
-        st.session_state[MESSAGE_KEY] = ("error", f"Could not ask the workers to stop: "
-                                                  f"{runs.disk_error_sentence(exc)}.")
+        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Asking the workers to stop"))
         return
     st.session_state[MESSAGE_KEY] = ("success", "Asked every worker to stop: their current trials end now.")
 
