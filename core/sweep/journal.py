@@ -201,7 +201,8 @@ def study_errors(sweep_id: str, journal: Path | None) -> Iterator[None]:
     except OSError as exc:  # before Exception: a read-only folder or a full disk is not a damaged journal
         if journal is not None:
             forget_storage(journal)
-        raise SweepError(f"Sweep {sweep_id} cannot be used: {_os_problem(exc)}.") from None
+        raise SweepError(f"Sweep {sweep_id} cannot be used: "
+                         f"{runs.disk_error_sentence(exc, then='try again', verb='use')}.") from None
     except Exception as exc:  # noqa: BLE001 (Optuna replays any file: whatever a damaged line makes it raise)
         if journal is None:
             raise SweepError(f"Sweep {sweep_id} cannot be read from its storage: {_first_line(exc)}.") from None
@@ -221,7 +222,3 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200].rstrip('.')}" if text else type(exc).__name__
 
-
-def _os_problem(exc: OSError) -> str:
-    where = f"{Path(exc.filename).name}: " if exc.filename else ""
-    return f"{where}{exc.strerror or type(exc).__name__}".rstrip(".")
