@@ -210,6 +210,8 @@ DAMAGES = [
      "optimizer's choices should be a list"),
     ("space choices nested", lambda s: {**s, "space": [{"field": "optimizer", "choices": [["sgd"]]}]},
      "optimizer's choices should be a list of numbers, text or true/false"),
+    ("space 100,000 choices", lambda s: {**s, "space": [{"field": "seed", "choices": list(range(100_000))}]},
+     "seed lists 100,000 choices; a sweep takes at most 1,000"),
     ("base text", _set("base", "tiny"), "base should be an object of settings"),
     ("base lr 400 digits", _set("base.lr", int("4" * 400)), "base lr should be a number of at most 9007199254740992"),
     ("base lr text", _set("base.lr", "fast"), "lr must be a float, got 'fast'"),
@@ -301,3 +303,10 @@ def test_reading_an_unchanged_sweep_again_does_not_check_its_space_again(tmp_pat
     assert len(checks) == 1
     runs.write_json(spec, {**json.loads(spec.read_text()), "trials": 5})  # changed: read and checked again
     assert load_sweep(tmp_path, sweep.sweep_id).trials == 5 and len(checks) == 2
+
+
+def test_more_choices_than_a_sweep_reads_quickly_are_refused_at_create(tmp_path):
+    """Each choice is checked whenever sweep.json is read: 100,000 of them cost every page seconds."""
+    with pytest.raises(SweepError, match="seed lists 1,001 choices; a sweep takes at most 1,000: give a range"):
+        create_sweep(tmp_path, "many", tiny_config(), [Param("seed", choices=tuple(range(1001)))], trials=3)
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())

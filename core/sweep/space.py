@@ -24,6 +24,7 @@ from core.config import TrainConfig
 FIXED_FIELDS = frozenset({"data", "data_dir", "device", "val_fraction", "split_seed", "folds", "fold",
                           "log_every", "checkpoint_every", "feature_map"})
 MAX_CORNERS = 4096  # corners of the space checked together; beyond this each value is checked alone
+MAX_CHOICES = 1000  # choices of one setting: each is checked on every read of sweep.json; a range takes more
 # Optuna keeps every parameter as a float: a whole number beyond 2**53 would come back rounded (and the
 # page's table holds 64-bit integers), so an integer range stays within this, whatever TrainConfig allows.
 MAX_WHOLE = run_files.MAX_COUNT
@@ -147,6 +148,9 @@ def _check_shape(param: Param) -> None:
     if param.choices is not None:
         if not param.choices:
             raise SweepError(f"{param.field} needs at least one choice.")
+        if len(param.choices) > MAX_CHOICES:
+            raise SweepError(f"{param.field} lists {len(param.choices):,} choices; a sweep takes at most "
+                             f"{MAX_CHOICES:,}: give a range (low:high) to vary a number over more values.")
         if len(set(param.choices)) != len(param.choices):
             raise SweepError(f"{param.field} lists a choice twice: give each value once.")
         if kind == "int":
