@@ -258,3 +258,14 @@ def test_server_listens_on_localhost_by_default():
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert "--server.address 0.0.0.0" in (REPO / "README.md").read_text()
+
+
+def test_the_server_does_not_collect_all_garbage_after_every_script_run():
+    """A full collection after each refresh of a watched run stalled its training thread (see config.toml)."""
+    import tomllib
+
+    from streamlit import config as streamlit_config
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert "runner.postScriptGC" in streamlit_config.get_config_options()  # still an option of that name
+    assert config["runner"]["postScriptGC"] is False
