@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import struct
 import subprocess
 import time
@@ -34,6 +35,14 @@ TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr
 
 def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**{**TINY, **overrides})
+
+
+def fresh_copy(run_dir: Path, suffix: str = "-fuzz") -> Path:
+    """A copy of `run_dir` beside it, replacing the copy a previous example left: a run to damage."""
+    copy = run_dir.with_name(run_dir.name + suffix)
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run_dir, copy)
+    return copy
 
 
 def train_tiny_run(runs_dir: Path, name: str | None = None, **overrides) -> RunResult:

@@ -8,7 +8,6 @@ written (with the map, or with the sentence in its place).
 """
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 
 from core import features
 from dashboard import report
-from tests.helpers import app_runs_folder, one_thread, open_view, rerun, train_tiny_run
+from tests.helpers import app_runs_folder, fresh_copy, one_thread, open_view, rerun, train_tiny_run
 
 ROWS = {features.MAP_TEST: 500, features.FEATURES_TEST: 500, features.FEATURES_TRAIN: 1800}  # the tiny run's
 KEYS = {features.MAP_TEST: ("xy", "labels", "index"), features.FEATURES_TEST: ("features", "labels", "index"),
@@ -99,10 +98,8 @@ def world(tmp_path_factory):
                                                                HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(changes=damages)
 def test_the_map_page_and_the_report_never_raise_whatever_the_map_files_hold(world, changes):
-    folder, good = world
-    copy = folder / f"{good.name}-fuzz"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(good, copy)
+    _, good = world
+    copy = fresh_copy(good)
     for change in changes:
         if len(change) == 2:
             (file, key), value = change

@@ -8,7 +8,6 @@ an exception: a damaged file is a damaged run (or a skipped record) with its sen
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import fields
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import run_files, runs
 from core.config import TrainConfig
-from tests.helpers import app_runs_folder, train_tiny_run
+from tests.helpers import app_runs_folder, fresh_copy, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
@@ -87,10 +86,8 @@ def world(tmp_path_factory):
                                                                HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(changes=damages)
 def test_no_page_shows_an_exception_whatever_the_run_files_hold(world, changes):
-    folder, good = world
-    copy = folder / f"{good.name}-fuzz"
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(good, copy)
+    _, good = world
+    copy = fresh_copy(good)
     for where, value in changes:
         write_damage(copy, where, value)
     at = AppTest.from_file(APP, default_timeout=60)  # a new session: the picker starts on this run
