@@ -1,14 +1,14 @@
 """Background jobs: training, one at a time per device, the rest wait in a queue; and feature maps.
 
 The dashboard keeps one `JobManager` for the whole server (`st.cache_resource`), so every browser tab
-sees the same jobs. Worker threads call `core.engine.train` and nothing else: they never touch
+sees the same jobs. Worker threads call `core.training.engine.train` and nothing else: they never touch
 Streamlit, and everything they produce reaches the pages through the run folders on disk. A job of
 several processes (all GPUs of the machine) is the one exception: its worker starts
 `torchrun ... -m core.train --queued RUN_ID` and waits for it, and Stop sends it Ctrl-C (SIGINT),
 which torchrun forwards to every rank. It waits in the queue of its first GPU.
 
 A feature-map job (`compute_map`) gives a finished run made before the map existed its map
-(core.features.compute_run_features) in a thread of its own; its progress is kept here, in memory,
+(core.analysis.features.compute_run_features) in a thread of its own; its progress is kept here, in memory,
 for the Map page to show (`map_job`), as it writes nothing to the run until its files are complete.
 """
 from __future__ import annotations
@@ -26,10 +26,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import distributed, features, runs
-from core.config import TrainConfig
-from core.device import resolve_device
-from core.engine import train
+from core.training import distributed
+
+from core.analysis import features
+
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
+from core.training.device import resolve_device
+from core.training.engine import train
 from core.sweep import load_sweep
 
 log = logging.getLogger(__name__)
@@ -79,31 +83,31 @@ class JobManager:
         problem = distributed.team_refusal(resolve_device(cfg.device), cfg.batch_size, processes)
         if problem:
             raise ValueError(problem)
-        run_dir = runs.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
+        run_dir = catalog.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
         self._enqueue(Job(run_dir.name, run_dir, cfg, processes=processes))
         return run_dir.name
 
     def resume(self, run_id: str) -> None:
         """Queue a stopped, failed or interrupted run to continue from its last checkpoint."""
-        self._requeue(run_id, runs.resume_refusal, resume=True)
+        self._requeue(run_id, catalog.resume_refusal, resume=True)
 
     def restart(self, run_id: str) -> None:
         """Queue a run that ended before its first checkpoint to train again from the start, same settings."""
-        self._requeue(run_id, runs.restart_refusal, resume=False)
+        self._requeue(run_id, catalog.restart_refusal, resume=False)
 
     def _requeue(self, run_id: str, refusal_of, *, resume: bool) -> None:
-        run_dir = runs.run_path(self.runs_dir, run_id)
+        run_dir = catalog.run_path(self.runs_dir, run_id)
         with self._lock:
             if self.position(run_id) is not None:
-                raise runs.RunError(f"Run {run_id} is already training or waiting in this dashboard.")
-            summary = runs.summarize_run(run_dir)
+                raise catalog.RunError(f"Run {run_id} is already training or waiting in this dashboard.")
+            summary = catalog.summarize_run(run_dir)
             refusal = refusal_of(summary)
             if refusal:
-                raise runs.RunError(refusal)
+                raise catalog.RunError(refusal)
             cfg = TrainConfig.from_dict(summary.config)
             if not resume:
-                runs.reset_for_restart(run_dir)
-            runs.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
+                catalog.reset_for_restart(run_dir)
+            catalog.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
             self._enqueue(Job(run_id, run_dir, cfg, resume=resume, processes=_processes_again(summary, cfg)))
 
     def stop(self, run_id: str) -> None:
@@ -119,7 +123,7 @@ class JobManager:
                         queue.remove(job)
                         self._dequeued(job)
                         return
-        raise runs.RunError(f"Run {run_id} is not training in this dashboard (it may be a command-line run: "
+        raise catalog.RunError(f"Run {run_id} is not training in this dashboard (it may be a command-line run: "
                             "stop that one where it was started).")
 
     def delete(self, run_id: str) -> None:
@@ -127,18 +131,18 @@ class JobManager:
         with self._lock:
             if (self.position(run_id) or 0) > 0:
                 self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
-            if runs.run_exists(self.runs_dir, run_id):  # a link too: deleting it removes the link only
-                runs.delete_run(self.runs_dir, run_id)
+            if catalog.run_exists(self.runs_dir, run_id):  # a link too: deleting it removes the link only
+                catalog.delete_run(self.runs_dir, run_id)
 
     def compute_map(self, run_id: str) -> MapJob:
         """Start computing a finished run's feature map in the background; RunError says why not."""
-        run_dir = runs.run_path(self.runs_dir, run_id)
+        run_dir = catalog.run_path(self.runs_dir, run_id)
         with self._lock:
             if self.position(run_id) is not None:
-                raise runs.RunError(f"Run {run_id} is still training here: its map is made when it finishes.")
+                raise catalog.RunError(f"Run {run_id} is still training here: its map is made when it finishes.")
             current = self._maps.get(run_id)
             if current is not None and current.state == "running":
-                raise runs.RunError(f"The map of run {run_id} is already being computed.")
+                raise catalog.RunError(f"The map of run {run_id} is already being computed.")
             job = self._maps[run_id] = MapJob(run_id)
         threading.Thread(target=self._map_work, args=(job, run_dir), name=f"map-{run_id}", daemon=True).start()
         return job
@@ -157,7 +161,7 @@ class JobManager:
             job.state = "done"
         except features.FeaturesStopped:
             job.state = "stopped"
-        except (runs.RunError, ValueError, OSError) as exc:  # a sentence for the user: missing data, full disk
+        except (catalog.RunError, ValueError, OSError) as exc:  # a sentence for the user: missing data, full disk
             job.state, job.error = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 (the thread must end with a state the page can show)
             log.exception("feature map of %s crashed", job.run_id)
@@ -259,19 +263,19 @@ class JobManager:
             team = subprocess.Popen(distributed.torchrun_command(job.processes, args), cwd=distributed.REPO,
                                     stdout=subprocess.DEVNULL, stderr=errors, text=True)
             _wait_or_interrupt(team, job.stop)
-            if runs.summarize_run(job.run_dir).state == "queued":  # still the dashboard's: no rank got going
+            if catalog.summarize_run(job.run_dir).state == "queued":  # still the dashboard's: no rank got going
                 errors.seek(0)
                 last = ([line.strip() for line in errors.read().splitlines() if line.strip()] or ["no message"])[-1]
                 error = None if job.stop.is_set() else (
                     f"torchrun ended (exit status {team.returncode}) before training: {last}")
-                runs.update_status(job.run_dir, state="stopped" if error is None else "failed", error=error,
+                catalog.update_status(job.run_dir, state="stopped" if error is None else "failed", error=error,
                                    finished_at=time.time())
 
     def _dequeued(self, job: Job) -> None:
         if job.resume:  # it keeps its checkpoints and goes back to being a stopped run
-            runs.update_status(job.run_dir, state="stopped")
+            catalog.update_status(job.run_dir, state="stopped")
         else:  # it never started: nothing in it but its settings
-            runs.delete_run(self.runs_dir, job.run_id)
+            catalog.delete_run(self.runs_dir, job.run_id)
 
 
 def _wait_or_interrupt(process: subprocess.Popen, stop: threading.Event) -> None:
@@ -287,7 +291,7 @@ def _wait_or_interrupt(process: subprocess.Popen, stop: threading.Event) -> None
                 interrupted = True
 
 
-def _processes_again(summary: runs.RunSummary, cfg: TrainConfig) -> int:
+def _processes_again(summary: catalog.RunSummary, cfg: TrainConfig) -> int:
     """A run trained by several processes continues with as many when this machine can run them, else with one."""
     processes = summary.status.get("processes") or 1
     try:

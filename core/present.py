@@ -1,6 +1,6 @@
 """What the dashboard's Train, Runs, Data and Sweeps pages show, computed from run folders, datasets and sweeps.
 
-Pure functions only: metric records (core.runs.read_metrics) and summaries go in, tables, curves and
+Pure functions only: metric records (core.rundir.catalog.read_metrics) and summaries go in, tables, curves and
 short sentences come out. The pages draw these; nothing here touches Streamlit, files or devices, so
 every number on screen can be unit-tested without a browser (tests/test_present.py).
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from core.runs import RunSummary
+from core.rundir.catalog import RunSummary
 
 if TYPE_CHECKING:  # only read here: the pages that import this module need not load Optuna for it
     from core.sweep import Param, SweepResults, TrialResult

@@ -3,7 +3,7 @@
 One flag per TrainConfig field (`--batch-size 512`, `--tta/--no-tta`), plus `--preset`, `--name`,
 `--runs-dir`, `--resume RUN_ID`, `--restart RUN_ID` and `--queued RUN_ID`. Ctrl-C stops cleanly: the run
 keeps a resumable checkpoint.
-`torchrun --nproc_per_node=N -m core.train ...` trains one run with N processes (core.distributed): rank 0
+`torchrun --nproc_per_node=N -m core.train ...` trains one run with N processes (core.training.distributed): rank 0
 makes and writes the run folder and alone prints; the others learn the run from it.
 Exit status: 0 completed, 1 failed or bad input, 130 stopped.
 """
@@ -18,12 +18,14 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from core import distributed, runs
-from core.config import TrainConfig
+from core.training import distributed
+
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
 from core.data import load_dataset
-from core.device import resolve_device
-from core.engine import RunResult, checked_run, restart_run, resume_run, train, train_queued
-from core.recipes import PRESETS, preset_config
+from core.training.device import resolve_device
+from core.training.engine import RunResult, checked_run, restart_run, resume_run, train, train_queued
+from core.training.recipes import PRESETS, preset_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe; flags override it")
     parser.add_argument("--name", help="display name of the run")
-    parser.add_argument("--runs-dir", default=str(runs.default_runs_dir()), help="folder holding the run folders")
+    parser.add_argument("--runs-dir", default=str(catalog.default_runs_dir()), help="folder holding the run folders")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or interrupted run from its last checkpoint")
     parser.add_argument("--restart", metavar="RUN_ID",
                         help="train a run that ended before its first checkpoint again, with its own settings")
@@ -86,7 +88,7 @@ class ProgressBar:
         self.stream.flush()
 
     def _epoch_line(self, epoch: int, epochs: int) -> None:
-        vals = [r for r in runs.read_metrics(self.run_dir) if r["kind"] == "val" and r.get("epoch") == epoch]
+        vals = [r for r in catalog.read_metrics(self.run_dir) if r["kind"] == "val" and r.get("epoch") == epoch]
         if vals and "val_acc" in vals[-1] and "val_loss" in vals[-1]:
             v = vals[-1]
             speed = f"  {v['images_per_s']:,.0f} img/s" if v.get("images_per_s") is not None else ""
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir, result = _train_as_team(args, stop)
         elif args.resume or args.restart or args.queued:
             run_id = args.resume or args.restart or args.queued
-            run_dir = runs.run_path(args.runs_dir, run_id)
+            run_dir = catalog.run_path(args.runs_dir, run_id)
             bar = None if args.quiet else ProgressBar(run_dir)
             carry_on = resume_run if args.resume else restart_run if args.restart else train_queued
             result = carry_on(args.runs_dir, run_id, stop=stop, on_status=bar)
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # the runs folder cannot be written (full disk, no permission)
         if speaks:
-            print(f"error: {runs.disk_error_sentence(exc)}.", file=sys.stderr)
+            print(f"error: {catalog.disk_error_sentence(exc)}.", file=sys.stderr)
         return 1
     return _report(result, run_dir) if speaks else EXIT_CODES.get(result.state, 1)
 
@@ -140,7 +142,7 @@ EXIT_CODES = {"completed": 0, "stopped": 130}
 def _new_run(args: argparse.Namespace, cfg: TrainConfig) -> Path:
     """Check the data source, then make the run folder (nothing is made for a source that cannot be read)."""
     load_dataset(cfg.data, cfg.data_dir or None)
-    run_dir = runs.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
+    run_dir = catalog.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
     print(f"run {run_dir.name} in {run_dir.parent}", file=sys.stderr)
     return run_dir
 
@@ -157,7 +159,7 @@ def _train_as_team(args: argparse.Namespace, stop: threading.Event) -> tuple[Pat
         else:
             run_dir = existing
             if args.restart:
-                team.from_writer(lambda: runs.reset_for_restart(run_dir))
+                team.from_writer(lambda: catalog.reset_for_restart(run_dir))
         bar = ProgressBar(run_dir) if team.is_writer and not args.quiet else None
         return run_dir, train(cfg, run_dir, stop=stop, device=device, resume=resume, on_status=bar, team=team)
     finally:
@@ -173,7 +175,7 @@ def team_plan(args: argparse.Namespace) -> tuple[Path | None, TrainConfig, bool]
     problem = distributed.batch_size_refusal(cfg.batch_size, distributed.world_size())
     if problem:
         raise ValueError(problem)
-    resume = bool(args.resume) or bool(args.queued and runs.has_checkpoint(run_dir))
+    resume = bool(args.resume) or bool(args.queued and catalog.has_checkpoint(run_dir))
     return run_dir, cfg, resume
 
 

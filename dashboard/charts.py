@@ -14,9 +14,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core import analysis
-from core.calibration import Reliability
-from core.predictions import Predictions
+from core.analysis import mistakes
+from core.analysis.calibration import Reliability
+from core.rundir.predictions import Predictions
 from dashboard.text import one_line
 
 SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "#e4572e"])
@@ -95,7 +95,7 @@ def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: 
 
 def matrix_frame(counts: np.ndarray, classes: list[str], normalise: bool) -> pd.DataFrame:
     """One row a square: true and predicted class (their `chart_labels`), count, share, label, dark."""
-    shares = analysis.row_normalise(counts)
+    shares = mistakes.row_normalise(counts)
     t, p = np.indices(counts.shape)  # (C, C) each
     labels = np.asarray(chart_labels(classes), dtype=object)
     frame = pd.DataFrame({

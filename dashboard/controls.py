@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from core.config import TrainConfig
+from core.rundir.config import TrainConfig
 
 
 ALL_GPUS = "all-gpus"  # a device choice, not a config value: the run's device is cuda, trained by one rank a GPU

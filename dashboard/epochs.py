@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import dynamics
+from core.analysis import dynamics
 from dashboard import loaders, matrix
 from dashboard.text import plain
 

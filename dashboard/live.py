@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import present, runs
+from core import present
+
+from core.rundir import catalog
+from core.rundir.state import LIVE_STATES
 from dashboard import live_mistakes, state
 from dashboard.charts import curve_chart
 from dashboard.text import plain
@@ -19,24 +22,24 @@ LIVE_REFRESH_S = 1.5
 MESSAGE_KEY = "live_message"  # a one-sentence refusal from Stop/Resume, shown on the next draw
 
 
-def show(summary: runs.RunSummary) -> None:
+def show(summary: catalog.RunSummary) -> None:
     """Draw the live view of `summary`'s run; it refreshes itself only while the run is live."""
-    live = summary.state in runs.LIVE_STATES
+    live = summary.state in LIVE_STATES
     fragment = st.fragment(_view, run_every=LIVE_REFRESH_S if live else None)
     fragment(summary.run_id, live)
 
 
 def _view(run_id: str, was_live: bool) -> None:
     try:
-        path = runs.run_path(state.runs_dir(), run_id)
-    except runs.RunError as exc:  # replaced by a link while the page was open
+        path = catalog.run_path(state.runs_dir(), run_id)
+    except catalog.RunError as exc:  # replaced by a link while the page was open
         st.error(plain(exc))
         return
     if not path.is_dir():
         st.info("This run no longer exists (it was deleted); pick another one in the sidebar.")
         return
-    summary = runs.summarize_run(path)
-    if (summary.state in runs.LIVE_STATES) != was_live:
+    summary = catalog.summarize_run(path)
+    if (summary.state in LIVE_STATES) != was_live:
         st.rerun()  # started or ended: redraw the page so the refresh timer starts or stops
     metrics = state.run_metrics(path)
     _header(summary)
@@ -53,7 +56,7 @@ def _view(run_id: str, was_live: bool) -> None:
 # Pieces
 # ---------------------------------------------------------------------------------------------
 
-def _header(summary: runs.RunSummary) -> None:
+def _header(summary: catalog.RunSummary) -> None:
     st.subheader(plain(summary.name))
     details = [summary.state, summary.model or "?", present.data_label(summary.data)]
     if summary.device:
@@ -61,22 +64,22 @@ def _header(summary: runs.RunSummary) -> None:
     st.caption(" · ".join(plain(d) for d in details))  # model, data path, device: from the run's files
 
 
-def _actions(summary: runs.RunSummary) -> None:
+def _actions(summary: catalog.RunSummary) -> None:
     position = state.job_manager().position(summary.run_id)
     elsewhere = summary.state == "running" and position is None
     left, right, _ = st.columns([1, 1, 4])
     left.button("Stop", key="live_stop", on_click=_stop, args=(summary.run_id,), icon=":material/stop:",
-                disabled=summary.state not in runs.LIVE_STATES or elsewhere,
+                disabled=summary.state not in LIVE_STATES or elsewhere,
                 help="Stop training now. The run keeps what it learned so far and can be resumed later."
                      if not elsewhere else
                      "This run was started outside this dashboard (e.g. from the command line): stop it there.")
-    if runs.restart_refusal(summary) is None:  # ended before its first checkpoint: nothing to resume
+    if catalog.restart_refusal(summary) is None:  # ended before its first checkpoint: nothing to resume
         right.button("Start again", key="live_restart", on_click=_restart, args=(summary.run_id,), icon=":material/restart_alt:",
                      help="Train this run again from the start with the same settings (it stopped before "
                           "saving anything it could carry on from).")
     else:
         right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon=":material/play_arrow:",
-                     disabled=runs.resume_refusal(summary) is not None,
+                     disabled=catalog.resume_refusal(summary) is not None,
                      help="Carry on training a stopped or interrupted run from where it left off, up to its "
                           "planned number of epochs.")
     message = st.session_state.pop(MESSAGE_KEY, None)
@@ -101,13 +104,13 @@ def _act(action, run_id: str, words: str) -> None:
     becomes the one sentence shown on the next draw."""
     try:
         action(run_id)
-    except runs.RunError as exc:
+    except catalog.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
     except OSError as exc:
-        st.session_state[MESSAGE_KEY] = runs.action_error_sentence(exc, words)
+        st.session_state[MESSAGE_KEY] = catalog.action_error_sentence(exc, words)
 
 
-def _state_message(summary: runs.RunSummary) -> None:
+def _state_message(summary: catalog.RunSummary) -> None:
     if summary.state == "queued":
         st.info(present.queue_text(state.job_manager().position(summary.run_id)))
     elif summary.state in ("failed", "interrupted", "damaged") and summary.error:
@@ -119,7 +122,7 @@ def _state_message(summary: runs.RunSummary) -> None:
                 "it because its validation accuracy lagged behind the sweep's other trials.")
 
 
-def _numbers(summary: runs.RunSummary, metrics: list[dict]) -> None:
+def _numbers(summary: catalog.RunSummary, metrics: list[dict]) -> None:
     lr = present.current_lr(metrics)
     loss = present.latest(metrics, "train", "loss")
     val_acc = present.latest(metrics, "val", "val_acc")

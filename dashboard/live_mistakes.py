@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import analysis, predictions, present, runs
+from core.analysis import mistakes
+
+from core.rundir import catalog, predictions
+
+from core import present
+from core.rundir.state import LIVE_STATES
 from dashboard import loaders, matrix
 from dashboard.text import plain
 
@@ -20,11 +25,11 @@ PREFIX = "live_mistakes"  # the matrix's keys: live_mistakes_cell, live_mistakes
 WAITING = "When the first epoch ends, a matrix of the mistakes on the validation pictures appears here."
 
 
-def show(summary: runs.RunSummary) -> None:
+def show(summary: catalog.RunSummary) -> None:
     """The newest epoch's matrix and its words; before the first epoch's end, a line saying it will come."""
     epochs = predictions.val_epochs(summary.path)
     if not epochs:
-        if summary.state in runs.LIVE_STATES and summary.config.get("val_fraction") != 0:
+        if summary.state in LIVE_STATES and summary.config.get("val_fraction") != 0:
             st.caption(WAITING)
         return
     epoch = epochs[-1]
@@ -48,7 +53,7 @@ def show(summary: runs.RunSummary) -> None:
             _pictures(summary, epoch, classes, chosen)
 
 
-def _previous(summary: runs.RunSummary, epochs: list[int], shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
+def _previous(summary: catalog.RunSummary, epochs: list[int], shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
     """The epoch before the newest one and its counts, when it has a readable file of the same classes."""
     if len(epochs) < 2:
         return None
@@ -59,7 +64,7 @@ def _previous(summary: runs.RunSummary, epochs: list[int], shape: tuple[int, ...
 def _words(counts: np.ndarray, classes: list[str], previous: tuple[int, np.ndarray] | None) -> None:
     # Both directions added up (cats taken for dogs plus dogs taken for cats), the same ranking as the
     # Errors page's "Most mixed-up pairs", so the pair named here is the first one listed there.
-    pairs = analysis.confused_pairs(counts, 1)
+    pairs = mistakes.confused_pairs(counts, 1)
     if not pairs:
         st.markdown("Right now it mixes up no two classes: every validation picture is right.")
         return
@@ -68,13 +73,13 @@ def _words(counts: np.ndarray, classes: list[str], previous: tuple[int, np.ndarr
     sentence = f"Right now it mixes up **{a}** and **{b}** most: {present.plural(top.total, 'time')}"
     if previous is not None:
         epoch_before, counts_before = previous
-        sentence += ", " + present.change_text(top.total, analysis.pair_between(counts_before, top.a, top.b).total,
+        sentence += ", " + present.change_text(top.total, mistakes.pair_between(counts_before, top.a, top.b).total,
                                               epoch_before)
     st.markdown(sentence + ".")
     st.caption(f"{a} taken for {b}: {top.a_as_b} · {b} taken for {a}: {top.b_as_a}")
 
 
-def _pictures(summary: runs.RunSummary, epoch: int, classes: list[str], chosen: tuple[int, int]) -> None:
+def _pictures(summary: catalog.RunSummary, epoch: int, classes: list[str], chosen: tuple[int, int]) -> None:
     preds, problem = loaders.predictions(summary.path, "val", epoch)
     if problem:
         st.warning(plain(problem))

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import analysis, checkpoints, dynamics, features, kfold, label_issues, run_data, runs
+from core.analysis import dynamics, features, kfold, label_issues, mistakes, pictures
+
+from core.rundir import catalog, checkpoints
 from core.data import Dataset, ImageSet, load_dataset
-from core.device import resolve_device
-from core.dynamics import EpochStack
-from core.inference import Predictor
-from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
+from core.training.device import resolve_device
+from core.analysis.dynamics import EpochStack
+from core.training.inference import Predictor
+from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.present import no_predictions_message
 from dashboard.state import by_mtime
 from dashboard.text import plain
@@ -46,7 +48,7 @@ def predictions(run_dir: Path, split: str = "test",
     return _load_predictions(str(run_dir), split, epoch, by_mtime(run_dir / "predictions"))
 
 
-def predictions_or_stop(summary: runs.RunSummary, split: str, preds: Predictions | None, problem: str | None,
+def predictions_or_stop(summary: catalog.RunSummary, split: str, preds: Predictions | None, problem: str | None,
                         which: str = "") -> Predictions:
     """`preds` as `predictions` gave them, or one sentence and the page stops: a warning naming the damaged
     file, else why the run has none yet. `which` starts the warning ("Run A: ") where two runs are shown."""
@@ -68,7 +70,7 @@ def _oof_predictions(run_dir: str, mtime_ns: int) -> tuple[Predictions | None, s
 
 
 def oof_predictions(run_dir: Path) -> tuple[Predictions | None, str | None]:
-    """The run's out-of-fold training predictions (core.kfold), like `predictions`: None with why, or (None, None)."""
+    """The run's out-of-fold training predictions (core.analysis.kfold), like `predictions`: None with why, or (None, None)."""
     return _oof_predictions(str(run_dir), by_mtime(run_dir / "predictions"))
 
 
@@ -85,7 +87,7 @@ def _label_issues(run_dir: str, split: str, ranking: str, mtime_ns: int) -> labe
 
 
 def suspected_labels(run_dir: Path, ranking: str, split: str = "test") -> label_issues.LabelIssues | None:
-    """Suspected label errors (core.label_issues) among the run's test pictures, or its training pictures
+    """Suspected label errors (core.analysis.label_issues) among the run's test pictures, or its training pictures
     ("train": the out-of-fold predictions), once per version of its predictions folder.
 
     None when the run has no usable predictions of that split (`predictions`/`oof_predictions` say why).
@@ -102,7 +104,7 @@ def _epoch_confusion(run_dir: str, epoch: int, mtime_ns: int) -> tuple[np.ndarra
         return None, str(exc)
     if preds is None:
         return None, None
-    return analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1]), None
+    return mistakes.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1]), None
 
 
 def epoch_confusion(run_dir: Path, epoch: int) -> tuple[np.ndarray | None, str | None]:
@@ -161,22 +163,22 @@ def _dataset_or_reason(source: str, data_dir: str) -> tuple[Dataset | None, str 
 
 def _data_classes(config: dict) -> tuple[str, ...] | None:
     """The class names of a run's data source (for `class_names`), or None when it cannot be loaded here."""
-    data, _ = run_data.run_dataset(config, _dataset_or_reason)
+    data, _ = pictures.run_dataset(config, _dataset_or_reason)
     return data.classes if data is not None else None
 
 
 def run_images(config: dict, preds: Predictions) -> tuple[ImageSet | None, tuple[str, ...] | None, str | None]:
     """The split the predictions index into, the source's class names, or why the images are unavailable."""
-    data, reason = run_data.run_dataset(config, _dataset_or_reason)
+    data, reason = pictures.run_dataset(config, _dataset_or_reason)
     if data is None:
         return None, None, reason
-    split, reason = run_data.evaluated_split(data, preds)
+    split, reason = pictures.evaluated_split(data, preds)
     return split, data.classes, reason
 
 
-def class_names(summary: runs.RunSummary, num_classes: int, data_classes: tuple[str, ...] | None = None) -> list[str]:
-    """Class names of a run (core.run_data.class_names), its data loaded through the cache when needed."""
-    return run_data.class_names(
+def class_names(summary: catalog.RunSummary, num_classes: int, data_classes: tuple[str, ...] | None = None) -> list[str]:
+    """Class names of a run (core.analysis.pictures.class_names), its data loaded through the cache when needed."""
+    return pictures.class_names(
         summary, num_classes, lambda: data_classes if data_classes is not None else _data_classes(summary.config))
 
 
@@ -197,5 +199,5 @@ def feature_set(run_dir: Path, which: str) -> tuple[features.FeatureSet | None, 
 
 def train_images(config: dict) -> ImageSet | None:
     """The training pictures of a run's data source (features_train.npz's index points into them), if here."""
-    data, _ = run_data.run_dataset(config, _dataset_or_reason)
+    data, _ = pictures.run_dataset(config, _dataset_or_reason)
     return data.train if data is not None else None

@@ -14,7 +14,9 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from core import analysis, predictions
+from core.analysis import mistakes
+
+from core.rundir import predictions
 from dashboard import tiles
 from dashboard.charts import label_index, matrix_chart
 from dashboard.text import plain
@@ -113,7 +115,7 @@ def cell_heading(preds: predictions.Predictions, classes: list[str],
         st.info(CHOOSE_HINT)
         return None
     t, p = chosen
-    positions = analysis.cell_positions(preds.labels, preds.pred, preds.probs, t, p)
+    positions = mistakes.cell_positions(preds.labels, preds.pred, preds.probs, t, p)
     title = (f"{plain(classes[t])} recognised correctly" if t == p
              else f"{plain(classes[t])} taken for {plain(classes[p])}")
     st.subheader(title)
@@ -133,7 +135,7 @@ def cell_pictures(prefix: str, preds: predictions.Predictions, classes: list[str
     if images is None:
         st.caption(f"The pictures themselves are not available here. {plain(reason or '')}")
     page = tiles.page_picker(len(positions), _page_key(prefix))
-    tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
+    tiles.prediction_tiles(preds, mistakes.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
                            bars=bars, columns=columns, looks=looks)
 
 

@@ -39,9 +39,13 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from core import analysis, calibration, features, present, run_data, runs
+from core.analysis import calibration, features, mistakes, pictures
+
+from core import present
+
+from core.rundir import catalog
 from core.data import ImageSet
-from core.predictions import Predictions, PredictionsError, load_predictions
+from core.rundir.predictions import Predictions, PredictionsError, load_predictions
 from dashboard.charts import ANSWERS, curve_chart, map_chart, map_frame, matrix_chart, reliability_chart
 
 SMOOTHING = 0.6  # the training curve's smoothing, the live view's default
@@ -61,7 +65,7 @@ CACHED_REPORTS = 4  # a report is a few MB: keep the last few the Errors page bu
 @dataclass(frozen=True)
 class ReportRun:
     """One run as the sections see it: its files read once, each through core's checked readers."""
-    summary: runs.RunSummary
+    summary: catalog.RunSummary
     metrics: list[dict]
     preds: Predictions | None  # the final test predictions; None: not saved yet, or damaged (see `problem`)
     problem: str | None  # why there are no test predictions to show, one sentence
@@ -84,22 +88,22 @@ def load_run(run_dir: Path) -> ReportRun:
         raise ValueError(f"There is no run folder at {run_dir}.")
     if not (run_dir / "config.json").is_file() and not (run_dir / "status.json").is_file():
         raise ValueError(f"{run_dir} is not a run folder: it has no config.json or status.json.")
-    summary = runs.summarize_run(run_dir)
+    summary = catalog.summarize_run(run_dir)
     try:
         preds, problem = load_predictions(run_dir, "test"), None
     except PredictionsError as exc:
         preds, problem = None, str(exc)
     if preds is None:
         damaged, problem = problem is not None, problem or present.no_predictions_message(summary, "test")
-        return ReportRun(summary, runs.read_metrics(run_dir), None, problem, [], None, None, damaged=damaged)
-    data, images_reason = run_data.run_dataset(summary.config)
+        return ReportRun(summary, catalog.read_metrics(run_dir), None, problem, [], None, None, damaged=damaged)
+    data, images_reason = pictures.run_dataset(summary.config)
     images = None
     if data is not None:
-        images, images_reason = run_data.evaluated_split(data, preds)
+        images, images_reason = pictures.evaluated_split(data, preds)
     data_classes = data.classes if data is not None else None
-    classes = run_data.class_names(summary, preds.probs.shape[1], lambda: data_classes)
+    classes = pictures.class_names(summary, preds.probs.shape[1], lambda: data_classes)
     layout, map_problem = load_layout(run_dir, preds)
-    return ReportRun(summary, runs.read_metrics(run_dir), preds, None, classes, images, images_reason, layout,
+    return ReportRun(summary, catalog.read_metrics(run_dir), preds, None, classes, images, images_reason, layout,
                      map_problem)
 
 
@@ -227,7 +231,7 @@ def results_section(run: ReportRun) -> str:
 def matrix_section(run: ReportRun) -> str | None:
     if run.preds is None:
         return None
-    counts = analysis.confusion_counts(run.preds.labels, run.preds.pred, len(run.classes))
+    counts = mistakes.confusion_counts(run.preds.labels, run.preds.pred, len(run.classes))
     note = "<p class=\"note\">Rows are the true classes, columns what the model said.</p>"
     chart = matrix_chart(counts, run.classes, normalise=False, chosen=None)
     return section("Confusion matrix", note + chart_html(chart, "chart-matrix"))
@@ -239,7 +243,7 @@ def _direction(run: ReportRun, t: int, p: int, n: int) -> str:
     if run.images is None or n == 0:
         return heading
     preds = run.preds
-    positions = analysis.cell_positions(preds.labels, preds.pred, preds.probs, t, p)[:PICTURES_PER_DIRECTION]
+    positions = mistakes.cell_positions(preds.labels, preds.pred, preds.probs, t, p)[:PICTURES_PER_DIRECTION]
     tiles = [picture(run.images.images[preds.index[i]], f"{preds.probs[i, p]:.0%} {text(run.classes[p])}")
              for i in positions]
     return heading + '<div class="pictures">' + "".join(tiles) + "</div>"
@@ -248,8 +252,8 @@ def _direction(run: ReportRun, t: int, p: int, n: int) -> str:
 def pairs_section(run: ReportRun) -> str | None:
     if run.preds is None:
         return None
-    counts = analysis.confusion_counts(run.preds.labels, run.preds.pred, len(run.classes))
-    pairs = analysis.confused_pairs(counts, PAIRS_SHOWN)
+    counts = mistakes.confusion_counts(run.preds.labels, run.preds.pred, len(run.classes))
+    pairs = mistakes.confused_pairs(counts, PAIRS_SHOWN)
     if not pairs:
         return section("Most mixed-up pairs",
                        "<p>No two classes are mixed up: every picture was classified correctly.</p>")
@@ -266,7 +270,7 @@ def pairs_section(run: ReportRun) -> str | None:
 def class_scores_section(run: ReportRun) -> str | None:
     if run.preds is None:
         return None
-    report = analysis.class_report(run.preds.labels, run.preds.pred, len(run.classes))
+    report = mistakes.class_report(run.preds.labels, run.preds.pred, len(run.classes))
     rows = [[text(name), f"{report.support[k]:,}", percent(report.accuracy[k]), percent(report.precision[k]),
              percent(report.recall[k]), percent(report.f1[k])] for k, name in enumerate(run.classes)]
     return section("Per-class scores", table(["Class", "Images", "Accuracy", "Precision", "Recall", "F1"], rows,
@@ -389,7 +393,7 @@ def report_bytes(run_dir: Path) -> bytes:
     return _cached_report(str(run_dir), _files_version(run_dir))
 
 
-def download_button(summary: runs.RunSummary) -> None:
+def download_button(summary: catalog.RunSummary) -> None:
     """'Download report': the file is built only when clicked (a callable `data`), never on a rerun."""
     st.download_button(
         "Download report", data=partial(report_bytes, summary.path), file_name=report_file_name(summary.name),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.config import KEYWORD_SOURCES
+from core.rundir.config import KEYWORD_SOURCES
 
 SOURCE_KINDS = {  # what the data-source picker offers, in plain words
     "cifar10": "CIFAR-10 photos",

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import present, runs
+from core import present
+
+from core.rundir import catalog
 from core.jobs import JobManager
+from core.rundir.state import LIVE_STATES
 from dashboard.text import plain
 
 RUN_KEY = "run_id"  # st.session_state key of the run being looked at
@@ -28,7 +31,7 @@ def by_mtime(path: Path) -> int:
 
 
 def runs_dir() -> Path:
-    return runs.default_runs_dir()
+    return catalog.default_runs_dir()
 
 
 @st.cache_resource
@@ -41,8 +44,8 @@ def job_manager() -> JobManager:
     return _job_manager(str(runs_dir()))
 
 
-def run_summaries() -> list[runs.RunSummary]:
-    return runs.list_runs(runs_dir())
+def run_summaries() -> list[catalog.RunSummary]:
+    return catalog.list_runs(runs_dir())
 
 
 def sidebar() -> None:
@@ -79,20 +82,20 @@ def resend_if_relabelled(key: str, label: str) -> None:
     st.session_state[sent_key] = label
 
 
-def selected_run() -> runs.RunSummary | None:
+def selected_run() -> catalog.RunSummary | None:
     run_id = st.session_state.get(RUN_KEY)
     if not run_id:
         return None
     try:
-        return runs.summarize_run(runs.run_path(runs_dir(), run_id))
-    except runs.RunError:
+        return catalog.summarize_run(catalog.run_path(runs_dir(), run_id))
+    except catalog.RunError:
         return None
 
 
 NO_RUN_YET = "There is no run to look at yet: start one on the Train page, then come back here."
 
 
-def selected_run_or_stop() -> runs.RunSummary:
+def selected_run_or_stop() -> catalog.RunSummary:
     """The sidebar's run; without any, one sentence and the page stops there."""
     selected = selected_run()
     if selected is None:
@@ -101,20 +104,20 @@ def selected_run_or_stop() -> runs.RunSummary:
     return selected
 
 
-def show_selected_run(view: Callable[[runs.RunSummary], None], refresh_s: float) -> None:
+def show_selected_run(view: Callable[[catalog.RunSummary], None], refresh_s: float) -> None:
     """Draw `view(summary)` for the sidebar's run; while the run trains, in a fragment re-run every
     `refresh_s` seconds on a fresh summary (only the view re-runs). Without any run, one sentence."""
     selected = selected_run_or_stop()
-    if selected.state in runs.LIVE_STATES:
+    if selected.state in LIVE_STATES:
         st.fragment(_refreshed_view, run_every=refresh_s)(view, selected.run_id)
     else:
         view(selected)
 
 
-def _refreshed_view(view: Callable[[runs.RunSummary], None], run_id: str) -> None:
+def _refreshed_view(view: Callable[[catalog.RunSummary], None], run_id: str) -> None:
     try:
-        summary = runs.summarize_run(runs.run_path(runs_dir(), run_id))
-    except runs.RunError as exc:  # deleted or damaged while the page was open
+        summary = catalog.summarize_run(catalog.run_path(runs_dir(), run_id))
+    except catalog.RunError as exc:  # deleted or damaged while the page was open
         st.error(plain(exc))
         st.stop()
     view(summary)
@@ -134,7 +137,7 @@ def delete_run(run_id: str) -> None:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _metrics(path: str, size: int, mtime_ns: int) -> list[dict]:
-    return runs.read_metrics(Path(path))
+    return catalog.read_metrics(Path(path))
 
 
 def run_metrics(run_dir: Path) -> list[dict]:

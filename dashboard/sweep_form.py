@@ -12,10 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from core import runs
-from core.config import TrainConfig
-from core.models import list_models
-from core.recipes import PRESETS
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
+from core.training.models import list_models
+from core.training.recipes import PRESETS
 from core.sweep import PRUNERS, SAMPLERS, Param, SweepError, create_sweep, tunable_fields
 from core.sweep.study import MAX_TRIALS, longest_name
 from dashboard import controls, source_picker, state
@@ -181,7 +181,7 @@ def _create() -> None:
         st.session_state[ERROR_KEY] = str(exc)
         return
     except OSError as exc:
-        st.session_state[ERROR_KEY] = runs.action_error_sentence(exc, "Creating the sweep")
+        st.session_state[ERROR_KEY] = catalog.action_error_sentence(exc, "Creating the sweep")
         return
     st.session_state[CREATED_KEY] = sweep.sweep_id
 
@@ -249,9 +249,9 @@ def _vary_widgets() -> None:
 
 def _run_widgets() -> None:
     name, trials, sampler, pruner = st.columns([2, 1, 2, 2])
-    name.text_input("Sweep name (optional)", key=_key("name"), max_chars=runs.MAX_NAME_LENGTH, persist_state=KEEP,
+    name.text_input("Sweep name (optional)", key=_key("name"), max_chars=catalog.MAX_NAME_LENGTH, persist_state=KEEP,
                     help="Its trials are named '<sweep name> #<trial>', which must fit in "
-                         f"{runs.MAX_NAME_LENGTH} characters; empty names it after what it varies.")
+                         f"{catalog.MAX_NAME_LENGTH} characters; empty names it after what it varies.")
     trials.number_input("Trials", min_value=1, max_value=MAX_TRIALS, step=1, key=_key("trials"), persist_state=KEEP,
                         help="How many runs the sweep trains in all, over every worker.")
     sampler.selectbox("How to pick values", SAMPLERS, format_func=SAMPLER_WORDS.get, key=_key("sampler"),

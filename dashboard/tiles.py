@@ -11,7 +11,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from core import analysis, predictions, saliency
+from core.analysis import mistakes, saliency
+
+from core.rundir import predictions
 from core.data import ImageSet
 from dashboard import where_looked
 from dashboard.text import plain
@@ -43,7 +45,7 @@ def tile_caption(true_name: str, pred_name: str, confidence: float) -> str:
 
 def probability_bars(probs_row: np.ndarray, classes: list[str], k: int = 3) -> None:
     """The k most likely classes of one image as labelled bars."""
-    for c, p in analysis.top_k(probs_row, k):
+    for c, p in mistakes.top_k(probs_row, k):
         st.progress(min(max(p, 0.0), 1.0), text=f"{plain(classes[c])}: {p:.1%}")
 
 
@@ -83,7 +85,7 @@ def prediction_tiles(preds: predictions.Predictions, positions: np.ndarray, imag
 
 def page_picker(n_items: int, key: str, label: str = "Page") -> int:
     """A page number box when there is more than one page of tiles; returns the 1-based page."""
-    pages = analysis.page_count(n_items, TILES_PER_PAGE)
+    pages = mistakes.page_count(n_items, TILES_PER_PAGE)
     if pages == 1:
         return 1
     if st.session_state.get(key, 1) > pages:

@@ -3,7 +3,7 @@
 A page draws `toggle_looks(...)` once above its tiles; when it is on, it hands the returned `Looks` to
 tiles.prediction_tiles (or uploads' own view), which colours each tile by where the model looked to give
 its answer and adds a "Why?" popover with the true class's and the predicted class's maps side
-by side. Maps come from core.saliency through the run's Predictor (the one inference path), only for the
+by side. Maps come from core.analysis.saliency through the run's Predictor (the one inference path), only for the
 pictures drawn, and are cached per checkpoint version and picture, so paging back costs nothing.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import checkpoints, predictions, runs, saliency
+from core.rundir import catalog, checkpoints, predictions
+
+from core.analysis import saliency
 from core.data import ImageSet
 from dashboard import loaders
 from dashboard.state import by_mtime
@@ -46,7 +48,7 @@ def toggle(key: str, preds: predictions.Predictions | None = None) -> bool:
     return st.toggle(LABEL, key=key, help=HELP + note)
 
 
-def looks_for(summary: runs.RunSummary, preds: predictions.Predictions | None = None,
+def looks_for(summary: catalog.RunSummary, preds: predictions.Predictions | None = None,
               images: ImageSet | None = None) -> Looks | None:
     """Which model draws the maps of `summary`'s pictures; None, saying why, when they cannot be drawn."""
     which = loaders.predictor_checkpoint(summary.path)
@@ -60,7 +62,7 @@ def looks_for(summary: runs.RunSummary, preds: predictions.Predictions | None = 
     return Looks(summary.path, which)
 
 
-def toggle_looks(summary: runs.RunSummary, key: str, preds: predictions.Predictions | None = None,
+def toggle_looks(summary: catalog.RunSummary, key: str, preds: predictions.Predictions | None = None,
                  images: ImageSet | None = None) -> Looks | None:
     """The toggle and, when it is on, `looks_for`: what the Gallery draws above its tiles and uploads."""
     return looks_for(summary, preds, images) if toggle(key, preds) else None

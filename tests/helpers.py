@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from core import models
-from core.config import TrainConfig
-from core.engine import RunResult, start_run
+from core.training import models
+from core.rundir.config import TrainConfig
+from core.training.engine import RunResult, start_run
 
 # A run of a few seconds on 2 CPU cores: small model, one or two epochs of the synthetic set.
 TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr=0.01, optimizer="adam",

@@ -1,5 +1,5 @@
 """The Calibration page ("How sure vs how right") driven by AppTest against a real tiny run of 2 epochs:
-the numbers, sentence, chart and table shown equal core.calibration's on the saved files; a run made
+the numbers, sentence, chart and table shown equal core.analysis.calibration's on the saved files; a run made
 before the page existed (no loss, no validation files) shows it and is left untouched; a run without
 test results, or with a damaged one, gets one sentence."""
 from __future__ import annotations
@@ -13,8 +13,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import calibration, predictions, present, runs
-from core.predictions import PredictionsError
+from core.analysis import calibration
+
+from core.rundir import catalog, predictions
+
+from core import present
+from core.rundir.predictions import PredictionsError
 from tests.helpers import app_runs_folder, chart_frame, shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -129,7 +133,7 @@ def test_a_run_without_test_results_gets_one_sentence(run):
     assert_shows(page, predictions.load_predictions(stopped, "val", 2), "val")
     page.at.radio(key="calib_split").set_value("test")
     page.run()
-    assert page.at.info.values == [present.no_predictions_message(runs.summarize_run(stopped), "test")]
+    assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(stopped), "test")]
     assert "stopped before its final test" in page.at.info.values[0]
     assert not page.at.get("vega_lite_chart") and not page.at.metric and not page.at.dataframe
 
@@ -138,7 +142,7 @@ def test_a_run_with_no_predictions_at_all_gets_one_sentence(run):
     bare = copy_run(run, "bare")
     shutil.rmtree(bare / "predictions")
     page = Page(bare)
-    assert page.at.info.values == [present.no_predictions_message(runs.summarize_run(bare), "test")]
+    assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(bare), "test")]
     assert not page.at.get("vega_lite_chart") and not page.at.metric and not page.at.dataframe
 
 
@@ -155,8 +159,8 @@ def test_a_damaged_test_file_is_one_sentence(run):
 
 def test_a_training_run_says_its_test_results_come_at_the_end(run):
     config = json.loads((run / "config.json").read_text())
-    training = runs.create_run(run.parent, config, name="still training", state="running")
-    runs.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
+    training = catalog.create_run(run.parent, config, name="still training", state="running")
+    catalog.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
     page = Page(training)
-    assert page.at.info.values == [present.no_predictions_message(runs.summarize_run(training), "test")]
+    assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(training), "test")]
     assert "still training" in page.at.info.values[0]

@@ -1,4 +1,4 @@
-"""The Compare page driven by AppTest against real tiny runs: what it shows equals core.compare on the saved files.
+"""The Compare page driven by AppTest against real tiny runs: what it shows equals core.analysis.compare on the saved files.
 
 Two one-epoch runs on the synthetic shapes with different seeds disagree on many test pictures, so there
 are flips to show. Around them: a namesake of run B (a copy, created two minutes later), a run on other
@@ -18,7 +18,11 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core import compare, predictions, present, runs
+from core.analysis import compare
+
+from core.rundir import catalog, predictions
+
+from core import present
 from core.data import load_dataset
 from tests.data_trees import make_tree
 from tests.helpers import chart_frame, rerun, shown, train_tiny_run
@@ -69,7 +73,7 @@ def fixture_runs(tmp_path_factory):
         for moved in (moved_a, moved_b):
             move_data(moved, root / "gone")
         config = json.loads((alpha / "config.json").read_text())
-        running = runs.create_run(runs_dir, config, name="still training", state="running")
+        running = catalog.create_run(runs_dir, config, name="still training", state="running")
         yield {"dir": runs_dir, "alpha": alpha.name, "beta": beta.name, "twin": twin.name, "other": other.name,
                "damaged": damaged.name, "old": old.name, "running": running.name, "moved_a": moved_a.name,
                "moved_b": moved_b.name}
@@ -156,7 +160,7 @@ def test_accuracies_table_and_matrix_equal_what_core_computes_from_the_files(fix
     acc_a, acc_b = compare.accuracies(x)
     metrics = page.at.metric
     assert [m.value for m in metrics] == [f"{acc_a:.1%}", f"{acc_b:.1%}"]
-    names = present.unique_labels([s for s in runs.list_runs(fixture_runs["dir"]) if s.state != "damaged"])
+    names = present.unique_labels([s for s in catalog.list_runs(fixture_runs["dir"]) if s.state != "damaged"])
     assert names[fixture_runs["beta"]].startswith("beta · ")  # beta has a namesake: its label carries its time
     assert [shown(m.label) for m in metrics] == ["Run A: alpha", f"Run B: {names[fixture_runs['beta']]}"]
     assert metrics[1].delta == compare.accuracy_change(x)
@@ -261,7 +265,7 @@ def test_a_damaged_test_file_of_run_b_is_named(fixture_runs):
 
 
 def test_run_a_without_test_results_says_why(fixture_runs):
-    runs.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
+    catalog.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
     page = Page(fixture_runs, a="running", b=None)
     assert any("still training" in m for m in page.at.info.values)
     assert page.chart() is None

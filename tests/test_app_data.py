@@ -16,7 +16,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import core.data.cache
-from core import runs
+from core.rundir import catalog
 from core.data import load_dataset, split_train_val
 from tests.helpers import app_runs_folder, train_tiny_run
 
@@ -64,7 +64,7 @@ def counts(at: AppTest):
 
 
 def test_counts_follow_the_selected_runs_split(runs_dir):
-    (run,) = runs.list_runs(runs_dir)
+    (run,) = catalog.list_runs(runs_dir)
     at = open_data_page(run.run_id)
     assert at.radio(key="data_source_kind").value == "synthetic"  # the run's data source
     data = load_dataset("synthetic")
@@ -79,7 +79,7 @@ def test_counts_follow_the_selected_runs_split(runs_dir):
 
 
 def test_grid_shows_enlarged_pictures_of_every_class(runs_dir):
-    (run,) = runs.list_runs(runs_dir)
+    (run,) = catalog.list_runs(runs_dir)
     at = open_data_page(run.run_id)
     classes = load_dataset("synthetic").classes
     assert [m.value for m in at.markdown if m.value.startswith("**")] == [f"**{c}**" for c in classes]
@@ -101,14 +101,14 @@ def test_no_run_and_no_cifar_falls_back_to_synthetic_with_default_split(tmp_path
 
 
 def test_missing_cifar10_shows_cores_sentence_and_nothing_else(runs_dir, no_cifar_here):
-    (run,) = runs.list_runs(runs_dir)
+    (run,) = catalog.list_runs(runs_dir)
     at = open_data_page(run.run_id, data_source_kind="cifar10")
     assert len(at.info) == 1 and at.info[0].value.startswith("CIFAR-10 was not found")
     assert not at.image and not at.dataframe and not at.error
 
 
 def test_a_missing_folder_is_explained_in_one_sentence(runs_dir, tmp_path):
-    (run,) = runs.list_runs(runs_dir)
+    (run,) = catalog.list_runs(runs_dir)
     at = open_data_page(run.run_id, data_source_kind="path", data_source_path=str(tmp_path / "nowhere"))
     assert len(at.info) == 1 and "does not exist" in at.info[0].value
     assert not at.image

@@ -2,7 +2,7 @@
 dynamics page, driven by AppTest against a real tiny run of 3 epochs.
 
 Expected numbers are computed here from the saved epoch files with plain numpy, not through
-core.dynamics. AppTest cannot drag on an Altair chart, so `select_box` sends the selection the browser
+core.analysis.dynamics. AppTest cannot drag on an Altair chart, so `select_box` sends the selection the browser
 would send (the chart's widget value), which runs the page's own on_select callback.
 """
 from __future__ import annotations
@@ -18,7 +18,9 @@ import torch
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, dynamics, predictions
+from core.analysis import dynamics, mistakes
+
+from core.rundir import predictions
 from dashboard import epochs as epoch_view
 from tests.helpers import app_runs_folder, chart_frame, rerun, shown, train_tiny_run
 
@@ -138,7 +140,7 @@ def test_play_steps_through_the_epochs_and_stops_at_the_newest(run):
         page.run()
         assert page.at.select_slider(key="errors_epoch").value == epoch
         preds = saved(run, epoch)
-        assert np.array_equal(matrix_counts(page, classes), analysis.confusion_counts(preds.labels, preds.pred,
+        assert np.array_equal(matrix_counts(page, classes), mistakes.confusion_counts(preds.labels, preds.pred,
                                                                                        len(classes)))
     assert page.at.button(key="errors_play").label == "Play"  # stopped at the newest epoch
     time.sleep(epoch_view.STEP_S)
@@ -175,7 +177,7 @@ def test_the_chosen_squares_line_equals_the_counts_in_the_files(run):
     assert page.chart_with("epoch", "count", "shown") is None
     assert "Choose a square to see how its count changed from epoch to epoch." in page.text()
     newest = saved(run, 3)
-    top = analysis.confused_pairs(analysis.confusion_counts(newest.labels, newest.pred, len(classes)), 1)[0]
+    top = mistakes.confused_pairs(mistakes.confusion_counts(newest.labels, newest.pred, len(classes)), 1)[0]
     t, p = top.worse_direction  # the direction with mistakes after the newest epoch
     page.at.button(key=f"errors_pair_{t}_{p}").click()
     page.run()

@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, predictions, runs
+from core.analysis import mistakes
+
+from core.rundir import catalog, predictions
 from core.data import load_dataset
 from tests.helpers import train_tiny_run
 
@@ -55,8 +57,8 @@ def fixture_runs(tmp_path_factory):
         config = json.loads((moved / "config.json").read_text())
         config["data"] = str(root / "gone")  # as if trained on another machine
         (moved / "config.json").write_text(json.dumps(config))
-        running = runs.create_run(runs_dir, config, name="still training", state="running")
-        failed = runs.create_run(runs_dir, config, name="broken", state="failed")
+        running = catalog.create_run(runs_dir, config, name="still training", state="running")
+        failed = catalog.create_run(runs_dir, config, name="broken", state="failed")
         yield {"trained": trained.name, "moved": moved.name, "running": running.name, "failed": failed.name,
                "dir": runs_dir}
 
@@ -99,7 +101,7 @@ class Page:
 
 def saved(fixture_runs, run_key: str, split: str = "test", epoch: int | None = None):
     preds = predictions.load_predictions(fixture_runs["dir"] / fixture_runs[run_key], split, epoch)
-    return preds, analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
+    return preds, mistakes.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
 
 
 CLASSES = sorted(LOOKALIKES)  # ImageFolder classes are the sorted folder names
@@ -126,7 +128,7 @@ def test_lookalike_button_selects_the_worse_cell_and_shows_its_pictures(fixture_
     page = Page(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")
     a, b = (CLASSES.index(name) for name in pair)
-    true_c, pred_c = analysis.pair_between(counts, a, b).worse_direction
+    true_c, pred_c = mistakes.pair_between(counts, a, b).worse_direction
     page.at.button(key=f"errors_famous_{pair[0]}_{pair[1]}").click()
     page.run()
     assert page.at.session_state["errors_cell"] == (CLASSES[true_c], CLASSES[pred_c])
@@ -142,7 +144,7 @@ def test_lookalike_button_selects_the_worse_cell_and_shows_its_pictures(fixture_
 def test_ranked_pairs_and_direction_buttons(fixture_runs):
     page = Page(fixture_runs["trained"])
     preds, counts = saved(fixture_runs, "trained")
-    ranked = analysis.confused_pairs(counts, 8)
+    ranked = mistakes.confused_pairs(counts, 8)
     lines = [m.value for m in page.at.markdown if "↔" in m.value]
     assert lines[0] == f"1. **{CLASSES[ranked[0].a]} ↔ {CLASSES[ranked[0].b]}**: {ranked[0].total}"
     assert len(lines) == len(ranked)
@@ -178,7 +180,7 @@ def matrix_and_side_columns(page: Page) -> tuple:
 def test_a_chosen_squares_pictures_sit_beside_the_matrix_and_the_pairs_fold_into_a_menu(fixture_runs):
     page = Page(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")
-    ranked = analysis.confused_pairs(counts, 8)
+    ranked = mistakes.confused_pairs(counts, 8)
     _, side_col = matrix_and_side_columns(page)
     assert not popovers(page)  # nothing chosen yet: the ranked pairs fill the column beside the matrix
     assert "Most mixed-up pairs" in [h.value for h in side_col.subheader]
@@ -292,7 +294,7 @@ def test_rewritten_test_predictions_are_read_again(fixture_runs):
     probs = np.roll(preds.probs, 1, axis=1)  # every prediction moves to the next class
     predictions.save_test_predictions(rerun, preds.labels, probs, preds.loss, preds.index)
     page.run()
-    assert np.array_equal(page.matrix(CLASSES), analysis.confusion_counts(preds.labels, probs.argmax(1), len(CLASSES)))
+    assert np.array_equal(page.matrix(CLASSES), mistakes.confusion_counts(preds.labels, probs.argmax(1), len(CLASSES)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +302,7 @@ def test_rewritten_test_predictions_are_read_again(fixture_runs):
 # ---------------------------------------------------------------------------------------------
 
 def test_running_run_says_results_are_not_there_yet(fixture_runs):
-    runs.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
+    catalog.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
     page = Page(fixture_runs["running"])
     assert any("still training" in m for m in page.at.info.values)
     assert not page.at.get("vega_lite_chart")

@@ -12,9 +12,11 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, checkpoints, predictions, runs
+from core.analysis import mistakes
+
+from core.rundir import catalog, checkpoints, predictions
 from core.data import load_dataset
-from core.inference import Predictor
+from core.training.inference import Predictor
 from tests.helpers import train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -35,7 +37,7 @@ def fixture_runs(tmp_path_factory):
         config = json.loads((moved / "config.json").read_text())
         config["data"] = str(root / "gone")
         (moved / "config.json").write_text(json.dumps(config))
-        queued = runs.create_run(runs_dir, config, name="waiting")
+        queued = catalog.create_run(runs_dir, config, name="waiting")
         preds = predictions.load_predictions(trained, "test")
         yield {"dir": runs_dir, "trained": trained.name, "moved": moved.name, "queued": queued.name,
                "preds": preds, "data": load_dataset("synthetic")}
@@ -88,7 +90,7 @@ def test_first_page_shows_a_page_of_tiles_with_top3_popovers(fixture_runs):
     tiles = page.tiles()
     assert len(tiles) == PER_PAGE
     # Default order: the most confident mistakes first, so the first tiles are wrong ones.
-    order = analysis.gallery_positions(preds.labels, preds.pred, preds.probs)
+    order = mistakes.gallery_positions(preds.labels, preds.pred, preds.probs)
     classes = names(fixture_runs)
     expected = [f"True: {classes[preds.labels[i]]} · Predicted: {classes[preds.pred[i]]} · "
                 f"{preds.probs[i, preds.pred[i]]:.0%} sure" for i in order[:PER_PAGE]]
@@ -106,7 +108,7 @@ def test_filters_show_the_right_number_of_tiles(fixture_runs):
     assert all(t.split(" · ")[0][6:] != t.split(" · ")[1][11:] for t in page.tiles())
     page.set("radio", "gallery_outcome", "correct")
     assert page.matching() == len(preds.labels) - wrong
-    counts = analysis.confusion_counts(preds.labels, preds.pred, len(classes))
+    counts = mistakes.confusion_counts(preds.labels, preds.pred, len(classes))
     t, p = np.unravel_index(np.argmax(counts - np.diag(np.diag(counts))), counts.shape)  # the biggest mistake cell
     page.set("radio", "gallery_outcome", "all")
     page.set("selectbox", "gallery_true", classes[t]).set("selectbox", "gallery_pred", classes[p])
@@ -120,10 +122,10 @@ def test_last_page_and_least_confident_order(fixture_runs):
     page = Page(fixture_runs["trained"])
     preds = fixture_runs["preds"]
     page.set("selectbox", "gallery_order", "least-confident")
-    pages = analysis.page_count(500, PER_PAGE)
+    pages = mistakes.page_count(500, PER_PAGE)
     page.set("number_input", "gallery_page", pages)
     assert len(page.tiles()) == 500 - PER_PAGE * (pages - 1)
-    confidences = sorted(analysis.confidence(preds.probs, preds.pred))
+    confidences = sorted(mistakes.confidence(preds.probs, preds.pred))
     shown = [int(t.rsplit("· ", 1)[1].split("%")[0]) for t in page.tiles()]
     assert shown == [round(c * 100) for c in confidences[-len(shown):]]
     # A new filter starts again from the first page.

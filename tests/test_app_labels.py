@@ -1,4 +1,4 @@
-"""The Possibly mislabelled page driven by AppTest: the ranking shown equals core.label_issues on the saved
+"""The Possibly mislabelled page driven by AppTest: the ranking shown equals core.analysis.label_issues on the saved
 files, the filter by given class, planted label errors, and runs made before the page existed."""
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import kfold, label_issues, predictions, present, runs
+from core.analysis import kfold, label_issues
+
+from core.rundir import catalog, predictions
+
+from core import present
+from core.rundir.state import LIVE_STATES
 from tests.helpers import app_runs_folder, shown, train_tiny_run, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -29,7 +34,7 @@ def fixture_runs(tmp_path_factory):
             trained = train_tiny_run(folder, name="labels", epochs=1).run_dir
             yield {"trained": trained, "planted": planted_copy(trained), "old": old_copy(trained),
                    "kfold": plain_copy(trained, "kfold"), "stopped": plain_copy(trained, "stopped"),
-                   "queued": runs.create_run(folder, json.loads((trained / "config.json").read_text()),
+                   "queued": catalog.create_run(folder, json.loads((trained / "config.json").read_text()),
                                              name="waiting")}
     finally:
         torch.set_num_threads(threads)
@@ -194,7 +199,7 @@ def test_training_pictures_need_the_k_fold_runs_and_the_time_is_stated(fixture_r
     page.at.segmented_control(key="labels_split").set_value("train")
     page.run()
     assert "Out-of-fold answers can: start the K-fold runs below" in page.at.info.values[0]
-    summary = runs.summarize_run(run)
+    summary = catalog.summarize_run(run)
     expected = present.format_duration(kfold.estimate_seconds(summary, 5))
     assert ("This trains 5 quick runs with this run's settings, one after the other, each on 4/5 of the training "
             "pictures for 1 epoch") in page.text()
@@ -237,7 +242,7 @@ def test_k_fold_runs_can_be_stopped(fixture_runs):
     page.run()
     page.at.button(key="labels_kfold_stop").click()
     page.run()
-    wait_for(lambda: not any(s in runs.LIVE_STATES for s in fold_states(run)), timeout=120)
+    wait_for(lambda: not any(s in LIVE_STATES for s in fold_states(run)), timeout=120)
     page.run()
     assert "stopped" in fold_states(run)
     assert any("Not every K-fold run finished" in w for w in page.at.warning.values)

@@ -15,7 +15,9 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core import features, predictions
+from core.analysis import features
+
+from core.rundir import predictions
 from dashboard import tiles
 from tests.helpers import app_runs_folder, chart_frame, one_thread, rerun, shown, train_tiny_run, wait_for
 

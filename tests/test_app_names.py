@@ -163,7 +163,7 @@ def test_gallery_shows_class_and_file_names_as_text(hostile):
 
 
 def test_compare_page_shows_run_and_class_names_as_text(hostile, tmp_path, monkeypatch):
-    from core import predictions
+    from core.rundir import predictions
 
     runs_dir = tmp_path / "runs"  # a private copy: run B here answers differently, other tests see no change
     shutil.copytree(hostile["dir"] / hostile["trained"], runs_dir / hostile["trained"])

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import runs
-from core.config import TrainConfig
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
 from tests.helpers import app_runs_folder, open_view, tiny_config, train_tiny_run
 
 
@@ -28,10 +28,10 @@ def runs_dir(tmp_path_factory):
         train_tiny_run(folder, name="beta", epochs=2)
         # A run whose training process died: "running" on disk, its pid gone.
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-        interrupted = runs.create_run(folder, TrainConfig().to_dict(), name="cut short")
-        runs.update_status(interrupted, state="running", pid=int(dead.stdout))
+        interrupted = catalog.create_run(folder, TrainConfig().to_dict(), name="cut short")
+        catalog.update_status(interrupted, state="running", pid=int(dead.stdout))
         # A run whose status file was torn (a full disk, a copy cut short).
-        damaged = runs.create_run(folder, TrainConfig().to_dict(), name="torn")
+        damaged = catalog.create_run(folder, TrainConfig().to_dict(), name="torn")
         (damaged / "status.json").write_text("{not json")
         yield folder
 
@@ -49,8 +49,8 @@ def row(at: AppTest, run_id: str) -> pd.Series:
     return frame[frame["Run id"] == run_id].iloc[0]
 
 
-def by_name(runs_dir: Path, name: str) -> runs.RunSummary:
-    (summary,) = [s for s in runs.list_runs(runs_dir) if s.name == name]
+def by_name(runs_dir: Path, name: str) -> catalog.RunSummary:
+    (summary,) = [s for s in catalog.list_runs(runs_dir) if s.name == name]
     return summary
 
 
@@ -60,7 +60,7 @@ def same(shown, on_disk) -> bool:
 
 def test_the_table_shows_every_run_with_the_numbers_on_disk(runs_dir):
     at = open_runs_page()
-    summaries = runs.list_runs(runs_dir)
+    summaries = catalog.list_runs(runs_dir)
     assert list(table(at)["Run id"]) == [s.run_id for s in summaries]  # newest first, nothing left out
     for s in summaries:
         shown = row(at, s.run_id)
@@ -103,7 +103,7 @@ def test_chosen_runs_are_overlaid_with_their_own_numbers(runs_dir):
     (data,) = accuracy.datasets
     frame = pa.ipc.open_stream(io.BytesIO(data.data.data)).read_all().to_pandas()
     for summary in (alpha, beta):
-        val = [r["val_acc"] for r in runs.read_metrics(summary.path) if r["kind"] == "val"]
+        val = [r["val_acc"] for r in catalog.read_metrics(summary.path) if r["kind"] == "val"]
         assert list(frame[frame.run == summary.name].val_acc) == pytest.approx(val)
     assert len(at.get("vega_lite_chart")) == 3  # validation accuracy, validation loss, training loss
 
@@ -115,7 +115,7 @@ def test_rename_changes_the_shown_name(runs_dir):
     at.text_input(key="runs_new_name").input("alpha, renamed")
     at.button(key="runs_rename").click().run()
     assert row(at, alpha.run_id)["Name"] == "alpha, renamed"
-    assert runs.summarize_run(alpha.path).name == "alpha, renamed"
+    assert catalog.summarize_run(alpha.path).name == "alpha, renamed"
     assert [s.value for s in at.success] == ["Renamed."]
 
 
@@ -128,8 +128,8 @@ def test_a_bad_name_is_refused_in_one_sentence(runs_dir):
 
 
 def test_delete_asks_first_then_removes_the_run(runs_dir):
-    doomed = runs.create_run(runs_dir, TrainConfig().to_dict(), name="doomed")
-    runs.update_status(doomed, state="failed", error="Something went wrong.")
+    doomed = catalog.create_run(runs_dir, TrainConfig().to_dict(), name="doomed")
+    catalog.update_status(doomed, state="failed", error="Something went wrong.")
     at = open_runs_page()
     at.selectbox(key="runs_manage").set_value(doomed.name).run()
     at.button(key="runs_delete").click().run()
@@ -144,15 +144,15 @@ def test_delete_asks_first_then_removes_the_run(runs_dir):
 
 
 def test_a_training_run_cannot_be_deleted_and_core_says_why(runs_dir):
-    training = runs.create_run(runs_dir, TrainConfig().to_dict(), name="busy")  # this process's pid: alive
-    runs.update_status(training, state="running")
+    training = catalog.create_run(runs_dir, TrainConfig().to_dict(), name="busy")  # this process's pid: alive
+    catalog.update_status(training, state="running")
     at = open_runs_page()
     at.selectbox(key="runs_manage").set_value(training.name).run()
     at.button(key="runs_delete").click().run()
     at.button(key="runs_delete_confirm").click().run()
     assert [e.value for e in at.error] == [f"Run {training.name} is still training: stop it before deleting it."]
     assert training.is_dir()
-    runs.update_status(training, state="stopped")  # leave the folder as a finished run for later tests
+    catalog.update_status(training, state="stopped")  # leave the folder as a finished run for later tests
 
 
 def test_metrics_and_weights_can_be_downloaded(runs_dir):
@@ -188,10 +188,10 @@ def test_deleting_a_waiting_run_takes_it_out_of_the_queue(runs_dir):
         at.selectbox(key="runs_manage").set_value(waiting).run()
         at.button(key="runs_delete").click().run()
         at.button(key="runs_delete_confirm").click().run()
-        assert manager.position(waiting) is None and not runs.run_path(runs_dir, waiting).exists()
+        assert manager.position(waiting) is None and not catalog.run_path(runs_dir, waiting).exists()
         assert [s.value for s in at.success] == ["Deleted."]
     finally:
         for run_id in manager.active_ids():
             manager.stop(run_id)
         manager.wait(120)
-    assert runs.summarize_run(runs.run_path(runs_dir, training)).state in ("stopped", "completed")
+    assert catalog.summarize_run(catalog.run_path(runs_dir, training)).state in ("stopped", "completed")

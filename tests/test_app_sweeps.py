@@ -18,9 +18,9 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from core import present
-from core.device import worker_devices
+from core.training.device import worker_devices
 from core.jobs import JobManager
-from core.recipes import PRESETS, preset_config
+from core.training.recipes import PRESETS, preset_config
 from core.sweep import Param, check_space, create_sweep, list_sweeps, load_sweep, read_results, tunable_fields, work
 from dashboard import controls, sweep_form
 from tests.helpers import chart_frame, one_thread, open_view, rerun, shown, tiny_config

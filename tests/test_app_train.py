@@ -15,12 +15,14 @@ import torchvision
 from streamlit.testing.v1 import AppTest
 
 import core.data.cache
-from core import present, runs
-from core.config import TrainConfig
-from core.models import describe_model
-from core.recipes import PRESETS
-from core.engine import start_run
+from core import present
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
+from core.training.models import describe_model
+from core.training.recipes import PRESETS
+from core.training.engine import start_run
 from core.jobs import JobManager
+from core.rundir.state import LIVE_STATES
 from tests.helpers import app_runs_folder, shown, tiny_config, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -68,11 +70,11 @@ def folders(runs_dir: Path) -> set[str]:
     return {p.name for p in runs_dir.iterdir() if p.is_dir()}
 
 
-def wait_until_done(runs_dir: Path, run_id: str) -> runs.RunSummary:
+def wait_until_done(runs_dir: Path, run_id: str) -> catalog.RunSummary:
     end = time.monotonic() + TIMEOUT_S
     while time.monotonic() < end:
-        summary = runs.summarize_run(runs.run_path(runs_dir, run_id))
-        if summary.state not in runs.LIVE_STATES:
+        summary = catalog.summarize_run(catalog.run_path(runs_dir, run_id))
+        if summary.state not in LIVE_STATES:
             return summary
         time.sleep(0.1)
     pytest.fail(f"run {run_id} did not finish within {TIMEOUT_S} s")
@@ -84,13 +86,13 @@ def wait_until_done(runs_dir: Path, run_id: str) -> runs.RunSummary:
 
 @dataclass(frozen=True)
 class FinishedRun:
-    summary: runs.RunSummary
+    summary: catalog.RunSummary
     metrics: list[dict]
 
 
 def finished_run(runs_dir: Path) -> FinishedRun:
-    (summary,) = [s for s in runs.list_runs(runs_dir) if s.name == "finished run"]
-    return FinishedRun(summary, runs.read_metrics(summary.path))
+    (summary,) = [s for s in catalog.list_runs(runs_dir) if s.name == "finished run"]
+    return FinishedRun(summary, catalog.read_metrics(summary.path))
 
 
 def test_live_view_shows_the_selected_runs_progress_numbers_and_curves(runs_dir):
@@ -125,7 +127,7 @@ def test_a_pruned_sweep_trial_says_it_was_pruned_and_offers_no_resume(tmp_path_f
 
 def test_the_picker_defaults_to_the_newest_run(runs_dir):
     _, at = open_app()
-    assert at.selectbox(key="run_id").value == runs.list_runs(runs_dir)[0].run_id
+    assert at.selectbox(key="run_id").value == catalog.list_runs(runs_dir)[0].run_id
 
 
 def test_smoothing_control_changes_the_training_curve(runs_dir):
@@ -152,7 +154,7 @@ def test_a_failed_run_shows_cores_one_sentence(runs_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
     monkeypatch.setattr(core.data.cache, "DEFAULT_DATA_DIR", tmp_path / "data")
     result = start_run(tiny_config(data="cifar10"), runs_dir, name="no cifar")
-    (failed,) = [s for s in runs.list_runs(runs_dir) if s.name == "no cifar"]
+    (failed,) = [s for s in catalog.list_runs(runs_dir) if s.name == "no cifar"]
     assert result.state == failed.state == "failed" and "CIFAR-10 was not found" in failed.error
 
     _, at = open_app(failed.run_id)
@@ -256,7 +258,7 @@ def test_start_queues_runs_in_turn_and_the_live_view_follows_the_new_one(runs_di
     assert (summary.state, summary.epoch) == ("completed", 1), summary.error
     page.run()
     assert [(p.value, p.proto.text) for p in at.progress] == [(100, "Finished: 1 epoch.")]
-    records = runs.read_metrics(runs.run_path(runs_dir, first))  # read while training, then again at the end
+    records = catalog.read_metrics(catalog.run_path(runs_dir, first))  # read while training, then again at the end
     assert list(chart_frames(at, 0)[0]["step"]) == [r["step"] for r in records if r["kind"] == "train"]
 
 

@@ -12,10 +12,12 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, checkpoints, predictions, saliency
+from core.analysis import mistakes, saliency
+
+from core.rundir import checkpoints, predictions
 from core.data import load_dataset
-from core.device import resolve_device
-from core.inference import Predictor
+from core.training.device import resolve_device
+from core.training.inference import Predictor
 from dashboard import tiles, where_looked
 from tests.helpers import train_tiny_run
 
@@ -68,7 +70,7 @@ class Page:
 
 def test_errors_page_toggle_colours_the_chosen_squares_pictures(fixture_runs):
     preds, classes = fixture_runs["preds"], list(fixture_runs["data"].classes)
-    counts = analysis.confusion_counts(preds.labels, preds.pred, len(classes))
+    counts = mistakes.confusion_counts(preds.labels, preds.pred, len(classes))
     np.fill_diagonal(counts, -1)
     t, p = np.unravel_index(counts.argmax(), counts.shape)  # the most common mistake
     assert counts[t, p] > 0  # the fixture run makes mistakes, so the square has pictures
@@ -106,7 +108,7 @@ def test_gallery_toggle_colours_the_page_with_the_checkpoints_maps(fixture_runs,
     assert not set(coloured) & set(plain_urls)  # every picture on the page is now coloured
     assert page.popover_labels().count(where_looked.POPOVER) == tiles.TILES_PER_PAGE
     # The maps drawn are the run's own Grad-CAM maps of the predicted class, one per tile on screen.
-    positions = analysis.gallery_positions(preds.labels, preds.pred, preds.probs)[:tiles.TILES_PER_PAGE]
+    positions = mistakes.gallery_positions(preds.labels, preds.pred, preds.probs)[:tiles.TILES_PER_PAGE]
     # On the page's own device; a batch of another size may take other kernels there (cuDNN): hence atol.
     model = Predictor.from_run(fixture_runs["run"], resolve_device("auto"), "last")
     expected = saliency.predictor_grad_cam(model, data.test.images[preds.index[positions]], preds.pred[positions])

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from core import runs
+from core.rundir import catalog
 from core.bench import cli, measure, report
 from tests.helpers import train_tiny_run
 
@@ -60,7 +60,7 @@ def test_cpu_mode_compares_the_command_line_with_a_watched_dashboard_run(tmp_pat
     text = out.getvalue()
     assert "quick-demo on CPU: mean test accuracy" in text and "watched from the dashboard vs command line" in text
     # The preset is trained as users get it (its validation split included); both runs are kept.
-    kept = runs.list_runs(tmp_path / "runs")
+    kept = catalog.list_runs(tmp_path / "runs")
     assert len(kept) == 2 and all(s.state == "completed" for s in kept)
     assert all(s.config["val_fraction"] == 0.1 and s.config["model"] == "fastnet-small" for s in kept)
 
@@ -68,9 +68,9 @@ def test_cpu_mode_compares_the_command_line_with_a_watched_dashboard_run(tmp_pat
 def test_training_seconds_come_from_the_run_records_even_without_a_validation_split(tmp_path):
     run = train_tiny_run(tmp_path, epochs=2, val_fraction=0.0)
     m = measure.measure_run_dir(run.run_dir, measure.Measurement(seed=0))
-    epochs = [r for r in runs.read_metrics(run.run_dir) if r["kind"] == "val"]
+    epochs = [r for r in catalog.read_metrics(run.run_dir) if r["kind"] == "val"]
     assert len(epochs) == 2 and all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in epochs)
-    test_s = runs.read_json(run.run_dir / "test_summary.json")["seconds"]
+    test_s = catalog.read_json(run.run_dir / "test_summary.json")["seconds"]
     assert m.error is None and m.test_acc == pytest.approx(run.test_acc)
     assert m.train_s == pytest.approx(sum(r["seconds"] for r in epochs) + test_s)
     assert m.images_per_s == pytest.approx(2 * 2000 / sum(r["seconds"] for r in epochs), rel=1e-6)
@@ -107,7 +107,7 @@ def test_check_resume_stops_after_the_first_epoch_and_the_resumed_run_matches_on
     line = out.getvalue()
     assert code == 0 and "stopped after epoch 1, resumed to completed" in line and line.endswith("passed.\n"), line
     # On the CPU a resume is exact: the same seed gives the same accuracy with or without the stop.
-    resumed, whole = sorted(runs.list_runs(tmp_path / "runs"), key=lambda s: s.name)
+    resumed, whole = sorted(catalog.list_runs(tmp_path / "runs"), key=lambda s: s.name)
     assert (resumed.name, whole.name) == ("resume-check-stopped", "resume-check-whole")
     assert resumed.state == whole.state == "completed"
     assert resumed.status["test_acc"] == whole.status["test_acc"]

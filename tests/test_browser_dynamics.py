@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from core import predictions
+from core.rundir import predictions
 from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 
 pytestmark = BROWSER_MARKS

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import analysis, predictions
+from core.analysis import mistakes
+
+from core.rundir import predictions
 from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 
@@ -34,7 +36,7 @@ def server(tmp_path_factory):
 def pick_cell(run_dir: Path) -> tuple[int, int, int]:
     """The off-diagonal square with the most mistakes that still fits on one page of tiles."""
     preds = predictions.load_predictions(run_dir, "test")
-    counts = analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
+    counts = mistakes.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
     candidates = [(int(counts[t, p]), t, p) for t in range(len(counts)) for p in range(len(counts))
                   if t != p and 2 <= counts[t, p] <= PER_PAGE]
     assert candidates, f"the fixture run made no usable mistakes:\n{counts}"
@@ -121,10 +123,10 @@ def test_clicking_a_matrix_square_shows_exactly_its_pictures(server):
 def test_at_1366x768_the_pictures_of_a_clicked_square_or_pair_are_in_view_without_scrolling(server):
     url, run_dir, classes = server
     preds = predictions.load_predictions(run_dir, "test")
-    counts = analysis.confusion_counts(preds.labels, preds.pred, len(classes))
+    counts = mistakes.confusion_counts(preds.labels, preds.pred, len(classes))
     mistakes = counts - np.diag(np.diag(counts))
     true_c, pred_c = np.unravel_index(mistakes.argmax(), counts.shape)  # the worst square: may need pages
-    other = next((t, p) for pair in analysis.confused_pairs(counts, 8)
+    other = next((t, p) for pair in mistakes.confused_pairs(counts, 8)
                  for t, p in ((pair.a, pair.b), (pair.b, pair.a)) if counts[t, p] and (t, p) != (true_c, pred_c))
     with browser_page(*LAPTOP) as page:
         open_errors_page(page, url)

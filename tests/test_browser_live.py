@@ -15,7 +15,9 @@ import time
 
 import pytest
 
-from core import present, runs
+from core import present
+
+from core.rundir import catalog
 from core.data import load_dataset
 from tests.browser import BROWSER_MARKS, IDLE, browser_page, empty_dashboard, settle
 
@@ -95,7 +97,7 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         matrix.locator("g.mark-rect path").first.wait_for(timeout=180_000)
         page.get_by_text(re.compile(r"Right now it mixes up|no two classes")).wait_for(timeout=30_000)
         to_matrix = time.monotonic() - started
-        (summary,) = runs.list_runs(runs_dir)
+        (summary,) = catalog.list_runs(runs_dir)
         assert summary.state == "running" and summary.epochs == EPOCHS
 
         # The numbers drawn in the squares, row by row (true class), read from the chart itself.
@@ -118,7 +120,7 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         squares = matrix.locator("g.mark-rect.role-mark").first.bounding_box()
         assert picture["x"] > squares["x"] + squares["width"] and picture["y"] < squares["y"] + squares["height"], (
             f"the pictures are not beside the matrix: {picture} vs {squares}")
-        assert runs.summarize_run(summary.path).state == "running"  # all of it while the run trains
+        assert catalog.summarize_run(summary.path).state == "running"  # all of it while the run trains
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
               f"{to_pictures:.2f} s ({present.plural(clicks, 'click')})")
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from core import checkpoints, runs
+from core.rundir import catalog, checkpoints
 from tests.browser import BROWSER_MARKS, IDLE, browser_page, empty_dashboard, settle
 from tests.helpers import wait_for
 
@@ -65,7 +65,7 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     settle(page)
 
     # The live view follows the new run and gains points with no one clicking anything.
-    (summary,) = runs.list_runs(runs_dir)
+    (summary,) = catalog.list_runs(runs_dir)
     assert (summary.model, summary.data, summary.epochs) == ("tutorial-cnn", "synthetic", EPOCHS)
     page.get_by_role("heading", name=summary.name).wait_for()
     first = wait_for(lambda: points(page)[0], timeout=180)
@@ -77,11 +77,11 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     page.get_by_role("button", name=re.compile("Stop")).click()
     page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=180_000)
     settle(page)
-    run_dir = runs.run_path(runs_dir, summary.run_id)
-    stopped = runs.summarize_run(run_dir)
+    run_dir = catalog.run_path(runs_dir, summary.run_id)
+    stopped = catalog.summarize_run(run_dir)
     assert stopped.state == "stopped" and checkpoints.checkpoint_path(run_dir, "last").exists()
     train_points, val_points = points(page)
-    records = runs.read_metrics(run_dir)
+    records = catalog.read_metrics(run_dir)
     assert (train_points, val_points) == (sum(r["kind"] == "train" for r in records),
                                           sum(r["kind"] == "val" for r in records))
     assert val_points == stopped.epoch >= 1
@@ -89,10 +89,10 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     # Resume from the page: the same run carries on from its checkpoint (no new run), then stop it again.
     page.get_by_role("button", name=re.compile("Resume")).click()
     wait_for(lambda: points(page)[0] > train_points, timeout=180)
-    assert [s.run_id for s in runs.list_runs(runs_dir)] == [summary.run_id]
-    assert runs.summarize_run(run_dir).state == "running"
+    assert [s.run_id for s in catalog.list_runs(runs_dir)] == [summary.run_id]
+    assert catalog.summarize_run(run_dir).state == "running"
     page.get_by_role("button", name=re.compile("Stop")).click()
     page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=180_000)
-    records = runs.read_metrics(run_dir)
+    records = catalog.read_metrics(run_dir)
     steps = [r["step"] for r in records if r["kind"] == "train"]
     assert steps == sorted(set(steps)) and len(steps) > train_points

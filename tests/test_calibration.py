@@ -1,4 +1,4 @@
-"""core.calibration on hand-made confidences whose bins and ECE are known, checked against scikit-learn's
+"""core.analysis.calibration on hand-made confidences whose bins and ECE are known, checked against scikit-learn's
 calibration_curve and a plain loop; and the reliability chart's table (dashboard/charts.py)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from core import analysis, calibration
+from core.analysis import calibration, mistakes
 from dashboard import charts
 
 
@@ -98,7 +98,7 @@ def test_per_class_groups_by_the_predicted_class_and_its_accuracy_is_the_precisi
     labels = rng.integers(0, 4, 400)
     rows = calibration.per_class(probs, labels)
     pred = probs.argmax(1)
-    precision = analysis.class_report(labels, pred, 4).precision
+    precision = mistakes.class_report(labels, pred, 4).precision
     for k in range(3):
         mine = pred == k
         assert rows[k].predicted == mine.sum()

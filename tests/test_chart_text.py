@@ -24,7 +24,9 @@ import vl_convert as vlc
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, predictions, runs
+from core.analysis import mistakes
+
+from core.rundir import catalog, predictions
 from core.data import SYNTHETIC_CLASSES
 from dashboard import charts, report
 from tests.browser import CHROMIUM, REPO, browser_page, settle, tiny_run_dashboard
@@ -114,7 +116,7 @@ def test_the_errors_page_draws_the_matrix_of_classes_named_with_separators(odd_r
         {"selection": {"cell": [{"true": labels[0], "pred": labels[7]}]}})))
     rerun(at, states)
     preds = predictions.load_predictions(odd_run, "test")
-    n = int(analysis.confusion_counts(preds.labels, preds.pred, len(CLASSES))[0, 7])
+    n = int(mistakes.confusion_counts(preds.labels, preds.pred, len(CLASSES))[0, 7])
     assert "line break taken for line break" in [shown(h.value) for h in at.subheader]
     assert f"{n} pictures, the most confident prediction first." in [c.value for c in at.caption]
 
@@ -139,7 +141,7 @@ def test_a_run_name_with_a_lone_surrogate_is_a_damaged_run_not_a_crash(odd_run, 
     broken = Path(shutil.copytree(odd_run, tmp_path / "runs" / odd_run.name))
     meta = json.loads((broken / "meta.json").read_text())
     (broken / "meta.json").write_text(json.dumps({**meta, "name": "odd\ud800name"}))
-    summary = runs.summarize_run(broken)
+    summary = catalog.summarize_run(broken)
     assert summary.state == "damaged"
     assert summary.error == "meta.json is damaged: name should be text, got 'odd\\ud800name'."
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(broken.parent))

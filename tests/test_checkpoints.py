@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoints, runs
-from core.checkpoints import Checkpoint
+from core.rundir import catalog, checkpoints
+from core.rundir.checkpoints import Checkpoint
 from core.data import SYNTHETIC_CLASSES
 from dashboard import loaders
 from tests.helpers import train_tiny_run
@@ -36,7 +36,7 @@ def test_a_checkpoint_of_an_unknown_format_is_refused_in_one_sentence(run, tmp_p
     path = checkpoints.checkpoint_path(folder, "last")
     payload = torch.load(path, weights_only=True)
     torch.save({**payload, "format": 99}, path)
-    with pytest.raises(runs.RunError, match=r"has format 99, which this version cannot read \(it reads formats 1, 2\)"):
+    with pytest.raises(catalog.RunError, match=r"has format 99, which this version cannot read \(it reads formats 1, 2\)"):
         Checkpoint.read(folder, "last")
 
 
@@ -48,7 +48,7 @@ def test_class_names_come_from_meta_json_without_weights_or_data(run, tmp_path):
     (folder / "test_summary.json").unlink()
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))  # data not here
-    summary = runs.summarize_run(folder)
+    summary = catalog.summarize_run(folder)
     assert summary.classes == list(SYNTHETIC_CLASSES)
     assert loaders.class_names(summary, len(SYNTHETIC_CLASSES)) == list(SYNTHETIC_CLASSES)
 
@@ -58,15 +58,15 @@ def test_a_wrong_class_list_in_meta_json_makes_the_run_damaged_with_a_sentence(r
     shutil.copytree(run.run_dir, folder)
     meta = json.loads((folder / "meta.json").read_text())
     (folder / "meta.json").write_text(json.dumps({**meta, "classes": ["cat", "cat"]}))
-    summary = runs.summarize_run(folder)
+    summary = catalog.summarize_run(folder)
     assert summary.state == "damaged" and "classes" in summary.error and "different class names" in summary.error
 
 
 def test_uploads_are_predicted_in_the_runs_own_precision_and_layout(tmp_path):
     """A bf16 run's test predictions were made under bf16 autocast in channels_last: the Predictor does the same."""
     from core.data import load_dataset
-    from core.inference import Predictor
-    from core.predictions import load_predictions
+    from core.training.inference import Predictor
+    from core.rundir.predictions import load_predictions
 
     bf16 = train_tiny_run(tmp_path, epochs=1, precision="bf16")
     saved = load_predictions(bf16.run_dir, "test")

@@ -1,12 +1,12 @@
-"""core.compare on hand-made predictions: alignment by picture (shuffled orders), the refusals, the
+"""core.analysis.compare on hand-made predictions: alignment by picture (shuffled orders), the refusals, the
 difference matrix, per-class accuracies and the flipped pictures of every square."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core import analysis, compare
-from core.predictions import Predictions
+from core.analysis import compare, mistakes
+from core.rundir.predictions import Predictions
 
 C = 3
 # Eight test pictures, by their place in the test set (0..7): true class, A's answer, B's answer.
@@ -89,7 +89,7 @@ def test_difference_counts_are_b_minus_a(aligned):
                          [-1, 1, 0],
                          [1, 0, -1]])
     assert np.array_equal(compare.difference_counts(aligned), expected)
-    counts_a, counts_b = (analysis.confusion_counts(LABELS, pred, C) for pred in (PRED_A, PRED_B))
+    counts_a, counts_b = (mistakes.confusion_counts(LABELS, pred, C) for pred in (PRED_A, PRED_B))
     assert np.array_equal(compare.difference_counts(aligned), counts_b - counts_a)
 
 

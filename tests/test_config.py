@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 
-from core.config import TrainConfig
-from core.recipes import AIRBENCH_EXTRAS, PRESETS, preset_config
+from core.rundir.config import TrainConfig
+from core.training.recipes import AIRBENCH_EXTRAS, PRESETS, preset_config
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -30,7 +30,7 @@ def test_only_best_gpu_turns_the_airbench_extras_on_and_every_preset_states_them
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("model", "resnet1000", "model must be one of"),
+    ("model", " ", "model must name an architecture"),
     ("epochs", 0, "epochs must be between 1"),
     ("batch_size", -5, "batch_size must be between 1"),
     ("lr", 0.0, "lr must be greater than 0"),
@@ -79,7 +79,7 @@ def test_config_is_frozen():
 @pytest.mark.parametrize("field", ["lr", "momentum", "label_smoothing"])
 def test_a_whole_number_too_large_for_a_float_field_is_one_sentence(field):
     """JSON holds integers of any size: one in a float field of config.json made the run unreadable."""
-    from core.run_files import FileDamaged, check_config
+    from core.rundir.records import FileDamaged, check_config
 
     with pytest.raises(ValueError, match=f"^{field} must be a finite number, got a whole number too large"):
         TrainConfig.from_dict({field: 10**400})

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import features
+from core.analysis import features
 from dashboard import report
 from tests.browser import REPO
 from tests.helpers import app_runs_folder, one_thread, open_view, rerun, shown, train_tiny_run

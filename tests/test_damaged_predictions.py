@@ -19,8 +19,10 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import checkpoints, dynamics, predictions, runs
-from core.inference import Predictor
+from core.rundir import catalog, checkpoints, predictions
+
+from core.analysis import dynamics
+from core.training.inference import Predictor
 from tests.helpers import shown, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -235,7 +237,7 @@ def bad_checkpoints(damaged):
 def test_a_bad_checkpoint_refuses_uploads_in_one_sentence(bad_checkpoints, monkeypatch, case):
     folder, ids = bad_checkpoints
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    with pytest.raises(runs.RunError, match="^Checkpoint last.pt of "):
+    with pytest.raises(catalog.RunError, match="^Checkpoint last.pt of "):
         Predictor.from_run(folder / ids[case], torch.device("cpu"))
     at = open_page(folder, ids[case], "views/gallery.py")
     png = io.BytesIO()

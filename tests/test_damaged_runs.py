@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import runs
+from core.rundir import catalog
 from tests.helpers import train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -44,11 +44,11 @@ def damaged(tmp_path_factory):
 
 def test_damaged_folders_are_listed_with_a_clear_state(damaged):
     folder, ids = damaged
-    listed = {s.run_id: s for s in runs.list_runs(folder)}
+    listed = {s.run_id: s for s in catalog.list_runs(folder)}
     assert listed[ids["missing status"]].state == "damaged" and listed["stray-folder"].state == "damaged"
     assert listed[ids["torn metrics"]].state == "completed"  # a torn line costs that line only
-    assert len(runs.read_metrics(listed[ids["torn metrics"]].path)) == len(
-        runs.read_metrics(listed[ids["garbage metrics"]].path))
+    assert len(catalog.read_metrics(listed[ids["torn metrics"]].path)) == len(
+        catalog.read_metrics(listed[ids["garbage metrics"]].path))
     assert "stray-file.txt" not in listed
 
 
@@ -59,7 +59,7 @@ def test_no_page_raises_whichever_run_is_picked(damaged, page, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page(page)
-    pickable = [s.run_id for s in runs.list_runs(folder) if s.state != "damaged"]  # the picker leaves those out
+    pickable = [s.run_id for s in catalog.list_runs(folder) if s.state != "damaged"]  # the picker leaves those out
     assert set(pickable) >= set(ids.values()) - {ids["missing status"]}
     for run_id in pickable:
         at.session_state["run_id"] = run_id
@@ -106,6 +106,6 @@ def test_a_hostile_run_name_typed_in_the_ui_stays_inside_runs(tmp_path, monkeypa
     created = [p for p in tmp_path.rglob("*") if p.is_dir() and p.parent == runs_dir]
     assert len(created) == 1 and created[0].resolve().parent == runs_dir.resolve()
     assert [p for p in tmp_path.iterdir()] == [runs_dir]  # nothing was written beside runs/
-    assert runs.list_runs(runs_dir)[0].name == name.strip()
+    assert catalog.list_runs(runs_dir)[0].name == name.strip()
     from dashboard import state
     state._job_manager(str(runs_dir)).wait(timeout=120)

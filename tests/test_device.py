@@ -1,10 +1,10 @@
-"""core.device on a machine without a GPU: CUDA answers are checked with torch.cuda's probes replaced."""
+"""core.training.device on a machine without a GPU: CUDA answers are checked with torch.cuda's probes replaced."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from core.device import amp_dtype, resolve_device
+from core.training.device import amp_dtype, resolve_device
 from core.jobs import _device_key
 
 
@@ -34,7 +34,7 @@ def test_auto_precision_uses_bf16_only_on_gpus_that_have_it_in_hardware(monkeypa
 
 
 def test_cudnn_picks_its_fastest_kernels_on_a_cuda_run_only(monkeypatch):
-    from core.device import prepare
+    from core.training.device import prepare
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     prepare(torch.device("cpu"))

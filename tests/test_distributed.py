@@ -1,4 +1,4 @@
-"""torchrun on the CPU (core.distributed): 2 gloo processes train one run, stopped by Ctrl-C and resumed
+"""torchrun on the CPU (core.training.distributed): 2 gloo processes train one run, stopped by Ctrl-C and resumed
 under torchrun, into a folder that is a plain run's in every file and key; a batch that does not split over
 the processes is refused in one sentence before anything is made. The accuracy check against a plain run
 is a bench (`python -m core.bench.ddp_check`), not a test."""
@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoints, distributed, run_files, runs
+from core.rundir import catalog, checkpoints, records
+
+from core.training import distributed
 from core import train as train_cli
 from core.data.sets import image_set
 from core.bench.ddp_check import verdict
-from core.engine import start_run
+from core.training.engine import start_run
 from core.jobs import JobManager
 from tests.helpers import TINY, tiny_config, wait_for
 
@@ -56,7 +58,7 @@ def shape(run_dir: Path) -> dict:
     """What a reader relies on: every file's path, and the keys of config, meta, status, test summary and
     each kind of metrics record."""
     load = lambda name: json.loads((run_dir / name).read_text())  # noqa: E731
-    records = runs.read_metrics(run_dir)
+    records = catalog.read_metrics(run_dir)
     return {"files": sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()),
             **{name: sorted(load(name)) for name in ("config.json", "meta.json", "status.json", "test_summary.json")},
             **{kind: sorted({k for r in records if r["kind"] == kind for k in r}) for kind in ("train", "val", "test")}}
@@ -73,7 +75,7 @@ def test_a_team_run_stopped_by_ctrl_c_resumes_under_torchrun_into_a_folder_shape
     assert out.count("stopped after") == 1  # rank 0 alone speaks
     assert "forcefully exiting" not in err, "a rank did not end by itself: torchrun had to kill it"
     run_dir = only_run(team_runs)
-    stopped = runs.summarize_run(run_dir)
+    stopped = catalog.summarize_run(run_dir)
     assert stopped.state == "stopped" and stopped.epoch >= 1, stopped.error
     assert checkpoints.load_checkpoint(last)["progress"]["epoch"] < 3, "it stopped before the end"
     # `torchrun ... -m core.train --resume RUN_ID`: every rank reads the same plan before the ranks join.
@@ -86,11 +88,11 @@ def test_a_team_run_stopped_by_ctrl_c_resumes_under_torchrun_into_a_folder_shape
     manager = JobManager(team_runs)
     manager.resume(run_dir.name)
     assert manager.wait(TIMEOUT_S)
-    done = runs.summarize_run(run_dir)
+    done = catalog.summarize_run(run_dir)
     assert (done.state, done.epoch) == ("completed", 3), done.error
-    assert done.test_acc == pytest.approx(run_files.read_test_summary(run_dir)["accuracy"])
+    assert done.test_acc == pytest.approx(records.read_test_summary(run_dir)["accuracy"])
     assert done.status["processes"] == 2 and done.device == "cpu, 2 processes (DDP)"
-    records = runs.read_metrics(run_dir)
+    records = catalog.read_metrics(run_dir)
     assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2, 3]
     steps = [r["step"] for r in records if r["kind"] == "train"]
     # 1,800 pictures in global batches of 50 (25 a rank): one process's 36 steps an epoch, each trained once

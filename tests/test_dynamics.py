@@ -1,4 +1,4 @@
-"""core.dynamics on hand-made epochs with answers worked out by hand, and on run folders written to disk."""
+"""core.analysis.dynamics on hand-made epochs with answers worked out by hand, and on run folders written to disk."""
 from __future__ import annotations
 
 import shutil
@@ -6,8 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from core import dynamics, predictions
-from core.dynamics import AMBIGUOUS, EASY, HARD, NEVER
+from core.analysis import dynamics
+
+from core.rundir import predictions
+from core.analysis.dynamics import AMBIGUOUS, EASY, HARD, NEVER
 
 # 3 classes, 5 pictures, 4 epochs (numbered 1, 2, 3, 5: epoch 4 is missing). TRUE[e][i] is the probability
 # the model gave picture i's true class after epoch e; the rest goes to the next class, so a picture is
@@ -89,10 +91,10 @@ def test_pair_counts_from_a_stack_and_from_a_list_agree_with_the_matrix():
     # Class 2 pictures (only picture 2) taken for class 0: wrong after epochs 2 and 5.
     assert dynamics.pair_counts(stack, 2, 0).tolist() == [0, 1, 0, 1]
     assert dynamics.pair_counts(per_epoch, 2, 0).tolist() == [0, 1, 0, 1]
-    from core import analysis
+    from core.analysis import mistakes
     for t in range(3):
         for p in range(3):
-            squares = [analysis.confusion_counts(x.labels, x.pred, 3)[t, p] for x in per_epoch]
+            squares = [mistakes.confusion_counts(x.labels, x.pred, 3)[t, p] for x in per_epoch]
             assert dynamics.pair_counts(stack, t, p).tolist() == squares
     assert dynamics.pair_counts([], 0, 1).tolist() == []
 
@@ -120,7 +122,7 @@ def test_unusable_epochs_are_skipped_with_their_reason():
 
 
 def test_load_stack_from_a_run_folder(tmp_path):
-    """Through core.predictions: a damaged epoch file is skipped, a run still training gains epochs."""
+    """Through core.rundir.predictions: a damaged epoch file is skipped, a run still training gains epochs."""
     run = tmp_path / "run"
     run.mkdir()
     index = np.arange(len(LABELS))

@@ -1,8 +1,8 @@
-"""Lookahead (core/ema.py): the weights are pulled onto a slow copy every few steps and end on it."""
+"""Lookahead (core/training/ema.py): the weights are pulled onto a slow copy every few steps and end on it."""
 import torch
 from torch import nn
 
-from core.ema import SLOW, Lookahead
+from core.training.ema import SLOW, Lookahead
 
 
 def _set(weight: nn.Parameter, value: float) -> None:

@@ -12,10 +12,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import checkpoints, runs
-from core.config import FLIPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from core.rundir import catalog, checkpoints
+from core.rundir.config import FLIPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.jobs import JobManager
-from core.models import list_models
+from core.training.models import list_models
 from tests.helpers import TINY, tiny_config, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,21 +26,21 @@ SLOW_TINY = ["--data", "synthetic", "--model", "tutorial-cnn", "--epochs", str(K
 
 
 def first_val_record(runs_dir: Path):
-    found = runs.list_runs(runs_dir)
-    return bool(found) and any(r["kind"] == "val" for r in runs.read_metrics(found[0].path))
+    found = catalog.list_runs(runs_dir)
+    return bool(found) and any(r["kind"] == "val" for r in catalog.read_metrics(found[0].path))
 
 
 def assert_killed_run_reads_back_and_resumes(runs_dir: Path, resume) -> None:
-    [summary] = runs.list_runs(runs_dir)
+    [summary] = catalog.list_runs(runs_dir)
     assert summary.state == "interrupted" and "resume" in summary.error
     lines = (summary.path / "metrics.jsonl").read_text().splitlines()
     whole_lines = [line for line in lines if line.endswith("}")]
-    assert len(runs.read_metrics(summary.path)) >= len(whole_lines) - 1 > 0  # at most a torn last line is lost
-    before = runs.read_metrics(summary.path)
+    assert len(catalog.read_metrics(summary.path)) >= len(whole_lines) - 1 > 0  # at most a torn last line is lost
+    before = catalog.read_metrics(summary.path)
     resume(summary.run_id)
-    [after] = runs.list_runs(runs_dir)
+    [after] = catalog.list_runs(runs_dir)
     assert after.state == "completed" and after.epoch == KILL_EPOCHS and after.test_acc is not None
-    records = runs.read_metrics(after.path)
+    records = catalog.read_metrics(after.path)
     assert [r["epoch"] for r in records if r["kind"] == "val"] == list(range(1, KILL_EPOCHS + 1))
     assert sum(r["kind"] == "test" for r in records) == 1
     kept = [r for r in before if r["step"] <= checkpoints.load_checkpoint(
@@ -106,12 +106,12 @@ class Payload:
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    run_dir = runs.create_run(tmp_path, TrainConfig().to_dict())
+    run_dir = catalog.create_run(tmp_path, TrainConfig().to_dict())
     marker = tmp_path / "pwned"
     ckpt = checkpoints.checkpoint_path(run_dir, "last")
     ckpt.parent.mkdir()
     torch.save({"model_state": {}, "evil": Payload(marker)}, ckpt)
-    with pytest.raises(runs.RunError, match="cannot be loaded safely"):
+    with pytest.raises(catalog.RunError, match="cannot be loaded safely"):
         checkpoints.load_checkpoint(ckpt)
     assert not marker.exists(), "the payload ran"
     torch.load(ckpt, weights_only=False)  # the control: loading it unsafely does run the payload
@@ -190,7 +190,7 @@ def test_every_valid_config_trains_a_step(values):
 def assert_trains_one_step(cfg: TrainConfig) -> None:
     import tempfile
 
-    import core.engine as engine
+    import core.training.engine as engine
 
     stop = threading.Event()
     interval, engine.STATUS_INTERVAL_S = engine.STATUS_INTERVAL_S, 0.0
@@ -208,7 +208,7 @@ def assert_trains_one_step(cfg: TrainConfig) -> None:
 # --- the job manager keeps serving ---------------------------------------------------------------
 
 def test_out_of_memory_fails_one_job_and_the_next_still_trains(tmp_path, monkeypatch):
-    import core.engine as engine
+    import core.training.engine as engine
 
     real_step = torch.optim.Adam.step
     calls = {"n": 0}
@@ -224,7 +224,7 @@ def test_out_of_memory_fails_one_job_and_the_next_still_trains(tmp_path, monkeyp
     first = manager.submit(tiny_config(epochs=1))
     second = manager.submit(tiny_config(epochs=1))
     assert manager.wait(timeout=300)
-    states = {s.run_id: (s.state, s.error) for s in runs.list_runs(tmp_path)}
+    states = {s.run_id: (s.state, s.error) for s in catalog.list_runs(tmp_path)}
     assert states[first] == ("failed", engine.OOM_MESSAGE)
     assert states[second] == ("completed", None)
 
@@ -249,7 +249,7 @@ def test_two_sessions_pressing_train_at_once_run_one_job_and_queue_the_other(tmp
     manager.stop(waiting)  # stopping a queued job removes it
     assert manager.position(waiting) is None and not (tmp_path / waiting).exists()
     assert manager.wait(timeout=300)
-    [only] = runs.list_runs(tmp_path)
+    [only] = catalog.list_runs(tmp_path)
     assert only.state == "completed"
 
 

@@ -1,5 +1,5 @@
 """The feature map's core: penultimate features for every registered model, the saved files, the t-SNE
-layout and the nearest training pictures (core/features.py, core.inference.infer_features)."""
+layout and the nearest training pictures (core/analysis/features.py, core.training.inference.infer_features)."""
 from __future__ import annotations
 
 import threading
@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from core import features, models, predictions
+from core.analysis import features
+
+from core.training import models
+
+from core.rundir import predictions
 from core.data import Normalizer
-from core.inference import infer, infer_features
+from core.training.inference import infer, infer_features
 from core.jobs import JobManager
 from tests.helpers import one_thread, train_tiny_run, wait_for
 

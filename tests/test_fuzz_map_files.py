@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import features
+from core.analysis import features
 from dashboard import report
 from tests.helpers import app_runs_folder, fresh_copy, one_thread, open_view, rerun, train_tiny_run
 

@@ -17,19 +17,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from core import run_files, runs
-from core.config import TrainConfig
+from core.rundir import catalog, records
+from core.rundir.config import TrainConfig
 from tests.helpers import app_runs_folder, fresh_copy, train_tiny_run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
          "views/gallery.py", "views/calibration.py", "views/labels.py"]
 
-JSON_FIELDS = [("status.json", name) for name in run_files.STATUS_FIELDS] + \
+JSON_FIELDS = [("status.json", name) for name in records.STATUS_FIELDS] + \
     [("config.json", f.name) for f in fields(TrainConfig)] + \
-    [("meta.json", name) for name in run_files.META_FIELDS] + \
-    [("test_summary.json", name) for name in [*run_files.TEST_SUMMARY_FIELDS, "per_class_accuracy"]] + \
-    [("metrics.jsonl", name) for name in ["kind", *run_files.RECORD_FIELDS]]
+    [("meta.json", name) for name in records.META_FIELDS] + \
+    [("test_summary.json", name) for name in [*records.TEST_SUMMARY_FIELDS, "per_class_accuracy"]] + \
+    [("metrics.jsonl", name) for name in ["kind", *records.RECORD_FIELDS]]
 ARRAY_FIELDS = [("predictions/test.npz", name) for name in ("labels", "pred", "probs", "loss", "index")] + \
     [("predictions/val_labels.npz", name) for name in ("labels", "index")] + \
     [("predictions/val_epoch_0001.npz", "probs")]
@@ -91,7 +91,7 @@ def test_no_page_shows_an_exception_whatever_the_run_files_hold(world, changes):
     for where, value in changes:
         write_damage(copy, where, value)
     at = AppTest.from_file(APP, default_timeout=60)  # a new session: the picker starts on this run
-    if runs.summarize_run(copy).state != "damaged":  # the picker offers only readable runs
+    if catalog.summarize_run(copy).state != "damaged":  # the picker offers only readable runs
         at.session_state["run_id"] = copy.name
     for page in PAGES:
         if page != PAGES[0]:

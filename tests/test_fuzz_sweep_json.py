@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from core.config import TrainConfig
+from core.rundir.config import TrainConfig
 from core.sweep import DamagedSweep, Param, Sweep, SweepError, create_sweep, list_sweeps, load_sweep
 from core.sweep.study import SPEC_FIELDS
 from tests.helpers import app_runs_folder, shown, tiny_config

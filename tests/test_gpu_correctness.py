@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from core import checkpoints, runs
-from core import session as sessions
+from core.rundir import catalog, checkpoints
+from core.training import session as sessions
 from core.data import DeviceLoader
-from core.engine import resume_run, start_run
-from core.inference import Predictor
-from core.models import list_models
+from core.training.engine import resume_run, start_run
+from core.training.inference import Predictor
+from core.training.models import list_models
 from tests.helpers import tiny_config
 
 CPU = torch.device("cpu")
@@ -152,7 +152,7 @@ def test_compiled_bf16_fastnet_trains_to_finite_weights(tmp_path):
     result = start_run(tiny_config(model="fastnet-small", compile=True, precision="bf16", epochs=1,
                                    batch_size=200), tmp_path, device=torch.device("cpu"))
     assert result.state == "completed", result.error
-    losses = [r["loss"] for r in runs.read_metrics(result.run_dir) if r["kind"] == "train"]
+    losses = [r["loss"] for r in catalog.read_metrics(result.run_dir) if r["kind"] == "train"]
     assert losses and all(np.isfinite(losses))
     weights = checkpoints.load_checkpoint(checkpoints.checkpoint_path(result.run_dir, "last"))["train_model_state"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
@@ -168,7 +168,7 @@ def test_the_weight_average_lives_and_updates_on_the_device(tmp_path, monkeypatc
 
 
 def test_the_weight_average_is_on_the_models_device_and_starts_from_the_first_step():
-    from core.ema import WeightAverage
+    from core.training.ema import WeightAverage
 
     with torch.device("meta"):
         model = torch.nn.BatchNorm2d(3)
@@ -202,7 +202,7 @@ def test_a_resumed_run_carries_on_its_weight_average(tmp_path):
 
 def test_evaluation_normalises_with_the_training_loaders_constants(tmp_path, monkeypatch):
     """Evaluation made its mean and std tensors from Python numbers every batch: a host-to-device copy each."""
-    from core.inference import evaluate
+    from core.training.inference import evaluate
 
     session = sessions.Session(tiny_config(), tmp_path, CPU)
     made = []

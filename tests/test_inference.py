@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from core.data import Normalizer
-from core.inference import UNSHIFTED_WEIGHT, _tta_views, infer
+from core.training.inference import UNSHIFTED_WEIGHT, _tta_views, infer
 
 
 def _images(n: int = 3) -> torch.Tensor:

@@ -7,7 +7,11 @@ import time
 import pytest
 import torch
 
-from core import checkpoints, distributed, jobs, run_files, runs
+from core.rundir import catalog, checkpoints, records
+
+from core.training import distributed
+
+from core import jobs
 from core.jobs import JobManager
 from tests.helpers import tiny_config, wait_for
 
@@ -15,11 +19,11 @@ TIMEOUT_S = 120  # generous: the CPU may be shared; every wait ends as soon as i
 
 
 def state(manager: JobManager, run_id: str) -> str:
-    return runs.summarize_run(runs.run_path(manager.runs_dir, run_id)).state
+    return catalog.summarize_run(catalog.run_path(manager.runs_dir, run_id)).state
 
 
 def train_steps(manager: JobManager, run_id: str) -> list[dict]:
-    return [r for r in runs.read_metrics(runs.run_path(manager.runs_dir, run_id)) if r["kind"] == "train"]
+    return [r for r in catalog.read_metrics(catalog.run_path(manager.runs_dir, run_id)) if r["kind"] == "train"]
 
 
 @pytest.fixture
@@ -34,20 +38,20 @@ def manager(tmp_path):
 def test_stop_mid_epoch_keeps_a_checkpoint_and_resume_finishes(manager):
     cfg = tiny_config(epochs=2, batch_size=50, log_every=2)  # 36 steps an epoch: room to stop inside one
     run_id = manager.submit(cfg)
-    path = runs.run_path(manager.runs_dir, run_id)
+    path = catalog.run_path(manager.runs_dir, run_id)
     wait_for(lambda: any(r["epoch"] > 0.1 for r in train_steps(manager, run_id)))  # a few steps into epoch 1
     manager.stop(run_id)
     assert manager.wait(TIMEOUT_S)
 
-    stopped = runs.summarize_run(path)
+    stopped = catalog.summarize_run(path)
     assert stopped.state == "stopped" and stopped.epoch == 0 and stopped.test_acc is None
     checkpoint = checkpoints.load_checkpoint(checkpoints.checkpoint_path(path, "last"))["progress"]
     assert checkpoint["epoch"] == 0 and 0 < checkpoint["batch"] < 36, "the stop was saved mid-epoch"
 
     manager.resume(run_id)
     assert manager.wait(TIMEOUT_S)
-    done = runs.summarize_run(path)
-    metrics, test_summary = runs.read_metrics(path), run_files.read_test_summary(path)
+    done = catalog.summarize_run(path)
+    metrics, test_summary = catalog.read_metrics(path), records.read_test_summary(path)
     assert (done.state, done.epoch, done.epochs) == ("completed", 2, 2)
     assert [r["epoch"] for r in metrics if r["kind"] == "val"] == [1, 2]
     assert [r["kind"] for r in metrics].count("test") == 1
@@ -72,11 +76,11 @@ def test_a_second_start_waits_its_turn_then_trains_to_completion(manager):
         running_at_once = max(running_at_once, sum(state(manager, r) == "running" for r in (first, second)))
         time.sleep(0.02)
     assert running_at_once == 1
-    a = runs.summarize_run(runs.run_path(manager.runs_dir, first)).status
-    b = runs.summarize_run(runs.run_path(manager.runs_dir, second)).status
+    a = catalog.summarize_run(catalog.run_path(manager.runs_dir, first)).status
+    b = catalog.summarize_run(catalog.run_path(manager.runs_dir, second)).status
     assert (a["state"], b["state"]) == ("stopped", "completed")
     assert b["started_at"] >= a["finished_at"]
-    done = runs.summarize_run(runs.run_path(manager.runs_dir, second))
+    done = catalog.summarize_run(catalog.run_path(manager.runs_dir, second))
     assert (done.name, done.epoch, done.epochs) == ("second", 1, 1) and done.test_acc is not None
 
 
@@ -86,11 +90,11 @@ def test_stopping_a_waiting_job_takes_it_out_of_the_queue(manager):
     wait_for(lambda: manager.position(first) == 0)  # the worker has picked up the first; the second waits
     manager.stop(second)
     assert manager.position(second) is None and second not in manager.active_ids()
-    assert not runs.run_path(manager.runs_dir, second).exists(), "a run that never started leaves nothing behind"
+    assert not catalog.run_path(manager.runs_dir, second).exists(), "a run that never started leaves nothing behind"
     manager.stop(first)
     assert manager.wait(TIMEOUT_S)
-    assert [s.run_id for s in runs.list_runs(manager.runs_dir)] == [first]
-    with pytest.raises(runs.RunError):
+    assert [s.run_id for s in catalog.list_runs(manager.runs_dir)] == [first]
+    with pytest.raises(catalog.RunError):
         manager.stop(second)
 
 
@@ -129,6 +133,6 @@ def test_an_all_gpus_job_hands_its_queued_run_to_torchrun(manager, monkeypatch):
     assert FakeTorchrun.launched == [(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "core.train",
          "--queued", run_id, "--runs-dir", str(manager.runs_dir.resolve()), "--quiet"], distributed.REPO)]
-    ended = runs.summarize_run(runs.run_path(manager.runs_dir, run_id))  # torchrun ended without taking it over
+    ended = catalog.summarize_run(catalog.run_path(manager.runs_dir, run_id))  # torchrun ended without taking it over
     assert ended.state == "failed" and ended.error == "torchrun ended (exit status 1) before training: no message"
 

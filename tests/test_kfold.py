@@ -1,4 +1,4 @@
-"""core.kfold and the K-fold split: K quick runs hold out every training picture once, and their held-out
+"""core.analysis.kfold and the K-fold split: K quick runs hold out every training picture once, and their held-out
 predictions combine into the parent's predictions/oof_train.npz."""
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from core import kfold, label_issues, predictions, runs
-from core.config import TrainConfig
+from core.analysis import kfold, label_issues
+
+from core.rundir import catalog, predictions
+from core.rundir.config import TrainConfig
 from core.data import load_dataset
 from core.data.sets import DataError, ImageSet
 from core.data.split import split_fold
-from core.run_files import PredictionsError
+from core.rundir.records import PredictionsError
 from tests.helpers import tiny_config, train_tiny_run
 
 
@@ -25,7 +27,7 @@ def fold_runs(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
             parent = train_tiny_run(folder, name="parent", epochs=1).run_dir
-            configs = kfold.plan_folds(TrainConfig.from_dict(runs.read_json(parent / "config.json")), 2)
+            configs = kfold.plan_folds(TrainConfig.from_dict(catalog.read_json(parent / "config.json")), 2)
             folds = [train_tiny_run(folder, name=f"fold{k}", **{**c.to_dict(), "device": "cpu"}).run_dir
                      for k, c in enumerate(configs)]
             yield parent, folds
@@ -71,11 +73,11 @@ def test_config_checks_folds(changes, words):
 
 
 def test_estimate_uses_the_parents_seconds_per_epoch(tmp_path):
-    summary = runs.RunSummary("r", tmp_path, "r", "completed", epoch=4, duration_s=40.0,
+    summary = catalog.RunSummary("r", tmp_path, "r", "completed", epoch=4, duration_s=40.0,
                               config={"epochs": 4, "val_fraction": 0.1})
     # 5 folds x 4 epochs x 10 s, each epoch on 80% instead of 90% of the training pictures.
     assert kfold.estimate_seconds(summary, 5) == pytest.approx(5 * 4 * 10 * 0.8 / 0.9)
-    assert kfold.estimate_seconds(runs.RunSummary("q", tmp_path, "q", "queued", config={"epochs": 4}), 5) is None
+    assert kfold.estimate_seconds(catalog.RunSummary("q", tmp_path, "q", "queued", config={"epochs": 4}), 5) is None
 
 
 def test_fold_runs_combine_into_out_of_fold_training_predictions(fold_runs):

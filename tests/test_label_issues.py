@@ -1,11 +1,11 @@
-"""core.label_issues: confident learning on hand-made probabilities whose answer is worked out by hand,
+"""core.analysis.label_issues: confident learning on hand-made probabilities whose answer is worked out by hand,
 and on synthetic predictions with planted label flips, which must come out near the top."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core import label_issues as li
+from core.analysis import label_issues as li
 
 # 8 pictures, 3 classes. Thresholds (mean self-confidence per given label):
 # t0 = (.9 + .8 + .1) / 3 = .6, t1 = (.85 + .9 + .7) / 3 = .8167, t2 = (.9 + .3) / 2 = .6

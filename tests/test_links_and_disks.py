@@ -20,7 +20,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import checkpoints, engine, files, run_files, runs
+from core.rundir import catalog, checkpoints, files, records
+
+from core.training import engine
 from core.jobs import JobManager
 from tests.helpers import (app_runs_folder, open_view, release_fifo_readers, remount_read_only, shown,
                            tiny_config, tmpfs, train_tiny_run)
@@ -71,11 +73,11 @@ def test_deleting_a_link_to_another_run_removes_the_link_and_the_run_keeps_every
     before = files_of(real)
     (runs_dir / "alias").symlink_to(real)  # absolute
     (runs_dir / "alias2").symlink_to(real.name)  # relative
-    runs.delete_run(runs_dir, "alias")
+    catalog.delete_run(runs_dir, "alias")
     JobManager(runs_dir).delete("alias2")  # the pages' way
     assert not os.path.lexists(runs_dir / "alias") and not os.path.lexists(runs_dir / "alias2")
     assert files_of(real) == before
-    assert [s.run_id for s in runs.list_runs(runs_dir)] == [real.name]
+    assert [s.run_id for s in catalog.list_runs(runs_dir)] == [real.name]
 
 
 LINK_TARGETS = {
@@ -94,17 +96,17 @@ def test_a_link_is_listed_as_a_link_and_nothing_reads_or_writes_through_it(tmp_p
     alias.symlink_to(LINK_TARGETS[target](runs_dir, outside, real))
     before = {p: files_of(p) for p in (real, outside)}
 
-    listed = {s.run_id: s for s in runs.list_runs(runs_dir)}
+    listed = {s.run_id: s for s in catalog.list_runs(runs_dir)}
     assert listed[real.name].state == "completed"
     link = listed["alias"]
     assert link.state == "damaged" and link.error.startswith("alias is a link to "), link.error
-    assert link.error == runs.link_problem(alias) and "never followed" in link.error
+    assert link.error == catalog.link_problem(alias) and "never followed" in link.error
     assert link.config == {} and link.status == {}, "the target was not read"
-    for refused in (lambda: runs.run_path(runs_dir, "alias"), lambda: runs.rename_run(runs_dir, "alias", "x"),
+    for refused in (lambda: catalog.run_path(runs_dir, "alias"), lambda: catalog.rename_run(runs_dir, "alias", "x"),
                     lambda: JobManager(runs_dir).resume("alias"), lambda: engine.resume_run(runs_dir, "alias")):
-        with pytest.raises(runs.RunError, match="is a link"):
+        with pytest.raises(catalog.RunError, match="is a link"):
             refused()
-    runs.delete_run(runs_dir, "alias")
+    catalog.delete_run(runs_dir, "alias")
     assert not os.path.lexists(alias)
     assert {p: files_of(p) for p in (real, outside)} == before, "nothing was written or removed through the link"
 
@@ -119,13 +121,13 @@ def test_the_runs_page_renames_and_deletes_a_link_without_touching_the_run(tmp_p
         assert any("alias is a link to" in c.value for c in at.caption)
         at.text_input(key="runs_new_name").input("renamed through the link")
         at.button(key="runs_rename").click().run()
-        assert errors(at) == [runs.link_problem(folder / "alias")]
+        assert errors(at) == [catalog.link_problem(folder / "alias")]
         at.button(key="runs_delete").click().run()
         at.button(key="runs_delete_confirm").click().run()
         assert not at.exception and [s.value for s in at.success] == ["Deleted."]
         assert not os.path.lexists(folder / "alias")
         assert files_of(real) == before
-        assert [s.run_id for s in runs.list_runs(folder)] == [real.name]
+        assert [s.run_id for s in catalog.list_runs(folder)] == [real.name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ KIND_WORDS = {"fifo": "a named pipe (FIFO)", "socket": "a socket", "device": "a 
 def test_a_run_file_that_is_not_a_regular_file_makes_the_run_damaged_without_blocking(tmp_path, trained, name, kind):
     run_dir = copy_run(trained, tmp_path / "runs")
     fifos = replace_with(run_dir / name, kind)
-    listed = returns_promptly(lambda: runs.list_runs(tmp_path / "runs"), fifos)
+    listed = returns_promptly(lambda: catalog.list_runs(tmp_path / "runs"), fifos)
     [summary] = listed
     assert summary.state == "damaged"
     assert summary.error == f"{name} is damaged: it is {KIND_WORDS[kind]}, not a regular file; only a regular file is read."
@@ -183,19 +185,19 @@ def test_a_fifo_for_metrics_test_summary_or_checkpoint_is_not_opened(tmp_path, t
     fifos = [run_dir / "metrics.jsonl", run_dir / "test_summary.json", run_dir / "checkpoints" / "last.pt"]
     for fifo in fifos:
         replace_with(fifo, "fifo")
-    assert returns_promptly(lambda: runs.read_metrics(run_dir), fifos) == []
-    assert returns_promptly(lambda: run_files.read_test_summary(run_dir), fifos) is None
+    assert returns_promptly(lambda: catalog.read_metrics(run_dir), fifos) == []
+    assert returns_promptly(lambda: records.read_test_summary(run_dir), fifos) is None
 
     def load() -> str:
         try:
             checkpoints.Checkpoint.read(run_dir, "last")
-        except runs.RunError as exc:
+        except catalog.RunError as exc:
             return str(exc)
         return "loaded"
 
     assert returns_promptly(load, fifos) == (f"Checkpoint last.pt of {run_dir.name} cannot be loaded: it is a named "
                                              "pipe (FIFO), not a regular file.")
-    assert runs.summarize_run(run_dir).state == "completed", "curves and weights unreadable, the run itself is fine"
+    assert catalog.summarize_run(run_dir).state == "completed", "curves and weights unreadable, the run itself is fine"
 
 
 @pytest.mark.parametrize("page", ["views/runs.py", "views/train.py"])
@@ -256,8 +258,8 @@ def test_the_full_disk_classifier(monkeypatch, tmp_path, exc, free, full):
 ])
 def test_every_oserror_is_one_sentence_naming_the_file_not_its_temporary(code, words):
     exc = OSError(code, os.strerror(code), "/runs/r1/.meta.json.0123456789ab.tmp")
-    assert runs.disk_error_sentence(exc) == words
-    page = runs.action_error_sentence(exc, "Renaming the run")
+    assert catalog.disk_error_sentence(exc) == words
+    page = catalog.action_error_sentence(exc, "Renaming the run")
     assert page == f"Renaming the run failed: {words.replace('resume the run', 'try again')}."
 
 
@@ -307,7 +309,7 @@ def test_a_full_disk_phrased_any_way_fails_the_run_with_the_sentence_and_keeps_t
     result = start_run_quietly(tmp_path, epochs=3)
     monkeypatch.undo()
     assert (result.state, result.error) == ("failed", DISK_FULL)
-    [summary] = runs.list_runs(tmp_path)
+    [summary] = catalog.list_runs(tmp_path)
     assert (summary.state, summary.error) == ("failed", DISK_FULL)
     assert temporaries(tmp_path) == []
     last = checkpoints.load_checkpoint(checkpoints.checkpoint_path(summary.path, "last"))
@@ -329,7 +331,7 @@ def test_command_line_on_a_tiny_full_disk_fails_the_run_with_one_sentence(tmp_pa
         assert out.returncode == 1, out.stderr
         assert f"failed: {DISK_FULL}" in out.stderr and "Traceback" not in out.stderr, out.stderr
         assert "RuntimeError" not in out.stderr, out.stderr
-        [summary] = runs.list_runs(disk)
+        [summary] = catalog.list_runs(disk)
         assert (summary.state, summary.error) == ("failed", DISK_FULL)
         assert temporaries(disk) == []
 
@@ -338,7 +340,7 @@ def test_a_second_checkpoint_that_fills_a_real_disk_leaves_the_first_loadable(tm
     with tmpfs(tmp_path / "disk", "2m") as disk:  # room for last.pt and best.pt once, not for a third copy
         result = engine.start_run(tiny_config(optimizer="adam", epochs=3), disk, device=torch.device("cpu"))
         assert (result.state, result.error) == ("failed", DISK_FULL)
-        [summary] = runs.list_runs(disk)
+        [summary] = catalog.list_runs(disk)
         assert (summary.state, summary.error) == ("failed", DISK_FULL)
         assert temporaries(disk) == []
         last = checkpoints.load_checkpoint(checkpoints.checkpoint_path(summary.path, "last"))
@@ -364,11 +366,11 @@ def fill(disk: Path) -> None:
 def test_a_run_resumed_on_a_disk_with_no_room_even_for_its_status_ends_failed_not_interrupted(tmp_path, trained):
     with tmpfs(tmp_path / "disk", "2m") as disk:
         run_dir = copy_run(trained, disk)
-        runs.update_status(run_dir, state="stopped")
+        catalog.update_status(run_dir, state="stopped")
         fill(disk)
         result = engine.resume_run(disk, run_dir.name, device=torch.device("cpu"))
         assert (result.state, result.error) == ("failed", DISK_FULL)
-        summary = runs.summarize_run(run_dir)
+        summary = catalog.summarize_run(run_dir)
         assert (summary.state, summary.error) == ("failed", DISK_FULL)
         assert temporaries(disk) == []
         assert checkpoints.load_checkpoint(checkpoints.checkpoint_path(run_dir, "last"))["progress"]["epoch"] == 1
@@ -379,7 +381,7 @@ def test_a_run_resumed_on_a_disk_with_no_room_even_for_its_status_ends_failed_no
 # ---------------------------------------------------------------------------------------------
 
 def refuse(code: int, file: str | None = None) -> Callable:
-    """A stand-in for a writer of core.runs that fails with OSError(code) on `file` (else on the path it was
+    """A stand-in for a writer of core.rundir.catalog that fails with OSError(code) on `file` (else on the path it was
     given) as a read-only, forbidden or full folder would."""
     def write(path, *args, **kwargs):
         raise OSError(code, os.strerror(code), str(Path(path) / file if file else path))
@@ -412,10 +414,10 @@ def errors(at: AppTest) -> list[str]:
 def test_every_page_action_on_an_unwritable_runs_folder_is_one_sentence(tmp_path_factory, trained, monkeypatch, code):
     with app_runs_folder(tmp_path_factory) as folder:
         run_dir = copy_run(trained, folder)
-        runs.update_status(run_dir, state="stopped")
+        catalog.update_status(run_dir, state="stopped")
         before = files_of(folder)
-        monkeypatch.setattr(runs, "write_json", refuse(code))
-        monkeypatch.setattr(runs, "update_status", refuse(code, "status.json"))
+        monkeypatch.setattr(catalog, "write_json", refuse(code))
+        monkeypatch.setattr(catalog, "update_status", refuse(code, "status.json"))
 
         at = live_view(run_dir.name)  # Train page, the run in the live view
         at.button(key="live_resume").click().run()
@@ -429,7 +431,7 @@ def test_every_page_action_on_an_unwritable_runs_folder_is_one_sentence(tmp_path
         at.text_input(key="runs_new_name").input("new name")
         at.button(key="runs_rename").click().run()
         assert errors(at) == [page_sentence("Renaming the run", code, "meta.json")]
-        monkeypatch.setattr(runs.shutil, "rmtree", refuse(code, "config.json"))
+        monkeypatch.setattr(catalog.shutil, "rmtree", refuse(code, "config.json"))
         at.button(key="runs_delete").click().run()
         at.button(key="runs_delete_confirm").click().run()
         assert not at.exception
@@ -443,7 +445,7 @@ def read_only_runs(tmp_path_factory, trained):
     """A runs folder on a read-only tmpfs holding one stopped run, which the dashboard points at."""
     with app_runs_folder(tmp_path_factory) as folder, tmpfs(folder, "8m"):
         run_dir = copy_run(trained, folder)
-        runs.update_status(run_dir, state="stopped")
+        catalog.update_status(run_dir, state="stopped")
         remount_read_only(folder)
         yield run_dir
 

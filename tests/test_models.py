@@ -1,4 +1,4 @@
-"""Tests for core/models.py (registry + architectures) and core/fastnet.py (whitening net).
+"""Tests for core/training/models.py (registry + architectures) and core/training/fastnet.py (whitening net).
 
 CPU only, tiny batches: the whole file runs in a few seconds.
 """
@@ -11,9 +11,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core import fastnet, models
-from core.fastnet import FastNet
-from core.models import describe_model, get_model, list_models, register_model
+from core.training import fastnet, models
+from core.training.fastnet import FastNet
+from core.training.models import describe_model, get_model, list_models, register_model
 from tests.helpers import register_normed_net, tiny_config
 
 EXPECTED_NAMES = ["fastnet", "fastnet-small", "keras-cnn", "elu-convnet", "bn-elu-cnn",
@@ -103,6 +103,13 @@ def test_unknown_name_lists_choices() -> None:
     assert str(err.value) == "Unknown model 'nope'; choose one of: " + ", ".join(EXPECTED_NAMES)
     with pytest.raises(ValueError, match="Unknown model 'nope'"):
         describe_model("nope")
+
+
+def test_a_settings_model_name_is_checked_against_the_registry() -> None:
+    models.check_model_name("resnet20")
+    with pytest.raises(ValueError) as err:
+        models.check_model_name("resnet1000")
+    assert str(err.value) == f"model must be one of {', '.join(EXPECTED_NAMES)}, got 'resnet1000'."
 
 
 @pytest.mark.parametrize("bad", [0, 1, -3, 2.5, True, "10"])

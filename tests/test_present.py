@@ -8,7 +8,7 @@ import pytest
 
 from core import present
 from dashboard import source_picker
-from core.runs import RunSummary
+from core.rundir.catalog import RunSummary
 
 METRICS = [
     {"kind": "train", "epoch": 0.5, "step": 2, "loss": 2.0, "acc": 0.2, "lr": 0.1, "time": 1.0},

@@ -1,8 +1,8 @@
 """A short CPU training on the real CIFAR-10 images lands well above chance (skipped without them)."""
 import torch
 
-from core.config import TrainConfig
-from core.engine import start_run
+from core.rundir.config import TrainConfig
+from core.training.engine import start_run
 from tests.conftest import CIFAR_JPEG_ARCHIVE
 
 # Pinned here (not a preset) so retuning the presets cannot move this figure.

@@ -17,10 +17,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import checkpoints, runs
-from core.config import MAX_SEED, TrainConfig
+from core.rundir import catalog, checkpoints
+from core.rundir.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
-from core.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
+from core.training.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
 from tests.helpers import app_runs_folder, tiny_config, tmpfs, train_tiny_run, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def typed_damage(tmp_path_factory):
 
 def test_a_wrongly_typed_field_makes_that_run_damaged_with_a_sentence_naming_it(typed_damage):
     folder, _, ids = typed_damage
-    listed = {s.run_id: s for s in runs.list_runs(folder)}  # sorting on a bad created_at used to raise here
+    listed = {s.run_id: s for s in catalog.list_runs(folder)}  # sorting on a bad created_at used to raise here
     for label, changes in {**STATUS_DAMAGE, **CONFIG_DAMAGE}.items():
         summary = listed[ids[label]]
         (field,) = changes
@@ -97,7 +97,7 @@ def test_a_wrongly_typed_field_makes_that_run_damaged_with_a_sentence_naming_it(
 
 def test_a_wrongly_typed_metrics_record_costs_that_record_only(typed_damage):
     folder, good, ids = typed_damage
-    assert runs.read_metrics(folder / ids["bad records"]) == runs.read_metrics(folder / good)
+    assert catalog.read_metrics(folder / ids["bad records"]) == catalog.read_metrics(folder / good)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -124,10 +124,10 @@ def test_last_checkpoint_is_written_before_best_so_a_kill_between_them_leaves_a_
     with pytest.raises(SystemExit):
         start_run(tiny_config(epochs=2), tmp_path)
     monkeypatch.undo()
-    [summary] = runs.list_runs(tmp_path)
-    runs.update_status(summary.path, pid=dead_pid())
-    summary = runs.summarize_run(summary.path)
-    assert summary.state == "interrupted" and runs.resume_refusal(summary) is None
+    [summary] = catalog.list_runs(tmp_path)
+    catalog.update_status(summary.path, pid=dead_pid())
+    summary = catalog.summarize_run(summary.path)
+    assert summary.state == "interrupted" and catalog.resume_refusal(summary) is None
     assert resume_run(tmp_path, summary.run_id).state == "completed"
 
 
@@ -162,28 +162,28 @@ def test_a_kill_mid_epoch_loses_at_most_the_checkpoint_interval(tmp_path):
     finally:
         process.kill()
         process.wait(60)
-    [summary] = runs.list_runs(tmp_path)
+    [summary] = catalog.list_runs(tmp_path)
     saved = checkpoints.load_checkpoint(checkpoints.checkpoint_path(summary.path, "last"))["progress"]
     assert summary.state == "interrupted" and saved["batch"] > 0, "saved inside an epoch"
     assert resume_run(tmp_path, summary.run_id).state == "completed"
-    records = runs.read_metrics(summary.path)
+    records = catalog.read_metrics(summary.path)
     assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2]
 
 
-def interrupted_before_first_checkpoint(folder: Path) -> runs.RunSummary:
-    run_dir = runs.create_run(folder, tiny_config(epochs=1).to_dict(), name="cut in epoch 1")
-    runs.update_status(run_dir, state="running", pid=dead_pid())
+def interrupted_before_first_checkpoint(folder: Path) -> catalog.RunSummary:
+    run_dir = catalog.create_run(folder, tiny_config(epochs=1).to_dict(), name="cut in epoch 1")
+    catalog.update_status(run_dir, state="running", pid=dead_pid())
     (run_dir / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 2, "epoch": 0.1, "loss": 2.3}) + "\n")
-    return runs.summarize_run(run_dir)
+    return catalog.summarize_run(run_dir)
 
 
 def test_a_run_killed_before_its_first_checkpoint_says_start_again_not_resume(tmp_path):
     summary = interrupted_before_first_checkpoint(tmp_path)
-    assert summary.state == "interrupted" and summary.error == runs.NO_CHECKPOINT_MESSAGE
-    assert "start it again" in runs.resume_refusal(summary)
+    assert summary.state == "interrupted" and summary.error == catalog.NO_CHECKPOINT_MESSAGE
+    assert "start it again" in catalog.resume_refusal(summary)
     result = restart_run(tmp_path, summary.run_id)
     assert result.state == "completed" and result.run_dir == summary.path
-    assert all(r["loss"] != 2.3 for r in runs.read_metrics(summary.path) if r["kind"] == "train"), \
+    assert all(r["loss"] != 2.3 for r in catalog.read_metrics(summary.path) if r["kind"] == "train"), \
         "the records of the lost partial epoch were cleared"
 
 
@@ -193,7 +193,7 @@ def test_the_train_page_offers_start_again_for_such_a_run_and_it_trains(tmp_path
         at = AppTest.from_file(APP, default_timeout=60)
         at.session_state["run_id"] = summary.run_id
         at.run()
-        assert runs.NO_CHECKPOINT_MESSAGE in [e.value for e in at.error]
+        assert catalog.NO_CHECKPOINT_MESSAGE in [e.value for e in at.error]
         assert not [b for b in at.button if b.key == "live_resume"]
         at.button(key="live_restart").click()
         at.run()
@@ -201,7 +201,7 @@ def test_the_train_page_offers_start_again_for_such_a_run_and_it_trains(tmp_path
         from dashboard import state
 
         state._job_manager(str(folder)).wait(timeout=120)
-        assert runs.summarize_run(summary.path).state == "completed"
+        assert catalog.summarize_run(summary.path).state == "completed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_a_diverging_run_stops_as_failed_with_advice_and_writes_no_nan(tmp_path)
     result = start_run(cfg, tmp_path)
     assert (result.state, result.error) == ("failed", DIVERGED_MESSAGE)
     assert result.epochs_done == 0, "it stopped at once, not after training on NaN"
-    [summary] = runs.list_runs(tmp_path)
+    [summary] = catalog.list_runs(tmp_path)
     assert summary.error == DIVERGED_MESSAGE
 
     def refuse(token):
@@ -248,7 +248,7 @@ def test_a_full_disk_fails_the_run_in_one_sentence_removes_temporaries_and_keeps
     result = start_run(tiny_config(epochs=3), tmp_path)
     monkeypatch.undo()
     assert (result.state, result.error) == ("failed", "the disk is full: free some space, then resume the run")
-    [summary] = runs.list_runs(tmp_path)
+    [summary] = catalog.list_runs(tmp_path)
     assert summary.state == "failed" and summary.error == result.error
     assert no_temporary_files(tmp_path) == []
     last = checkpoints.load_checkpoint(checkpoints.checkpoint_path(summary.path, "last"))
@@ -261,7 +261,7 @@ def test_command_line_on_a_really_full_disk_exits_1_with_one_sentence(tmp_path):
                       "--precision", "fp32", "--device", "cpu", "--runs-dir", str(disk), "--quiet")
         assert out.returncode == 1, out.stderr
         assert "disk is full" in out.stderr and "Traceback" not in out.stderr, out.stderr
-        [summary] = runs.list_runs(disk)
+        [summary] = catalog.list_runs(disk)
         assert summary.state == "failed" and "disk is full" in summary.error
         assert no_temporary_files(disk) == []
 
@@ -273,7 +273,7 @@ def test_command_line_on_a_really_full_disk_exits_1_with_one_sentence(tmp_path):
 def test_two_sessions_pressing_resume_together_get_one_job_and_one_refusal(tmp_path):
     stopped = train_tiny_run(tmp_path, epochs=1).run_dir
     for trial in range(8):
-        runs.update_status(stopped, state="stopped", test_acc=None)
+        catalog.update_status(stopped, state="stopped", test_acc=None)
         manager = JobManager(tmp_path)
         manager._enqueue = lambda job: time.sleep(0.01)  # noqa: E731 -- the race is in the check, not the training
         barrier, outcomes = threading.Barrier(2), []
@@ -283,7 +283,7 @@ def test_two_sessions_pressing_resume_together_get_one_job_and_one_refusal(tmp_p
             try:
                 manager.resume(stopped.name)
                 outcomes.append("accepted")
-            except runs.RunError as exc:
+            except catalog.RunError as exc:
                 outcomes.append(str(exc))
 
         threads = [threading.Thread(target=press) for _ in range(2)]
@@ -299,9 +299,9 @@ def test_two_sessions_pressing_resume_together_get_one_job_and_one_refusal(tmp_p
 
 def test_a_kill_between_the_test_record_and_the_final_status_gives_one_test_record_after_resume(tmp_path):
     run_dir = train_tiny_run(tmp_path, epochs=1).run_dir
-    runs.update_status(run_dir, state="running", pid=dead_pid())  # as if killed before "completed"
+    catalog.update_status(run_dir, state="running", pid=dead_pid())  # as if killed before "completed"
     assert resume_run(tmp_path, run_dir.name).state == "completed"
-    assert [r["kind"] for r in runs.read_metrics(run_dir)].count("test") == 1
+    assert [r["kind"] for r in catalog.read_metrics(run_dir)].count("test") == 1
 
 
 @pytest.mark.parametrize("args, words", [

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, calibration, features
-from core.predictions import Predictions, load_predictions
+from core.analysis import calibration, features, mistakes
+from core.rundir.predictions import Predictions, load_predictions
 from dashboard import charts, report
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPO
 from tests.helpers import app_runs_folder, train_tiny_run
@@ -81,7 +81,7 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
     path = tmp_path / report.report_file_name(NAME)
     path.write_text(report.build_report(run), encoding="utf-8")
     preds = load_predictions(run, "test")
-    counts = analysis.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
+    counts = mistakes.confusion_counts(preds.labels, preds.pred, preds.probs.shape[1])
     classes = json.loads((run / "meta.json").read_text())["classes"]
     with offline_tab(path) as (tab, fetched, errors):
         tab.wait_for_selector("#chart-matrix svg .mark-text.role-mark text", timeout=30_000)
@@ -100,7 +100,7 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
     assert "tutorial-cnn" in settings and "batch_size" in settings
     rel = calibration.reliability(*calibration.top_label(preds.probs, preds.labels))
     assert calibration_bars == 2 * int((rel.count > 0).sum())  # a non-empty bin: its bar, and its count bar below
-    report_rows = analysis.class_report(preds.labels, preds.pred, len(classes))
+    report_rows = mistakes.class_report(preds.labels, preds.pred, len(classes))
     for name, support in zip(classes, report_rows.support):
         assert f"{name}\t{support}" in scores
 

@@ -8,71 +8,71 @@ import time
 import numpy as np
 import pytest
 
-from core import checkpoints, predictions, runs
-from core.config import TrainConfig
+from core.rundir import catalog, checkpoints, predictions
+from core.rundir.config import TrainConfig
 
 
 def make_run(tmp_path, **status):
-    path = runs.create_run(tmp_path, TrainConfig().to_dict(), name="my run")
+    path = catalog.create_run(tmp_path, TrainConfig().to_dict(), name="my run")
     if status:
-        runs.update_status(path, **status)
+        catalog.update_status(path, **status)
     return path
 
 
 @pytest.mark.parametrize("bad", ["..", "../x", "/etc", "a/b", "a\\b", "a\x00b", "", ".hidden", "x" * 200,
                                  "café", "-dash"])
 def test_run_path_refuses_ids_that_escape_or_are_odd(tmp_path, bad):
-    with pytest.raises(runs.RunError):
-        runs.run_path(tmp_path, bad)
+    with pytest.raises(catalog.RunError):
+        catalog.run_path(tmp_path, bad)
 
 
 def test_names_are_free_text_but_bounded(tmp_path):
     path = make_run(tmp_path)
-    runs.rename_run(tmp_path, path.name, "  chat/chien ../../ 猫  ")
-    assert runs.list_runs(tmp_path)[0].name == "chat/chien ../../ 猫"
+    catalog.rename_run(tmp_path, path.name, "  chat/chien ../../ 猫  ")
+    assert catalog.list_runs(tmp_path)[0].name == "chat/chien ../../ 猫"
     assert path.parent == tmp_path  # the name never became a path
     for bad in ["", "   ", "a\x00b", "x" * 101]:
-        with pytest.raises(runs.RunError):
-            runs.rename_run(tmp_path, path.name, bad)
+        with pytest.raises(catalog.RunError):
+            catalog.rename_run(tmp_path, path.name, bad)
 
 
 def test_created_run_has_config_meta_and_status(tmp_path):
     path = make_run(tmp_path)
     assert TrainConfig.from_dict(json.loads((path / "config.json").read_text())) == TrainConfig()
-    summary = runs.list_runs(tmp_path)[0]
+    summary = catalog.list_runs(tmp_path)[0]
     assert (summary.name, summary.state, summary.model) == ("my run", "queued", TrainConfig().model)
 
 
 def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
     path = make_run(tmp_path)
-    writer = runs.MetricsWriter(path)
+    writer = catalog.MetricsWriter(path)
     writer.write([{"kind": "train", "step": 1, "loss": 2.0}, {"kind": "val", "step": 1, "val_acc": 0.5}])
     writer.close()
     with open(path / "metrics.jsonl", "a") as fh:
         fh.write('not json at all\n[1, 2]\n{"kind": "train", "step": 2, "lo')
-    assert [r["step"] for r in runs.read_metrics(path)] == [1, 1]
+    assert [r["step"] for r in catalog.read_metrics(path)] == [1, 1]
 
 
 def test_truncate_metrics_keeps_records_up_to_the_checkpoint(tmp_path):
     path = make_run(tmp_path)
-    writer = runs.MetricsWriter(path)
+    writer = catalog.MetricsWriter(path)
     writer.write([{"kind": "train", "step": s} for s in range(1, 6)])
     writer.close()
-    runs.truncate_metrics(path, 3)
-    assert [r["step"] for r in runs.read_metrics(path)] == [1, 2, 3]
+    catalog.truncate_metrics(path, 3)
+    assert [r["step"] for r in catalog.read_metrics(path)] == [1, 2, 3]
 
 
 def test_dead_process_or_stale_heartbeat_reads_as_interrupted(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     path = make_run(tmp_path, state="running", pid=dead.pid)
-    assert runs.list_runs(tmp_path)[0].state == "interrupted"
-    status = runs.read_json(path / "status.json")
-    status.update(pid=os.getpid(), heartbeat=time.time() - runs.HEARTBEAT_TIMEOUT_S - 5)
-    runs.write_json(path / "status.json", status)
-    assert runs.effective_state(status) == "interrupted"
+    assert catalog.list_runs(tmp_path)[0].state == "interrupted"
+    status = catalog.read_json(path / "status.json")
+    status.update(pid=os.getpid(), heartbeat=time.time() - catalog.HEARTBEAT_TIMEOUT_S - 5)
+    catalog.write_json(path / "status.json", status)
+    assert catalog.effective_state(status) == "interrupted"
     status["heartbeat"] = time.time()
-    assert runs.effective_state(status) == "running"
+    assert catalog.effective_state(status) == "running"
 
 
 def test_damaged_folders_are_listed_not_fatal(tmp_path):
@@ -83,7 +83,7 @@ def test_damaged_folders_are_listed_not_fatal(tmp_path):
     (no_status / "status.json").unlink()
     garbage = make_run(tmp_path)
     (garbage / "status.json").write_text("{ not json")
-    states = {s.run_id: (s.state, s.error) for s in runs.list_runs(tmp_path)}
+    states = {s.run_id: (s.state, s.error) for s in catalog.list_runs(tmp_path)}
     assert len(states) == 4  # the plain file is not a run
     assert states["stray-folder"][0] == "damaged" and "Not a run folder" in states["stray-folder"][1]
     assert states[no_status.name] == ("damaged", "status.json is missing.")
@@ -98,9 +98,9 @@ def test_checkpoints_round_trip_and_refuse_damage(tmp_path):
     assert loaded["epoch"] == 3 and torch.equal(loaded["model_state"]["w"], torch.ones(2))
     ckpt = checkpoints.checkpoint_path(path, "last")
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    with pytest.raises(runs.RunError, match="cannot be loaded safely"):
+    with pytest.raises(catalog.RunError, match="cannot be loaded safely"):
         checkpoints.load_checkpoint(ckpt)
-    with pytest.raises(runs.RunError, match="no checkpoint"):
+    with pytest.raises(catalog.RunError, match="no checkpoint"):
         checkpoints.load_checkpoint(checkpoints.checkpoint_path(path, "best"))
 
 

@@ -1,13 +1,13 @@
-"""Grad-CAM ("where it looked", core/saliency.py): a known case, every registered model's layer, the colouring."""
+"""Grad-CAM ("where it looked", core/analysis/saliency.py): a known case, every registered model's layer, the colouring."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from core import saliency
+from core.analysis import saliency
 from core.data import Normalizer
-from core.models import cam_layer_of, get_model, list_models
+from core.training.models import cam_layer_of, get_model, list_models
 
 CPU = torch.device("cpu")
 SIDE, SQUARE = 32, 10
@@ -106,7 +106,7 @@ def test_an_unknown_layer_or_bad_input_is_one_sentence(monkeypatch):
         saliency.grad_cam(model, "tutorial-cnn", unit_normalizer(), np.zeros((2, 32, 32, 3)), [0, 1], CPU)
     with pytest.raises(ValueError, match="one class per picture"):
         saliency.grad_cam(model, "tutorial-cnn", unit_normalizer(), np.zeros((2, 32, 32, 3), np.uint8), [0], CPU)
-    from core import models
+    from core.training import models
     spec = models._REGISTRY["tutorial-cnn"]
     monkeypatch.setitem(models._REGISTRY, "tutorial-cnn", type(spec)(**{**spec.__dict__, "cam_layer": "conv9"}))
     with pytest.raises(ValueError, match="has no such module"):

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import present, runs
-from core.config import TrainConfig
+from core import present
+
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 STEPS = 10_000
@@ -25,8 +27,8 @@ def five_hundred_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("many-runs")
     config = TrainConfig(data="synthetic").to_dict()
     for i in range(500):
-        path = runs.create_run(folder, config, name=f"run {i:03d}")
-        runs.update_status(path, state="completed", epoch=3, epochs=3, best_val_acc=i / 1000, test_acc=i / 1000)
+        path = catalog.create_run(folder, config, name=f"run {i:03d}")
+        catalog.update_status(path, state="completed", epoch=3, epochs=3, best_val_acc=i / 1000, test_acc=i / 1000)
     # The newest one has a long history, as a 10,000-step run would.
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in long_metrics()))
     return folder
@@ -36,8 +38,8 @@ def test_listing_500_runs_reads_no_metrics_file(five_hundred_runs, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the runs list must not read metrics.jsonl")
 
-    monkeypatch.setattr(runs, "read_metrics", refuse)
-    assert len(runs.list_runs(five_hundred_runs)) == 500
+    monkeypatch.setattr(catalog, "read_metrics", refuse)
+    assert len(catalog.list_runs(five_hundred_runs)) == 500
 
 
 def test_runs_page_shows_all_500(five_hundred_runs, monkeypatch):

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from core.config import TrainConfig
-from core.schedules import PlateauTracker, lr_at
+from core.rundir.config import TrainConfig
+from core.training.schedules import PlateauTracker, lr_at
 
 STEPS = 10  # steps per epoch
 
@@ -64,7 +64,7 @@ def test_the_rate_starts_and_ends_at_the_configured_shares_of_the_peak(schedule)
 
 
 def test_the_linear_shape_of_the_best_gpu_preset():
-    from core.recipes import preset_config
+    from core.training.recipes import preset_config
 
     cfg = preset_config("best-gpu", epochs=10, warmup_epochs=2.3)
     per_epoch = 48

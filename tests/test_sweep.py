@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from core import runs
+from core.rundir import catalog
 from core.sweep import Param, SweepError, create_sweep, list_sweeps, load_sweep, parse_param, read_results, work
 from core.sweep.__main__ import main as sweep_cli
 from core.sweep.study import JOURNAL_FILE
@@ -42,7 +42,7 @@ def test_a_bad_search_space_is_refused_in_one_sentence_and_nothing_is_created(tm
     code = sweep_cli(argv)
     err = capsys.readouterr().err.strip()
     assert code == 1 and sentence in err and err.count("\n") == 0, err
-    assert not (tmp_path / runs.SWEEPS_DIR_NAME).exists()
+    assert not (tmp_path / catalog.SWEEPS_DIR_NAME).exists()
 
 
 def test_settings_whose_corners_clash_are_refused_before_any_trial_trains(tmp_path):
@@ -72,19 +72,19 @@ def _worker(runs_dir: Path, sweep_id: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _trial_runs_of(runs_dir: Path, pid: int) -> list[runs.RunSummary]:
-    return [s for s in runs.list_runs(runs_dir) if s.sweep and s.status.get("pid") == pid]
+def _trial_runs_of(runs_dir: Path, pid: int) -> list[catalog.RunSummary]:
+    return [s for s in catalog.list_runs(runs_dir) if s.sweep and s.status.get("pid") == pid]
 
 
 def _freeze_mid_trial(runs_dir: Path, worker: subprocess.Popen, journal: Path, timeout: float = 60.0) -> None:
     """SIGSTOP `worker` while it trains a trial that has a checkpoint and holds no lock of the study."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(s.state == "running" and runs.has_checkpoint(s.path) for s in _trial_runs_of(runs_dir, worker.pid)):
+        if any(s.state == "running" and catalog.has_checkpoint(s.path) for s in _trial_runs_of(runs_dir, worker.pid)):
             worker.send_signal(signal.SIGSTOP)
             frozen = _trial_runs_of(runs_dir, worker.pid)
             locked = Path(f"{journal}.lock").exists() or (journal.parent / "trials.lock.lock").exists()
-            if not locked and any(s.state == "running" and runs.has_checkpoint(s.path) for s in frozen):
+            if not locked and any(s.state == "running" and catalog.has_checkpoint(s.path) for s in frozen):
                 return
             worker.send_signal(signal.SIGCONT)
         time.sleep(0.02)
@@ -117,11 +117,11 @@ def test_two_workers_finish_a_12_trial_sweep_with_pruning_though_one_is_killed_m
     killed = [t for t in results.trials if t.state == "failed"]
     assert len(killed) == 1, [(t.number, t.state, t.run_state) for t in results.trials]
     assert killed[0].run_state == "interrupted"
-    killed_run = runs.summarize_run(runs.run_path(tmp_path, killed[0].run_id))
-    assert runs.resume_refusal(killed_run) is None, "the killed trial's run keeps a resumable checkpoint"
+    killed_run = catalog.summarize_run(catalog.run_path(tmp_path, killed[0].run_id))
+    assert catalog.resume_refusal(killed_run) is None, "the killed trial's run keeps a resumable checkpoint"
     assert results.count("completed") + results.count("pruned") == 11 and results.count("pruned") >= 4
     assert results.epochs_saved >= 0.30, results.epochs_saved
-    listed = {s.run_id: s for s in runs.list_runs(tmp_path)}
+    listed = {s.run_id: s for s in catalog.list_runs(tmp_path)}
     for t in results.trials:  # every trial is a normal run the Runs page lists, named by sweep and number
         run = listed[t.run_id]
         assert (run.sweep, run.trial, run.name) == (sweep.sweep_id, t.number, f"lr sweep #{t.number}")
@@ -136,7 +136,7 @@ def test_a_stop_request_ends_the_running_trial_resumably_and_the_worker_returns(
     worker = threading.Thread(target=lambda: finished.append(work(tmp_path, sweep.sweep_id, "cpu")))
     worker.start()
     deadline = time.monotonic() + 60
-    while not any(s.state == "running" and runs.has_checkpoint(s.path) for s in runs.list_runs(tmp_path)):
+    while not any(s.state == "running" and catalog.has_checkpoint(s.path) for s in catalog.list_runs(tmp_path)):
         assert time.monotonic() < deadline, "no trial started"
         time.sleep(0.05)
     assert sweep_cli(["stop", "--sweep", sweep.sweep_id, "--runs-dir", str(tmp_path)]) == 0
@@ -144,7 +144,7 @@ def test_a_stop_request_ends_the_running_trial_resumably_and_the_worker_returns(
     assert finished == [1]
     [trial] = read_results(sweep, tmp_path).trials
     assert trial.state == "failed" and trial.run_state == "stopped"
-    assert runs.resume_refusal(runs.summarize_run(runs.run_path(tmp_path, trial.run_id))) is None
+    assert catalog.resume_refusal(catalog.summarize_run(catalog.run_path(tmp_path, trial.run_id))) is None
 
 
 def test_any_optuna_storage_url_holds_the_study_instead_of_the_journal_file(tmp_path, capsys):
@@ -161,7 +161,7 @@ def test_any_optuna_storage_url_holds_the_study_instead_of_the_journal_file(tmp_
 
 def test_the_runs_list_leaves_the_sweeps_folder_out_and_bad_sweep_ids_are_refused(tmp_path):
     create_sweep(tmp_path, "only", tiny_config(), LR, trials=1)
-    assert runs.list_runs(tmp_path) == [] and len(list_sweeps(tmp_path)) == 1
+    assert catalog.list_runs(tmp_path) == [] and len(list_sweeps(tmp_path)) == 1
     with pytest.raises(SweepError, match="Sweep id '../x' is not valid"):
         load_sweep(tmp_path, "../x")
     with pytest.raises(SweepError, match="There is no sweep nothere"):

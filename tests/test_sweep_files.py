@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from core import runs
+from core.rundir import catalog
 from core.sweep import DamagedSweep, Param, Sweep, SweepError, create_sweep, list_sweeps, load_sweep, parse_param, work
 from core.sweep import study as sweep_study
 from core.sweep.__main__ import main as sweep_cli
@@ -47,21 +47,21 @@ def test_a_name_too_long_for_its_trial_names_is_refused_at_create(tmp_path, caps
     code, err = cli(capsys, *CREATE, "--runs-dir", str(tmp_path), "--name", "n" * length, "--trials", "20",
                     "--vary", "lr=0.001:0.1")
     assert code == 1 and "A sweep name can be at most 96 characters long for 20 trials" in one_sentence(err)
-    assert not (tmp_path / runs.SWEEPS_DIR_NAME).exists()
+    assert not (tmp_path / catalog.SWEEPS_DIR_NAME).exists()
 
 
 def test_the_longest_name_allowed_names_trials_that_train(tmp_path):
     name = "n" * sweep_study.longest_name(1)  # 97 characters: "<name> #0" is 100
     sweep = create_sweep(tmp_path, name, tiny_config(epochs=1), LR, trials=1)
     assert work(tmp_path, sweep.sweep_id, "cpu") == 1
-    [run] = runs.list_runs(tmp_path)
+    [run] = catalog.list_runs(tmp_path)
     assert (run.state, run.name) == ("completed", f"{name} #0")
 
 
 def test_the_forms_default_name_leaves_room_for_the_trial_numbers():
     space = [Param(field, choices=(0,)) for field in tunable_fields()]  # every setting: a very long default name
     name = sweep_form._default_name(space, 10_000)
-    assert len(f"{name} #10000") <= runs.MAX_NAME_LENGTH
+    assert len(f"{name} #10000") <= catalog.MAX_NAME_LENGTH
 
 
 # --- finding 6: --vary numbers within what a run accepts, stored exactly -----------------------
@@ -79,7 +79,7 @@ def test_a_huge_vary_number_is_one_sentence_from_the_command_line_and_makes_noth
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     err = done.stderr.strip()
     assert done.returncode == 1 and sentence in one_sentence(err) and len(err) < 400, err
-    assert not (tmp_path / runs.SWEEPS_DIR_NAME).exists()
+    assert not (tmp_path / catalog.SWEEPS_DIR_NAME).exists()
 
 
 def test_whole_number_ranges_are_kept_and_suggested_exactly(tmp_path):
@@ -103,7 +103,7 @@ def test_an_in_memory_database_is_refused_at_create(tmp_path, capsys):
     for url in ("sqlite:///:memory:", "sqlite://", "sqlite:///file:x?mode=memory&uri=true"):
         code, err = cli(capsys, *CREATE, "--runs-dir", str(tmp_path), "--vary", "lr=0.001:0.1", "--storage", url)
         assert code == 1 and "keeps the study in memory, where no worker can reach it" in one_sentence(err), err
-    assert not (tmp_path / runs.SWEEPS_DIR_NAME).exists()
+    assert not (tmp_path / catalog.SWEEPS_DIR_NAME).exists()
 
 
 def test_a_relative_sqlite_path_is_kept_absolute_so_other_folders_reach_it(tmp_path, capsys, monkeypatch):
@@ -125,7 +125,7 @@ def test_a_storage_that_cannot_be_opened_is_refused_at_create(tmp_path):
         create_sweep(tmp_path, "db", tiny_config(), LR, trials=2, storage=f"sqlite:///{tmp_path}/no/such/folder.db")
     with pytest.raises(SweepError, match="it is not a database URL"):
         create_sweep(tmp_path, "db", tiny_config(), LR, trials=2, storage="/etc/passwd")
-    assert not (tmp_path / runs.SWEEPS_DIR_NAME).exists()
+    assert not (tmp_path / catalog.SWEEPS_DIR_NAME).exists()
 
 
 @pytest.fixture
@@ -297,11 +297,11 @@ def test_reading_an_unchanged_sweep_again_does_not_check_its_space_again(tmp_pat
     real = sweep_study.check_space
     monkeypatch.setattr(sweep_study, "check_space", lambda *args: checks.append(1) or real(*args))
     spec = sweep.path / "sweep.json"
-    runs.write_json(spec, {**json.loads(spec.read_text()), "trials": 4})  # a version not read yet
+    catalog.write_json(spec, {**json.loads(spec.read_text()), "trials": 4})  # a version not read yet
     for _ in range(3):
         assert load_sweep(tmp_path, sweep.sweep_id).trials == 4 and list_sweeps(tmp_path)[0].trials == 4
     assert len(checks) == 1
-    runs.write_json(spec, {**json.loads(spec.read_text()), "trials": 5})  # changed: read and checked again
+    catalog.write_json(spec, {**json.loads(spec.read_text()), "trials": 5})  # changed: read and checked again
     assert load_sweep(tmp_path, sweep.sweep_id).trials == 5 and len(checks) == 2
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoints, predictions, runs
-from core.engine import OOM_MESSAGE, resume_run, start_run
+from core.rundir import catalog, checkpoints, predictions
+from core.training.engine import OOM_MESSAGE, resume_run, start_run
 from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,10 +23,10 @@ def finished(tmp_path_factory):
 
 def test_a_finished_run_holds_everything_the_dashboard_reads(finished):
     path = finished.run_dir
-    status = runs.read_json(path / "status.json")
+    status = catalog.read_json(path / "status.json")
     assert status["state"] == "completed" and status["progress"] == 1.0 and status["epoch"] == 2
     assert status["device"] == "cpu" and status["finished_at"] >= status["started_at"]
-    records = runs.read_metrics(path)
+    records = catalog.read_metrics(path)
     kinds = [r["kind"] for r in records]
     assert kinds.count("val") == 2 and kinds.count("test") == 1 and kinds.count("train") >= 4
     assert all(np.isfinite(r["loss"]) and 0 <= r["acc"] <= 1 for r in records if r["kind"] == "train")
@@ -48,7 +48,7 @@ def test_a_finished_run_holds_everything_the_dashboard_reads(finished):
 def test_same_seed_same_run_on_cpu(tmp_path):
     a = train_tiny_run(tmp_path, epochs=1)
     b = train_tiny_run(tmp_path, epochs=1)
-    losses = [[r.get("loss") for r in runs.read_metrics(x.run_dir) if r["kind"] == "train"] for x in (a, b)]
+    losses = [[r.get("loss") for r in catalog.read_metrics(x.run_dir) if r["kind"] == "train"] for x in (a, b)]
     assert losses[0] == losses[1] and a.test_acc == b.test_acc
 
 
@@ -61,7 +61,7 @@ def test_stop_mid_epoch_then_resume_carries_on(tmp_path):
         if status.get("step", 0) >= 3:
             stop.set()
 
-    import core.engine as engine
+    import core.training.engine as engine
     engine_interval = engine.STATUS_INTERVAL_S
     engine.STATUS_INTERVAL_S = 0.0  # report every step so the stop lands mid-epoch
     try:
@@ -70,12 +70,12 @@ def test_stop_mid_epoch_then_resume_carries_on(tmp_path):
         engine.STATUS_INTERVAL_S = engine_interval
     assert stopped.state == "stopped"
     run_id = stopped.run_dir.name
-    assert runs.list_runs(tmp_path)[0].state == "stopped"
+    assert catalog.list_runs(tmp_path)[0].state == "stopped"
     saved = checkpoints.load_checkpoint(checkpoints.checkpoint_path(stopped.run_dir, "last"))["progress"]
     assert saved["epoch"] == 0 and 0 < saved["batch"] < 18  # mid-epoch
     resumed = resume_run(tmp_path, run_id)
     assert resumed.state == "completed" and resumed.epochs_done == 2
-    records = runs.read_metrics(stopped.run_dir)
+    records = catalog.read_metrics(stopped.run_dir)
     steps = [r["step"] for r in records if r["kind"] == "train"]
     assert steps == sorted(set(steps)), "resume must not duplicate steps"
     assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2]
@@ -96,12 +96,12 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
 
 
 def test_completed_runs_cannot_be_resumed(finished):
-    with pytest.raises(runs.RunError, match="only stopped, failed or interrupted"):
+    with pytest.raises(catalog.RunError, match="only stopped, failed or interrupted"):
         resume_run(finished.run_dir.parent, finished.run_dir.name)
 
 
 def test_out_of_memory_ends_the_run_as_failed(tmp_path, monkeypatch):
-    import core.engine as engine
+    import core.training.engine as engine
 
     def explode(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -109,12 +109,12 @@ def test_out_of_memory_ends_the_run_as_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(engine.torch.optim.Adam, "step", explode)
     result = start_run(tiny_config(), tmp_path)
     assert result.state == "failed" and result.error == OOM_MESSAGE
-    assert runs.list_runs(tmp_path)[0].error == OOM_MESSAGE
+    assert catalog.list_runs(tmp_path)[0].error == OOM_MESSAGE
 
 
 def test_bad_data_source_fails_with_its_sentence(tmp_path):
     result = start_run(tiny_config(data=str(tmp_path / "nowhere")), tmp_path / "runs")
-    summary = runs.list_runs(tmp_path / "runs")[0]
+    summary = catalog.list_runs(tmp_path / "runs")[0]
     assert result.state == summary.state == "failed"
     assert "nowhere" in summary.error and "\n" not in summary.error
 
@@ -132,7 +132,7 @@ def test_command_line_trains_a_run(tmp_path):
                   "--name", "from the cli")
     assert out.returncode == 0, out.stderr
     assert "completed: test accuracy" in out.stdout
-    [summary] = runs.list_runs(tmp_path)
+    [summary] = catalog.list_runs(tmp_path)
     assert (summary.name, summary.state, summary.model) == ("from the cli", "completed", "tutorial-cnn")
     assert "epoch 1/1: val loss" in out.stderr  # the progress output
 
@@ -206,7 +206,7 @@ def test_a_run_its_epoch_callback_prunes_ends_pruned_without_a_test_and_keeps_it
     result = start_run(tiny_config(epochs=4), tmp_path, device=torch.device("cpu"), on_epoch=prune_after_the_second)
     assert result.state == "pruned" and result.epochs_done == 2 and result.test_acc is None
     assert [e for e, _ in seen] == [1, 2]
-    summary = runs.summarize_run(result.run_dir)
+    summary = catalog.summarize_run(result.run_dir)
     assert summary.state == "pruned" and summary.epoch == 2
-    assert runs.has_checkpoint(result.run_dir) and not (result.run_dir / "test_summary.json").exists()
-    assert runs.resume_refusal(summary) is not None, "a pruned trial is over: resuming it is refused"
+    assert catalog.has_checkpoint(result.run_dir) and not (result.run_dir / "test_summary.json").exists()
+    assert catalog.resume_refusal(summary) is not None, "a pruned trial is over: resuming it is refused"

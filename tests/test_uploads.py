@@ -1,4 +1,4 @@
-"""core.uploads on real PNG/JPEG bytes made with Pillow: odd modes are handled, bad files refused in one sentence."""
+"""core.data.uploads on real PNG/JPEG bytes made with Pillow: odd modes are handled, bad files refused in one sentence."""
 from __future__ import annotations
 
 import io
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import MAX_PIXELS, to_rgb
-from core.uploads import MAX_BYTES, UploadError, load_upload
+from core.data.images import MAX_PIXELS, to_rgb
+from core.data.uploads import MAX_BYTES, UploadError, load_upload
 from tests.helpers import png_declaring
 
 

@@ -7,7 +7,7 @@ Two modes, one table each (markdown on stdout; `--out PATH` also writes PATH.md 
   engine, the same ELU ConvNet trained "the tutorial way" (ImageFolder + DataLoader with 4 workers and a
   plain loop, for the side-by-side ratio) and a standard ResNet-18 recipe.
 - `--cpu` (= `--mode cpu`): the laptop goals. The quick-demo preset exactly as the dashboard offers it,
-  trained twice per seed: from the command line (core.engine.start_run in the main thread, wall clock from
+  trained twice per seed: from the command line (core.training.engine.start_run in the main thread, wall clock from
   the call to the completed run) and from the dashboard's JobManager in a background thread while the
   main thread reads the run folder every second like the live page does.
 

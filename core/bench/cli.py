@@ -15,8 +15,8 @@ import torch
 from core.bench.report import report, write_outputs
 from core.bench.resume_check import check_resume
 from core.bench.rows import CPU_ROWS, ROWS, Options, run_bench, time_load, write_subset_folder
-from core.device import resolve_device
-from core.recipes import PRESETS
+from core.training.device import resolve_device
+from core.training.recipes import PRESETS
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from core import distributed, run_files, runs
+from core.training import distributed
+
+from core.rundir import catalog, records
 from core.bench.cli import default_data
-from core.recipes import PRESETS, preset_config
+from core.training.recipes import PRESETS, preset_config
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ def train_once(command: list[str], runs_dir: Path) -> Trained:
     if done.returncode != 0 or len(folders) != 1:
         lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no message"]
         return Trained(None, 0.0, wall, f"exit status {done.returncode}: {lines[-1]}")
-    records = runs.read_metrics(folders[0])
-    summary = run_files.read_test_summary(folders[0]) or {}
+    records = catalog.read_metrics(folders[0])
+    summary = records.read_test_summary(folders[0]) or {}
     seconds = sum(r.get("seconds") or 0.0 for r in records if r["kind"] == "val")
     return Trained(summary.get("accuracy"), seconds, wall)
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
-from core import runs
+from core.rundir import catalog
 
 
 @dataclass
@@ -109,12 +109,12 @@ class Contention:
 
 def measure_run_dir(run_dir: Path, m: Measurement) -> Measurement:
     """Fill accuracy and timings from the run's own records (val records carry per-epoch seconds)."""
-    status = runs.read_json(run_dir / "status.json") or {}
+    status = catalog.read_json(run_dir / "status.json") or {}
     if status.get("state") != "completed":
         m.error = status.get("error") or f"the run ended {status.get('state')!r}"
         return m
-    epochs = [r for r in runs.read_metrics(run_dir) if r["kind"] == "val"]
-    test = runs.read_json(run_dir / "test_summary.json") or {}
+    epochs = [r for r in catalog.read_metrics(run_dir) if r["kind"] == "val"]
+    test = catalog.read_json(run_dir / "test_summary.json") or {}
     epoch_s = sum(r["seconds"] for r in epochs)
     images = sum(r["images_per_s"] * r["seconds"] for r in epochs if r.get("images_per_s"))
     m.test_acc, m.test_s = test.get("accuracy"), test.get("seconds", 0.0)

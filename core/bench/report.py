@@ -13,7 +13,7 @@ import torch
 
 from core.bench.measure import RowResult, mean_std
 from core.bench.rows import Options
-from core.device import describe_device
+from core.training.device import describe_device
 
 CPU_DEMO_BUDGET_S = 300.0  # goal: the quick demo finishes within 5 minutes on a 2-core CPU
 CPU_DEMO_TARGET_ACC = 0.75

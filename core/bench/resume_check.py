@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from core.device import describe_device
-from core.engine import RunResult, resume_run, start_run
-from core.recipes import preset_config
+from core.training.device import describe_device
+from core.training.engine import RunResult, resume_run, start_run
+from core.training.recipes import preset_config
 
 RECIPE = "quick-demo"
 EPOCHS = 3

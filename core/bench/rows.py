@@ -1,4 +1,4 @@
-"""What the bench trains: rows of (model, recipe) taken from core.recipes, run through the engine the way
+"""What the bench trains: rows of (model, recipe) taken from core.training.recipes, run through the engine the way
 users run it (command line, or a dashboard job watched like the live page does)."""
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from core import present, runs
+from core import present
+
+from core.rundir import catalog
 from core.bench.measure import (Contention, Measurement, RowResult, load_average, measure_run_dir, peak_memory_mib,
                                 reset_peak_memory)
 from core.bench.tutorial import TUTORIAL, train_tutorial_way, tutorial_datasets
-from core.config import TrainConfig
+from core.rundir.config import TrainConfig
 from core.data import load_dataset
-from core.engine import start_run
+from core.training.engine import start_run
 from core.jobs import JobManager
-from core.recipes import PRESETS
+from core.training.recipes import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ CPU_ROWS = ("quick-demo",)  # presets the --cpu mode measures, trained exactly a
 
 
 def train_unwatched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed: int) -> Measurement:
-    """The command-line way: core.engine.start_run in this thread."""
+    """The command-line way: core.training.engine.start_run in this thread."""
     m = Measurement(seed=seed, load_avg=load_average())
     reset_peak_memory(device)
     contention, start = Contention(), time.perf_counter()
@@ -68,8 +70,8 @@ def train_unwatched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed
 def read_like_the_live_page(run_dir: Path) -> None:
     """One refresh of the live page, less the drawing: the run summary, every metric record (re-read each
     time, which the page itself avoids while the file is unchanged), the progress line and the curves table."""
-    summary = runs.summarize_run(run_dir)
-    metrics = runs.read_metrics(run_dir)
+    summary = catalog.summarize_run(run_dir)
+    metrics = catalog.read_metrics(run_dir)
     present.progress_info(summary.status, summary.state)
     present.current_lr(metrics)
     present.latest(metrics, "val", "val_acc")
@@ -84,7 +86,7 @@ def train_watched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed: 
     reset_peak_memory(device)
     manager = JobManager(runs_dir)
     contention, start = Contention(), time.perf_counter()
-    run_dir = runs.run_path(runs_dir, manager.submit(cfg, name=f"bench-{cfg.model}-s{seed}-watched"))
+    run_dir = catalog.run_path(runs_dir, manager.submit(cfg, name=f"bench-{cfg.model}-s{seed}-watched"))
     while True:
         read_like_the_live_page(run_dir)
         m.polls += 1

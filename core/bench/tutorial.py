@@ -13,9 +13,9 @@ from torch import nn
 
 from core.bench.measure import Contention, Measurement, load_average, peak_memory_mib, reset_peak_memory
 from core.data import DataError, load_dataset
-from core.device import synchronize
-from core.models import get_model
-from core.recipes import PRESETS
+from core.training.device import synchronize
+from core.training.models import get_model
+from core.training.recipes import PRESETS
 
 # The notebook recipe's own settings, in a plain PyTorch loop.
 TUTORIAL = {key: PRESETS["notebook-classic"].settings[key]

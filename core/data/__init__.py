@@ -9,7 +9,7 @@
 Modules, one job each: `sources` (load_dataset), `sets` (Dataset, ImageSet, DataError), `cache` (the
 decoded arrays as .npy files under `<data_dir>/cache/<fingerprint>/` or `$CIFAR_CACHE_DIR`, so later
 loads take well under a second), `synthetic`, `cifar10` and `folders` (the three sources; every image
-file goes through `core.images`, the decoder uploads use too), `split` (a stratified validation split
+file goes through `core.data.images`, the decoder uploads use too), `split` (a stratified validation split
 and the normalisation statistics) and `loader` (one `Normalizer` for training and inference, and
 `DeviceLoader`, which keeps a split on the device as uint8 and serves augmented, normalised batches).
 """

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from core.data.sets import Arrays
-from core.files import write_atomically
+from core.rundir.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR: Path = Path(__file__).resolve().parents[2] / "data"
 CACHE_ENV = "CIFAR_CACHE_DIR"
-CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused (2: shared core.images decoder)
+CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused (2: shared core.data.images decoder)
 
 _ARRAY_FILES = ("train_images", "train_labels", "test_images", "test_labels")
 

@@ -1,5 +1,5 @@
 """Folder and archive sources in ImageFolder layout, read in memory (never extracted), every image through
-core.images, names that are not UTF-8 made readable."""
+core.data.images, names that are not UTF-8 made readable."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,7 @@ import numpy as np
 
 from core.data.cache import cached, make_fingerprint
 from core.data.sets import LAYOUT_HINT, SOURCES_HINT, DataError, Arrays
-from core.images import ImageError, Policy, decode
+from core.data.images import ImageError, Policy, decode
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from core.config import KEYWORD_SOURCES
+from core.rundir.config import KEYWORD_SOURCES
 
 LAYOUT_HINT = "ImageFolder layout (train/<class>/*, test/<class>/*)"
 SOURCES_HINT = f"{', '.join(map(repr, KEYWORD_SOURCES))}, or a folder or .tar.gz/.tgz/.zip archive in {LAYOUT_HINT}"

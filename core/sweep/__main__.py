@@ -19,8 +19,8 @@ from typing import Sequence
 
 import optuna
 
-from core import runs
-from core.recipes import PRESETS
+from core.rundir import catalog
+from core.training.recipes import PRESETS
 from core.sweep.results import SweepResults, read_results
 from core.sweep.space import SweepError, parse_param, tunable_fields
 from core.sweep.study import PRUNERS, SAMPLERS, create_sweep, list_sweeps, load_sweep
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--preset", choices=sorted(PRESETS), help="base recipe; the config flags override it")
     create.add_argument("--vary", action="append", default=[], metavar="FIELD=LOW:HIGH[:log] | FIELD=A,B,C",
                         help=f"a setting to vary (repeat the flag); one of: {', '.join(tunable_fields())}")
-    create.add_argument("--trials", type=int, default=20, help="how many trials the sweep runs, over all workers")
+    create.add_argument("--trials", type=int, default=20, help="how many trials the sweep catalog, over all workers")
     create.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     create.add_argument("--pruner", choices=PRUNERS, default="median",
                         help="median: stop a trial whose validation accuracy is below the median of earlier "
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--sweep", required=True, metavar="SWEEP_ID")
     commands.add_parser("list", help="every sweep in the runs folder")
     for sub in commands.choices.values():
-        sub.add_argument("--runs-dir", default=str(runs.default_runs_dir()), help="folder holding the run folders")
+        sub.add_argument("--runs-dir", default=str(catalog.default_runs_dir()), help="folder holding the run folders")
     return parser
 
 
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: {runs.disk_error_sentence(exc, then='try again')}.", file=sys.stderr)
+        print(f"error: {catalog.disk_error_sentence(exc, then='try again')}.", file=sys.stderr)
         return 1
 
 

@@ -31,7 +31,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
 
-from core import runs
+from core.rundir import catalog
 from core.sweep.space import SweepError
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def _holder_gone(holder: bytes, unchanged_s: float) -> bool:
     pid, _, host = holder.decode(errors="replace").partition(" ")
     if not pid.isdigit() or not host:
         return unchanged_s > UNKNOWN_HOLDER_GRACE_S
-    if host == socket.gethostname() and not runs.pid_alive(int(pid)):
+    if host == socket.gethostname() and not catalog.pid_alive(int(pid)):
         return True
     return unchanged_s > OTHER_HOST_GRACE_S  # elsewhere, or a live pid that may be a reused one
 
@@ -202,7 +202,7 @@ def study_errors(sweep_id: str, journal: Path | None) -> Iterator[None]:
         if journal is not None:
             forget_storage(journal)
         raise SweepError(f"Sweep {sweep_id} cannot be used: "
-                         f"{runs.disk_error_sentence(exc, then='try again', verb='use')}.") from None
+                         f"{catalog.disk_error_sentence(exc, then='try again', verb='use')}.") from None
     except Exception as exc:  # noqa: BLE001 (Optuna replays any file: whatever a damaged line makes it raise)
         if journal is None:
             raise SweepError(f"Sweep {sweep_id} cannot be read from its storage: {_first_line(exc)}.") from None

@@ -12,9 +12,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from core import runs
+from core.rundir import catalog
 from core.sweep.space import Param
 from core.sweep.study import Sweep
+from core.rundir.state import LIVE_STATES
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _reap_if_writable(study: optuna.Study, runs_dir: str | Path) -> str | None:
         reap_dead_trials(study, runs_dir)
     except OSError as exc:
         read_only = exc.errno in READ_ONLY_ERRNOS
-        why = "this runs folder is read-only here" if read_only else runs.disk_error_sentence(exc, then="try again")
+        why = "this runs folder is read-only here" if read_only else catalog.disk_error_sentence(exc, then="try again")
         return f"Trials whose worker died are not marked failed: {why}."
     return None
 
@@ -124,29 +125,29 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _run_summary(runs_dir: str | Path, run_id: str | None) -> runs.RunSummary | None:
+def _run_summary(runs_dir: str | Path, run_id: str | None) -> catalog.RunSummary | None:
     if run_id is None:
         return None
     try:
-        path = runs.run_path(runs_dir, run_id)
-    except runs.RunError:
+        path = catalog.run_path(runs_dir, run_id)
+    except catalog.RunError:
         return None
     return _ended_run_summary(path) if path.is_dir() else None
 
 
-_ENDED_SUMMARIES: dict[tuple, runs.RunSummary] = {}  # (run folder, its small files' versions) -> its summary
+_ENDED_SUMMARIES: dict[tuple, catalog.RunSummary] = {}  # (run folder, its small files' versions) -> its summary
 _MAX_KEPT = 50_000
 
 
-def _ended_run_summary(path: Path) -> runs.RunSummary:
-    """runs.summarize_run, kept while the run's small files are unchanged once it has ended: the Sweeps page
+def _ended_run_summary(path: Path) -> catalog.RunSummary:
+    """catalog.summarize_run, kept while the run's small files are unchanged once it has ended: the Sweeps page
     reads every trial's run at each refresh (1,000 trials: 1,000 folders every 2 s). A live run is read
     afresh each time, since it reads "interrupted" as soon as its process dies, without a file changing."""
     key = (str(path), *(_version(path / name) for name in ("status.json", "meta.json", "config.json")))
     summary = _ENDED_SUMMARIES.get(key)
     if summary is None:
-        summary = runs.summarize_run(path)
-        if summary.state not in runs.LIVE_STATES:
+        summary = catalog.summarize_run(path)
+        if summary.state not in LIVE_STATES:
             if len(_ENDED_SUMMARIES) >= _MAX_KEPT:
                 _ENDED_SUMMARIES.clear()
             _ENDED_SUMMARIES[key] = summary
@@ -259,14 +260,14 @@ def reap_dead_trials(study: optuna.Study, runs_dir: str | Path) -> list[int]:
 
 def _worker_gone(trial: optuna.trial.FrozenTrial, runs_dir: str | Path) -> bool:
     attrs = trial_attrs(trial)
-    dead_here = attrs.host == socket.gethostname() and not runs.pid_alive(attrs.pid)
+    dead_here = attrs.host == socket.gethostname() and not catalog.pid_alive(attrs.pid)
     if attrs.run_id is None:  # killed before its run existed
         return dead_here
     try:
-        run_dir = runs.run_path(runs_dir, attrs.run_id)
-    except runs.RunError:
+        run_dir = catalog.run_path(runs_dir, attrs.run_id)
+    except catalog.RunError:
         return dead_here
     if not run_dir.is_dir():  # its run was deleted
         return True
-    state = runs.summarize_run(run_dir).state
-    return state == "interrupted" or (state not in runs.LIVE_STATES and dead_here)
+    state = catalog.summarize_run(run_dir).state
+    return state == "interrupted" or (state not in LIVE_STATES and dead_here)

@@ -16,8 +16,8 @@ from typing import Any
 
 import optuna
 
-from core import run_files
-from core.config import TrainConfig
+from core.rundir import records
+from core.rundir.config import TrainConfig
 
 # Where and on what a trial trains, and how it is recorded, are the sweep's frame, not its question;
 # val_fraction and the folds change the validation set that ranks the trials.
@@ -27,7 +27,7 @@ MAX_CORNERS = 4096  # corners of the space checked together; beyond this each va
 MAX_CHOICES = 1000  # choices of one setting: each is checked on every read of sweep.json; a range takes more
 # Optuna keeps every parameter as a float: a whole number beyond 2**53 would come back rounded (and the
 # page's table holds 64-bit integers), so an integer range stays within this, whatever TrainConfig allows.
-MAX_WHOLE = run_files.MAX_COUNT
+MAX_WHOLE = records.MAX_COUNT
 CHOICE_TYPES = (bool, int, float, str)  # what Optuna's categorical distribution takes (None aside)
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 
@@ -171,19 +171,19 @@ def _check_shape(param: Param) -> None:
 def _check_bound(param: Param, kind: str, value: Any) -> None:
     """One end of a range (or a choice): a finite number; for a whole-number setting an int within ±MAX_WHOLE."""
     if kind == "int":
-        if not run_files._is_int(value):
+        if not records._is_int(value):
             raise SweepError(f"{param.field} takes whole numbers, got {quote(value)}.")
         if abs(value) > MAX_WHOLE:
             raise SweepError(f"{param.field} must lie between -{MAX_WHOLE} and {MAX_WHOLE} in a sweep (whole numbers "
                              f"beyond are not stored exactly), got {quote(value)}.")
-    elif not run_files._finite(value):
+    elif not records._finite(value):
         raise SweepError(f"{param.field}'s range needs two finite numbers, got {quote(param.low)} and "
                          f"{quote(param.high)}.")
 
 
 def quote(value: Any) -> str:
     """A value for a message, shortened: a 400-digit number or a long text is not printed whole."""
-    return run_files._short.repr(value)
+    return records._short.repr(value)
 
 
 def _extremes(param: Param) -> list[Any]:

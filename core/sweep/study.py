@@ -13,7 +13,7 @@ they all reach (any database Optuna's RDBStorage takes, e.g. postgresql://...; c
 sweep.json tells each worker which.
 
 `load_sweep` reads sweep.json through a validating reader (every field checked for type and range, in the
-style of core/run_files.py; the base recipe and each value of the space through the checks of create) and
+style of core/rundir/records.py; the base recipe and each value of the space through the checks of create) and
 keeps what it read per version of the file (inode, modification time, size), so reading an unchanged sweep
 again costs a stat. `list_sweeps` lists a sweep whose sweep.json cannot be used as a `DamagedSweep` with
 the sentence saying why.
@@ -31,8 +31,8 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 
-from core import run_files, runs
-from core.config import TrainConfig
+from core.rundir import catalog, records
+from core.rundir.config import TrainConfig
 from core.sweep import journal
 from core.sweep import storage as databases
 from core.sweep.space import Param, SweepError, check_space, quote
@@ -126,14 +126,14 @@ def _pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 def sweeps_dir(runs_dir: str | Path) -> Path:
-    return Path(runs_dir) / runs.SWEEPS_DIR_NAME
+    return Path(runs_dir) / catalog.SWEEPS_DIR_NAME
 
 
 def sweep_path(runs_dir: str | Path, sweep_id: str) -> Path:
     """The folder of `sweep_id`, refusing ids that could point outside runs/sweeps/."""
     try:
-        return runs.run_path(sweeps_dir(runs_dir), sweep_id, kind="sweep")
-    except run_files.RunError as exc:
+        return catalog.run_path(sweeps_dir(runs_dir), sweep_id, kind="sweep")
+    except records.RunError as exc:
         raise SweepError(str(exc)) from None
 
 
@@ -148,31 +148,31 @@ def create_sweep(runs_dir: str | Path, name: str, base: TrainConfig, space: list
     storage = _usable_storage(storage) if storage else None
     root = sweeps_dir(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    sweep_id = runs.new_run_id(name)
+    sweep_id = catalog.new_run_id(name)
     path = sweep_path(runs_dir, sweep_id)
     path.mkdir()
     sweep = Sweep(sweep_id, path, name, base, tuple(space), trials, sampler, pruner, storage, time.time())
     backend = databases.open_database(storage) if storage else _journal_storage(str(path / JOURNAL_FILE))
     optuna.create_study(study_name=sweep_id, storage=backend, direction="maximize")
-    runs.write_json(path / SPEC_FILE, sweep.to_dict())  # last: a folder without it is not a sweep
+    catalog.write_json(path / SPEC_FILE, sweep.to_dict())  # last: a folder without it is not a sweep
     return sweep
 
 
 def longest_name(trials: int) -> int:
     """The longest sweep name for `trials` trials: each trial is a run named "<sweep name> #<trial>", and
     that must fit a run name's MAX_NAME_LENGTH."""
-    return runs.MAX_NAME_LENGTH - len(f" #{trials}")
+    return catalog.MAX_NAME_LENGTH - len(f" #{trials}")
 
 
 def _checked_name(name: str, trials: int) -> str:
     try:
-        name = runs.clean_name(name, kind="sweep")
-    except run_files.RunError as exc:
+        name = catalog.clean_name(name, kind="sweep")
+    except records.RunError as exc:
         raise SweepError(str(exc)) from None
     if len(name) > longest_name(trials):
         raise SweepError(f"A sweep name can be at most {longest_name(trials)} characters long for {trials} trials, "
                          f"got {len(name)}: its trials are runs named '<sweep name> #<trial>', and a run name can be "
-                         f"at most {runs.MAX_NAME_LENGTH} characters.")
+                         f"at most {catalog.MAX_NAME_LENGTH} characters.")
     return name
 
 
@@ -201,14 +201,14 @@ def _usable_storage(url: str) -> str:
 # Reading sweep.json
 # ---------------------------------------------------------------------------------------------
 
-def _one_of(choices: tuple[str, ...]) -> run_files.Check:
+def _one_of(choices: tuple[str, ...]) -> records.Check:
     return (lambda v: isinstance(v, str) and v in choices), f"one of {', '.join(choices)}"
 
 
-SPEC_FIELDS: dict[str, run_files.Check] = {  # checked when present; REQUIRED ones must be
-    "name": run_files.TEXT, "created_at": run_files._or_none(run_files.TIME),
-    "trials": (lambda v: run_files._is_int(v) and 1 <= v <= MAX_TRIALS, f"a whole number from 1 to {MAX_TRIALS}"),
-    "sampler": _one_of(SAMPLERS), "pruner": _one_of(PRUNERS), "storage": run_files._or_none(run_files.TEXT),
+SPEC_FIELDS: dict[str, records.Check] = {  # checked when present; REQUIRED ones must be
+    "name": records.TEXT, "created_at": records._or_none(records.TIME),
+    "trials": (lambda v: records._is_int(v) and 1 <= v <= MAX_TRIALS, f"a whole number from 1 to {MAX_TRIALS}"),
+    "sampler": _one_of(SAMPLERS), "pruner": _one_of(PRUNERS), "storage": records._or_none(records.TEXT),
     "metric": (lambda v: v == METRIC, repr(METRIC)), "base": (lambda v: isinstance(v, dict), "an object of settings"),
     "space": (lambda v: isinstance(v, list) and len(v) > 0, "a list of at least one setting"),
 }
@@ -248,23 +248,23 @@ def _read_spec(folder: str, inode: int, mtime_ns: int, size: int) -> Sweep | str
     the Sweeps page reads every sweep at each run, and checking a space's values costs a config each."""
     path = Path(folder)
     try:
-        return _sweep_from(path, run_files.load_json(path / SPEC_FILE))
+        return _sweep_from(path, records.load_json(path / SPEC_FILE))
     except FileNotFoundError:  # deleted since load_sweep looked
         return f"There is no sweep {path.name} in {path.parent}."
-    except run_files.FileDamaged as exc:
+    except records.FileDamaged as exc:
         return f"Sweep {path.name} cannot be used: {exc}"
 
 
 def _sweep_from(path: Path, data: Any) -> Sweep:
     """The Sweep that sweep.json's `data` describes; FileDamaged (one sentence, naming the field) otherwise."""
-    spec = run_files._check(SPEC_FILE, data, SPEC_FIELDS)  # FileDamaged names the first wrong field
+    spec = records._check(SPEC_FILE, data, SPEC_FIELDS)  # FileDamaged names the first wrong field
     missing = [key for key in REQUIRED if key not in spec]
     if missing:
-        raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: {missing[0]} is missing.")
+        raise records.FileDamaged(f"{SPEC_FILE} is damaged: {missing[0]} is missing.")
     storage = spec.get("storage") or None
     problem = storage and databases.url_problem(storage)
     if problem:
-        raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: storage {databases.shown(storage)}: {problem}.")
+        raise records.FileDamaged(f"{SPEC_FILE} is damaged: storage {databases.shown(storage)}: {problem}.")
     try:
         base = _base_config(spec["base"])
         space = [Param.from_dict(p) for p in spec["space"]]
@@ -272,7 +272,7 @@ def _sweep_from(path: Path, data: Any) -> Sweep:
         _check_settings(base, space, spec["trials"], sampler, pruner, corners=False)  # checked at create
         name = _checked_name(spec["name"], spec["trials"])
     except (ValueError, TypeError, ArithmeticError) as exc:  # SweepError is a ValueError; a 400-digit lr overflows
-        raise run_files.FileDamaged(f"{SPEC_FILE} is damaged: {_lowered(exc)}") from None
+        raise records.FileDamaged(f"{SPEC_FILE} is damaged: {_lowered(exc)}") from None
     return Sweep(path.name, path, name, base, tuple(space), spec["trials"], sampler, pruner, storage,
                  float(spec.get("created_at") or 0.0))
 
@@ -282,8 +282,8 @@ def _base_config(base: dict[str, Any]) -> TrainConfig:
     large for a float field is named here, where TrainConfig would only say "int too large to convert"."""
     known = {k: v for k, v in base.items() if k in _CONFIG_FIELDS}
     for key, value in known.items():
-        if _CONFIG_TYPES[key] == "float" and run_files._is_int(value) and not run_files._is_number(value):
-            raise SweepError(f"base {key} should be a number of at most {run_files.MAX_COUNT}, got {quote(value)}.")
+        if _CONFIG_TYPES[key] == "float" and records._is_int(value) and not records._is_number(value):
+            raise SweepError(f"base {key} should be a number of at most {records.MAX_COUNT}, got {quote(value)}.")
     return TrainConfig.from_dict(known)
 
 

@@ -4,7 +4,7 @@ From the saved predictions of the final test set (or of the validation set after
 through loaders.predictions: a reliability diagram (pictures binned by the probability of the class
 the model picked; each bin's share right against the diagonal of perfect calibration, with its
 number of pictures below), the expected calibration error (ECE), one plain sentence, and a per-class
-table over the pictures *predicted* as each class. All numbers are core.calibration's; nothing is
+table over the pictures *predicted* as each class. All numbers are core.analysis.calibration's; nothing is
 written to the run, so runs made before this page exist show it too. A training run's page re-reads
 its files every few seconds.
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import calibration, predictions, runs
+from core.analysis import calibration
+
+from core.rundir import catalog, predictions
 from core.present import MISSING
 from dashboard import charts, loaders, state
 
@@ -44,7 +46,7 @@ def pick_epoch(epochs: list[int]) -> int | None:
                                  "confidence settled while it learned.")
 
 
-def pick_predictions(summary: runs.RunSummary) -> tuple[predictions.Predictions, str]:
+def pick_predictions(summary: catalog.RunSummary) -> tuple[predictions.Predictions, str]:
     """The radio (test or validation) and the epoch; stops with one sentence when nothing usable is saved."""
     epochs = predictions.val_epochs(summary.path)
     test, test_problem = loaders.predictions(summary.path, "test")
@@ -112,7 +114,7 @@ def show_classes(preds: predictions.Predictions, classes: list[str]) -> None:
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def calibration_view(summary: runs.RunSummary) -> None:
+def calibration_view(summary: catalog.RunSummary) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
     preds, split = pick_predictions(summary)
     classes = loaders.class_names(summary, preds.probs.shape[1])

@@ -3,7 +3,7 @@
 Run A is the sidebar's run; run B is picked here among the other runs with saved test predictions.
 The page shows both overall accuracies, the per-class accuracies and their change, the difference
 matrix (B's confusion counts minus A's) and, for a clicked square or class row, the pictures that
-*flipped*: right in A and wrong in B, and the other way round. Every number comes from core.compare on
+*flipped*: right in A and wrong in B, and the other way round. Every number comes from core.analysis.compare on
 the two runs' predictions/test.npz, matched by each picture's place in the test set; runs tested on
 different pictures are refused in one sentence. The chosen square is stored through dashboard/matrix.py
 (prefix "compare"), as class names, so it survives picking another run B.
@@ -17,7 +17,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis, compare, predictions, present, runs
+from core.analysis import compare, mistakes
+
+from core.rundir import catalog, predictions
+
+from core import present
 from dashboard import charts, loaders, matrix, state, tiles
 from dashboard.text import plain
 
@@ -33,19 +37,19 @@ FLIPS_CAPTION = (
 # The two runs
 # ---------------------------------------------------------------------------------------------
 
-def saved_test(summary: runs.RunSummary, which: str) -> predictions.Predictions:
+def saved_test(summary: catalog.RunSummary, which: str) -> predictions.Predictions:
     """A run's final test predictions; stops the page with one sentence when they are missing or damaged."""
     preds, problem = loaders.predictions(summary.path, "test")
     return loaders.predictions_or_stop(summary, "test", preds, problem, which=f"Run {which}: ")
 
 
-def candidates_for_b(a: runs.RunSummary, summaries: list[runs.RunSummary]) -> list[runs.RunSummary]:
+def candidates_for_b(a: catalog.RunSummary, summaries: list[catalog.RunSummary]) -> list[catalog.RunSummary]:
     """The other runs with a saved final test, those trained on A's data first (newest first within each)."""
     others = [s for s in summaries if s.run_id != a.run_id and predictions.test_predictions_path(s.path).is_file()]
     return sorted(others, key=lambda s: s.config.get("data") != a.config.get("data"))  # stable: keeps newest first
 
 
-def pick_run_b(a: runs.RunSummary, summaries: list[runs.RunSummary], labels: dict[str, str]) -> runs.RunSummary:
+def pick_run_b(a: catalog.RunSummary, summaries: list[catalog.RunSummary], labels: dict[str, str]) -> catalog.RunSummary:
     """The run B selectbox; stops with one sentence when no other run has test results."""
     others = candidates_for_b(a, summaries)
     if not others:
@@ -62,7 +66,7 @@ def pick_run_b(a: runs.RunSummary, summaries: list[runs.RunSummary], labels: dic
     return next(s for s in others if s.run_id == chosen)
 
 
-def class_names(a: runs.RunSummary, b: runs.RunSummary, num_classes: int, data_classes) -> list[str]:
+def class_names(a: catalog.RunSummary, b: catalog.RunSummary, num_classes: int, data_classes) -> list[str]:
     """Run A's class names, or run B's when only B's are known (older runs may not record them)."""
     names = loaders.class_names(a, num_classes, data_classes)
     if names == [f"class {k}" for k in range(num_classes)]:  # loaders' numbered last resort
@@ -70,7 +74,7 @@ def class_names(a: runs.RunSummary, b: runs.RunSummary, num_classes: int, data_c
     return names
 
 
-def test_images(a: runs.RunSummary, b: runs.RunSummary, preds_a, preds_b):
+def test_images(a: catalog.RunSummary, b: catalog.RunSummary, preds_a, preds_b):
     """The test pictures from A's data or else B's: (images, data class names, why not shown)."""
     images, data_classes, reason = loaders.run_images(a.config, preds_a)
     if images is None:
@@ -196,7 +200,7 @@ def _flip_group(x: compare.Aligned, positions: np.ndarray, classes: list[str], i
         st.caption("None.")
         return
     page = tiles.page_picker(len(positions), page_key)
-    shown = analysis.page_of(positions, page, tiles.TILES_PER_PAGE)
+    shown = mistakes.page_of(positions, page, tiles.TILES_PER_PAGE)
     tiles.captioned_tiles(images, x.index[shown], _captions(x, shown, classes))
 
 
@@ -227,7 +231,7 @@ def show_flips(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] |
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def compare_view(a: runs.RunSummary) -> None:
+def compare_view(a: catalog.RunSummary) -> None:
     summaries = [s for s in state.run_summaries() if s.state != "damaged"]
     labels = present.run_labels(summaries)
     preds_a = saved_test(a, "A")

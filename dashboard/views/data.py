@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core import present
-from core.config import TrainConfig
+from core.rundir.config import TrainConfig
 from core.data import DataError, Dataset, split_train_val
 from dashboard import charts, loaders, source_picker, state, tiles
 from dashboard.text import plain

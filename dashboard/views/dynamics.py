@@ -1,6 +1,6 @@
 """Learning dynamics: what happened to each validation picture over the epochs of the chosen run.
 
-From the validation predictions saved after every epoch (core.dynamics over loaders.epoch_stack):
+From the validation predictions saved after every epoch (core.analysis.dynamics over loaders.epoch_stack):
 - a data map (dataset cartography): each picture's mean confidence in its true class against how much
   that confidence changed from epoch to epoch, coloured by region (easy-to-learn, ambiguous,
   hard-to-learn); drawing a box on it, or picking a region, shows those pictures;
@@ -18,9 +18,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis, dynamics, present, runs
-from core.dynamics import Dynamics, EpochStack
-from core.predictions import Predictions
+from core.analysis import dynamics, mistakes
+
+from core import present
+
+from core.rundir import catalog
+from core.analysis.dynamics import Dynamics, EpochStack
+from core.rundir.predictions import Predictions
 from dashboard import loaders, state, tiles
 from dashboard.text import plain
 
@@ -40,7 +44,7 @@ THRESHOLDS = (f"A picture is **ambiguous** when its confidence varied by at leas
 # Reading the run
 # ---------------------------------------------------------------------------------------------
 
-def read_dynamics(summary: runs.RunSummary) -> tuple[EpochStack, Dynamics]:
+def read_dynamics(summary: catalog.RunSummary) -> tuple[EpochStack, Dynamics]:
     """The run's epochs and per-picture dynamics; stops with one sentence when there are too few epochs."""
     stack = loaders.epoch_stack(summary.path)
     for skipped in stack.skipped:
@@ -173,7 +177,7 @@ def show_tiles(preds: Predictions, positions: np.ndarray, images, classes: list[
     if not len(positions):
         return positions
     page = tiles.page_picker(len(positions), page_key)
-    on_page = analysis.page_of(positions, page, tiles.TILES_PER_PAGE)
+    on_page = mistakes.page_of(positions, page, tiles.TILES_PER_PAGE)
     tiles.prediction_tiles(preds, on_page, images, classes)
     return on_page
 
@@ -227,7 +231,7 @@ def forgotten_table(d: Dynamics, preds: Predictions, classes: list[str], positio
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def dynamics_view(summary: runs.RunSummary) -> None:
+def dynamics_view(summary: catalog.RunSummary) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
     stack, d = read_dynamics(summary)
     preds = stack.predictions()  # the newest epoch: what the tiles show

@@ -4,7 +4,7 @@ A confusion matrix of the chosen run's saved predictions (final test set, or the
 any epoch). Clicking a square, or one of the pair buttons beside it, shows the pictures of that
 (true, predicted) pair, most confident first, beside the matrix: on a 1366x768 screen the first of them
 is in view without scrolling. Until a square is chosen the ranked pairs fill that column; afterwards
-they fold into a "Most mixed-up pairs" popover above the matrix, which closes again on a pair click. Counts, pairs and scores come from core.analysis on the
+they fold into a "Most mixed-up pairs" popover above the matrix, which closes again on a pair click. Counts, pairs and scores come from core.analysis.mistakes on the
 predictions the engine saved, so a square's number is exactly how many pictures its click shows.
 The chosen square lives in st.session_state, so it survives the live refresh of a training run. The
 matrix and the pictures are dashboard/matrix.py, which the Train page's live view draws too.
@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis, predictions, present, runs
+from core.analysis import mistakes
+
+from core.rundir import catalog, predictions
+
+from core import present
 from dashboard import epochs as epoch_view
 from dashboard import loaders, matrix, report, state, where_looked
 from dashboard.text import plain
@@ -44,7 +48,7 @@ def follow_latest(epochs: list[int]) -> None:
     st.session_state[NEWEST_SEEN_KEY] = epochs[-1]
 
 
-def pick_predictions(summary: runs.RunSummary) -> predictions.Predictions:
+def pick_predictions(summary: catalog.RunSummary) -> predictions.Predictions:
     """The radio (test or validation) and the epoch slider; stops with a message when nothing usable is saved."""
     epochs = predictions.val_epochs(summary.path)
     test, test_problem = loaders.predictions(summary.path, "test")
@@ -87,19 +91,19 @@ def show_pairs_menu(counts: np.ndarray, classes: list[str]) -> None:
 
 def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
     """The look-alike buttons and the ranked pairs, a button for each direction (titled by the caller)."""
-    famous = analysis.famous_pairs(classes)
+    famous = mistakes.famous_pairs(classes)
     if famous:
         st.caption("Well-known look-alikes: show the more common direction of each.")
         columns = st.columns(len(famous))
         for column, (a, b) in zip(columns, famous):
-            pair = analysis.pair_between(counts, a, b)
+            pair = mistakes.pair_between(counts, a, b)
             t, p = pair.worse_direction
             column.button(
                 f"{plain(classes[a])} ↔ {plain(classes[b])}", key=f"errors_famous_{classes[a]}_{classes[b]}",
                 on_click=choose_pair, args=(classes[t], classes[p]), width="stretch", wrap=True,
                 help=f"A classic look-alike pair ({pair.total} mix-ups here): shows the {counts[t, p]} "
                      f"{plain(classes[t])} pictures taken for {plain(classes[p])}, the more common direction.")
-    pairs = analysis.confused_pairs(counts, PAIRS_SHOWN)
+    pairs = mistakes.confused_pairs(counts, PAIRS_SHOWN)
     if not pairs:
         st.success("No two classes are mixed up: every picture was classified correctly.")
         return
@@ -118,7 +122,7 @@ def show_pairs(counts: np.ndarray, classes: list[str]) -> None:
 # Beside the matrix once a square is chosen: its title, then its pictures
 # ---------------------------------------------------------------------------------------------
 
-def show_beside_matrix(summary: runs.RunSummary, preds: predictions.Predictions, counts: np.ndarray,
+def show_beside_matrix(summary: catalog.RunSummary, preds: predictions.Predictions, counts: np.ndarray,
                        classes: list[str], chosen: tuple[int, int] | None, images, reason: str | None,
                        looked: bool = False) -> None:
     """Before a choice, how to make one and the ranked pairs; after it, the chosen square's pictures."""
@@ -130,7 +134,7 @@ def show_beside_matrix(summary: runs.RunSummary, preds: predictions.Predictions,
     show_chosen_square(summary, preds, classes, chosen, images, reason, looked)
 
 
-def show_chosen_square(summary: runs.RunSummary, preds: predictions.Predictions, classes: list[str],
+def show_chosen_square(summary: catalog.RunSummary, preds: predictions.Predictions, classes: list[str],
                        chosen: tuple[int, int], images, reason: str | None, looked: bool) -> None:
     positions = matrix.cell_heading(preds, classes, chosen)
     # Under the chosen square's title: more about this pair goes here. Keep it short (a line or a
@@ -145,7 +149,7 @@ def show_chosen_square(summary: runs.RunSummary, preds: predictions.Predictions,
 
 def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> None:
     st.subheader("Per-class scores")
-    scores = analysis.class_report(preds.labels, preds.pred, len(classes))
+    scores = mistakes.class_report(preds.labels, preds.pred, len(classes))
     table = pd.DataFrame({"Class": classes, "Images": scores.support, "Accuracy": scores.accuracy,
                           "Precision": scores.precision, "Recall": scores.recall, "F1": scores.f1})
     # A class the model never predicts has no precision (nothing to divide by): shown as MISSING.
@@ -182,7 +186,7 @@ def show_matrix_controls(counts: np.ndarray, classes: list[str], chosen: tuple[i
     return normalise, looked
 
 
-def analysis_view(summary: runs.RunSummary) -> None:
+def analysis_view(summary: catalog.RunSummary) -> None:
     """Everything below the title; re-run every few seconds while the run trains."""
     preds = pick_predictions(summary)
     num_classes = preds.probs.shape[1]
@@ -190,7 +194,7 @@ def analysis_view(summary: runs.RunSummary) -> None:
     classes = loaders.class_names(summary, num_classes, data_classes)
     if images is None:
         st.warning(f"{plain(reason)} The numbers below are still exact.")
-    counts = analysis.confusion_counts(preds.labels, preds.pred, num_classes)
+    counts = mistakes.confusion_counts(preds.labels, preds.pred, num_classes)
     right = int(np.trace(counts))
     st.caption(f"{len(preds.labels):,} pictures, {right:,} right ({right / max(1, len(preds.labels)):.1%}).")
     chosen = matrix.chosen_cell(PREFIX, classes)

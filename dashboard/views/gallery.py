@@ -2,8 +2,8 @@
 
 The grid is drawn from the test predictions the engine saved (the same ones behind the Errors page),
 filtered by true class, predicted class and right/wrong, sorted, and shown a page at a time. Uploaded
-pictures and camera photos go through core.uploads (made 32x32 RGB or refused in one sentence) and the
-run's model via core.inference.Predictor, the same inference path the saved predictions came from.
+pictures and camera photos go through core.data.uploads (made 32x32 RGB or refused in one sentence) and the
+run's model via core.training.inference.Predictor, the same inference path the saved predictions came from.
 """
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from core import analysis, runs, uploads
+from core.analysis import mistakes
+
+from core.rundir import catalog
+
+from core.data import uploads
 from dashboard import loaders, state, tiles, where_looked
 from dashboard.text import plain
 
@@ -38,7 +42,7 @@ def reset_page() -> None:
 # ---------------------------------------------------------------------------------------------
 
 def filters(classes: list[str]) -> dict:
-    """The filter row; returns the keyword arguments of analysis.gallery_positions."""
+    """The filter row; returns the keyword arguments of mistakes.gallery_positions."""
     true_col, pred_col, outcome_col, order_col, seed_col = st.columns([3, 3, 3, 3, 2])
     options = [ANY, *classes]
     true_name = true_col.selectbox("True class", options, key="gallery_true", on_change=reset_page,
@@ -61,7 +65,7 @@ def filters(classes: list[str]) -> dict:
             "outcome": outcome, "order": order, "seed": int(seed)}
 
 
-def show_grid(summary: runs.RunSummary) -> None:
+def show_grid(summary: catalog.RunSummary) -> None:
     preds, problem = loaders.predictions(summary.path, "test")
     if problem:
         st.warning(plain(problem))
@@ -74,14 +78,14 @@ def show_grid(summary: runs.RunSummary) -> None:
     if images is None:
         st.warning(f"{plain(reason)} The tiles below show their captions only.")
     chosen = filters(classes)
-    positions = analysis.gallery_positions(preds.labels, preds.pred, preds.probs, **chosen)
+    positions = mistakes.gallery_positions(preds.labels, preds.pred, preds.probs, **chosen)
     st.caption(f"{len(positions):,} of {len(preds.labels):,} test pictures match.")
     if not len(positions):
         st.info("No picture matches these filters: widen them to see some.")
         return
     page = tiles.page_picker(len(positions), PAGE_KEY)
     looks = where_looked.toggle_looks(summary, "gallery_where_looked", preds, images)
-    tiles.prediction_tiles(preds, analysis.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
+    tiles.prediction_tiles(preds, mistakes.page_of(positions, page, tiles.TILES_PER_PAGE), images, classes,
                             bars="popover", looks=looks)
 
 
@@ -90,7 +94,7 @@ def show_grid(summary: runs.RunSummary) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def top_k_chart(probs_row: np.ndarray, classes: list[str]) -> alt.Chart:
-    top = analysis.top_k(probs_row, min(TOP_K, len(classes)))
+    top = mistakes.top_k(probs_row, min(TOP_K, len(classes)))
     frame = pd.DataFrame({"class": [classes[c] for c, _ in top], "probability": [p for _, p in top]})
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("probability:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="Probability"),
@@ -99,7 +103,7 @@ def top_k_chart(probs_row: np.ndarray, classes: list[str]) -> alt.Chart:
     ).properties(height=30 * len(top) + 20)
 
 
-def show_uploads(summary: runs.RunSummary) -> None:
+def show_uploads(summary: catalog.RunSummary) -> None:
     which = loaders.predictor_checkpoint(summary.path)
     if which is None:
         st.info("This run has no saved model yet: one is saved at the end of its first epoch.")
@@ -132,10 +136,10 @@ def camera_photo() -> UploadedFile | None:
                            help="The middle square of the photo is shrunk to 32×32 pixels, like an upload.")
 
 
-def show_predictions(summary: runs.RunSummary, which: str, pictures: list[tuple[str, bytes]],
+def show_predictions(summary: catalog.RunSummary, which: str, pictures: list[tuple[str, bytes]],
                      looks: where_looked.Looks | None = None) -> None:
     """Each (name, encoded bytes) picture with the run's answer; uploads and photos alike go through
-    core.uploads and the run's predictor, one batch for all. With `looks`, where it looked for its
+    core.data.uploads and the run's predictor, one batch for all. With `looks`, where it looked for its
     answer and for its second guess, side by side (a picture of your own has no true class)."""
     try:
         model = loaders.predictor(summary.path, which)

@@ -1,13 +1,13 @@
 """Possibly mislabelled: the chosen run's test pictures whose given label its model doubts most.
 
-Confident learning (core.label_issues) over the saved test predictions: a picture is listed when the
+Confident learning (core.analysis.label_issues) over the saved test predictions: a picture is listed when the
 model gives its label less probability than it usually gives that class, while being at least as sure
 as usual of another class. Ranked most suspicious first, filtered by given class, a page of pictures at a
 time with the given and the suggested label. Computed on demand from predictions/test.npz (cached per
 version of the file), so runs made before this page work unchanged and nothing is written.
 
 The training pictures need out-of-sample probabilities: the K-fold section starts K quick runs through
-the job manager (core.kfold), shows their progress, can stop them, and once all have finished combines
+the job manager (core.analysis.kfold), shows their progress, can stop them, and once all have finished combines
 their held-out answers into the run's predictions/oof_train.npz, which this page then ranks too.
 """
 from __future__ import annotations
@@ -16,9 +16,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import kfold, label_issues, present, runs
-from core.label_issues import LabelIssues
-from core.predictions import Predictions
+from core.analysis import kfold, label_issues
+
+from core import present
+
+from core.rundir import catalog
+from core.analysis.label_issues import LabelIssues
+from core.rundir.predictions import Predictions
+from core.rundir.state import LIVE_STATES
 from dashboard import loaders, state, tiles
 from dashboard.text import plain
 
@@ -96,7 +101,7 @@ def show_gallery(issues: LabelIssues, rows: np.ndarray, preds: Predictions, imag
                          format="%.3f", help="Low means the given label looks wrong (0 to 1).")})
 
 
-def split_predictions(summary: runs.RunSummary, split: str) -> Predictions | None:
+def split_predictions(summary: catalog.RunSummary, split: str) -> Predictions | None:
     """The chosen split's predictions, or None after a sentence saying why there are none."""
     if split == "train":
         preds, problem = loaders.oof_predictions(summary.path)
@@ -113,7 +118,7 @@ def split_predictions(summary: runs.RunSummary, split: str) -> Predictions | Non
     return preds
 
 
-def labels_view(summary: runs.RunSummary, split: str) -> None:
+def labels_view(summary: catalog.RunSummary, split: str) -> None:
     preds = split_predictions(summary, split)
     if preds is None:
         return
@@ -142,7 +147,7 @@ def labels_view(summary: runs.RunSummary, split: str) -> None:
 # K-fold: out-of-fold answers on the training pictures
 # ---------------------------------------------------------------------------------------------
 
-def estimate_text(summary: runs.RunSummary, folds: int) -> str:
+def estimate_text(summary: catalog.RunSummary, folds: int) -> str:
     """What starting the K-fold runs means, and how long it should take (from this run's seconds per epoch)."""
     epochs = summary.config.get("epochs")
     plan = (f"This trains {folds} quick runs with this run's settings, one after the other, each on "
@@ -157,12 +162,12 @@ def estimate_text(summary: runs.RunSummary, folds: int) -> str:
             "in all (on the same device).")
 
 
-def start_section(summary: runs.RunSummary) -> None:
+def start_section(summary: catalog.RunSummary) -> None:
     folds = int(st.number_input("Folds (K)", min_value=2, max_value=kfold.MAX_FOLDS, value=kfold.DEFAULT_FOLDS,
                                 step=1, key=FOLDS_KEY, width=PICKER_PX,
                                 help="How many parts the training pictures are split into; one run per part."))
     st.caption(estimate_text(summary, folds))
-    if summary.state in runs.LIVE_STATES:
+    if summary.state in LIVE_STATES:
         st.info("Wait until this run has finished: the K-fold runs copy its settings and time.")
         return
     if st.button("Start the K-fold runs", icon=":material/play_arrow:", key="labels_kfold_start"):
@@ -174,7 +179,7 @@ def start_section(summary: runs.RunSummary) -> None:
         st.rerun()
 
 
-def job_section(summary: runs.RunSummary, job: kfold.FoldJob) -> None:
+def job_section(summary: catalog.RunSummary, job: kfold.FoldJob) -> None:
     """Progress of a started K-fold job, a stop button, and the combining once every run has finished."""
     folds = kfold.progress(job, state.runs_dir())
     status = kfold.job_state(folds)
@@ -196,14 +201,14 @@ def job_section(summary: runs.RunSummary, job: kfold.FoldJob) -> None:
         start_section(summary)
 
 
-def status_text(folds: list[runs.RunSummary | None]) -> str:
+def status_text(folds: list[catalog.RunSummary | None]) -> str:
     done = sum(s is not None and s.state == "completed" for s in folds)
     training = [k + 1 for k, s in enumerate(folds) if s is not None and s.state == "running"]
     now = f", training fold {training[0]}" if training else ""
     return f"{done} of {len(folds)} finished{now}."
 
 
-def kfold_section(summary: runs.RunSummary) -> None:
+def kfold_section(summary: catalog.RunSummary) -> None:
     st.subheader("Out-of-fold answers on the training pictures")
     job = kfold.read_job(summary.path)
     if job is None:
@@ -212,7 +217,7 @@ def kfold_section(summary: runs.RunSummary) -> None:
     if kfold.oof_path(summary.path).exists():
         st.caption(f"Made by {job.folds} K-fold runs. Choose 'Training pictures' above to see their list.")
         return
-    live = any(s is not None and s.state in runs.LIVE_STATES for s in kfold.progress(job, state.runs_dir()))
+    live = any(s is not None and s.state in LIVE_STATES for s in kfold.progress(job, state.runs_dir()))
     if live:
         st.fragment(job_section, run_every=REFRESH_S)(summary, job)
     else:

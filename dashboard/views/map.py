@@ -1,7 +1,7 @@
 """Map: the test set laid out by what the model sees in each picture, and each picture's training look-alikes.
 
 One dot per test picture, placed by a t-SNE layout of the model's penultimate-layer features (saved by
-core/features.py at the end of training, or computed here for older runs as a background job with a
+core/analysis/features.py at the end of training, or computed here for older runs as a background job with a
 progress bar and a Stop). Colour is the true class, a cross marks a mistake, and the square chosen on
 the Errors page is highlighted; hovering a mistake (or the square's dot) shows its picture. Dragging a
 box shows exactly the pictures inside it; for a picture clicked on the map (or chosen in the picker, the
@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import features, runs
-from core.device import resolve_device
-from core.predictions import Predictions
+from core.analysis import features
+
+from core.rundir import catalog
+from core.training.device import resolve_device
+from core.rundir.predictions import Predictions
 from dashboard import charts, loaders, matrix, state, tiles
 from dashboard.text import plain
 
@@ -43,11 +45,11 @@ MAX_THUMBNAILS = 2500
 def start_map(run_id: str) -> None:
     try:
         state.job_manager().compute_map(run_id)
-    except runs.RunError as exc:
+    except catalog.RunError as exc:
         st.session_state["map_refusal"] = str(exc)
 
 
-def offer_map(summary: runs.RunSummary, why: str) -> None:
+def offer_map(summary: catalog.RunSummary, why: str) -> None:
     """No usable map yet: say why, and start computing one (or show the job that is)."""
     job = state.job_manager().map_job(summary.run_id)
     if job is not None and job.state == "running":
@@ -116,7 +118,7 @@ def _thumbnails(_images, run_key: str, pictures: tuple[tuple[int, int], ...]) ->
     return {pos: tiles.thumbnail_uri(_images.images[picture]) for pos, picture in pictures}
 
 
-def hover_pictures(summary: runs.RunSummary, preds: Predictions, images,
+def hover_pictures(summary: catalog.RunSummary, preds: Predictions, images,
                    chosen: tuple[int, int] | None) -> dict[int, str] | None:
     """Thumbnails for the mistakes and the chosen square's dots (the ones worth a look), within MAX_THUMBNAILS."""
     if images is None:
@@ -186,7 +188,7 @@ def _offered(preds: Predictions, box: np.ndarray | None, chosen: tuple[int, int]
     return np.flatnonzero(preds.labels != preds.pred)
 
 
-def show_lookalikes(summary: runs.RunSummary, preds: Predictions, test_feats: features.FeatureSet, options: np.ndarray,
+def show_lookalikes(summary: catalog.RunSummary, preds: Predictions, test_feats: features.FeatureSet, options: np.ndarray,
                     images, classes: list[str]) -> None:
     st.subheader("Look-alikes from training")
     train, problem = loaders.feature_set(summary.path, "train")
@@ -227,7 +229,7 @@ def show_lookalikes(summary: runs.RunSummary, preds: Predictions, test_feats: fe
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def load_map(summary: runs.RunSummary, preds: Predictions) -> tuple[features.FeatureSet, features.FeatureSet]:
+def load_map(summary: catalog.RunSummary, preds: Predictions) -> tuple[features.FeatureSet, features.FeatureSet]:
     """The map and test features matching the saved test predictions; otherwise offers to compute them."""
     layout, problem = loaders.feature_set(summary.path, "map")
     test_feats, test_problem = loaders.feature_set(summary.path, "test")
@@ -242,7 +244,7 @@ def load_map(summary: runs.RunSummary, preds: Predictions) -> tuple[features.Fea
     return layout, test_feats
 
 
-def map_view(summary: runs.RunSummary) -> None:
+def map_view(summary: catalog.RunSummary) -> None:
     preds, problem = loaders.predictions(summary.path, "test")
     if problem:
         st.warning(plain(problem))

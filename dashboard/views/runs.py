@@ -1,7 +1,7 @@
 """Runs page: every run in runs/ (dashboard or command line) in one table, curves side by side,
 and the housekeeping: rename, download metrics or weights, delete.
 
-The table and curves come from core.views; renaming and deleting go through core.runs (and the job
+The table and curves come from core.views; renaming and deleting go through core.rundir.catalog (and the job
 manager for a run that is waiting), so every refusal is core's one sentence.
 """
 from __future__ import annotations
@@ -10,7 +10,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import checkpoints, present, runs
+from core.rundir import catalog, checkpoints
+
+from core import present
 from dashboard import state
 from dashboard.text import plain
 
@@ -22,7 +24,7 @@ MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown onc
 # Table and comparison
 # ---------------------------------------------------------------------------------------------
 
-def _table(summaries: list[runs.RunSummary]) -> None:
+def _table(summaries: list[catalog.RunSummary]) -> None:
     st.dataframe(
         present.runs_table(summaries), key="runs_table", hide_index=True, width="stretch", placeholder=present.MISSING,
         column_config={
@@ -39,7 +41,7 @@ def _table(summaries: list[runs.RunSummary]) -> None:
         })
 
 
-def _compare(summaries: list[runs.RunSummary]) -> None:
+def _compare(summaries: list[catalog.RunSummary]) -> None:
     st.subheader("Compare runs")
     labels = present.unique_labels(summaries)
     readable = [s.run_id for s in summaries if s.state != "damaged"]
@@ -82,7 +84,7 @@ def _overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str
 # Housekeeping: rename, download, delete
 # ---------------------------------------------------------------------------------------------
 
-def _manage(summaries: list[runs.RunSummary]) -> None:
+def _manage(summaries: list[catalog.RunSummary]) -> None:
     st.subheader("Rename, download or delete")
     by_id = {s.run_id: s for s in summaries}
     labels = present.run_labels(summaries)
@@ -97,7 +99,7 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
     if summary.error:
         st.caption(f"{summary.state}: {plain(summary.error)}")
     name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
-    name_column.text_input("New name", key="runs_new_name", placeholder=summary.name, max_chars=runs.MAX_NAME_LENGTH,
+    name_column.text_input("New name", key="runs_new_name", placeholder=summary.name, max_chars=catalog.MAX_NAME_LENGTH,
                            help="Any name that helps you find the run again; the files on disk keep their id.")
     button_column.button("Rename", key="runs_rename", on_click=_rename, args=(run_id,),
                          help="Give the run the new name.")
@@ -106,13 +108,13 @@ def _manage(summaries: list[runs.RunSummary]) -> None:
     _message()
 
 
-def _downloads(summary: runs.RunSummary) -> None:
+def _downloads(summary: catalog.RunSummary) -> None:
     path, run_id = summary.path, summary.run_id
     link = path.is_symlink()  # a link is not a run: nothing is read through it
     checkpoint = checkpoints.checkpoint_path(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
-        "Metrics (CSV)", data=lambda: present.metrics_csv(runs.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
+        "Metrics (CSV)", data=lambda: present.metrics_csv(catalog.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
         mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore", disabled=link,
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(
@@ -123,7 +125,7 @@ def _downloads(summary: runs.RunSummary) -> None:
              if checkpoint.is_file() else "This run has no checkpoint yet (it has not finished an epoch).")
 
 
-def _delete(summary: runs.RunSummary) -> None:
+def _delete(summary: catalog.RunSummary) -> None:
     if st.session_state.get(CONFIRM_KEY) != summary.run_id:
         st.button("Delete…", key="runs_delete", on_click=_ask_delete, args=(summary.run_id,), icon=":material/delete:",
                   help="Remove the run and all its files; you will be asked to confirm.")
@@ -137,12 +139,12 @@ def _delete(summary: runs.RunSummary) -> None:
 
 def _rename(run_id: str) -> None:
     try:
-        runs.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
-    except runs.RunError as exc:
+        catalog.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
+    except catalog.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only, full or vanished runs folder
-        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Renaming the run"))
+        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Renaming the run"))
         return
     st.session_state["runs_new_name"] = ""
     st.session_state[MESSAGE_KEY] = ("success", "Renamed.")
@@ -160,11 +162,11 @@ def _confirm_delete(run_id: str) -> None:
     st.session_state.pop(CONFIRM_KEY, None)
     try:
         state.delete_run(run_id)
-    except runs.RunError as exc:
+    except catalog.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only runs folder, or files this user may not remove
-        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Deleting the run", verb="remove"))
+        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Deleting the run", verb="remove"))
         return
     st.session_state.pop("runs_manage", None)
     st.session_state[MESSAGE_KEY] = ("success", "Deleted.")

@@ -14,8 +14,10 @@ from functools import partial
 
 import streamlit as st
 
-from core import present, runs
-from core.device import worker_devices
+from core import present
+
+from core.rundir import catalog
+from core.training.device import worker_devices
 from core.sweep import (DamagedSweep, Param, Sweep, SweepError, SweepResults, TrialResult, list_sweeps, load_sweep,
                         read_results)
 from core.sweep.results import importances
@@ -178,7 +180,7 @@ def _start(sweep_id: str, devices: list[str]) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only or full runs folder: the workers' logs and the stop file live there
-        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Starting the workers"))
+        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Starting the workers"))
         return
     st.session_state[MESSAGE_KEY] = ("success", f"Started: {present.plural(count, 'worker')} now training.")
 
@@ -190,7 +192,7 @@ def _stop(sweep_id: str) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # the stop request is a file in the sweep's folder
-        st.session_state[MESSAGE_KEY] = ("error", runs.action_error_sentence(exc, "Asking the workers to stop"))
+        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Asking the workers to stop"))
         return
     st.session_state[MESSAGE_KEY] = ("success", "Asked every worker to stop: their current trials end now.")
 
@@ -276,7 +278,7 @@ def _trial_links(trial: TrialResult) -> None:
     errors.page_link(ERRORS_PAGE, label="Its mistakes", icon=":material/grid_on:",
                      help="The Errors page: its confusion matrix and the pictures it got wrong.")
     runs_link.page_link(RUNS_PAGE, label="All runs", icon=":material/table_rows:",
-                        help="The Runs page: its numbers beside the other runs, rename, download or delete.")
+                        help="The Runs page: its numbers beside the other catalog, rename, download or delete.")
     train.page_link(TRAIN_PAGE, label="Its learning curves", icon=":material/model_training:",
                     help="The Train page's live view of this run.")
 

@@ -1,6 +1,6 @@
 """Train page: set up and start a training run (left), watch the selected run learn live (right).
 
-The form fills a core.config.TrainConfig; core validates it (one-sentence ValueError) and the one job
+The form fills a core.rundir.config.TrainConfig; core validates it (one-sentence ValueError) and the one job
 manager queues it. The live view is dashboard/live.py; nothing here trains or computes metrics.
 """
 from __future__ import annotations
@@ -9,11 +9,13 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core import present, runs
-from core.config import TrainConfig
-from core.device import gpu_count
-from core.models import describe_model, list_models
-from core.recipes import PRESETS
+from core import present
+
+from core.rundir import catalog
+from core.rundir.config import TrainConfig
+from core.training.device import gpu_count
+from core.training.models import describe_model, list_models
+from core.training.recipes import PRESETS
 from dashboard import live, source_picker, state
 from dashboard.controls import ALL_GPUS, FIELD_CHOICES, FIELD_TYPES, MAIN, MODEL, MORE, Control
 from dashboard.text import plain
@@ -85,7 +87,7 @@ def _new_run_form() -> None:
     st.caption(PRESETS[st.session_state["train_preset"]].description)
     source_picker.source_picker(SOURCE_KEY, TrainConfig().data, persist_state=KEEP)
     _model_picker()
-    st.text_input("Run name (optional)", key="train_name", max_chars=runs.MAX_NAME_LENGTH, persist_state=KEEP,
+    st.text_input("Run name (optional)", key="train_name", max_chars=catalog.MAX_NAME_LENGTH, persist_state=KEEP,
                   help="A name to find this run by later; the model name is used when empty.")
     for control in MAIN:
         _control(control)
@@ -114,13 +116,13 @@ def _start() -> None:
         settings["data"] = source_picker.resolve_source(settings["data"])
         config = TrainConfig.from_dict(settings)
         if name:
-            runs.clean_name(name)
+            catalog.clean_name(name)
         run_id = state.job_manager().submit(config, name=name or None, processes=processes)
     except ValueError as exc:  # TrainConfig, device and name problems all come as one sentence
         st.session_state[ERROR_KEY] = str(exc)
         return
     except OSError as exc:  # the runs folder cannot take a new run: read-only, full, no permission
-        st.session_state[ERROR_KEY] = runs.action_error_sentence(exc, "Starting the run")
+        st.session_state[ERROR_KEY] = catalog.action_error_sentence(exc, "Starting the run")
         return
     state.select_run(run_id)
 

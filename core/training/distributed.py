@@ -136,7 +136,7 @@ class Team(Solo):
 
     @classmethod
     def join(cls, device: torch.device) -> Team:
-        """Join torchrun's group from this rank's `device` (core.distributed.rank_device): nccl on CUDA, gloo
+        """Join torchrun's group from this rank's `device` (core.training.distributed.rank_device): nccl on CUDA, gloo
         otherwise. Returns once every rank has joined, so no rank changes the run folder before all have read it."""
         if device.type == "cuda":
             torch.cuda.set_device(device)

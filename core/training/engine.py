@@ -2,9 +2,9 @@
 
 No UI: the command line (`python -m core.train`, see core/train.py), the dashboard's job manager and the
 tests all call `train`. The stop flag is checked every step; metrics stay on the device and leave it
-once per logging interval; everything the run produces goes through core.runs.
+once per logging interval; everything the run produces goes through core.rundir.catalog.
 
-Under torchrun every rank calls `train` with its `team` (core.distributed): the hooks named `team.*`
+Under torchrun every rank calls `train` with its `team` (core.training.distributed): the hooks named `team.*`
 shard the data, average gradients and metrics, agree on stops and hand rank 0's decisions to the others;
 only the writer (rank 0, or the one process of a plain run) touches the run folder.
 """
@@ -22,14 +22,16 @@ from typing import Any, Callable
 
 import torch
 
-from core import analysis, checkpoints, features, files, predictions, runs
-from core.config import TrainConfig
-from core.device import describe_device, prepare, resolve_device, synchronize
-from core.distributed import SOLO, Solo
+from core.analysis import features, mistakes
+
+from core.rundir import catalog, checkpoints, files, predictions
+from core.rundir.config import TrainConfig
+from core.training.device import describe_device, prepare, resolve_device, synchronize
+from core.training.distributed import SOLO, Solo
 from core.data import DataError
-from core.inference import autocast, evaluate, images_to_tensor
-from core.schedules import lr_at
-from core.session import Session
+from core.training.inference import autocast, evaluate, images_to_tensor
+from core.training.schedules import lr_at
+from core.training.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
           device: torch.device | None = None, resume: bool = False,
           on_status: Callable[[dict[str, Any]], None] | None = None,
           on_epoch: Callable[[int, dict[str, Any]], bool] | None = None, team: Solo = SOLO) -> RunResult:
-    """Train the run in `run_dir` (made by `runs.create_run`) to the end, a stop request or an error.
+    """Train the run in `run_dir` (made by `catalog.create_run`) to the end, a stop request or an error.
 
     `on_epoch(epoch, val_metrics)` is called after every epoch but the last; when it returns True the run
     ends "pruned" (a sweep's pruner judged it hopeless): it keeps its checkpoints and skips the final test.
@@ -85,11 +87,11 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
                         processes=team.size, pid=os.getpid(), host=socket.gethostname(), **started)
         session = Session(cfg, run_dir, device, team)
         if team.is_writer:
-            runs.record_classes(run_dir, session.classes)
+            catalog.record_classes(run_dir, session.classes)
         _start_or_resume(session, resume, team)
         team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
         # opened after a resume has trimmed the file it appends to
-        writer = runs.MetricsWriter(run_dir) if team.is_writer else _NoMetrics()
+        writer = catalog.MetricsWriter(run_dir) if team.is_writer else _NoMetrics()
         _fit(session, writer, reporter, stop, on_epoch, team)
         test_acc = _final_test(session, writer) if team.is_writer else None
         if cfg.feature_map and team.is_writer:
@@ -113,12 +115,12 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         _close(writer)
 
 
-def _close(writer: runs.MetricsWriter | None) -> None:
+def _close(writer: catalog.MetricsWriter | None) -> None:
     if writer is not None:
         try:
             writer.close()
         except OSError as exc:  # the disk filled up: what could not be flushed is lost, the rest stays
-            log.warning("could not flush the last metrics records: %s", runs.disk_error_sentence(exc))
+            log.warning("could not flush the last metrics records: %s", catalog.disk_error_sentence(exc))
 
 
 def _report_failure(reporter: _StatusReporter, error: str, session: Session | None) -> None:
@@ -134,7 +136,7 @@ def _report_failure(reporter: _StatusReporter, error: str, session: Session | No
 
 def _failed_in_place(run_dir: Path, changes: dict[str, Any]) -> bool:
     try:
-        runs.update_status_in_place(run_dir, **changes)
+        catalog.update_status_in_place(run_dir, **changes)
         return True
     except OSError:
         return False
@@ -150,7 +152,7 @@ def _error_sentence(exc: BaseException) -> str:
     if isinstance(exc, Diverged):
         return DIVERGED_MESSAGE
     if isinstance(exc, OSError) or files.is_disk_full(exc):  # numpy or torch may say "disk full" their own way
-        return runs.disk_error_sentence(exc)
+        return catalog.disk_error_sentence(exc)
     if isinstance(exc, (ValueError, DataError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -175,14 +177,14 @@ def _start_or_resume(s: Session, resume: bool, team: Solo) -> None:
     if resume:  # every rank loads last.pt
         s.restore(checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "last")))
         if team.is_writer:
-            runs.truncate_metrics(s.run_dir, s.progress.step)
+            catalog.truncate_metrics(s.run_dir, s.progress.step)
         return
     s.init_model_from_data()
     if len(s.val_set) and team.is_writer:
         predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
-def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
+def _fit(s: Session, writer: catalog.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
          on_epoch: Callable[[int, dict[str, Any]], bool] | None, team: Solo) -> None:
     cfg, p = s.cfg, s.progress
     steps_per_epoch = len(s.loader)
@@ -201,7 +203,7 @@ def _fit(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter, stop
             raise _Pruned
 
 
-def _end_epoch(s: Session, writer: runs.MetricsWriter, reporter: _StatusReporter,
+def _end_epoch(s: Session, writer: catalog.MetricsWriter, reporter: _StatusReporter,
                on_epoch: Callable[[int, dict[str, Any]], bool] | None, images_seen: int,
                seconds: float) -> tuple[bool, dict[str, Any]]:
     """The writer's epoch end: validate, checkpoint, record. Returns (pruned, the trackers it decided)."""
@@ -303,7 +305,7 @@ def _validate(s: Session) -> tuple[dict[str, Any], bool]:
     return metrics, improved
 
 
-def _final_test(s: Session, writer: runs.MetricsWriter) -> float:
+def _final_test(s: Session, writer: catalog.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
     model, best = s.eval_model, checkpoints.checkpoint_path(s.run_dir, "best")
     if s.progress.stopped_early and best.exists():
@@ -317,19 +319,19 @@ def _final_test(s: Session, writer: runs.MetricsWriter) -> float:
     if not math.isfinite(result.mean_loss):
         raise Diverged
     predictions.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
-    accuracy = analysis.class_accuracy(s.test_set.labels, result.probs.argmax(1), len(s.classes))
+    accuracy = mistakes.class_accuracy(s.test_set.labels, result.probs.argmax(1), len(s.classes))
     per_class = {name: None if math.isnan(a) else float(a) for name, a in zip(s.classes, accuracy)}
     summary = {"accuracy": result.accuracy, "loss": result.mean_loss, "per_class_accuracy": per_class,
                "images": int(len(labels)), "tta": s.cfg.tta, "seconds": seconds,
                "early_stopped": s.progress.stopped_early}
-    runs.write_json(s.run_dir / "test_summary.json", summary)
+    catalog.write_json(s.run_dir / "test_summary.json", summary)
     writer.write([{"kind": "test", "epoch": s.progress.epoch, "step": s.progress.step,
                    "test_loss": result.mean_loss, "test_acc": result.accuracy, "time": time.time()}])
     return result.accuracy
 
 
 def _save_features(s: Session, stop: threading.Event) -> None:
-    """The feature map's files (core/features.py), after the test. A failure or a stop here costs the run
+    """The feature map's files (core/analysis/features.py), after the test. A failure or a stop here costs the run
     only its map, which the dashboard can compute later; the trained model and its test stand."""
     start = time.perf_counter()
     try:
@@ -366,7 +368,7 @@ class _StatusReporter:
 
     def update(self, **changes: Any) -> None:
         self.last = time.monotonic()
-        status = runs.update_status(self.run_dir, **changes)
+        status = catalog.update_status(self.run_dir, **changes)
         if self.on_status is not None:
             self.on_status(status)
 
@@ -390,7 +392,7 @@ class _NoMetrics:
 
 def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, **train_kwargs) -> RunResult:
     """Create a run folder for `cfg` and train it: the one-call form used by the CLI and tests."""
-    run_dir = runs.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
+    run_dir = catalog.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
     return train(cfg, run_dir, **train_kwargs)
 
 
@@ -403,25 +405,25 @@ def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
 def restart_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Train a run that ended before its first checkpoint again from the start, in its own folder."""
     run_dir, cfg = checked_run(runs_dir, run_id, "restart")
-    runs.reset_for_restart(run_dir)
+    catalog.reset_for_restart(run_dir)
     return train(cfg, run_dir, **train_kwargs)
 
 
 def train_queued(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Train a run the dashboard queued (new, or handed back to resume): from its last checkpoint if it has one."""
     run_dir, cfg = checked_run(runs_dir, run_id, "queued")
-    return train(cfg, run_dir, resume=runs.has_checkpoint(run_dir), **train_kwargs)
+    return train(cfg, run_dir, resume=catalog.has_checkpoint(run_dir), **train_kwargs)
 
 
-_REFUSALS = {"resume": runs.resume_refusal, "restart": runs.restart_refusal, "queued": runs.queued_refusal}
+_REFUSALS = {"resume": catalog.resume_refusal, "restart": catalog.restart_refusal, "queued": catalog.queued_refusal}
 
 
 def checked_run(runs_dir: str | Path, run_id: str, how: str) -> tuple[Path, TrainConfig]:
     """The run's folder and config when it may train again `how` (resume, restart, queued), or RunError with
     the one sentence saying why not. Reads only: a torchrun team checks on every rank before any rank writes."""
-    run_dir = runs.run_path(runs_dir, run_id)
-    summary = runs.summarize_run(run_dir)
+    run_dir = catalog.run_path(runs_dir, run_id)
+    summary = catalog.summarize_run(run_dir)
     refusal = _REFUSALS[how](summary)
     if refusal:
-        raise runs.RunError(refusal)
+        raise catalog.RunError(refusal)
     return run_dir, TrainConfig.from_dict(summary.config)

@@ -10,16 +10,16 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from core.augment import Augment
-from core.config import TrainConfig
+from core.training.augment import Augment
+from core.rundir.config import TrainConfig
 from core.data import DeviceLoader, channel_stats, load_dataset, split_train_val
 from core.data.split import split_fold
-from core.device import amp_dtype, memory_format
-from core.distributed import SOLO, Solo
-from core.ema import Lookahead, WeightAverage
-from core.inference import images_to_tensor
-from core.models import get_model, parameter_groups
-from core.schedules import PlateauTracker
+from core.training.device import amp_dtype, memory_format
+from core.training.distributed import SOLO, Solo
+from core.training.ema import Lookahead, WeightAverage
+from core.training.inference import images_to_tensor
+from core.training.models import get_model, parameter_groups
+from core.training.schedules import PlateauTracker
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -46,7 +46,7 @@ class Progress:
 class Session:
     """Everything one call of `train` holds: data on the device, model, optimiser, trackers.
 
-    In a torchrun team (core.distributed) the loader holds this rank's shard of the training split and
+    In a torchrun team (core.training.distributed) the loader holds this rank's shard of the training split and
     serves its share of every batch; everything else is the whole run's.
     """
 
@@ -60,7 +60,7 @@ class Session:
             train_set, self.val_set = split_fold(data.train, cfg.folds, cfg.fold, cfg.split_seed)
         else:
             train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
-        self.train_set = train_set  # kept for the feature map's look-alikes at the end (core/features.py)
+        self.train_set = train_set  # kept for the feature map's look-alikes at the end (core/analysis/features.py)
         self.test_set = data.test
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core import runs
-from core.config import MAX_FOLDS, TrainConfig
+from core.rundir import catalog
+from core.rundir.config import MAX_FOLDS, TrainConfig
 from core.jobs import JobManager
-from core.predictions import Predictions, load_labelled_probs, load_predictions, save_npz, val_epochs
-from core.run_files import PredictionsError
+from core.rundir.predictions import Predictions, load_labelled_probs, load_predictions, save_npz, val_epochs
+from core.rundir.records import PredictionsError
+from core.rundir.state import LIVE_STATES
 
 DEFAULT_FOLDS = 5
 OOF_FILE = "oof_train.npz"
@@ -44,14 +45,14 @@ def plan_folds(parent: TrainConfig, folds: int = DEFAULT_FOLDS) -> list[TrainCon
     return [parent.replace(folds=folds, fold=k, early_stopping=0) for k in range(folds)]
 
 
-def seconds_per_epoch(summary: runs.RunSummary) -> float | None:
+def seconds_per_epoch(summary: catalog.RunSummary) -> float | None:
     """The parent's own training time per epoch, or None when it has not finished an epoch or kept no time."""
     if not summary.duration_s or summary.epoch < 1:
         return None
     return summary.duration_s / summary.epoch
 
 
-def estimate_seconds(summary: runs.RunSummary, folds: int) -> float | None:
+def estimate_seconds(summary: catalog.RunSummary, folds: int) -> float | None:
     """Expected time of the K fold runs one after the other, from the parent's seconds per epoch.
 
     A fold run trains on (K-1)/K of the training set instead of the parent's (1 - val_fraction), so an
@@ -74,12 +75,12 @@ class FoldJob:
 
 def save_job(run_dir: Path, job: FoldJob) -> None:
     (run_dir / "predictions").mkdir(exist_ok=True)
-    runs.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
+    catalog.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
 
 
 def read_job(run_dir: Path) -> FoldJob | None:
     """The parent's K-fold job, or None when none was started (or its file is not one)."""
-    data = runs.read_json(job_path(run_dir)) or {}
+    data = catalog.read_json(job_path(run_dir)) or {}
     folds, ids = data.get("folds"), data.get("runs")
     if not isinstance(folds, int) or not isinstance(ids, list) or len(ids) != folds or \
             not all(isinstance(i, str) for i in ids):
@@ -123,18 +124,18 @@ def load_oof(run_dir: Path) -> Predictions | None:
     return load_labelled_probs(oof_path(run_dir), "train")
 
 
-def progress(job: FoldJob, runs_dir: Path) -> list[runs.RunSummary | None]:
+def progress(job: FoldJob, runs_dir: Path) -> list[catalog.RunSummary | None]:
     """Each fold run's summary (None: deleted), in fold order."""
     out = []
     for run_id in job.run_ids:
         try:
-            out.append(runs.summarize_run(runs.run_path(runs_dir, run_id)))
-        except runs.RunError:
+            out.append(catalog.summarize_run(catalog.run_path(runs_dir, run_id)))
+        except catalog.RunError:
             out.append(None)
     return out
 
 
-def overall_progress(summaries: list[runs.RunSummary | None]) -> float:
+def overall_progress(summaries: list[catalog.RunSummary | None]) -> float:
     """0 to 1 over the whole job: each fold counts equally; a missing or ended-early run counts as its progress."""
     if not summaries:
         return 0.0
@@ -143,7 +144,7 @@ def overall_progress(summaries: list[runs.RunSummary | None]) -> float:
     return float(min(max(math.fsum(done) / len(done), 0.0), 1.0))
 
 
-def start_job(manager: JobManager, parent: runs.RunSummary, folds: int = DEFAULT_FOLDS) -> FoldJob:
+def start_job(manager: JobManager, parent: catalog.RunSummary, folds: int = DEFAULT_FOLDS) -> FoldJob:
     """Queue the K fold runs of `parent` on the job manager and note them in its predictions/kfold.json."""
     configs = plan_folds(TrainConfig.from_dict(parent.config), folds)
     ids = [manager.submit(cfg, name=f"{parent.name} fold {k + 1} of {folds}") for k, cfg in enumerate(configs)]
@@ -158,13 +159,13 @@ def stop_job(manager: JobManager, job: FoldJob) -> None:
         if manager.position(run_id) is not None:
             try:
                 manager.stop(run_id)
-            except runs.RunError:  # it finished between the look and the stop
+            except catalog.RunError:  # it finished between the look and the stop
                 pass
 
 
-def job_state(summaries: list[runs.RunSummary | None]) -> str:
+def job_state(summaries: list[catalog.RunSummary | None]) -> str:
     """'completed' when every fold run finished, 'running' while any trains or waits, else 'ended'."""
     states = [s.state if s is not None else "deleted" for s in summaries]
     if all(s == "completed" for s in states):
         return "completed"
-    return "running" if any(s in runs.LIVE_STATES for s in states) else "ended"
+    return "running" if any(s in LIVE_STATES for s in states) else "ended"

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from core.config import PRECISIONS
-from core.files import NotARegularFile, check_regular, write_atomically
-from core.models import list_models
-from core.run_files import RunError
+from core.rundir.config import PRECISIONS
+from core.rundir.files import NotARegularFile, check_regular, write_atomically
+from core.training.models import list_models
+from core.rundir.records import RunError
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)

@@ -1,6 +1,6 @@
 """Error analysis of saved predictions: confusion matrix, confused pairs, per-class scores, galleries.
 
-Pure functions of the arrays in `core.predictions.Predictions` (true labels, predicted labels, class
+Pure functions of the arrays in `core.rundir.predictions.Predictions` (true labels, predicted labels, class
 probabilities), so the Errors and Gallery pages, the command line and the tests all count the same
 way. Every list of images is returned as positions into those arrays; the caller maps a position
 to an image through `Predictions.index`. Class indices are ints; names are looked up by the caller.

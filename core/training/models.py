@@ -10,7 +10,7 @@ Adding an architecture is adding one builder decorated with `@register_model(nam
 (the habit of torchvision's models/_api.py). A builder takes `num_classes` and returns an
 nn.Module mapping (B, 3, 32, 32) normalised float images to (B, num_classes) logits. A model
 that needs data for its initialisation defines `init_from_data(images)`; the trainer calls it
-once before the first step (see core/fastnet.py). A model whose parameters want different
+once before the first step (see core/training/fastnet.py). A model whose parameters want different
 optimiser settings registers with `param_groups=`, a function of the built model and the run's
 TrainConfig returning torch-style groups (nanoGPT's configure_optimizers, torchvision's
 split_normalization_params): each a dict with "params" and any per-group optimiser setting
@@ -18,7 +18,7 @@ split_normalization_params): each a dict with "params" and any per-group optimis
 and "train_epochs", after which the group's rate is 0 (held still). Without one, every trainable
 parameter is in one group. `parameter_groups(model, cfg)` is what the optimiser gets.
 Each builder also names, with `cam_layer=`, the dotted name of the module whose (B, C, H, W) output
-Grad-CAM looks at ("where it looked", core/saliency.py): the last one that still has a useful map
+Grad-CAM looks at ("where it looked", core/analysis/saliency.py): the last one that still has a useful map
 (at least 4x4). `cam_layer_of(model, name)` finds that module in a built model.
 
 No module here hard-codes a device or dtype: models are built on the CPU (or under a
@@ -39,13 +39,13 @@ from torch import Tensor, nn
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as vgg_make_layers
 
-from core.fastnet import FastNet, FrozenScaleBatchNorm
-from core.images import IMAGE_SIZE
+from core.training.fastnet import FastNet, FrozenScaleBatchNorm
+from core.data.images import IMAGE_SIZE
 
-if TYPE_CHECKING:  # for annotations only: core.config itself asks this registry which models exist
-    from core.config import TrainConfig
+if TYPE_CHECKING:  # for annotations only: core.rundir.config itself asks this registry which models exist
+    from core.rundir.config import TrainConfig
 
-__all__ = ["ModelSpec", "register_model", "list_models", "get_model", "describe_model", "parameter_groups",
+__all__ = ["ModelSpec", "register_model", "list_models", "check_model_name", "get_model", "describe_model", "parameter_groups",
            "cam_layer_of", "classifier_layer"]
 
 
@@ -92,6 +92,12 @@ def register_model(name: str, description: str, *, param_groups: ParamGroups | N
 def list_models() -> list[str]:
     """Registered model names in registration order (the first one is the default)."""
     return list(_REGISTRY)
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a model name no architecture is registered under, in TrainConfig's words."""
+    if name not in _REGISTRY:
+        raise ValueError(f"model must be one of {', '.join(_REGISTRY)}, got {name!r}.")
 
 
 def _spec(name: str) -> ModelSpec:

@@ -1,7 +1,7 @@
 """Learning dynamics: how each validation picture fared over the epochs, from the saved per-epoch predictions.
 
 The engine saves the validation probabilities after every epoch (predictions/val_epoch_NNNN.npz, read
-here only through core.predictions). Stacked, they are an (E epochs, N pictures, C classes) array, and
+here only through core.rundir.predictions). Stacked, they are an (E epochs, N pictures, C classes) array, and
 from it come, per picture:
 
 - the first epoch it was right, and the epoch from which it stays right ("learned for good");
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
+from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 
 MIN_EPOCHS = 2  # forgetting and spread need at least two epochs to compare
 NEVER = -1  # first_correct / learned_for_good of a picture that was never (or is not now) right
@@ -103,7 +103,7 @@ def build_stack(readings: Iterable[tuple[int, Predictions | None, str | None]]) 
 
 
 def load_stack(run_dir: Path) -> EpochStack:
-    """Every saved validation epoch of a run, read through core.predictions (damaged ones skipped)."""
+    """Every saved validation epoch of a run, read through core.rundir.predictions (damaged ones skipped)."""
     return build_stack((epoch, *read_epoch(run_dir, epoch)) for epoch in val_epochs(run_dir))
 
 

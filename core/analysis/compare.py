@@ -1,6 +1,6 @@
 """Run against run: two runs' final test predictions side by side, picture by picture.
 
-The Compare page draws from these pure functions of two `core.predictions.Predictions` (test split):
+The Compare page draws from these pure functions of two `core.rundir.predictions.Predictions` (test split):
 
     test_set_refusal(a, b)   one sentence when the two were not tested on the same pictures, else None
     align(a, b)              both runs' answers in one order: by `index`, the picture's place in the test set
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core import analysis
-from core.predictions import Predictions
+from core.analysis import mistakes
+from core.rundir.predictions import Predictions
 
 _PICK_ANOTHER = "pick a run B that was tested on the same pictures as run A"
 
@@ -95,7 +95,7 @@ def align(a: Predictions, b: Predictions) -> Aligned:
     return Aligned(
         index=a.index[order_a], labels=a.labels[order_a],
         pred_a=a.pred[order_a], pred_b=b.pred[order_b],
-        conf_a=analysis.confidence(a.probs, a.pred)[order_a], conf_b=analysis.confidence(b.probs, b.pred)[order_b],
+        conf_a=mistakes.confidence(a.probs, a.pred)[order_a], conf_b=mistakes.confidence(b.probs, b.pred)[order_b],
         num_classes=a.probs.shape[1])
 
 
@@ -125,14 +125,14 @@ def outcome_counts(x: Aligned) -> Outcomes:
 
 def difference_counts(x: Aligned) -> np.ndarray:
     """(C, C) int64: B's confusion counts minus A's (row = true class, column = predicted class)."""
-    count_a = analysis.confusion_counts(x.labels, x.pred_a, x.num_classes)
-    return analysis.confusion_counts(x.labels, x.pred_b, x.num_classes) - count_a
+    count_a = mistakes.confusion_counts(x.labels, x.pred_a, x.num_classes)
+    return mistakes.confusion_counts(x.labels, x.pred_b, x.num_classes) - count_a
 
 
 def class_accuracies(x: Aligned) -> tuple[np.ndarray, np.ndarray]:
     """(C,) per-class accuracy of A and of B; NaN for a class with no pictures."""
-    return (analysis.class_accuracy(x.labels, x.pred_a, x.num_classes),
-            analysis.class_accuracy(x.labels, x.pred_b, x.num_classes))
+    return (mistakes.class_accuracy(x.labels, x.pred_a, x.num_classes),
+            mistakes.class_accuracy(x.labels, x.pred_b, x.num_classes))
 
 
 def flip_counts(x: Aligned) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +147,7 @@ def flip_counts(x: Aligned) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flip_matrix(labels: np.ndarray, wrong_pred: np.ndarray, flipped: np.ndarray, num_classes: int) -> np.ndarray:
-    counts = analysis.confusion_counts(labels[flipped], wrong_pred[flipped], num_classes)  # diagonal stays 0
+    counts = mistakes.confusion_counts(labels[flipped], wrong_pred[flipped], num_classes)  # diagonal stays 0
     counts[np.diag_indices(num_classes)] = counts.sum(axis=1)
     return counts
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from core import runs
+from core.rundir import catalog
 from core.data import Dataset, ImageSet, load_dataset
-from core.predictions import Predictions
-from core.run_files import is_unicode
+from core.rundir.predictions import Predictions
+from core.rundir.records import is_unicode
 
 # (source, data_dir) -> the loaded source, or None and why it cannot be loaded
 DatasetLoader = Callable[[str, str], tuple[Dataset | None, str | None]]
@@ -65,16 +65,16 @@ def _usable_names(candidate: object, num_classes: int) -> list[str] | None:
     return names
 
 
-def _name_sources(summary: runs.RunSummary,
+def _name_sources(summary: catalog.RunSummary,
                   data_classes: Callable[[], Sequence[str] | None]) -> Iterator[object]:
     """Where a run's class names may come from, best first; its data is loaded only when reached."""
     yield summary.classes
-    per_class = (runs.read_json(summary.path / "test_summary.json") or {}).get("per_class_accuracy")
+    per_class = (catalog.read_json(summary.path / "test_summary.json") or {}).get("per_class_accuracy")
     yield list(per_class) if isinstance(per_class, dict) else None  # runs from before meta.json kept classes
     yield data_classes()
 
 
-def class_names(summary: runs.RunSummary, num_classes: int,
+def class_names(summary: catalog.RunSummary, num_classes: int,
                 data_classes: Callable[[], Sequence[str] | None]) -> list[str]:
     """Class names of a run: from its meta.json, its test summary, its data, or numbered as a last resort.
 

@@ -5,7 +5,7 @@ the training images look like: transparency laid on white, 16-bit and other wide
 to 8 bits, CMYK/palette/greyscale made RGB, the camera's rotation applied, the middle square (or the
 whole picture, squashed) shrunk to 32x32. Anything it cannot use — not an image, cut off, absurdly
 large, an unusual mode — raises `UploadError` with one sentence naming the file and what to do.
-The decoding itself is `core.images`, shared with the dataset loader: the size is checked from the
+The decoding itself is `core.data.images`, shared with the dataset loader: the size is checked from the
 header before any pixel is decoded, so a small file that declares a huge picture (a decompression
 bomb) costs nothing.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from core.images import FITS, ImageError, Policy, decode_rgb, open_image, shrink
+from core.data.images import FITS, ImageError, Policy, decode_rgb, open_image, shrink
 
 MAX_BYTES = 20 * 2**20  # the dashboard's upload limit (.streamlit/config.toml maxUploadSize)
 UPLOADS = Policy(

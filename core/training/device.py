@@ -1,6 +1,6 @@
 """Which device a run uses, and what that device can do: one answer for train, inference, jobs, bench and pages.
 
-A device name is checked twice: its spelling when a config is validated (core.config: any machine may
+A device name is checked twice: its spelling when a config is validated (core.rundir.config: any machine may
 read a config written for another), and against this machine by `resolve_device`, before any run folder
 is made.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from core.config import DEVICE_NAME_RULE, is_device_name
+from core.rundir.config import DEVICE_NAME_RULE, is_device_name
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit name must exist on this machine.

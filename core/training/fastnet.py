@@ -1,6 +1,6 @@
 """FastNet: a speed-first CIFAR-10 network of the airbench family (Keller Jordan's record runs).
 
-This file holds only the nn.Module classes; `core/models.py` registers the two variants
+This file holds only the nn.Module classes; `core/training/models.py` registers the two variants
 ("fastnet" with widths 64/256/256 and "fastnet-small" with 32/64/128), so importing this file
 never touches the registry.
 

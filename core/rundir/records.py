@@ -9,7 +9,7 @@ and range the format promises:
 - `read_metrics` skips a record that is torn, garbage or holds a wrongly typed field, and keeps the rest;
 - `read_test_summary` returns None for a damaged test summary (the pages fall back as if it were missing).
 
-Writers live in core.runs; this module only reads.
+Writers live in core.rundir.catalog; this module only reads.
 """
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from core.config import TrainConfig
-from core.files import FileTooLarge, NotARegularFile, read_regular_file
+from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
+from core.rundir.files import FileTooLarge, NotARegularFile, read_regular_file
 
 log = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "completed", "failed", "stopped", "pruned", "interrupted", "damaged")
+STATES = tuple(RunState)
 MAX_COUNT = 2**53  # steps, epochs, pids: beyond this a float cannot hold them exactly, so no real run has them
 LATEST_TIME = 7.2e9  # unix seconds, year 2198: later "times" are garbage (and overflow pandas' datetimes)
 MAX_JSON_BYTES = 16 * 2**20  # config, status, meta, test summary: a few kB each; beyond this is not ours

@@ -5,7 +5,7 @@
     predictions/map_test.npz        xy (N, 2) float32: the test features laid out in 2-D, with labels and index
 
 The features are the input of each model's final Linear layer, caught through the one inference path
-(core.inference.infer_features). The layout is PCA to 50 dimensions, then t-SNE (init="pca", a fixed
+(core.training.inference.infer_features). The layout is PCA to 50 dimensions, then t-SNE (init="pca", a fixed
 random_state), so the same features always give the same map. `nearest` answers "which training
 pictures does this test picture sit among" by cosine similarity, computed with torch on the device.
 
@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import runs
-from core.checkpoints import checkpoint_path
-from core.config import TrainConfig
+from core.rundir import catalog
+from core.rundir.checkpoints import checkpoint_path
+from core.rundir.config import TrainConfig
 from core.data import ImageSet, Normalizer, split_train_val
-from core.predictions import Predictions, checked_ints, dtype_words, read_npz, save_npz
-from core.inference import Predictor, images_to_tensor, infer_features
-from core.run_data import run_dataset
-from core.run_files import PredictionsError
+from core.rundir.predictions import Predictions, checked_ints, dtype_words, read_npz, save_npz
+from core.training.inference import Predictor, images_to_tensor, infer_features
+from core.analysis.pictures import run_dataset
+from core.rundir.records import PredictionsError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class FeatureSet:
 def _load(path: Path, key: str) -> FeatureSet | None:
     """A saved FeatureSet, None when not written yet; PredictionsError with one sentence when damaged.
 
-    Every array is checked in the dtype it was saved in (core.predictions' checks): `key` a table of finite
+    Every array is checked in the dtype it was saved in (core.rundir.predictions' checks): `key` a table of finite
     decimal numbers, a row a picture (xy: exactly 2 columns), labels and index whole numbers from 0, one a row.
     """
     arrays = read_npz(path, (key, "labels", "index"), what="a saved feature map")
@@ -224,7 +224,7 @@ def write_features(run_dir: Path, model: nn.Module, normalize: Normalizer, test_
 
 def evaluated_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
-    test_summary = runs.read_json(Path(run_dir) / "test_summary.json") or {}
+    test_summary = catalog.read_json(Path(run_dir) / "test_summary.json") or {}
     order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
     return next((w for w in order if checkpoint_path(Path(run_dir), w).is_file()), None)
 
@@ -235,11 +235,11 @@ def compute_run_features(run_dir: Path, device: torch.device, progress: Progress
     run_dir = Path(run_dir)
     which = evaluated_checkpoint(run_dir)
     if which is None:
-        raise runs.RunError("This run has no saved model yet, so it has no features to map.")
-    summary = runs.summarize_run(run_dir)
+        raise catalog.RunError("This run has no saved model yet, so it has no features to map.")
+    summary = catalog.summarize_run(run_dir)
     data, reason = run_dataset(summary.config)
     if data is None:
-        raise runs.RunError(reason)
+        raise catalog.RunError(reason)
     cfg = TrainConfig.from_dict(summary.config)
     train_set, _ = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)  # the pictures it learned from
     predictor = Predictor.from_run(run_dir, device, which)

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.checkpoints import Checkpoint, load_weights
+from core.rundir.checkpoints import Checkpoint, load_weights
 from core.data import Normalizer
-from core.device import amp_dtype, memory_format
-from core.models import classifier_layer, get_model
+from core.training.device import amp_dtype, memory_format
+from core.training.models import classifier_layer, get_model
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -5,11 +5,11 @@ Usage (the dashboard's "Show where it looked" toggle and the tests):
     maps = predictor_grad_cam(predictor, images, classes)   # (N, 32, 32) float32 in [0, 1]
     shown = overlay(images[0], maps[0])                      # (128, 128, 3) uint8, the map blended on
 
-Grad-CAM weighs the registered layer's feature maps (core.models, `cam_layer=`) by how much the chosen
+Grad-CAM weighs the registered layer's feature maps (core.training.models, `cam_layer=`) by how much the chosen
 class's score grows with each of them, keeps the positive part and enlarges the result to the picture's
 size (captum's LayerGradCam and LayerAttribution.interpolate). Each map is scaled so its hottest point
 is 1: it says where the model looked on *this* picture, not how sure it was. The input goes through
-core.inference.prepare, the step every prediction takes, so a map explains the same numbers the
+core.training.inference.prepare, the step every prediction takes, so a map explains the same numbers the
 predictions came from; test-time augmentation and reduced precision are left out (one view, float32),
 as gradients of an average of mirrored views, or in bf16, would blur the map.
 """
@@ -23,8 +23,8 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from core.data import Normalizer
-from core.inference import Predictor, images_to_tensor, prepare
-from core.models import cam_layer_of
+from core.training.inference import Predictor, images_to_tensor, prepare
+from core.training.models import cam_layer_of
 
 __all__ = ["grad_cam", "jet", "overlay", "predictor_grad_cam"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.config import TrainConfig
+from core.rundir.config import TrainConfig
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, plateau_scale: float = 1.0) -> float:

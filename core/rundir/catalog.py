@@ -13,7 +13,7 @@
       test_summary.json      accuracy, loss, per-class accuracy of the final test evaluation
 
 Writers here are used by the engine only; readers tolerate damaged folders: every field of the small
-files is checked by core.run_files, so a torn line, a wrongly typed field, a missing status or an
+files is checked by core.rundir.records, so a torn line, a wrongly typed field, a missing status or an
 unreadable checkpoint gives a clear state, never an exception. A run whose process died shows as
 "interrupted" (stale heartbeat or dead pid). Every write goes through a temporary file of its own
 (unique per call) and a rename, and the temporary file is removed when the write fails (a full disk).
@@ -40,10 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from core import run_files
-from core.files import is_disk_full, no_space_error, shown_name, write_atomically
-from core.checkpoints import checkpoint_path
-from core.run_files import STATES, FileDamaged, RunError
+from core.rundir import records
+from core.rundir.files import is_disk_full, no_space_error, shown_name, write_atomically
+from core.rundir.checkpoints import checkpoint_path
+from core.rundir.records import STATES, FileDamaged, RunError
+from core.rundir.state import LIVE_STATES, RESUMABLE_STATES
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ def default_runs_dir() -> Path:
 
 
 SWEEPS_DIR_NAME = "sweeps"  # runs/sweeps/ holds the sweeps (core/sweep), not a run
-LIVE_STATES = ("queued", "running")
-RESUMABLE_STATES = ("stopped", "failed", "interrupted")
 HEARTBEAT_TIMEOUT_S = 60.0  # a running run silent this long is reported as interrupted
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 100
@@ -138,7 +137,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def read_json(path: Path) -> dict[str, Any] | None:
     """The object in `path`, or None when it is missing or unreadable (the engine's own merge of status)."""
     try:
-        data = run_files.load_json(path)
+        data = records.load_json(path)
     except (FileNotFoundError, FileDamaged):
         return None
     return data if isinstance(data, dict) else None
@@ -302,8 +301,8 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Every valid record of metrics.jsonl (core.run_files checks each one; a bad line costs that line only)."""
-    return run_files.read_metrics(run_dir)
+    """Every valid record of metrics.jsonl (core.rundir.records checks each one; a bad line costs that line only)."""
+    return records.read_metrics(run_dir)
 
 
 def pid_alive(pid: Any) -> bool:
@@ -370,7 +369,7 @@ NO_CHECKPOINT_MESSAGE = ("The training process stopped before its first checkpoi
 def _read_checked(path: Path, check: Callable[[Any], dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
     """(checked contents, None), (None, None) when the file is absent, or (None, the sentence) when damaged."""
     try:
-        return check(run_files.load_json(path)), None
+        return check(records.load_json(path)), None
     except FileNotFoundError:
         return None, None
     except FileDamaged as exc:
@@ -383,9 +382,9 @@ def summarize_run(path: Path) -> RunSummary:
     An entry that is a link is damaged with `link_problem`'s sentence, its target unread."""
     if path.is_symlink():
         return RunSummary(run_id=path.name, path=path, name=path.name, state="damaged", error=link_problem(path))
-    config, config_problem = _read_checked(path / "config.json", run_files.check_config)
-    status, status_problem = _read_checked(path / "status.json", run_files.check_status)
-    meta, meta_problem = _read_checked(path / "meta.json", run_files.check_meta)
+    config, config_problem = _read_checked(path / "config.json", records.check_config)
+    status, status_problem = _read_checked(path / "status.json", records.check_status)
+    meta, meta_problem = _read_checked(path / "meta.json", records.check_meta)
     meta = meta or {}
     name = meta.get("name") or path.name
     problem = status_problem or config_problem or meta_problem

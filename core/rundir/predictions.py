@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core import files
-from core.files import write_atomically
-from core.run_files import PredictionsError, RunError
+from core.rundir import files
+from core.rundir.files import write_atomically
+from core.rundir.records import PredictionsError, RunError
 
 # The largest class or picture number a file may hold: anything above does not fit the int64 the pages use.
 LARGEST_NUMBER = np.iinfo(np.int64).max

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.config import TrainConfig
+from core.rundir.config import TrainConfig
 
 
 @dataclass(frozen=True)

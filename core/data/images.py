@@ -1,6 +1,6 @@
 """One image decoder for dataset files and uploaded pictures: encoded bytes -> small 8-bit RGB.
 
-Both `core.data` (ImageFolder folders and archives) and `core.uploads` (the Gallery's upload box) go
+Both `core.data` (ImageFolder folders and archives) and `core.data.uploads` (the Gallery's upload box) go
 through here, so a picture becomes the same pixels wherever it comes from, and both are protected
 the same way:
 

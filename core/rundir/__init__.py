@@ -1,0 +1,13 @@
+"""The run folder: `runs/<id>/`, the contract between the engine and everything that reads it.
+
+Everything else in core and the dashboard reads and writes runs through this package; it imports
+nothing from the training or analysis wings.
+- layout       every file and folder name of a run
+- state        RunState, the states a run can be in
+- files        atomic writes, checked reads, disk-full and read-only sentences
+- config       TrainConfig: what config.json holds
+- records      the JSON files (status, meta, config, test summary, metrics), checked as they are read
+- catalog      the runs folder: create, list, summarise, rename, delete
+- checkpoints  model and optimiser state, saved and read back
+- predictions  the saved per-picture predictions
+"""
