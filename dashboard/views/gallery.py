@@ -110,7 +110,8 @@ def show_uploads(summary: catalog.RunSummary) -> None:
         st.stop()
     upload_col, camera_col = st.columns(2)
     files = upload_col.file_uploader(
-        "Pictures (PNG or JPEG)", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key="gallery_upload",
+        f"Pictures ({uploads.FORMAT_WORDS})", type=list(uploads.EXTENSIONS), accept_multiple_files=True,
+        key="gallery_upload",
         help="Pick one or more pictures. The middle square of each is shrunk to 32×32 pixels, like the "
              "training pictures, and this run's model says what it sees.")
     pictures = [(file.name, file.getvalue()) for file in files or []]
