@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -150,36 +149,9 @@ def show_class_table(x: compare.Aligned, classes: list[str], chosen: tuple[int, 
 # The difference matrix
 # ---------------------------------------------------------------------------------------------
 
-def difference_frame(x: compare.Aligned, classes: list[str]) -> pd.DataFrame:
-    """One row a square: B - A, both counts, the flips, and `better` (B's gain there) for the colour."""
-    diff = compare.difference_counts(x)
-    lost, gained = compare.flip_counts(x)
-    t, p = np.indices(diff.shape)  # (C, C) each
-    names = np.asarray(classes, dtype=object)
-    better = np.where(t == p, diff, -diff)  # more right answers, or fewer of a mistake, is better for B
-    frame = pd.DataFrame({
-        "true": names[t.ravel()], "pred": names[p.ravel()], "diff": diff.ravel(), "better": better.ravel(),
-        "lost": lost.ravel(), "gained": gained.ravel()})
-    frame["label"] = [f"{d:+d}" if d else "0" for d in frame["diff"]]
-    scale = max(1, int(np.abs(better).max()))
-    frame["dark"] = np.abs(frame["better"]) / scale > 0.6  # white text on strong colours
-    return frame
-
-
-def difference_chart(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] | None) -> alt.LayerChart:
-    frame = difference_frame(x, classes)
-    scale = max(1, int(frame["better"].abs().max()))  # symmetric around 0: white means no change
-    tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
-               alt.Tooltip("diff:Q", title="Run B minus run A"),
-               alt.Tooltip("lost:Q", title="Right in A, wrong in B"),
-               alt.Tooltip("gained:Q", title="Wrong in A, right in B")]
-    color = alt.Color("better:Q", legend=None, scale=alt.Scale(scheme="redblue", domain=[-scale, scale]))
-    return charts.clickable_squares(frame, classes, color, tooltip, chosen, grid=True)
-
-
 def show_difference_matrix(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] | None) -> None:
     st.subheader("Difference matrix")
-    matrix.draw_clickable(PREFIX, difference_chart(x, classes, chosen))
+    matrix.draw_clickable(PREFIX, charts.difference_chart(x, classes, chosen))
     st.caption("Each square is run B's count minus run A's (rows: true class, columns: the answer). Blue where "
                "B does better (more right on the diagonal, fewer of that mistake off it), red where it does "
                "worse. Click a square to see the pictures that flipped there.")

@@ -6,7 +6,7 @@ progress bar and a Stop). Colour is the true class, a cross marks a mistake, and
 the Errors page is highlighted; hovering a mistake (or the square's dot) shows its picture. Dragging a
 box shows exactly the pictures inside it; for a picture clicked on the map (or chosen in the picker, the
 keyboard's way), its 8 nearest training pictures (cosine similarity of the features) say what it "sits
-among". The chart itself is dashboard/charts.py's, shared with the one-file report.
+among". The chart itself is dashboard/charts/maps.py's, shared with the one-file report.
 """
 from __future__ import annotations
 

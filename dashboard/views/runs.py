@@ -6,14 +6,12 @@ manager for a run that is waiting), so every refusal is core's one sentence.
 """
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from core.rundir import catalog, checkpoints
 
 from core import present
-from dashboard import state
+from dashboard import charts, state
 from dashboard.text import plain
 
 CONFIRM_KEY = "runs_confirm_delete"  # id of the run whose deletion waits for a yes
@@ -58,26 +56,14 @@ def _compare(summaries: list[catalog.RunSummary]) -> None:
     paths = {s.run_id: s.path for s in summaries}
     per_epoch, per_step = present.overlay_curves({labels[r]: state.run_metrics(paths[r]) for r in chosen}, smoothing)
     columns = st.columns(3)
-    charts = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
+    curves = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
               (per_epoch, "epoch", "val_loss", "Validation loss", "Epoch", False),
               (per_step, "step", "loss", "Training loss", "Step", False)]
-    for column, (frame, x, y, title, x_title, percent) in zip(columns, charts):
+    for column, (frame, x, y, title, x_title, percent) in zip(columns, curves):
         with column:
             st.markdown(f"**{title}**")
-            st.altair_chart(_overlay_chart(frame, x, y, title, x_title, percent), key=f"runs_chart_{y}",
+            st.altair_chart(charts.overlay_chart(frame, x, y, title, x_title, percent), key=f"runs_chart_{y}",
                             width="stretch")
-
-
-def _overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str, percent: bool) -> alt.Chart:
-    axis = alt.Axis(format="%") if percent else alt.Axis()
-    return alt.Chart(frame).mark_line(point=x == "epoch").encode(
-        x=alt.X(f"{x}:Q", title=x_title),
-        y=alt.Y(f"{y}:Q", title=None, scale=alt.Scale(zero=False), axis=axis),  # the heading names it
-        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"),
-                        legend=alt.Legend(orient="bottom", columns=1)),
-        tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip(f"{x}:Q", title=x_title),
-                 alt.Tooltip(f"{y}:Q", format=".4f", title=title)],
-    ).properties(height=260)
 
 
 # ---------------------------------------------------------------------------------------------
