@@ -4,7 +4,7 @@ Run A is the sidebar's run; run B is picked here among the other runs with saved
 The page shows both overall accuracies, the per-class accuracies and their change, the difference
 matrix (B's confusion counts minus A's) and, for a clicked square or class row, the pictures that
 *flipped*: right in A and wrong in B, and the other way round. Every number comes from core.analysis.compare on
-the two runs' predictions/test.npz, matched by each picture's place in the test set; runs tested on
+the two runs' saved test predictions, matched by each picture's place in the test set; runs tested on
 different pictures are refused in one sentence. The chosen square is stored through dashboard/matrix.py
 (prefix "compare"), as class names, so it survives picking another run B.
 """
@@ -18,7 +18,8 @@ import streamlit as st
 
 from core.analysis import compare, mistakes
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, layout, predictions
+from core.rundir.state import RunState
 
 from core import present
 from dashboard import charts, loaders, matrix, state, tiles
@@ -44,7 +45,7 @@ def saved_test(summary: catalog.RunSummary, which: str) -> predictions.Predictio
 
 def candidates_for_b(a: catalog.RunSummary, summaries: list[catalog.RunSummary]) -> list[catalog.RunSummary]:
     """The other runs with a saved final test, those trained on A's data first (newest first within each)."""
-    others = [s for s in summaries if s.run_id != a.run_id and predictions.test_predictions_path(s.path).is_file()]
+    others = [s for s in summaries if s.run_id != a.run_id and layout.test_predictions(s.path).is_file()]
     return sorted(others, key=lambda s: s.config.get("data") != a.config.get("data"))  # stable: keeps newest first
 
 
@@ -204,7 +205,7 @@ def show_flips(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] |
 # ---------------------------------------------------------------------------------------------
 
 def compare_view(a: catalog.RunSummary) -> None:
-    summaries = [s for s in state.run_summaries() if s.state != "damaged"]
+    summaries = [s for s in state.run_summaries() if s.state != RunState.DAMAGED]
     labels = present.run_labels(summaries)
     preds_a = saved_test(a, "A")
     b = pick_run_b(a, summaries, labels)

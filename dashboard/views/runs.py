@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, layout
+from core.rundir.state import RunState
 
 from core import present
 from dashboard import charts, state
@@ -42,7 +43,7 @@ def _table(summaries: list[catalog.RunSummary]) -> None:
 def _compare(summaries: list[catalog.RunSummary]) -> None:
     st.subheader("Compare runs")
     labels = present.unique_labels(summaries)
-    readable = [s.run_id for s in summaries if s.state != "damaged"]
+    readable = [s.run_id for s in summaries if s.state != RunState.DAMAGED]
     st.session_state.setdefault("runs_compare", readable[:3])
     st.session_state["runs_compare"] = [r for r in st.session_state["runs_compare"] if r in readable]
     left, right = st.columns([3, 1])
@@ -97,14 +98,15 @@ def _manage(summaries: list[catalog.RunSummary]) -> None:
 def _downloads(summary: catalog.RunSummary) -> None:
     path, run_id = summary.path, summary.run_id
     link = path.is_symlink()  # a link is not a run: nothing is read through it
-    checkpoint = checkpoints.checkpoint_path(path, "last")
+    checkpoint = layout.checkpoint(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Metrics (CSV)", data=lambda: present.metrics_csv(catalog.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
         mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore", disabled=link,
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(
-        "Weights (last.pt)", data=lambda: checkpoint.read_bytes(), file_name=f"{run_id}-last.pt",
+        f"Weights ({checkpoint.name})", data=lambda: checkpoint.read_bytes(),
+        file_name=f"{run_id}-{checkpoint.name}",
         mime="application/octet-stream", key="runs_checkpoint", icon=":material/download:", on_click="ignore",
         disabled=link or not checkpoint.is_file(),
         help="The trained model as a PyTorch checkpoint (weights, settings, class names), to use elsewhere."
