@@ -1,7 +1,7 @@
 """`python -m dashboard.bench_sweeps`: how long the Sweeps page takes to run its script on many sweeps.
 
 Two runs folders are made in a temporary folder (nothing is trained): 60 sweeps that each vary 12 settings
-(each sweep.json checked when read), and one sweep of 1,000 ended trials, each a run folder of its own
+(each sweep's file checked when read), and one sweep of 1,000 ended trials, each a run folder of its own
 (the page reads every trial's run). The page is opened in Streamlit's AppTest, as a browser session would
 open it, in a fresh process (so nothing the fixtures read is cached), and its script is timed on its first
 run and on the refreshes after it. AppTest measures the server's script time, not the browser's drawing.
@@ -22,6 +22,7 @@ import optuna
 from streamlit.testing.v1 import AppTest
 
 from core.rundir import catalog
+from core.rundir.state import RunState
 from core.rundir.config import TrainConfig
 from core.sweep import Param, create_sweep
 from core.sweep.study import JOURNAL_FILE
@@ -60,7 +61,7 @@ def thousand_trials(runs_dir: Path, trials: int = 1000) -> None:
         accuracy = rng.random()
         for epoch in (1, 2):
             trial.report(accuracy * epoch / 2, epoch)
-        catalog.update_status(run, state="completed", epoch=2, epochs=2, best_val_acc=accuracy, progress=1.0)
+        catalog.update_status(run, state=RunState.COMPLETED, epoch=2, epochs=2, best_val_acc=accuracy, progress=1.0)
         study.tell(trial, accuracy)
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core.analysis import dynamics
-from dashboard import loaders, matrix
+from dashboard import charts, loaders, matrix
 from dashboard.text import plain
 
 EPOCH_KEY = matrix.ERRORS_EPOCH_KEY
@@ -94,15 +93,7 @@ def pair_history(run_dir: Path, classes: list[str], chosen: tuple[int, int] | No
     what = (f"{plain(classes[t])} recognised correctly" if t == p
             else f"{plain(classes[t])} taken for {plain(classes[p])}")
     st.markdown(f"**{what}, after every epoch**")
-    st.altair_chart(pair_chart(frame), key="errors_pair_history", width="stretch")
+    st.altair_chart(charts.pair_history_chart(frame), key="errors_pair_history", width="stretch")
     st.caption("How many validation pictures were in this square after each epoch; the ring marks the epoch "
                "shown in the matrix.")
 
-
-def pair_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    x = alt.X("epoch:Q", title="Epoch", axis=alt.Axis(format="d", tickMinStep=1))
-    y = alt.Y("count:Q", title="Pictures", scale=alt.Scale(zero=True), axis=alt.Axis(format="d", tickMinStep=1))
-    tooltip = [alt.Tooltip("epoch:Q", title="Epoch"), alt.Tooltip("count:Q", title="Pictures")]
-    base = alt.Chart(frame).encode(x=x, y=y, tooltip=tooltip)
-    shown = base.transform_filter("datum.shown").mark_point(size=160, stroke="#e4572e", strokeWidth=3, filled=False)
-    return alt.layer(base.mark_line(point=True), shown).properties(height=160)

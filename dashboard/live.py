@@ -3,7 +3,7 @@ from the first epoch on, the newest validation confusion matrix (dashboard/live_
 
 `show(summary)` draws it inside an `st.fragment` that reruns every LIVE_REFRESH_S seconds while the
 run is queued or running, and not at all otherwise. Each refresh only reads the run folder
-(status.json; metrics.jsonl only when it changed; a new epoch's predictions once), so watching a run
+(its status; its metrics only when they changed; a new epoch's predictions once), so watching a run
 never slows its training: the training thread and this page share nothing but files.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import streamlit as st
 from core import present
 
 from core.rundir import catalog
-from core.rundir.state import LIVE_STATES
+from core.rundir.state import LIVE_STATES, RunState
 from dashboard import live_mistakes, state
 from dashboard.charts import curve_chart
 from dashboard.text import plain
@@ -46,7 +46,7 @@ def _view(run_id: str, was_live: bool) -> None:
     _actions(summary)
     _state_message(summary)
     fraction, text = present.progress_info(summary.status, summary.state)
-    st.progress(fraction, text=plain(text))  # its numbers come from status.json
+    st.progress(fraction, text=plain(text))  # its numbers come from the run's status file
     _numbers(summary, metrics)
     _charts(metrics)
     live_mistakes.show(summary)
@@ -66,7 +66,7 @@ def _header(summary: catalog.RunSummary) -> None:
 
 def _actions(summary: catalog.RunSummary) -> None:
     position = state.job_manager().position(summary.run_id)
-    elsewhere = summary.state == "running" and position is None
+    elsewhere = summary.state == RunState.RUNNING and position is None
     left, right, _ = st.columns([1, 1, 4])
     left.button("Stop", key="live_stop", on_click=_stop, args=(summary.run_id,), icon=":material/stop:",
                 disabled=summary.state not in LIVE_STATES or elsewhere,
@@ -111,13 +111,13 @@ def _act(action, run_id: str, words: str) -> None:
 
 
 def _state_message(summary: catalog.RunSummary) -> None:
-    if summary.state == "queued":
+    if summary.state == RunState.QUEUED:
         st.info(present.queue_text(state.job_manager().position(summary.run_id)))
-    elif summary.state in ("failed", "interrupted", "damaged") and summary.error:
+    elif summary.state in (RunState.FAILED, RunState.INTERRUPTED, RunState.DAMAGED) and summary.error:
         st.error(plain(summary.error))
-    elif summary.state == "stopped":
+    elif summary.state == RunState.STOPPED:
         st.info(f"Stopped after {plain(summary.epoch)} of {plain(summary.epochs)} epochs; press Resume to carry on.")
-    elif summary.state == "pruned":
+    elif summary.state == RunState.PRUNED:
         st.info(f"Pruned after {plain(summary.epoch)} of {plain(summary.epochs)} epochs: its sweep's pruner stopped "
                 "it because its validation accuracy lagged behind the sweep's other trials.")
 

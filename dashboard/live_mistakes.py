@@ -37,7 +37,7 @@ def show(summary: catalog.RunSummary) -> None:
     if problem:
         st.warning(plain(problem))
         return
-    if counts is None:  # its file went between listing and reading (a restart clears predictions/)
+    if counts is None:  # its file went between listing and reading (a restart clears the run's predictions)
         return
     classes = loaders.class_names(summary, len(counts))
     previous = _previous(summary, epochs, counts.shape)

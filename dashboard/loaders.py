@@ -11,12 +11,12 @@ import streamlit as st
 
 from core.analysis import dynamics, features, kfold, label_issues, mistakes, pictures
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, layout
 from core.data import Dataset, ImageSet, load_dataset
 from core.training.device import resolve_device
 from core.analysis.dynamics import EpochStack
 from core.training.inference import Predictor
-from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
+from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs
 from core.present import no_predictions_message
 from dashboard.state import by_mtime
 from dashboard.text import plain
@@ -44,8 +44,8 @@ def predictions(run_dir: Path, split: str = "test",
 
     Read from disk once per change of the run's predictions folder.
     """
-    # Every prediction file is written by rename into predictions/, which bumps the folder's mtime.
-    return _load_predictions(str(run_dir), split, epoch, by_mtime(run_dir / "predictions"))
+    # Every prediction file is written by rename into the predictions folder, which bumps the folder's mtime.
+    return _load_predictions(str(run_dir), split, epoch, by_mtime(layout.predictions_dir(run_dir)))
 
 
 def predictions_or_stop(summary: catalog.RunSummary, split: str, preds: Predictions | None, problem: str | None,
@@ -71,7 +71,7 @@ def _oof_predictions(run_dir: str, mtime_ns: int) -> tuple[Predictions | None, s
 
 def oof_predictions(run_dir: Path) -> tuple[Predictions | None, str | None]:
     """The run's out-of-fold training predictions (core.analysis.kfold), like `predictions`: None with why, or (None, None)."""
-    return _oof_predictions(str(run_dir), by_mtime(run_dir / "predictions"))
+    return _oof_predictions(str(run_dir), by_mtime(layout.predictions_dir(run_dir)))
 
 
 def _split_predictions(run_dir: str, split: str, mtime_ns: int) -> Predictions | None:
@@ -92,7 +92,7 @@ def suspected_labels(run_dir: Path, ranking: str, split: str = "test") -> label_
 
     None when the run has no usable predictions of that split (`predictions`/`oof_predictions` say why).
     """
-    return _label_issues(str(run_dir), split, ranking, by_mtime(run_dir / "predictions"))
+    return _label_issues(str(run_dir), split, ranking, by_mtime(layout.predictions_dir(run_dir)))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -112,7 +112,7 @@ def epoch_confusion(run_dir: Path, epoch: int) -> tuple[np.ndarray | None, str |
 
     None with the sentence naming a damaged file; (None, None) when the epoch has no file (yet).
     """
-    return _epoch_confusion(str(run_dir), epoch, by_mtime(val_predictions_path(run_dir, epoch)))
+    return _epoch_confusion(str(run_dir), epoch, by_mtime(layout.val_epoch(run_dir, epoch)))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -132,8 +132,8 @@ def epoch_stack(run_dir: Path) -> EpochStack:
 
     Each epoch file is read once per version of it, so a training run's new epoch costs one read.
     """
-    labels_mtime = by_mtime(run_dir / "predictions" / "val_labels.npz")
-    versions = tuple((epoch, by_mtime(val_predictions_path(run_dir, epoch))) for epoch in val_epochs(run_dir))
+    labels_mtime = by_mtime(layout.val_labels(run_dir))
+    versions = tuple((epoch, by_mtime(layout.val_epoch(run_dir, epoch))) for epoch in val_epochs(run_dir))
     return _epoch_stack(str(run_dir), versions, labels_mtime)
 
 
@@ -149,7 +149,7 @@ def predictor_checkpoint(run_dir: Path) -> str | None:
 
 def predictor(run_dir: Path, which: str) -> Predictor:
     """The run's model ready to classify new images, loaded once per checkpoint file version."""
-    return _predictor(str(run_dir), which, by_mtime(checkpoints.checkpoint_path(run_dir, which)))
+    return _predictor(str(run_dir), which, by_mtime(layout.checkpoint(run_dir, which)))
 
 
 @st.cache_resource(ttl=60, max_entries=4, show_spinner="Loading images…")
@@ -193,11 +193,11 @@ def _feature_set(run_dir: str, which: str, mtime_ns: int) -> tuple[features.Feat
 def feature_set(run_dir: Path, which: str) -> tuple[features.FeatureSet | None, str | None]:
     """The test map ("map") or a split's features ("test", "train"), read once per version of its file;
     None with a sentence when damaged, (None, None) when the run has none."""
-    name = {"map": features.MAP_TEST, "test": features.FEATURES_TEST, "train": features.FEATURES_TRAIN}[which]
-    return _feature_set(str(run_dir), which, by_mtime(features.feature_path(run_dir, name)))
+    path = layout.feature_map(run_dir) if which == "map" else layout.features(run_dir, which)
+    return _feature_set(str(run_dir), which, by_mtime(path))
 
 
 def train_images(config: dict) -> ImageSet | None:
-    """The training pictures of a run's data source (features_train.npz's index points into them), if here."""
+    """The training pictures of a run's data source (its saved training features' index points into them), if here."""
     data, _ = pictures.run_dataset(config, _dataset_or_reason)
     return data.train if data is not None else None

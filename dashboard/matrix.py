@@ -74,7 +74,7 @@ def chosen_cell(prefix: str, classes: list[str]) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The matrix (the chart itself is dashboard/charts.py, which the report exports too)
+# The matrix (the chart itself is dashboard/charts/squares.py, which the report exports too)
 # ---------------------------------------------------------------------------------------------
 
 def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None, *,

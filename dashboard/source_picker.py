@@ -51,7 +51,7 @@ def picked_source(key: str) -> str:
 
 def resolve_source(source: str) -> str:
     """The source as saved in a run's settings: keywords as they are, paths made absolute, so the run
-    can be rebuilt from its config.json whatever folder it is started from later."""
+    can be rebuilt from its saved settings whatever folder it is started from later."""
     text = source.strip()
     if text.lower() in KEYWORD_SOURCES:
         return text.lower()

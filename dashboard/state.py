@@ -11,9 +11,9 @@ import streamlit as st
 
 from core import present
 
-from core.rundir import catalog
+from core.rundir import catalog, layout
 from core.jobs import JobManager
-from core.rundir.state import LIVE_STATES
+from core.rundir.state import LIVE_STATES, RunState
 from dashboard.text import plain
 
 RUN_KEY = "run_id"  # st.session_state key of the run being looked at
@@ -51,7 +51,7 @@ def run_summaries() -> list[catalog.RunSummary]:
 def sidebar() -> None:
     """The run picker: which run the Train (live view), Errors, Learning dynamics and Gallery pages look at,
     and Compare's run A."""
-    summaries = [s for s in run_summaries() if s.state != "damaged"]
+    summaries = [s for s in run_summaries() if s.state != RunState.DAMAGED]
     with st.sidebar:
         if not summaries:
             st.caption("No runs yet: start one on the Train page.")
@@ -141,9 +141,9 @@ def _metrics(path: str, size: int, mtime_ns: int) -> list[dict]:
 
 
 def run_metrics(run_dir: Path) -> list[dict]:
-    """A run's metric records, read again only when metrics.jsonl changed (cheap to call every second)."""
+    """A run's metric records, read again only when its metrics file changed (cheap to call every second)."""
     try:
-        stat = (run_dir / "metrics.jsonl").stat()
+        stat = layout.metrics(run_dir).stat()
     except OSError:
         return []
     return _metrics(str(run_dir), stat.st_size, stat.st_mtime_ns)

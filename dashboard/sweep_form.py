@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from core.rundir import catalog
-from core.rundir.config import TrainConfig
+from core.rundir.config import MAX_LR, TrainConfig
 from core.training.models import list_models
 from core.training.recipes import PRESETS
 from core.sweep import PRUNERS, SAMPLERS, Param, SweepError, create_sweep, tunable_fields
@@ -44,7 +44,6 @@ FIXED_RANGES: dict[str, tuple[float, float, bool]] = {
     "cutout": (0, 16, False), "early_stopping": (0, 5, False), "plateau_patience": (1, 5, False),
     "lookahead_every": (0, 10, False), "seed": (0, 1000, False),
 }
-MAX_LR = 10.0  # TrainConfig's ceiling
 
 
 def _key(what: str, field: str = "") -> str:

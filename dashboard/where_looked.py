@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.rundir import catalog, checkpoints, predictions
+from core.rundir import catalog, layout, predictions
 
 from core.analysis import saliency
 from core.data import ImageSet
@@ -85,7 +85,7 @@ def _maps(run_dir: str, which: str, mtime_ns: int, key: tuple, classes: tuple[in
 
 def maps_for(looks: Looks, key: tuple, images: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     """(N, 32, 32) maps of `images` (uint8 (N, 32, 32, 3), named by `key`) for `classes`, or why not."""
-    mtime = by_mtime(checkpoints.checkpoint_path(looks.run_dir, looks.which))
+    mtime = by_mtime(layout.checkpoint(looks.run_dir, looks.which))
     return _maps(str(looks.run_dir), looks.which, mtime, key, tuple(int(c) for c in classes), images)
 
 

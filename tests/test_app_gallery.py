@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core.analysis import mistakes
 
 from core.rundir import catalog, checkpoints, predictions
-from core.data import load_dataset
+from core.data import load_dataset, uploads
 from core.training.inference import Predictor
 from tests.helpers import train_tiny_run
 
@@ -163,7 +163,9 @@ def test_uploads_are_predicted_and_bad_files_refused_one_by_one(fixture_runs):
     files = [(f"test{i}.png", encode_png(data.test.images[preds.index[i]]), "image/png") for i in picks]
     files.insert(1, ("notes.png", b"this is not a picture", "image/png"))
     files.append(("cut.png", encode_png(data.test.images[0])[:200], "image/png"))
-    page.at.file_uploader(key="gallery_upload").set_value(files)
+    uploader = page.at.file_uploader(key="gallery_upload")
+    assert list(uploader.proto.type) == [f".{ending}" for ending in uploads.EXTENSIONS]  # core's list, not the page's
+    uploader.set_value(files)
     page.run()
     errors = page.at.error.values
     assert len(errors) == 2

@@ -1,5 +1,5 @@
 """core.analysis.calibration on hand-made confidences whose bins and ECE are known, checked against scikit-learn's
-calibration_curve and a plain loop; and the reliability chart's table (dashboard/charts.py)."""
+calibration_curve and a plain loop; and the reliability chart's table (dashboard/charts/reliability.py)."""
 from __future__ import annotations
 
 import numpy as np

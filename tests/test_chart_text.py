@@ -18,13 +18,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 import vl_convert as vlc
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core.analysis import mistakes
+from core.analysis import compare, mistakes
 
 from core.rundir import catalog, predictions
 from core.data import SYNTHETIC_CLASSES
@@ -70,6 +71,45 @@ def test_a_matrix_with_a_separator_in_a_class_name_parses_and_draws_every_square
     spec = charts.matrix_chart(counts, classes, normalise=False, chosen=(1, 2)).to_dict()
     assert drawn_squares(spec) == 9
     assert spec["layer"][0]["encoding"]["x"]["sort"] == charts.chart_labels(classes)
+
+
+def drawn_marks(spec: dict, mark: str) -> int:
+    """How many marks of kind `mark` ("rect", "symbol") Vega draws for `spec`, parsed and rendered by vl-convert."""
+    svg = vlc.vegalite_to_svg(spec)
+    return sum(group[: group.index("</g>")].count("<path") for group in svg.split(f'class="mark-{mark} role-mark')[1:])
+
+
+def test_the_compare_pages_difference_matrix_parses_and_draws_every_square_of_odd_class_names():
+    classes = ["plane", "line\u2028break", "ship"]
+    labels, pred_a, pred_b = (np.array(v) for v in ([0, 1, 1, 2, 2], [0, 1, 2, 2, 0], [0, 2, 2, 2, 2]))
+    aligned = compare.Aligned(np.arange(5), labels, pred_a, pred_b, np.ones(5), np.ones(5), num_classes=3)
+    spec = charts.difference_chart(aligned, classes, chosen=(1, 2)).to_dict()
+    assert drawn_squares(spec) == 9
+    assert spec["layer"][0]["encoding"]["x"]["sort"] == charts.chart_labels(classes)
+    diffs = {(row["true"], row["pred"]): row["diff"] for row in next(iter(spec["datasets"].values()))}
+    # B minus A: B took both line breaks for ships, A one of them
+    assert diffs[("line break", "ship")] == 1 and diffs[("line break", "line break")] == -1
+
+
+def test_the_data_pages_counts_draw_a_bar_per_class_and_set_even_for_odd_class_names():
+    counts = pd.DataFrame({"Class": ["line\u2028break", "ship"], "Training": [5, 7], "Test": [2, 3]})
+    spec = charts.class_counts_chart(counts, ["Training", "Test"]).to_dict()
+    assert drawn_marks(spec, "rect") == 4
+    assert spec["encoding"]["x"]["sort"] == ["line break", "ship"]
+
+
+def test_a_pictures_top_classes_are_drawn_most_likely_first():
+    spec = charts.top_k_chart(np.array([0.1, 0.6, 0.05, 0.25]), ["a", "b", "c", "d"], k=3).to_dict()
+    assert [row["class"] for row in next(iter(spec["datasets"].values()))] == ["b", "d", "a"]
+    assert drawn_marks(spec, "rect") == 3
+
+
+def test_no_page_builds_a_chart_of_its_own():
+    """dashboard/charts/ holds every chart (README), so the report and the pages draw the same ones."""
+    builders = re.compile(r"\balt\.(Chart|layer|hconcat|vconcat|LayerChart)\(")
+    outside = [str(path.relative_to(REPO)) for path in (REPO / "dashboard").rglob("*.py")
+               if "charts" not in path.relative_to(REPO / "dashboard").parts and builders.search(path.read_text())]
+    assert outside == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import io
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from core.data.images import MAX_PIXELS, to_rgb
-from core.data.uploads import MAX_BYTES, UploadError, load_upload
+from core.data.uploads import EXTENSIONS, FORMATS, MAX_BYTES, MAX_MB, UploadError, load_upload
 from tests.helpers import png_declaring
 
 
@@ -173,3 +175,29 @@ def test_decompression_bomb_is_refused_before_decoding(side):
 
 def test_oversized_upload():
     assert "MB" in refusal(b"\x89PNG" + b"\0" * (MAX_BYTES + 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# One owner of the limits and formats
+# ---------------------------------------------------------------------------------------------
+
+def test_the_servers_upload_limit_is_the_one_uploads_checks():
+    """config.toml cannot import Python, so the number Streamlit enforces is checked against MAX_MB here."""
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_MB
+    assert MAX_BYTES == MAX_MB * 2**20  # Streamlit's megabyte
+
+
+def test_a_file_just_under_the_limit_is_not_refused_for_its_size():
+    padded = encode(Image.new("RGB", (8, 8)), "PNG")
+    padded += b"\0" * (MAX_BYTES - len(padded))  # bytes after the picture's end are not read
+    check_image(load_upload(padded))
+
+
+def test_every_file_type_the_upload_box_takes_is_a_format_it_decodes():
+    """Each ending is one Pillow reads as one of FORMATS, and each format has a picture that loads."""
+    assert set(EXTENSIONS) == {"png", "jpg", "jpeg"}
+    known = Image.registered_extensions()
+    for fmt, endings in FORMATS.items():
+        assert all(known[f".{ending}"] == fmt for ending in endings)
+        check_image(load_upload(encode(Image.new("RGB", (40, 40), (10, 20, 30)), fmt), f"photo.{endings[0]}"))

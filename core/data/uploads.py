@@ -16,10 +16,16 @@ from PIL import Image
 
 from core.data.images import FITS, ImageError, Policy, decode_rgb, open_image, shrink
 
-MAX_BYTES = 20 * 2**20  # the dashboard's upload limit (.streamlit/config.toml maxUploadSize)
+# The one owner of what an upload may be: the Gallery's upload box takes its file types and words from here.
+MAX_MB = 20  # the largest upload; .streamlit/config.toml maxUploadSize must say the same (a test checks)
+MAX_BYTES = MAX_MB * 2**20  # (Streamlit's megabyte is 2**20 bytes)
+# Pillow's format name -> the file-name endings of that format, the usual one first
+FORMATS: dict[str, tuple[str, ...]] = {"PNG": ("png",), "JPEG": ("jpg", "jpeg")}
+EXTENSIONS = tuple(ending for endings in FORMATS.values() for ending in endings)  # the upload box's file types
+FORMAT_WORDS = " or ".join(FORMATS)  # "PNG or JPEG", for labels and refusals
 UPLOADS = Policy(
-    formats=("PNG", "JPEG"),  # what the upload box accepts; Pillow is not asked to try any other decoder
-    unreadable="choose a .png or .jpg image file",
+    formats=tuple(FORMATS),  # Pillow is not asked to try any other decoder
+    unreadable=f"choose a {' or '.join('.' + endings[0] for endings in FORMATS.values())} image file",
     damaged="save it again and upload the new file",
     no_pixels="choose another picture",
 )
@@ -40,9 +46,9 @@ def load_upload(data: bytes, name: str = "The file", fit: str = "crop") -> np.nd
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}.")
     if not data:
-        raise UploadError(f"{name} is empty; choose a PNG or JPEG picture.")
+        raise UploadError(f"{name} is empty; choose a {FORMAT_WORDS} picture.")
     if len(data) > MAX_BYTES:
-        raise UploadError(f"{name} is {len(data) / 2**20:.0f} MB; pictures up to {MAX_BYTES // 2**20} MB are accepted.")
+        raise UploadError(f"{name} is {len(data) / 2**20:.0f} MB; pictures up to {MAX_MB} MB are accepted.")
     try:
         with open_image(data, name, UPLOADS) as image:
             orientation = _orientation(image)  # EXIF is in the header: no pixels decoded yet

@@ -20,6 +20,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 KEYWORD_SOURCES = ("cifar10", "synthetic")  # data sources that are names, not paths
 MAX_FOLDS = 20  # K-fold: more folds barely change the held-out predictions and cost a run each
 MAX_SEED = 2**32 - 1  # what every generator a seed reaches accepts (scikit-learn's split: below 2**32)
+MAX_LR = 10.0  # the highest peak learning rate a run accepts (the sweep form caps its default range here too)
 
 
 def _choices(*values: str) -> dict:
@@ -162,7 +163,7 @@ def _range_problems(cfg: TrainConfig):
         (0 <= cfg.fold < max(cfg.folds, 1), "fold must be between 0 and folds - 1 (0 when folds is 0)"),
         (1 <= cfg.epochs <= 10_000, "epochs must be between 1 and 10000"),
         (1 <= cfg.batch_size <= 65_536, "batch_size must be between 1 and 65536"),
-        (0.0 < cfg.lr <= 10.0, "lr must be greater than 0 and at most 10"),
+        (0.0 < cfg.lr <= MAX_LR, f"lr must be greater than 0 and at most {MAX_LR:g}"),
         (0.0 <= cfg.momentum < 1.0, "momentum must be at least 0 and below 1"),
         (not (cfg.nesterov and cfg.optimizer == "sgd" and cfg.momentum == 0.0),
          "nesterov needs a momentum above 0 (set momentum or turn nesterov off)"),

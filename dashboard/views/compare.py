@@ -4,7 +4,7 @@ Run A is the sidebar's run; run B is picked here among the other runs with saved
 The page shows both overall accuracies, the per-class accuracies and their change, the difference
 matrix (B's confusion counts minus A's) and, for a clicked square or class row, the pictures that
 *flipped*: right in A and wrong in B, and the other way round. Every number comes from core.analysis.compare on
-the two runs' predictions/test.npz, matched by each picture's place in the test set; runs tested on
+the two runs' saved test predictions, matched by each picture's place in the test set; runs tested on
 different pictures are refused in one sentence. The chosen square is stored through dashboard/matrix.py
 (prefix "compare"), as class names, so it survives picking another run B.
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from functools import partial
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.analysis import compare, mistakes
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, layout, predictions
+from core.rundir.state import RunState
 
 from core import present
 from dashboard import charts, loaders, matrix, state, tiles
@@ -45,7 +45,7 @@ def saved_test(summary: catalog.RunSummary, which: str) -> predictions.Predictio
 
 def candidates_for_b(a: catalog.RunSummary, summaries: list[catalog.RunSummary]) -> list[catalog.RunSummary]:
     """The other runs with a saved final test, those trained on A's data first (newest first within each)."""
-    others = [s for s in summaries if s.run_id != a.run_id and predictions.test_predictions_path(s.path).is_file()]
+    others = [s for s in summaries if s.run_id != a.run_id and layout.test_predictions(s.path).is_file()]
     return sorted(others, key=lambda s: s.config.get("data") != a.config.get("data"))  # stable: keeps newest first
 
 
@@ -150,36 +150,9 @@ def show_class_table(x: compare.Aligned, classes: list[str], chosen: tuple[int, 
 # The difference matrix
 # ---------------------------------------------------------------------------------------------
 
-def difference_frame(x: compare.Aligned, classes: list[str]) -> pd.DataFrame:
-    """One row a square: B - A, both counts, the flips, and `better` (B's gain there) for the colour."""
-    diff = compare.difference_counts(x)
-    lost, gained = compare.flip_counts(x)
-    t, p = np.indices(diff.shape)  # (C, C) each
-    names = np.asarray(classes, dtype=object)
-    better = np.where(t == p, diff, -diff)  # more right answers, or fewer of a mistake, is better for B
-    frame = pd.DataFrame({
-        "true": names[t.ravel()], "pred": names[p.ravel()], "diff": diff.ravel(), "better": better.ravel(),
-        "lost": lost.ravel(), "gained": gained.ravel()})
-    frame["label"] = [f"{d:+d}" if d else "0" for d in frame["diff"]]
-    scale = max(1, int(np.abs(better).max()))
-    frame["dark"] = np.abs(frame["better"]) / scale > 0.6  # white text on strong colours
-    return frame
-
-
-def difference_chart(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] | None) -> alt.LayerChart:
-    frame = difference_frame(x, classes)
-    scale = max(1, int(frame["better"].abs().max()))  # symmetric around 0: white means no change
-    tooltip = [alt.Tooltip("true:N", title="True class"), alt.Tooltip("pred:N", title="Predicted as"),
-               alt.Tooltip("diff:Q", title="Run B minus run A"),
-               alt.Tooltip("lost:Q", title="Right in A, wrong in B"),
-               alt.Tooltip("gained:Q", title="Wrong in A, right in B")]
-    color = alt.Color("better:Q", legend=None, scale=alt.Scale(scheme="redblue", domain=[-scale, scale]))
-    return charts.clickable_squares(frame, classes, color, tooltip, chosen, grid=True)
-
-
 def show_difference_matrix(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] | None) -> None:
     st.subheader("Difference matrix")
-    matrix.draw_clickable(PREFIX, difference_chart(x, classes, chosen))
+    matrix.draw_clickable(PREFIX, charts.difference_chart(x, classes, chosen))
     st.caption("Each square is run B's count minus run A's (rows: true class, columns: the answer). Blue where "
                "B does better (more right on the diagonal, fewer of that mistake off it), red where it does "
                "worse. Click a square to see the pictures that flipped there.")
@@ -232,7 +205,7 @@ def show_flips(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] |
 # ---------------------------------------------------------------------------------------------
 
 def compare_view(a: catalog.RunSummary) -> None:
-    summaries = [s for s in state.run_summaries() if s.state != "damaged"]
+    summaries = [s for s in state.run_summaries() if s.state != RunState.DAMAGED]
     labels = present.run_labels(summaries)
     preds_a = saved_test(a, "A")
     b = pick_run_b(a, summaries, labels)

@@ -7,7 +7,6 @@ sampling are core.views functions.
 """
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -60,18 +59,10 @@ def _counts_section(counts: pd.DataFrame, val_fraction: float) -> None:
     st.caption(f"{val_fraction:.0%} of the training pictures are held back for validation, as a run with these "
                "settings would do; the test pictures are only used once, at the end of training.")
     shown = counts.rename(columns=SPLIT_NAMES)
-    shown["Class"] = charts.chart_labels(list(shown["Class"]))  # the chart's sort list holds them (see charts)
+    shown["Class"] = charts.chart_labels(list(shown["Class"]))  # the table names classes as the chart does
     names = list(SPLIT_NAMES.values())[1:]
-    long = shown.melt(id_vars="Class", value_vars=names, var_name="Set", value_name="Pictures")
-    chart = alt.Chart(long).mark_bar().encode(
-        x=alt.X("Class:N", title=None, sort=list(shown["Class"])),
-        xOffset=alt.XOffset("Set:N", sort=names),
-        y=alt.Y("Pictures:Q"),
-        color=alt.Color("Set:N", sort=names, title=None, legend=alt.Legend(orient="top")),
-        tooltip=["Class:N", "Set:N", "Pictures:Q"],
-    ).properties(height=300)
     chart_column, table_column = st.columns([3, 2])
-    chart_column.altair_chart(chart, key="data_counts_chart", width="stretch")
+    chart_column.altair_chart(charts.class_counts_chart(shown, names), key="data_counts_chart", width="stretch")
     total = pd.DataFrame([{"Class": "All classes", **shown[names].sum().to_dict()}])
     table_column.dataframe(pd.concat([shown, total], ignore_index=True), key="data_counts", hide_index=True,
                            width="stretch", height="content")

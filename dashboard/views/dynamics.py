@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -25,7 +24,7 @@ from core import present
 from core.rundir import catalog
 from core.analysis.dynamics import Dynamics, EpochStack
 from core.rundir.predictions import Predictions
-from dashboard import loaders, state, tiles
+from dashboard import charts, loaders, state, tiles
 from dashboard.text import plain
 
 REFRESH_S = 5  # a training run's page re-reads its files this often
@@ -34,7 +33,6 @@ REGION_KEY = "dynamics_region"
 MAP_GEN_KEY = "dynamics_map_gen"  # bumped when a region is picked: the map's box is cleared
 PICKED_PAGE_KEY = "dynamics_picked_page"
 FORGOTTEN_PAGE_KEY = "dynamics_forgotten_page"
-REGION_COLOURS = ("#59a14f", "#f28e2b", "#e15759")  # easy, ambiguous, hard
 THRESHOLDS = (f"A picture is **ambiguous** when its confidence varied by at least {dynamics.AMBIGUOUS_SPREAD} "
               f"(standard deviation across epochs); otherwise it is **easy-to-learn** when its mean confidence is "
               f"at least {dynamics.EASY_CONFIDENCE}, and **hard-to-learn** below that.")
@@ -85,30 +83,6 @@ def map_frame(d: Dynamics, preds: Predictions, classes: list[str]) -> pd.DataFra
     })
 
 
-def map_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    box = alt.selection_interval(name="box", encodings=["x", "y"])
-    points = alt.Chart(frame).mark_circle(size=28, opacity=0.7).encode(
-        x=alt.X("variability:Q", title="Variability (how much its confidence changed)",
-                scale=alt.Scale(domain=[0, 0.5], clamp=True)),  # the largest spread of values in 0..1
-        y=alt.Y("confidence:Q", title="Mean confidence in the true class",
-                scale=alt.Scale(domain=[0, 1], clamp=True)),
-        color=alt.Color("region:N", title="Region", scale=alt.Scale(domain=list(dynamics.REGIONS),
-                                                                     range=list(REGION_COLOURS))),
-        tooltip=[alt.Tooltip("picture:Q", title="Picture"), alt.Tooltip("true:N", title="True class"),
-                 alt.Tooltip("region:N", title="Region"),
-                 alt.Tooltip("confidence:Q", title="Mean confidence", format=".2f"),
-                 alt.Tooltip("variability:Q", title="Variability", format=".2f"),
-                 alt.Tooltip("forgotten:Q", title="Times forgotten"),
-                 alt.Tooltip("first_right:N", title="First right after epoch")],
-    ).add_params(box)
-    # The region borders, dashed: left of the vertical line the height decides easy or hard.
-    vertical = alt.Chart(pd.DataFrame({"x": [dynamics.AMBIGUOUS_SPREAD]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-    horizontal = alt.Chart(pd.DataFrame({"x": [0.0], "x2": [dynamics.AMBIGUOUS_SPREAD],
-                                         "y": [dynamics.EASY_CONFIDENCE]})).mark_rule(strokeDash=[4, 4]).encode(
-        x="x:Q", x2="x2:Q", y="y:Q")
-    return alt.layer(points, vertical, horizontal).properties(height=420)
-
-
 def _on_box(chart_key: str) -> None:
     box = st.session_state[chart_key].selection.get("box") or {}
     if "confidence" in box and "variability" in box:
@@ -136,7 +110,7 @@ def show_map(d: Dynamics, preds: Predictions, classes: list[str]) -> None:
                "Drag a box over some dots to see those pictures below, or pick a region.")
     st.caption(THRESHOLDS)
     chart_key = f"dynamics_map_{st.session_state.get(MAP_GEN_KEY, 0)}"
-    st.altair_chart(map_chart(map_frame(d, preds, classes)), key=chart_key, width="stretch",
+    st.altair_chart(charts.data_map_chart(map_frame(d, preds, classes)), key=chart_key, width="stretch",
                     selection_mode="box", on_select=partial(_on_box, chart_key))
     counts = np.bincount(d.region, minlength=len(dynamics.REGIONS))
     st.pills("Show a region's pictures", range(len(dynamics.REGIONS)), format_func=dynamics.REGIONS.__getitem__,
@@ -189,16 +163,8 @@ def show_tiles(preds: Predictions, positions: np.ndarray, images, classes: list[
 def show_first_learned(d: Dynamics) -> None:
     st.subheader("When pictures were learned")
     first, for_good = dynamics.first_learned_counts(d)
-    frame = pd.DataFrame({
-        "epoch": np.concatenate([d.epochs, d.epochs]), "count": np.concatenate([first, for_good]),
-        "what": ["first right"] * len(first) + ["right for good from"] * len(for_good)})
-    chart = alt.Chart(frame).mark_bar().encode(
-        x=alt.X("epoch:O", title="Epoch", axis=alt.Axis(labelAngle=0)), xOffset="what:N",
-        y=alt.Y("count:Q", title="Pictures"), color=alt.Color("what:N", title=None),
-        tooltip=[alt.Tooltip("epoch:O", title="Epoch"), alt.Tooltip("what:N", title="Pictures"),
-                 alt.Tooltip("count:Q", title="How many")],
-    ).properties(height=240)
-    st.altair_chart(chart, key="dynamics_first_learned", width="stretch")
+    st.altair_chart(charts.first_learned_chart(d.epochs, first, for_good), key="dynamics_first_learned",
+                    width="stretch")
     never = int((d.first_correct == dynamics.NEVER).sum())
     st.caption(f"For each epoch: how many pictures the model got right for the first time, and how many it "
                f"got right from then on without a slip. {never:,} of {len(d.labels):,} pictures were never right.")

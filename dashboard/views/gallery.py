@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
@@ -20,7 +18,7 @@ from core.analysis import mistakes
 from core.rundir import catalog
 
 from core.data import uploads
-from dashboard import loaders, state, tiles, where_looked
+from dashboard import charts, loaders, state, tiles, where_looked
 from dashboard.text import plain
 
 ANY = "Any"
@@ -93,16 +91,6 @@ def show_grid(summary: catalog.RunSummary) -> None:
 # Your own pictures
 # ---------------------------------------------------------------------------------------------
 
-def top_k_chart(probs_row: np.ndarray, classes: list[str]) -> alt.Chart:
-    top = mistakes.top_k(probs_row, min(TOP_K, len(classes)))
-    frame = pd.DataFrame({"class": [classes[c] for c, _ in top], "probability": [p for _, p in top]})
-    return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("probability:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]), title="Probability"),
-        y=alt.Y("class:N", sort="-x", title=None),
-        tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=30 * len(top) + 20)
-
-
 def show_uploads(summary: catalog.RunSummary) -> None:
     which = loaders.predictor_checkpoint(summary.path)
     if which is None:
@@ -110,7 +98,8 @@ def show_uploads(summary: catalog.RunSummary) -> None:
         st.stop()
     upload_col, camera_col = st.columns(2)
     files = upload_col.file_uploader(
-        "Pictures (PNG or JPEG)", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key="gallery_upload",
+        f"Pictures ({uploads.FORMAT_WORDS})", type=list(uploads.EXTENSIONS), accept_multiple_files=True,
+        key="gallery_upload",
         help="Pick one or more pictures. The middle square of each is shrunk to 32×32 pixels, like the "
              "training pictures, and this run's model says what it sees.")
     pictures = [(file.name, file.getvalue()) for file in files or []]
@@ -165,7 +154,7 @@ def show_predictions(summary: catalog.RunSummary, which: str, pictures: list[tup
         picture_col, chart_col = st.columns([1, 3], vertical_alignment="center")
         picture_col.image(tiles.enlarge(decoded[k], tiles.TILE_SCALE),
                           caption=f"{plain(pictures[k][0])}: {plain(model.classes[best])} ({row[best]:.0%} sure)")
-        chart_col.altair_chart(top_k_chart(row, model.classes), width="stretch")
+        chart_col.altair_chart(charts.top_k_chart(row, model.classes, TOP_K), width="stretch")
         if maps is not None:
             where_looked.side_by_side(decoded[k], [(model.classes[c], maps[n, j]) for j, c in enumerate(guesses[n])],
                                       tiles.TILE_SCALE)

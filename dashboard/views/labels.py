@@ -3,12 +3,12 @@
 Confident learning (core.analysis.label_issues) over the saved test predictions: a picture is listed when the
 model gives its label less probability than it usually gives that class, while being at least as sure
 as usual of another class. Ranked most suspicious first, filtered by given class, a page of pictures at a
-time with the given and the suggested label. Computed on demand from predictions/test.npz (cached per
-version of the file), so runs made before this page work unchanged and nothing is written.
+time with the given and the suggested label. Computed on demand from the saved test predictions (cached
+per version of the file), so runs made before this page work unchanged and nothing is written.
 
 The training pictures need out-of-sample probabilities: the K-fold section starts K quick runs through
 the job manager (core.analysis.kfold), shows their progress, can stop them, and once all have finished combines
-their held-out answers into the run's predictions/oof_train.npz, which this page then ranks too.
+their held-out answers into the run's out-of-fold predictions, which this page then ranks too.
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from core.analysis import kfold, label_issues
 
 from core import present
 
-from core.rundir import catalog
+from core.rundir import catalog, layout
 from core.analysis.label_issues import LabelIssues
 from core.rundir.predictions import Predictions
-from core.rundir.state import LIVE_STATES
+from core.rundir.state import LIVE_STATES, RunState
 from dashboard import loaders, state, tiles
 from dashboard.text import plain
 
@@ -184,11 +184,11 @@ def job_section(summary: catalog.RunSummary, job: kfold.FoldJob) -> None:
     folds = kfold.progress(job, state.runs_dir())
     status = kfold.job_state(folds)
     st.progress(kfold.overall_progress(folds), text=f"K-fold runs: {status_text(folds)}")
-    if status == "running":
+    if status == RunState.RUNNING:
         if st.button("Stop the K-fold runs", icon=":material/stop:", key="labels_kfold_stop"):
             kfold.stop_job(state.job_manager(), job)
             st.rerun()
-    elif status == "completed" and not kfold.oof_path(summary.path).exists():
+    elif status == RunState.COMPLETED and not layout.out_of_fold(summary.path).exists():
         try:
             kfold.combine_folds(summary.path, [s.path for s in folds])
         except ValueError as exc:  # PredictionsError: the folds do not fit together
@@ -202,8 +202,8 @@ def job_section(summary: catalog.RunSummary, job: kfold.FoldJob) -> None:
 
 
 def status_text(folds: list[catalog.RunSummary | None]) -> str:
-    done = sum(s is not None and s.state == "completed" for s in folds)
-    training = [k + 1 for k, s in enumerate(folds) if s is not None and s.state == "running"]
+    done = sum(s is not None and s.state == RunState.COMPLETED for s in folds)
+    training = [k + 1 for k, s in enumerate(folds) if s is not None and s.state == RunState.RUNNING]
     now = f", training fold {training[0]}" if training else ""
     return f"{done} of {len(folds)} finished{now}."
 
@@ -214,7 +214,7 @@ def kfold_section(summary: catalog.RunSummary) -> None:
     if job is None:
         start_section(summary)
         return
-    if kfold.oof_path(summary.path).exists():
+    if layout.out_of_fold(summary.path).exists():
         st.caption(f"Made by {job.folds} K-fold runs. Choose 'Training pictures' above to see their list.")
         return
     live = any(s is not None and s.state in LIVE_STATES for s in kfold.progress(job, state.runs_dir()))

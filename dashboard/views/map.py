@@ -6,7 +6,7 @@ progress bar and a Stop). Colour is the true class, a cross marks a mistake, and
 the Errors page is highlighted; hovering a mistake (or the square's dot) shows its picture. Dragging a
 box shows exactly the pictures inside it; for a picture clicked on the map (or chosen in the picker, the
 keyboard's way), its 8 nearest training pictures (cosine similarity of the features) say what it "sits
-among". The chart itself is dashboard/charts.py's, shared with the one-file report.
+among". The chart itself is dashboard/charts/maps.py's, shared with the one-file report.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import streamlit as st
 
 from core.analysis import features
 
-from core.rundir import catalog
+from core.rundir import catalog, layout
+from core.rundir.state import RunState
 from core.training.device import resolve_device
 from core.rundir.predictions import Predictions
 from dashboard import charts, loaders, matrix, state, tiles
@@ -51,14 +52,14 @@ def start_map(run_id: str) -> None:
 
 def offer_map(summary: catalog.RunSummary, why: str) -> None:
     """No usable map yet: say why, and start computing one (or show the job that is)."""
-    job = state.job_manager().map_job(summary.run_id)
-    if job is not None and job.state == "running":
+    job = state.job_manager().map_job(summary.run_id)  # its state: a run's word (running, failed, stopped) or done
+    if job is not None and job.state == RunState.RUNNING:
         st.fragment(show_progress, run_every=PROGRESS_EVERY_S)(summary.run_id)
         st.stop()
     st.info(why)
-    if job is not None and job.state == "failed":
+    if job is not None and job.state == RunState.FAILED:
         st.error(f"The last try did not finish: {plain(job.error or '')}")
-    elif job is not None and job.state == "stopped":
+    elif job is not None and job.state == RunState.STOPPED:
         st.caption("The last try was stopped before it finished; nothing of it was kept.")
     st.button("Compute the map", key=COMPUTE_KEY, icon=":material/scatter_plot:", on_click=start_map,
               args=(summary.run_id,), help="Runs the model over the test and training pictures once and lays the "
@@ -72,7 +73,7 @@ def offer_map(summary: catalog.RunSummary, why: str) -> None:
 def show_progress(run_id: str) -> None:
     """The running job's progress bar and Stop, refreshed every second; the whole page again when it ends."""
     job = state.job_manager().map_job(run_id)
-    if job is None or job.state != "running":
+    if job is None or job.state != RunState.RUNNING:
         st.rerun()  # the map is ready (or the job ended): the whole page shows what is there now
     st.progress(min(max(job.fraction, 0.0), 1.0), text=f"Computing the map: {job.message}…")
     st.button("Stop", key=STOP_KEY, icon=":material/stop:", on_click=job.stop.set,
@@ -128,7 +129,7 @@ def hover_pictures(summary: catalog.RunSummary, preds: Predictions, images,
         worth |= (preds.labels == chosen[0]) & (preds.pred == chosen[1])
     positions = np.flatnonzero(worth)[:MAX_THUMBNAILS]
     pairs = tuple((int(p), int(preds.index[p])) for p in positions)
-    return _thumbnails(images, f"{summary.path}:{state.by_mtime(summary.path / 'predictions' / 'test.npz')}", pairs)
+    return _thumbnails(images, f"{summary.path}:{state.by_mtime(layout.test_predictions(summary.path))}", pairs)
 
 
 def show_map(frame: pd.DataFrame, classes: list[str], chosen: tuple[int, int] | None) -> None:
@@ -200,7 +201,8 @@ def show_lookalikes(summary: catalog.RunSummary, preds: Predictions, test_feats:
         st.warning(plain(problem))
         return
     if train is None:
-        st.info(f"This run has no predictions/{features.FEATURES_TRAIN}, so there are no training pictures to "
+        missing = layout.features(summary.path, "train").relative_to(summary.path).as_posix()
+        st.info(f"This run has no {missing}, so there are no training pictures to "
                 "compare with; compute the map again to make it.")
         return
     if not len(options):

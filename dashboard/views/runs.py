@@ -6,14 +6,13 @@ manager for a run that is waiting), so every refusal is core's one sentence.
 """
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, layout
+from core.rundir.state import RunState
 
 from core import present
-from dashboard import state
+from dashboard import charts, state
 from dashboard.text import plain
 
 CONFIRM_KEY = "runs_confirm_delete"  # id of the run whose deletion waits for a yes
@@ -44,7 +43,7 @@ def _table(summaries: list[catalog.RunSummary]) -> None:
 def _compare(summaries: list[catalog.RunSummary]) -> None:
     st.subheader("Compare runs")
     labels = present.unique_labels(summaries)
-    readable = [s.run_id for s in summaries if s.state != "damaged"]
+    readable = [s.run_id for s in summaries if s.state != RunState.DAMAGED]
     st.session_state.setdefault("runs_compare", readable[:3])
     st.session_state["runs_compare"] = [r for r in st.session_state["runs_compare"] if r in readable]
     left, right = st.columns([3, 1])
@@ -58,26 +57,14 @@ def _compare(summaries: list[catalog.RunSummary]) -> None:
     paths = {s.run_id: s.path for s in summaries}
     per_epoch, per_step = present.overlay_curves({labels[r]: state.run_metrics(paths[r]) for r in chosen}, smoothing)
     columns = st.columns(3)
-    charts = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
+    curves = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
               (per_epoch, "epoch", "val_loss", "Validation loss", "Epoch", False),
               (per_step, "step", "loss", "Training loss", "Step", False)]
-    for column, (frame, x, y, title, x_title, percent) in zip(columns, charts):
+    for column, (frame, x, y, title, x_title, percent) in zip(columns, curves):
         with column:
             st.markdown(f"**{title}**")
-            st.altair_chart(_overlay_chart(frame, x, y, title, x_title, percent), key=f"runs_chart_{y}",
+            st.altair_chart(charts.overlay_chart(frame, x, y, title, x_title, percent), key=f"runs_chart_{y}",
                             width="stretch")
-
-
-def _overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str, percent: bool) -> alt.Chart:
-    axis = alt.Axis(format="%") if percent else alt.Axis()
-    return alt.Chart(frame).mark_line(point=x == "epoch").encode(
-        x=alt.X(f"{x}:Q", title=x_title),
-        y=alt.Y(f"{y}:Q", title=None, scale=alt.Scale(zero=False), axis=axis),  # the heading names it
-        color=alt.Color("run:N", title=None, scale=alt.Scale(scheme="tableau10"),
-                        legend=alt.Legend(orient="bottom", columns=1)),
-        tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip(f"{x}:Q", title=x_title),
-                 alt.Tooltip(f"{y}:Q", format=".4f", title=title)],
-    ).properties(height=260)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,14 +98,15 @@ def _manage(summaries: list[catalog.RunSummary]) -> None:
 def _downloads(summary: catalog.RunSummary) -> None:
     path, run_id = summary.path, summary.run_id
     link = path.is_symlink()  # a link is not a run: nothing is read through it
-    checkpoint = checkpoints.checkpoint_path(path, "last")
+    checkpoint = layout.checkpoint(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Metrics (CSV)", data=lambda: present.metrics_csv(catalog.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
         mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore", disabled=link,
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(
-        "Weights (last.pt)", data=lambda: checkpoint.read_bytes(), file_name=f"{run_id}-last.pt",
+        f"Weights ({checkpoint.name})", data=lambda: checkpoint.read_bytes(),
+        file_name=f"{run_id}-{checkpoint.name}",
         mime="application/octet-stream", key="runs_checkpoint", icon=":material/download:", on_click="ignore",
         disabled=link or not checkpoint.is_file(),
         help="The trained model as a PyTorch checkpoint (weights, settings, class names), to use elsewhere."

@@ -17,6 +17,7 @@ import streamlit as st
 from core import present
 
 from core.rundir import catalog
+from core.rundir.state import RunState
 from core.training.device import worker_devices
 from core.sweep import (DamagedSweep, Param, Sweep, SweepError, SweepResults, TrialResult, list_sweeps, load_sweep,
                         read_results)
@@ -70,7 +71,7 @@ def sweep_label(sweep: Sweep | DamagedSweep) -> str:
 def refresh_every(results: SweepResults, workers: int) -> float | None:
     """Seconds between refreshes: often while anything trains, seldom while a worker elsewhere may still
     start, never once the sweep has all its trials or was stopped."""
-    if workers or results.count("running"):
+    if workers or results.count(RunState.RUNNING):
         return LIVE_REFRESH_S
     if results.finished or results.sweep.stop_requested():
         return None
@@ -78,7 +79,7 @@ def refresh_every(results: SweepResults, workers: int) -> float | None:
 
 
 def show_sweep(sweep: Sweep) -> None:
-    """The chosen sweep in a fragment that refreshes itself at `refresh_every`'s pace. Its sweep.json was
+    """The chosen sweep in a fragment that refreshes itself at `refresh_every`'s pace. Its sweep file was
     read by list_sweeps for this script run; each refresh reads only its study and its trials' runs."""
     drawn = st.session_state.get(RATE_KEY)
     every = drawn[1] if drawn and drawn[0] == sweep.sweep_id else LIVE_REFRESH_S
@@ -203,12 +204,12 @@ def _stop(sweep_id: str) -> None:
 
 def _numbers(results: SweepResults) -> None:
     count = results.count
-    done = count("completed") + count("pruned") + count("failed")
+    done = count(RunState.COMPLETED) + count(RunState.PRUNED) + count(RunState.FAILED)
     trials, best, saved = st.columns(3)
     trials.metric("Trials done", f"{done} of {results.sweep.trials}",
                   help="Trials that ended: completed, pruned (stopped early by the pruner) or failed.")
-    trials.caption(f"{count('completed')} completed · {count('pruned')} pruned · {count('failed')} failed · "
-                   f"{count('running')} running")
+    trials.caption(f"{count(RunState.COMPLETED)} completed · {count(RunState.PRUNED)} pruned · "
+                   f"{count(RunState.FAILED)} failed · {count(RunState.RUNNING)} running")
     top = results.best
     best.metric("Best validation accuracy", f"{top.value:.1%}" if top else present.MISSING,
                 help="The highest validation accuracy a completed trial reached, after any of its epochs.")
@@ -337,7 +338,7 @@ def _setting_charts(results: SweepResults, points) -> None:
 
 def _importances(results: SweepResults) -> None:
     st.markdown("**Which settings mattered**")
-    completed = tuple(t.number for t in results.trials if t.state == "completed")
+    completed = tuple(t.number for t in results.trials if t.state == RunState.COMPLETED)
     shares = _cached_importances(str(state.runs_dir()), results.sweep.sweep_id, completed)
     if not shares:
         st.caption("How much each setting explains the differences in validation accuracy shows here once two "
@@ -377,7 +378,7 @@ chosen = pick_sweep(sweeps)
 if chosen is None:
     st.info("There is no sweep yet: set one up above, create it, then start its workers.")
     st.stop()
-if chosen.problem:  # a damaged sweep.json: its sentence, and nothing to read or start
+if chosen.problem:  # a damaged sweep file: its sentence, and nothing to read or start
     st.subheader(plain(chosen.name))
     st.error(plain(chosen.problem))
     st.stop()
