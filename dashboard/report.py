@@ -41,7 +41,8 @@ from PIL import Image
 
 from core.analysis import calibration, features, mistakes, pictures
 
-from core import present
+from core.analysis.curves import live_curves
+from dashboard.wording import MISSING, created_text, data_label, format_duration, no_predictions_message
 
 from core.rundir import catalog
 from core.data import ImageSet
@@ -94,7 +95,7 @@ def load_run(run_dir: Path) -> ReportRun:
     except PredictionsError as exc:
         preds, problem = None, str(exc)
     if preds is None:
-        damaged, problem = problem is not None, problem or present.no_predictions_message(summary, "test")
+        damaged, problem = problem is not None, problem or no_predictions_message(summary, "test")
         return ReportRun(summary, catalog.read_metrics(run_dir), None, problem, [], None, None, damaged=damaged)
     data, images_reason = pictures.run_dataset(summary.config)
     images = None
@@ -122,14 +123,14 @@ def load_layout(run_dir: Path, preds: Predictions) -> tuple[features.FeatureSet 
 # ---------------------------------------------------------------------------------------------
 
 def text(value: object) -> str:
-    """Any value as escaped HTML text; missing and non-finite numbers read as present.MISSING."""
+    """Any value as escaped HTML text; missing and non-finite numbers read as MISSING."""
     if value is None or value == "" or (isinstance(value, float) and not np.isfinite(value)):
-        return present.MISSING
+        return MISSING
     return html.escape(str(value))
 
 
 def percent(value: float | None) -> str:
-    return present.MISSING if value is None or not np.isfinite(value) else f"{value:.1%}"
+    return MISSING if value is None or not np.isfinite(value) else f"{value:.1%}"
 
 
 def table(header: list[str] | None, rows: list[list[str]], css: str = "") -> str:
@@ -193,10 +194,10 @@ Section = Callable[[ReportRun], "str | None"]
 def settings_section(run: ReportRun) -> str:
     s = run.summary
     facts = [("Name", text(s.name)), ("Run id", text(s.run_id)), ("State", text(s.state)),
-             ("Model", text(s.model)), ("Data", text(present.data_label(s.data) or None)),
+             ("Model", text(s.model)), ("Data", text(data_label(s.data) or None)),
              ("Device", text(s.device)), ("Epochs", f"{text(s.epoch)} of {text(s.epochs)}"),
-             ("Created (UTC)", text(present.created_text(s.created_at))),
-             ("Training time", text(present.format_duration(s.duration_s) or None)),
+             ("Created (UTC)", text(created_text(s.created_at))),
+             ("Training time", text(format_duration(s.duration_s) or None)),
              ("Best validation accuracy", percent(s.best_val_acc)), ("Test accuracy", percent(s.test_acc))]
     if s.error:
         facts.append(("Problem", text(s.error)))
@@ -210,7 +211,7 @@ def settings_section(run: ReportRun) -> str:
 
 
 def curves_section(run: ReportRun) -> str:
-    curves = present.live_curves(run.metrics, SMOOTHING)
+    curves = live_curves(run.metrics, SMOOTHING)
     if curves.empty:
         return section("Learning curves", "<p>The run has recorded no training steps yet, so there are no curves.</p>")
     loss = curve_chart(curves[curves.metric == "loss"], "Loss").properties(width=CURVE_WIDTH)

@@ -19,7 +19,7 @@ from core.analysis import mistakes
 
 from core.rundir import catalog, predictions
 
-from core import present
+from dashboard.wording import MISSING
 from dashboard import epochs as epoch_view
 from dashboard import loaders, matrix, report, state, where_looked
 from dashboard.text import plain
@@ -153,7 +153,7 @@ def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> Non
     table = pd.DataFrame({"Class": classes, "Images": scores.support, "Accuracy": scores.accuracy,
                           "Precision": scores.precision, "Recall": scores.recall, "F1": scores.f1})
     # A class the model never predicts has no precision (nothing to divide by): shown as MISSING.
-    st.dataframe(table, hide_index=True, placeholder=present.MISSING, column_config={
+    st.dataframe(table, hide_index=True, placeholder=MISSING, column_config={
         "Images": st.column_config.NumberColumn(help="Pictures of this class among those evaluated."),
         "Accuracy": st.column_config.ProgressColumn(
             help="Share of this class's pictures the model got right.", format="percent", min_value=0.0,
