@@ -1,7 +1,7 @@
 """The dashboard's Altair charts as pure functions of tables: no Streamlit here.
 
 The Errors, Calibration, Train, Map and Sweeps pages draw them with st.altair_chart; the one-file report
-(dashboard/report.py) exports the same charts to HTML, so a chart looks the same in both places and
+(dashboard/report/build.py) exports the same charts to HTML, so a chart looks the same in both places and
 the report's command line never imports Streamlit's caches.
 
 Text from outside (class names, choices) enters a chart only through `chart_labels`/`chart_text`: Vega-Lite
@@ -68,7 +68,7 @@ def label_index(names: list[str], label: str) -> int | None:
 def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: bool = False) -> alt.LayerChart:
     """Training raw (faint) and smoothed, validation with a point an epoch, against epochs.
 
-    `frame` is one metric of core.present.live_curves.
+    `frame` is one metric of core.analysis.curves.live_curves.
     """
     title = chart_text(title)
     scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
@@ -250,7 +250,7 @@ def map_chart(frame: pd.DataFrame, highlight: bool, *, interactive: bool = True,
 
 
 # ---------------------------------------------------------------------------------------------
-# Sweeps: frames from core.present.sweep_points (one row a trial)
+# Sweeps: frames from core.sweep.points.sweep_points (one row a trial)
 # ---------------------------------------------------------------------------------------------
 
 TRIAL_COLOURS = alt.Scale(domain=["completed", "pruned", "running", "failed"],
@@ -307,7 +307,7 @@ def setting_chart(points: pd.DataFrame, field: str, title: str, settings: dict[s
 
 
 def importance_chart(frame: pd.DataFrame) -> alt.Chart:
-    """How much each setting explains the differences in accuracy (core.present.importance_frame), as bars."""
+    """How much each setting explains the differences in accuracy (dashboard.sweep_words.importance_table), as bars."""
     return alt.Chart(frame).mark_bar(color="#4c78a8").encode(
         x=alt.X("share:Q", title="Share of the differences explained", axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, 1])),
