@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import present
+from core.analysis.curves import current_lr, latest, live_curves
+from core.analysis.progress import run_progress
+from dashboard.wording import MISSING, data_label, plural, progress_line, queue_text
 
 from core.rundir import catalog
 from core.rundir.state import LIVE_STATES, RunState
@@ -45,8 +47,8 @@ def _view(run_id: str, was_live: bool) -> None:
     _header(summary)
     _actions(summary)
     _state_message(summary)
-    fraction, text = present.progress_info(summary.status, summary.state)
-    st.progress(fraction, text=plain(text))  # its numbers come from the run's status file
+    progress = run_progress(summary.status, summary.state)
+    st.progress(progress.fraction, text=plain(progress_line(progress)))  # its numbers come from status.json
     _numbers(summary, metrics)
     _charts(metrics)
     live_mistakes.show(summary)
@@ -58,7 +60,7 @@ def _view(run_id: str, was_live: bool) -> None:
 
 def _header(summary: catalog.RunSummary) -> None:
     st.subheader(plain(summary.name))
-    details = [summary.state, summary.model or "?", present.data_label(summary.data)]
+    details = [summary.state, summary.model or "?", data_label(summary.data)]
     if summary.device:
         details.append(f"on {summary.device}")
     st.caption(" · ".join(plain(d) for d in details))  # model, data path, device: from the run's files
@@ -112,7 +114,7 @@ def _act(action, run_id: str, words: str) -> None:
 
 def _state_message(summary: catalog.RunSummary) -> None:
     if summary.state == RunState.QUEUED:
-        st.info(present.queue_text(state.job_manager().position(summary.run_id)))
+        st.info(queue_text(state.job_manager().position(summary.run_id)))
     elif summary.state in (RunState.FAILED, RunState.INTERRUPTED, RunState.DAMAGED) and summary.error:
         st.error(plain(summary.error))
     elif summary.state == RunState.STOPPED:
@@ -123,18 +125,18 @@ def _state_message(summary: catalog.RunSummary) -> None:
 
 
 def _numbers(summary: catalog.RunSummary, metrics: list[dict]) -> None:
-    lr = present.current_lr(metrics)
-    loss = present.latest(metrics, "train", "loss")
-    val_acc = present.latest(metrics, "val", "val_acc")
+    lr = current_lr(metrics)
+    loss = latest(metrics, "train", "loss")
+    val_acc = latest(metrics, "val", "val_acc")
     cells = st.columns(4)
-    cells[0].metric("Learning rate", f"{lr:.3g}" if lr is not None else present.MISSING,
+    cells[0].metric("Learning rate", f"{lr:.3g}" if lr is not None else MISSING,
                     help="How big a step the training takes right now; most recipes lower it as training goes on.")
-    cells[1].metric("Training loss", f"{loss:.3f}" if loss is not None else present.MISSING,
+    cells[1].metric("Training loss", f"{loss:.3f}" if loss is not None else MISSING,
                     help="How wrong the model is on the pictures it learns from (lower is better).")
-    cells[2].metric("Validation accuracy", f"{val_acc:.1%}" if val_acc is not None else present.MISSING,
+    cells[2].metric("Validation accuracy", f"{val_acc:.1%}" if val_acc is not None else MISSING,
                     help="Share of held-back pictures the model gets right, measured after each epoch.")
     test = summary.test_acc
-    cells[3].metric("Test accuracy", f"{test:.1%}" if test is not None else present.MISSING,
+    cells[3].metric("Test accuracy", f"{test:.1%}" if test is not None else MISSING,
                     help="Share of the separate test pictures the model gets right, measured once at the end.")
 
 
@@ -146,10 +148,10 @@ def _charts(metrics: list[dict]) -> None:
              "The faint line behind it always shows the raw values.")
     log_loss = right.toggle("Loss on a log scale", key="live_log_loss",
                             help="Spreads out small loss values so late progress stays visible.")
-    curves = present.live_curves(metrics, smoothing)
+    curves = live_curves(metrics, smoothing)
     points = (curves[(curves.metric == "loss") & (curves.kind == "raw")].shape[0],
               curves[(curves.metric == "loss") & (curves.split == "validation")].shape[0])
-    right.caption(f"{present.plural(points[0], 'training point')} and {present.plural(points[1], 'validation point')} "
+    right.caption(f"{plural(points[0], 'training point')} and {plural(points[1], 'validation point')} "
                   "so far.")
     if curves.empty:
         left.info("The curves appear after the first few training steps.")

@@ -16,7 +16,7 @@ from core.analysis import mistakes
 
 from core.rundir import catalog, predictions
 
-from core import present
+from dashboard.wording import change_text, plural
 from core.rundir.state import LIVE_STATES
 from dashboard import loaders, matrix
 from dashboard.text import plain
@@ -70,10 +70,10 @@ def _words(counts: np.ndarray, classes: list[str], previous: tuple[int, np.ndarr
         return
     top = pairs[0]
     a, b = plain(classes[top.a]), plain(classes[top.b])
-    sentence = f"Right now it mixes up **{a}** and **{b}** most: {present.plural(top.total, 'time')}"
+    sentence = f"Right now it mixes up **{a}** and **{b}** most: {plural(top.total, 'time')}"
     if previous is not None:
         epoch_before, counts_before = previous
-        sentence += ", " + present.change_text(top.total, mistakes.pair_between(counts_before, top.a, top.b).total,
+        sentence += ", " + change_text(top.total, mistakes.pair_between(counts_before, top.a, top.b).total,
                                               epoch_before)
     st.markdown(sentence + ".")
     st.caption(f"{a} taken for {b}: {top.a_as_b} · {b} taken for {a}: {top.b_as_a}")

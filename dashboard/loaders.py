@@ -17,7 +17,7 @@ from core.training.device import resolve_device
 from core.analysis.dynamics import EpochStack
 from core.training.inference import Predictor
 from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs
-from core.present import no_predictions_message
+from dashboard.wording import no_predictions_message
 from dashboard.state import by_mtime
 from dashboard.text import plain
 

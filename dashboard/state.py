@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import present
+from dashboard.run_listing import run_labels
 
 from core.rundir import catalog, layout
 from core.jobs import JobManager
@@ -57,7 +57,7 @@ def sidebar() -> None:
             st.caption("No runs yet: start one on the Train page.")
             return
         ids = [s.run_id for s in summaries]
-        labels = present.run_labels(summaries)  # a label also changes when a namesake appears
+        labels = run_labels(summaries)  # a label also changes when a namesake appears
         current = st.session_state.get(RUN_KEY)
         if current not in ids:
             st.session_state[RUN_KEY] = ids[0]  # newest first

@@ -17,7 +17,7 @@ from core.analysis import calibration
 
 from core.rundir import catalog, predictions
 
-from core import present
+from dashboard.wording import no_predictions_message
 from core.rundir.predictions import PredictionsError
 from tests.helpers import app_runs_folder, chart_frame, shown, train_tiny_run
 
@@ -133,7 +133,7 @@ def test_a_run_without_test_results_gets_one_sentence(run):
     assert_shows(page, predictions.load_predictions(stopped, "val", 2), "val")
     page.at.radio(key="calib_split").set_value("test")
     page.run()
-    assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(stopped), "test")]
+    assert page.at.info.values == [no_predictions_message(catalog.summarize_run(stopped), "test")]
     assert "stopped before its final test" in page.at.info.values[0]
     assert not page.at.get("vega_lite_chart") and not page.at.metric and not page.at.dataframe
 
@@ -142,7 +142,7 @@ def test_a_run_with_no_predictions_at_all_gets_one_sentence(run):
     bare = copy_run(run, "bare")
     shutil.rmtree(bare / "predictions")
     page = Page(bare)
-    assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(bare), "test")]
+    assert page.at.info.values == [no_predictions_message(catalog.summarize_run(bare), "test")]
     assert not page.at.get("vega_lite_chart") and not page.at.metric and not page.at.dataframe
 
 
@@ -162,5 +162,5 @@ def test_a_training_run_says_its_test_results_come_at_the_end(run):
     training = catalog.create_run(run.parent, config, name="still training", state="running")
     catalog.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
     page = Page(training)
-    assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(training), "test")]
+    assert page.at.info.values == [no_predictions_message(catalog.summarize_run(training), "test")]
     assert "still training" in page.at.info.values[0]

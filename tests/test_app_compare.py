@@ -22,7 +22,7 @@ from core.analysis import compare
 
 from core.rundir import catalog, predictions
 
-from core import present
+from dashboard.run_listing import unique_labels
 from core.data import load_dataset
 from tests.data_trees import make_tree
 from tests.helpers import chart_frame, rerun, shown, train_tiny_run
@@ -160,7 +160,7 @@ def test_accuracies_table_and_matrix_equal_what_core_computes_from_the_files(fix
     acc_a, acc_b = compare.accuracies(x)
     metrics = page.at.metric
     assert [m.value for m in metrics] == [f"{acc_a:.1%}", f"{acc_b:.1%}"]
-    names = present.unique_labels([s for s in catalog.list_runs(fixture_runs["dir"]) if s.state != "damaged"])
+    names = unique_labels([s for s in catalog.list_runs(fixture_runs["dir"]) if s.state != "damaged"])
     assert names[fixture_runs["beta"]].startswith("beta · ")  # beta has a namesake: its label carries its time
     assert [shown(m.label) for m in metrics] == ["Run A: alpha", f"Run B: {names[fixture_runs['beta']]}"]
     assert metrics[1].delta == compare.accuracy_change(x)

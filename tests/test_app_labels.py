@@ -15,7 +15,7 @@ from core.analysis import kfold, label_issues
 
 from core.rundir import catalog, predictions
 
-from core import present
+from dashboard.wording import format_duration
 from core.rundir.state import LIVE_STATES
 from tests.helpers import app_runs_folder, shown, train_tiny_run, wait_for
 
@@ -200,13 +200,13 @@ def test_training_pictures_need_the_k_fold_runs_and_the_time_is_stated(fixture_r
     page.run()
     assert "Out-of-fold answers can: start the K-fold runs below" in page.at.info.values[0]
     summary = catalog.summarize_run(run)
-    expected = present.format_duration(kfold.estimate_seconds(summary, 5))
+    expected = format_duration(kfold.estimate_seconds(summary, 5))
     assert ("This trains 5 quick runs with this run's settings, one after the other, each on 4/5 of the training "
             "pictures for 1 epoch") in page.text()
     assert f"so expect about {expected} in all" in page.text()
     page.at.number_input(key="labels_folds").set_value(3)
     page.run()
-    assert f"so expect about {present.format_duration(kfold.estimate_seconds(summary, 3))} in all" in page.text()
+    assert f"so expect about {format_duration(kfold.estimate_seconds(summary, 3))} in all" in page.text()
 
 
 def test_k_fold_runs_start_finish_and_their_training_list_equals_core(fixture_runs):

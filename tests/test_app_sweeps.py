@@ -17,7 +17,8 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core import present
+from core.sweep.points import trial_accuracy
+from dashboard.wording import MISSING, created_text
 from core.training.device import worker_devices
 from core.jobs import JobManager
 from core.training.recipes import PRESETS, preset_config
@@ -124,7 +125,7 @@ def test_a_finished_sweep_shows_its_trials_best_and_importances(finished, monkey
     assert list(table["State"]) == [t.state for t in trials]
     assert set(table["State"]) <= {"completed", "pruned"}
     for shown_value, trial in zip(table["Validation accuracy"], trials):
-        assert shown_value == pytest.approx(present.trial_accuracy(trial))
+        assert shown_value == pytest.approx(trial_accuracy(trial))
     assert list(table["Learning rate"]) == pytest.approx([t.params["lr"] for t in trials])
     assert list(table["Optimiser"]) == [controls.choice_words("optimizer", t.params["optimizer"]) for t in trials]
     assert list(table["Run"]) == [t.run_name for t in trials]
@@ -193,12 +194,12 @@ def test_damaged_trial_runs_and_sweep_files_cost_only_themselves(finished, tmp_p
     (broken / "sweep.json").write_text("{not json")  # a sweep folder whose file is damaged: listed last
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
     at = open_page()
-    created = present.created_text(load_sweep(runs_dir, sweep_id).created_at)
+    created = created_text(load_sweep(runs_dir, sweep_id).created_at)
     assert at.selectbox(key="sweeps_sweep").options == [f"lr and optimiser · {created}", f"{broken.name} · cannot be used"]
     table = at.dataframe[0].value
     assert list(table["Trial"]) == [0, 1, 2, 3]  # the study keeps every trial
     assert "status.json" in table["Problem"][0]  # the damaged run's sentence
-    assert table["Run"][1] == present.MISSING  # the deleted run
+    assert table["Run"][1] == MISSING  # the deleted run
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -15,7 +15,8 @@ import torchvision
 from streamlit.testing.v1 import AppTest
 
 import core.data.cache
-from core import present
+from core.analysis.curves import current_lr, ema_smooth, latest
+from dashboard.wording import format_count
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
 from core.training.models import describe_model
@@ -102,14 +103,14 @@ def test_live_view_shows_the_selected_runs_progress_numbers_and_curves(runs_dir)
     assert [(p.value, p.proto.text) for p in at.progress] == [(100, "Finished: 2 epochs.")]
     shown = {m.label: m.value for m in at.metric}
     assert shown["Test accuracy"] == f"{run.summary.test_acc:.1%}"
-    assert shown["Learning rate"] == f"{present.current_lr(run.metrics):.3g}"
-    assert shown["Validation accuracy"] == f"{present.latest(run.metrics, 'val', 'val_acc'):.1%}"
+    assert shown["Learning rate"] == f"{current_lr(run.metrics):.3g}"
+    assert shown["Validation accuracy"] == f"{latest(run.metrics, 'val', 'val_acc'):.1%}"
 
     train = [r for r in run.metrics if r["kind"] == "train"]
     val = [r for r in run.metrics if r["kind"] == "val"]
     raw, smooth, validation = chart_frames(at, 0)  # loss chart layers
     assert list(raw["value"]) == pytest.approx([r["loss"] for r in train])
-    assert list(smooth["value"]) == pytest.approx(list(present.ema_smooth([r["loss"] for r in train], 0.6)))
+    assert list(smooth["value"]) == pytest.approx(list(ema_smooth([r["loss"] for r in train], 0.6)))
     assert list(validation["value"]) == pytest.approx([r["val_loss"] for r in val])
     assert list(chart_frames(at, 1)[2]["value"]) == pytest.approx([r["val_acc"] for r in val])
     assert any(f"{len(train)} training points and {len(val)} validation points" in c.value for c in at.caption)
@@ -181,7 +182,7 @@ def test_model_choice_shows_its_description_and_size(runs_dir):
     at.selectbox(key="train_model").set_value("resnet20")
     page.run()
     info = describe_model("resnet20")
-    expected = f"{info['description']} · {present.format_count(info['parameters'])} parameters"
+    expected = f"{info['description']} · {format_count(info['parameters'])} parameters"
     assert expected in [c.value for c in at.caption]
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from core import present
+from dashboard.wording import plural
 
 from core.rundir import catalog
 from core.data import load_dataset
@@ -122,7 +122,7 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
             f"the pictures are not beside the matrix: {picture} vs {squares}")
         assert catalog.summarize_run(summary.path).state == "running"  # all of it while the run trains
         print(f"Start -> clickable live matrix in {to_matrix:.1f} s; click -> {len(captions)} pictures in "
-              f"{to_pictures:.2f} s ({present.plural(clicks, 'click')})")
+              f"{to_pictures:.2f} s ({plural(clicks, 'click')})")
 
         # The link under the words opens the Errors page at the epoch shown, with the same square chosen.
         page.get_by_role("link", name=re.compile(r"Open epoch \d+ on the Errors page")).click()

@@ -1,4 +1,4 @@
-"""The one-file HTML report (dashboard/report.py) of a real tiny run: opened offline in Chromium, its
+"""The one-file HTML report (dashboard/report/) of a real tiny run: opened offline in Chromium, its
 variants (no test results yet, pictures unavailable, hostile names), the command line, and the Errors
 page's "Download report" button."""
 from __future__ import annotations
@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from core.analysis import calibration, features, mistakes
 from core.rundir.predictions import Predictions, load_predictions
 from dashboard import charts, report
+from dashboard.report import build, cli, download
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPO
 from tests.helpers import app_runs_folder, train_tiny_run
 
@@ -112,8 +113,8 @@ def test_the_report_opens_offline_with_its_matrix_pictures_settings_and_scores(r
 def test_the_chart_script_is_inlined_once_for_all_charts(run):
     page = report.build_report(run)
     assert page.count('class="chart"') == 4  # loss, accuracy, matrix, calibration
-    assert page.count(report.vega_bundle()) == 1
-    assert "<script src" not in page and "cdn." not in page.replace(report.vega_bundle(), "")
+    assert page.count(build.vega_bundle()) == 1
+    assert "<script src" not in page and "cdn." not in page.replace(build.vega_bundle(), "")
 
 
 def test_a_run_without_test_results_says_so_and_keeps_its_settings_and_curves(run, tmp_path):
@@ -141,7 +142,7 @@ def test_names_and_class_names_are_text_never_markup(run, tmp_path):
     meta = json.loads((hostile / "meta.json").read_text())
     meta["classes"][0] = "</script><img src=x onerror=alert(1)>"
     (hostile / "meta.json").write_text(json.dumps(meta))
-    page = report.build_report(hostile).replace(report.vega_bundle(), "")
+    page = report.build_report(hostile).replace(build.vega_bundle(), "")
     assert NAME not in page and "&lt;b&gt;Tiny &amp; &quot;quoted&quot;&lt;/b&gt;" in page
     assert "<img src=x" not in page and page.count("</script>") == page.count("<script")  # no script ends early
     assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page  # the table and captions
@@ -167,8 +168,14 @@ def test_the_command_line_writes_the_report_quietly(run, tmp_path):
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+def test_building_the_report_and_its_command_line_import_no_streamlit():
+    done = subprocess.run([sys.executable, "-c", "import sys, dashboard.report.cli; print('streamlit' in sys.modules)"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
 def test_the_command_line_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 1
+    assert cli.main([str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"{tmp_path} is not a run folder: it has no config.json or status.json.\n"
 
 
@@ -189,8 +196,8 @@ def test_the_errors_page_offers_the_report_and_builds_it_only_when_asked(run, mo
 
     monkeypatch.setattr(app_test, "MediaFileManager", KeptManager)
     built = []
-    monkeypatch.setattr(report, "build_report", lambda path: built.append(path) or f"<!DOCTYPE html>{path.name}")
-    report._cached_report.cache_clear()
+    monkeypatch.setattr(build, "build_report", lambda path: built.append(path) or f"<!DOCTYPE html>{path.name}")
+    download._cached_report.cache_clear()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIFAR_RUNS_DIR", str(run.parent))
         at = AppTest.from_file(APP, default_timeout=60)
@@ -209,7 +216,7 @@ def test_the_errors_page_offers_the_report_and_builds_it_only_when_asked(run, mo
     assert manager._storage.get_file(url.rsplit("/", 1)[1]).content == f"<!DOCTYPE html>{run.name}".encode()
     manager.execute_deferred(button.deferred_file_id)
     assert built == [run]  # a second download of the same files comes from the cache
-    report._cached_report.cache_clear()
+    download._cached_report.cache_clear()
 
 
 def test_numbers_in_the_report_match_the_saved_predictions(run):
@@ -271,6 +278,9 @@ def test_the_map_section_is_there_only_with_a_map_for_these_test_results(run, tm
     assert 'id="chart-map"' not in report.build_report(run) and "Map of the test set" not in report.build_report(run)
     mapped, xy = with_map(run, tmp_path)
     page = report.build_report(mapped)
+    preds = load_predictions(mapped, "test")
+    wrong = int((preds.labels != preds.pred).sum())
+    assert f"one of the {len(preds.labels):,} test pictures" in page and f"the {wrong:,} crosses are mistakes" in page
     spec = json.loads(re.search(r'vegaEmbed\("#chart-map", (.*?), \{"actions"', page).group(1))
     drawn = next(v for v in spec["datasets"].values() if v and "x" in v[0])
     np.testing.assert_allclose([[d["x"], d["y"]] for d in drawn], xy, atol=0.006)  # rounded to hundredths
@@ -285,6 +295,6 @@ def test_a_map_of_ten_thousand_pictures_is_drawn_past_altairs_row_limit():
     labels = rng.integers(0, 10, n)
     preds = Predictions(labels, labels.copy(), rng.dirichlet(np.ones(10), n).astype(np.float16), np.arange(n), "test")
     frame = charts.map_frame(rng.normal(size=(n, 2)).astype(np.float32), preds, [f"c{k}" for k in range(10)], None)
-    spec = json.loads(re.search(r'vegaEmbed\("#m", (.*?), \{"actions"', report.chart_html(
+    spec = json.loads(re.search(r'vegaEmbed\("#m", (.*?), \{"actions"', build.chart_html(
         charts.map_chart(frame, False, interactive=False), "m")).group(1))
     assert len(next(iter(spec["datasets"].values()))) == n

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import present
+from core.analysis.curves import MAX_CURVE_POINTS, live_curves, overlay_curves, thin
 
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
@@ -55,18 +55,18 @@ def test_runs_page_shows_all_500(five_hundred_runs, monkeypatch):
 
 def test_a_10000_step_history_is_thinned_for_the_charts_but_keeps_its_ends():
     metrics = long_metrics()
-    curves = present.live_curves(metrics, smoothing=0.6)
+    curves = live_curves(metrics, smoothing=0.6)
     training = curves[curves["split"] == "training"]
     per_series = training.groupby(["metric", "kind"]).size()
-    assert (per_series <= present.MAX_CURVE_POINTS).all() and len(per_series) == 4
+    assert (per_series <= MAX_CURVE_POINTS).all() and len(per_series) == 4
     assert training["step"].min() == 1 and training["step"].max() == STEPS
     assert len(curves[curves["split"] == "validation"]) == 200  # epochs are never thinned
-    _, per_step = present.overlay_curves({"a": metrics, "b": metrics[:500]})
-    assert per_step.groupby("run").size().to_dict() == {"a": present.MAX_CURVE_POINTS, "b": 500}
+    _, per_step = overlay_curves({"a": metrics, "b": metrics[:500]})
+    assert per_step.groupby("run").size().to_dict() == {"a": MAX_CURVE_POINTS, "b": 500}
 
 
 def test_thinning_keeps_short_series_whole():
     import pandas as pd
     frame = pd.DataFrame({"step": range(10)})
-    assert present.thin(frame, 1000) is frame
-    assert list(present.thin(frame, 4)["step"]) == [0, 3, 6, 9]
+    assert thin(frame, 1000) is frame
+    assert list(thin(frame, 4)["step"]) == [0, 3, 6, 9]

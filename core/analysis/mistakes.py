@@ -1,4 +1,5 @@
-"""Error analysis of saved predictions: confusion matrix, confused pairs, per-class scores, galleries.
+"""Error analysis of saved predictions: confusion matrix, right and wrong, confused pairs, per-class scores,
+galleries.
 
 Pure functions of the arrays in `core.rundir.predictions.Predictions` (true labels, predicted labels, class
 probabilities), so the Errors and Gallery pages, the command line and the tests all count the same
@@ -49,6 +50,35 @@ def _check_pair(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple
             raise ValueError(f"{name} must be class numbers from 0 to {num_classes - 1}, "
                              f"got values from {values.min()} to {values.max()}.")
     return labels, pred
+
+
+# ---------------------------------------------------------------------------------------------
+# Right and wrong
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tally:
+    """How many pictures were judged, and how many of them the model got right."""
+    total: int
+    right: int
+
+    @property
+    def wrong(self) -> int:
+        return self.total - self.right
+
+    @property
+    def accuracy(self) -> float:
+        """The share right; 0 when nothing was judged."""
+        return self.right / self.total if self.total else 0.0
+
+
+def tally(labels: np.ndarray, pred: np.ndarray) -> Tally:
+    """Right and wrong over a set of predictions (the Errors page's caption, the report's test results)."""
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    if labels.shape != pred.shape:
+        raise ValueError(f"labels and predictions must be two lists of the same length, got shapes "
+                         f"{labels.shape} and {pred.shape}.")
+    return Tally(total=int(labels.size), right=int(np.count_nonzero(labels == pred)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 predictions before use.
 
 Shared by the dashboard (dashboard/loaders.py, which adds Streamlit's caches) and the one-file report
-(dashboard/report.py, which also runs from the command line), so both show the same pictures, refuse
+(dashboard/report/, which also runs from the command line), so both show the same pictures, refuse
 the same foreign data with the same sentence, and name the classes the same way.
 """
 from __future__ import annotations

@@ -11,7 +11,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from core import present
+from core.analysis.curves import current_lr, latest, live_curves
+from core.analysis.progress import run_progress
 
 from core.rundir import catalog
 from core.bench.measure import (Contention, Measurement, RowResult, load_average, measure_run_dir, peak_memory_mib,
@@ -68,14 +69,14 @@ def train_unwatched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed
 
 
 def read_like_the_live_page(run_dir: Path) -> None:
-    """One refresh of the live page, less the drawing: the run summary, every metric record (re-read each
-    time, which the page itself avoids while the file is unchanged), the progress line and the curves table."""
+    """One refresh of the live page, less the drawing and the wording: the run summary, every metric record
+    (re-read each time, which the page itself avoids while the file is unchanged), its progress and the curves."""
     summary = catalog.summarize_run(run_dir)
     metrics = catalog.read_metrics(run_dir)
-    present.progress_info(summary.status, summary.state)
-    present.current_lr(metrics)
-    present.latest(metrics, "val", "val_acc")
-    present.live_curves(metrics, smoothing=0.6)
+    run_progress(summary.status, summary.state)
+    current_lr(metrics)
+    latest(metrics, "val", "val_acc")
+    live_curves(metrics, smoothing=0.6)
 
 
 def train_watched(cfg: TrainConfig, runs_dir: Path, device: torch.device, seed: int,

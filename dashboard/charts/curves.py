@@ -13,7 +13,7 @@ SPLIT_COLOURS = alt.Scale(domain=["training", "validation"], range=["#4c78a8", "
 def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: bool = False) -> alt.LayerChart:
     """Training raw (faint) and smoothed, validation with a point an epoch, against epochs.
 
-    `frame` is one metric of core.present.live_curves.
+    `frame` is one metric of core.analysis.curves.live_curves.
     """
     title = chart_text(title)
     scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
@@ -37,7 +37,7 @@ def curve_chart(frame: pd.DataFrame, title: str, *, log: bool = False, percent: 
 def overlay_chart(frame: pd.DataFrame, x: str, y: str, title: str, x_title: str, percent: bool) -> alt.Chart:
     """One line a run (column "run") of metric `y` against `x` ("epoch", with a point each, or "step").
 
-    `frame` is one of core.present.overlay_curves' tables; the page's heading names the metric, so the
+    `frame` is one of core.analysis.curves.overlay_curves' tables; the page's heading names the metric, so the
     y-axis has no title of its own (`title` is the tooltip's).
     """
     axis = alt.Axis(format="%") if percent else alt.Axis()

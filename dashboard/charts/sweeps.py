@@ -1,4 +1,4 @@
-"""A sweep's charts, from core.present.sweep_points (one row a trial): accuracy trial after trial, accuracy
+"""A sweep's charts, from core.sweep.points.sweep_points (one row a trial): accuracy trial after trial, accuracy
 against each varied setting, and how much each setting explains."""
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def setting_chart(points: pd.DataFrame, field: str, title: str, settings: dict[s
 
 
 def importance_chart(frame: pd.DataFrame) -> alt.Chart:
-    """How much each setting explains the differences in accuracy (core.present.importance_frame), as bars."""
+    """How much each setting explains the differences in accuracy (core.sweep.points.importance_frame), as bars."""
     return alt.Chart(frame).mark_bar(color="#4c78a8").encode(
         x=alt.X("share:Q", title="Share of the differences explained", axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, 1])),

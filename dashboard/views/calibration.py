@@ -16,7 +16,7 @@ import streamlit as st
 from core.analysis import calibration
 
 from core.rundir import catalog, predictions
-from core.present import MISSING
+from dashboard.wording import MISSING
 from dashboard import charts, loaders, state
 
 REFRESH_S = 5  # a training run's page re-reads its files this often

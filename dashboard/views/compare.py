@@ -21,7 +21,8 @@ from core.analysis import compare, mistakes
 from core.rundir import catalog, layout, predictions
 from core.rundir.state import RunState
 
-from core import present
+from dashboard.run_listing import run_labels, unique_labels
+from dashboard.wording import MISSING
 from dashboard import charts, loaders, matrix, state, tiles
 from dashboard.text import plain
 
@@ -130,7 +131,7 @@ def show_class_table(x: compare.Aligned, classes: list[str], chosen: tuple[int, 
     if TABLE_KEY in st.session_state and _selected_rows() != wanted:
         st.session_state[TABLE_KEY] = {"selection": {"rows": wanted, "columns": [], "cells": []}}
     st.dataframe(
-        class_table(x, classes), key=TABLE_KEY, hide_index=True, width="stretch", placeholder=present.MISSING,
+        class_table(x, classes), key=TABLE_KEY, hide_index=True, width="stretch", placeholder=MISSING,
         on_select=partial(_on_class_row, classes), selection_mode="single-row",
         column_config={
             "Images": st.column_config.NumberColumn(help="Test pictures of this class."),
@@ -206,7 +207,7 @@ def show_flips(x: compare.Aligned, classes: list[str], chosen: tuple[int, int] |
 
 def compare_view(a: catalog.RunSummary) -> None:
     summaries = [s for s in state.run_summaries() if s.state != RunState.DAMAGED]
-    labels = present.run_labels(summaries)
+    labels = run_labels(summaries)
     preds_a = saved_test(a, "A")
     b = pick_run_b(a, summaries, labels)
     preds_b = saved_test(b, "B")
@@ -219,7 +220,7 @@ def compare_view(a: catalog.RunSummary) -> None:
     classes = class_names(a, b, x.num_classes, data_classes)
     if images is None:
         st.warning(f"{plain(reason)} The numbers below are still exact.")
-    names = present.unique_labels(summaries)
+    names = unique_labels(summaries)
     show_accuracies(x, names[a.run_id], names[b.run_id])
     chosen = matrix.chosen_cell(PREFIX, classes)
     matrix_col, table_col = st.columns(2, gap="large")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import present
+from core.data.per_class import class_counts, sample_per_class
+from dashboard.wording import data_label
 from core.rundir.config import TrainConfig
 from core.data import DataError, Dataset, split_train_val
 from dashboard import charts, loaders, source_picker, state, tiles
@@ -50,7 +51,7 @@ def _split_settings(source: str) -> tuple[float, int, str]:
 def _counts(source: str, data_dir: str, val_fraction: float, split_seed: int) -> pd.DataFrame:
     data = loaders.dataset(source, data_dir)
     train, val = split_train_val(data.train, val_fraction, split_seed)
-    return present.class_counts(data.classes, {"train": train.labels, "validation": val.labels,
+    return class_counts(data.classes, {"train": train.labels, "validation": val.labels,
                                              "test": data.test.labels})
 
 
@@ -76,7 +77,7 @@ def _grid(data: Dataset) -> None:
     if right.button("Show others", key="data_shuffle", icon=":material/shuffle:",
                     help="Pick a new random set of pictures."):
         st.session_state["data_seed"] = st.session_state.get("data_seed", 0) + 1
-    picks = present.sample_per_class(data.train.labels, per_class, st.session_state.get("data_seed", 0))
+    picks = sample_per_class(data.train.labels, per_class, st.session_state.get("data_seed", 0))
     shown = list(picks)
     if len(shown) > MAX_ROWS:  # a folder source may have many classes: let the person pick which
         shown = st.multiselect("Classes to show", shown, default=shown[:MAX_ROWS], key="data_classes",
@@ -102,7 +103,7 @@ try:
 except (DataError, OSError) as exc:
     st.info(plain(exc))
     st.stop()
-st.caption(f"{plain(present.data_label(source))}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
+st.caption(f"{plain(data_label(source))}: {len(dataset.train):,} training and {len(dataset.test):,} test pictures "
            f"in {len(dataset.classes)} classes.")
 try:
     counts = _counts(source, data_dir, val_fraction, split_seed)

@@ -19,7 +19,7 @@ import streamlit as st
 
 from core.analysis import dynamics, mistakes
 
-from core import present
+from dashboard.wording import MISSING, plural
 
 from core.rundir import catalog
 from core.analysis.dynamics import Dynamics, EpochStack
@@ -79,7 +79,7 @@ def map_frame(d: Dynamics, preds: Predictions, classes: list[str]) -> pd.DataFra
         "confidence": d.confidence, "variability": d.spread,
         "region": np.asarray(dynamics.REGIONS, dtype=object)[d.region],
         "forgotten": d.forgetting,
-        "first_right": [present.MISSING if f == dynamics.NEVER else str(f) for f in d.first_correct],
+        "first_right": [MISSING if f == dynamics.NEVER else str(f) for f in d.first_correct],
     })
 
 
@@ -177,13 +177,13 @@ def show_forgotten(d: Dynamics, preds: Predictions, images, classes: list[str]) 
         st.success("No picture was forgotten: once the model got a picture right, it stayed right.")
         return
     st.caption(f"{len(positions):,} pictures were forgotten at least once: right after one epoch, wrong after "
-               f"the next. The most often forgotten first (up to {present.plural(int(d.forgetting.max()), 'time')}).")
+               f"the next. The most often forgotten first (up to {plural(int(d.forgetting.max()), 'time')}).")
     on_page = show_tiles(preds, positions, images, classes, FORGOTTEN_PAGE_KEY)
-    st.dataframe(forgotten_table(d, preds, classes, on_page), hide_index=True, placeholder=present.MISSING)
+    st.dataframe(forgotten_table(d, preds, classes, on_page), hide_index=True, placeholder=MISSING)
 
 
 def forgotten_table(d: Dynamics, preds: Predictions, classes: list[str], positions: np.ndarray) -> pd.DataFrame:
-    """The pictures above in numbers; an epoch that never came is missing (shown as present.MISSING)."""
+    """The pictures above in numbers; an epoch that never came is missing (shown as MISSING)."""
     def epochs_of(values: np.ndarray) -> list[int | None]:
         return [None if v == dynamics.NEVER else int(v) for v in values[positions]]
     return pd.DataFrame({

@@ -19,10 +19,11 @@ from core.analysis import mistakes
 
 from core.rundir import catalog, predictions
 
-from core import present
 from dashboard import epochs as epoch_view
-from dashboard import loaders, matrix, report, state, where_looked
+from dashboard import loaders, matrix, state, where_looked
+from dashboard.report.download import download_button
 from dashboard.text import plain
+from dashboard.wording import MISSING
 
 PREFIX = matrix.ERRORS_PREFIX  # the shared matrix's keys: errors_cell, errors_cell_page, errors_matrix_N
 EPOCH_KEY = matrix.ERRORS_EPOCH_KEY
@@ -153,7 +154,7 @@ def show_class_scores(preds: predictions.Predictions, classes: list[str]) -> Non
     table = pd.DataFrame({"Class": classes, "Images": scores.support, "Accuracy": scores.accuracy,
                           "Precision": scores.precision, "Recall": scores.recall, "F1": scores.f1})
     # A class the model never predicts has no precision (nothing to divide by): shown as MISSING.
-    st.dataframe(table, hide_index=True, placeholder=present.MISSING, column_config={
+    st.dataframe(table, hide_index=True, placeholder=MISSING, column_config={
         "Images": st.column_config.NumberColumn(help="Pictures of this class among those evaluated."),
         "Accuracy": st.column_config.ProgressColumn(
             help="Share of this class's pictures the model got right.", format="percent", min_value=0.0,
@@ -195,8 +196,8 @@ def analysis_view(summary: catalog.RunSummary) -> None:
     if images is None:
         st.warning(f"{plain(reason)} The numbers below are still exact.")
     counts = mistakes.confusion_counts(preds.labels, preds.pred, num_classes)
-    right = int(np.trace(counts))
-    st.caption(f"{len(preds.labels):,} pictures, {right:,} right ({right / max(1, len(preds.labels)):.1%}).")
+    judged = mistakes.tally(preds.labels, preds.pred)
+    st.caption(f"{judged.total:,} pictures, {judged.right:,} right ({judged.accuracy:.1%}).")
     chosen = matrix.chosen_cell(PREFIX, classes)
     normalise, looked = show_matrix_controls(counts, classes, chosen, preds)
     matrix_col, side_col = st.columns([3, 2], gap="large")
@@ -212,5 +213,5 @@ def analysis_view(summary: catalog.RunSummary) -> None:
 st.title("Errors")
 matrix.open_from_link()  # the live view's "Open epoch N on the Errors page"
 if (selected := state.selected_run()) is not None:
-    report.download_button(selected)  # built only when clicked
+    download_button(selected)  # built only when clicked
 state.show_selected_run(analysis_view, REFRESH_S)  # re-read every few seconds while the run trains

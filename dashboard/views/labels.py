@@ -18,7 +18,7 @@ import streamlit as st
 
 from core.analysis import kfold, label_issues
 
-from core import present
+from dashboard.wording import format_duration, plural
 
 from core.rundir import catalog, layout
 from core.analysis.label_issues import LabelIssues
@@ -151,14 +151,14 @@ def estimate_text(summary: catalog.RunSummary, folds: int) -> str:
     """What starting the K-fold runs means, and how long it should take (from this run's seconds per epoch)."""
     epochs = summary.config.get("epochs")
     plan = (f"This trains {folds} quick runs with this run's settings, one after the other, each on "
-            f"{folds - 1}/{folds} of the training pictures for {present.plural(int(epochs), 'epoch')}, and asks "
+            f"{folds - 1}/{folds} of the training pictures for {plural(int(epochs), 'epoch')}, and asks "
             f"each about the pictures it did not see.") if isinstance(epochs, int) else \
         f"This trains {folds} quick runs with this run's settings, one after the other."
     seconds = kfold.estimate_seconds(summary, folds)
     if seconds is None:
         return f"{plan} How long it takes cannot be told: this run kept no training time to go by."
-    per_epoch = present.format_duration(kfold.seconds_per_epoch(summary))
-    return (f"{plan} This run took {per_epoch} an epoch, so expect about {present.format_duration(seconds)} "
+    per_epoch = format_duration(kfold.seconds_per_epoch(summary))
+    return (f"{plan} This run took {per_epoch} an epoch, so expect about {format_duration(seconds)} "
             "in all (on the same device).")
 
 

@@ -11,7 +11,9 @@ import streamlit as st
 from core.rundir import catalog, layout
 from core.rundir.state import RunState
 
-from core import present
+from core.analysis.curves import metrics_csv, overlay_curves
+from dashboard.run_listing import run_labels, runs_table, unique_labels
+from dashboard.wording import MISSING
 from dashboard import charts, state
 from dashboard.text import plain
 
@@ -25,7 +27,7 @@ MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown onc
 
 def _table(summaries: list[catalog.RunSummary]) -> None:
     st.dataframe(
-        present.runs_table(summaries), key="runs_table", hide_index=True, width="stretch", placeholder=present.MISSING,
+        runs_table(summaries), key="runs_table", hide_index=True, width="stretch", placeholder=MISSING,
         column_config={
             "Best val. accuracy": st.column_config.NumberColumn(
                 format="percent",
@@ -42,7 +44,7 @@ def _table(summaries: list[catalog.RunSummary]) -> None:
 
 def _compare(summaries: list[catalog.RunSummary]) -> None:
     st.subheader("Compare runs")
-    labels = present.unique_labels(summaries)
+    labels = unique_labels(summaries)
     readable = [s.run_id for s in summaries if s.state != RunState.DAMAGED]
     st.session_state.setdefault("runs_compare", readable[:3])
     st.session_state["runs_compare"] = [r for r in st.session_state["runs_compare"] if r in readable]
@@ -55,7 +57,7 @@ def _compare(summaries: list[catalog.RunSummary]) -> None:
         st.caption("Pick one or more runs to see their curves.")
         return
     paths = {s.run_id: s.path for s in summaries}
-    per_epoch, per_step = present.overlay_curves({labels[r]: state.run_metrics(paths[r]) for r in chosen}, smoothing)
+    per_epoch, per_step = overlay_curves({labels[r]: state.run_metrics(paths[r]) for r in chosen}, smoothing)
     columns = st.columns(3)
     curves = [(per_epoch, "epoch", "val_acc", "Validation accuracy", "Epoch", True),
               (per_epoch, "epoch", "val_loss", "Validation loss", "Epoch", False),
@@ -74,7 +76,7 @@ def _compare(summaries: list[catalog.RunSummary]) -> None:
 def _manage(summaries: list[catalog.RunSummary]) -> None:
     st.subheader("Rename, download or delete")
     by_id = {s.run_id: s for s in summaries}
-    labels = present.run_labels(summaries)
+    labels = run_labels(summaries)
     if st.session_state.get("runs_manage") not in by_id:
         selected = st.session_state.get(state.RUN_KEY)
         st.session_state["runs_manage"] = selected if selected in by_id else summaries[0].run_id
@@ -101,7 +103,7 @@ def _downloads(summary: catalog.RunSummary) -> None:
     checkpoint = layout.checkpoint(path, "last")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
-        "Metrics (CSV)", data=lambda: present.metrics_csv(catalog.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
+        "Metrics (CSV)", data=lambda: metrics_csv(catalog.read_metrics(path)), file_name=f"{run_id}-metrics.csv",
         mime="text/csv", key="runs_csv", icon=":material/download:", on_click="ignore", disabled=link,
         help="Every recorded loss, accuracy and learning rate as a spreadsheet file.")
     right.download_button(

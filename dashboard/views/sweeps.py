@@ -14,7 +14,9 @@ from functools import partial
 
 import streamlit as st
 
-from core import present
+from core.sweep.points import sweep_points
+from dashboard.sweep_words import best_text, describe_param, importance_table, trials_table
+from dashboard.wording import MISSING, created_text, data_label, plural
 
 from core.rundir import catalog
 from core.rundir.state import RunState
@@ -65,7 +67,7 @@ def pick_sweep(sweeps: list[Sweep | DamagedSweep]) -> Sweep | DamagedSweep | Non
 def sweep_label(sweep: Sweep | DamagedSweep) -> str:
     if sweep.problem:
         return f"{sweep.sweep_id} · cannot be used"
-    return f"{sweep.name} · {present.created_text(sweep.created_at) or sweep.sweep_id}"
+    return f"{sweep.name} · {created_text(sweep.created_at) or sweep.sweep_id}"
 
 
 def refresh_every(results: SweepResults, workers: int) -> float | None:
@@ -108,7 +110,7 @@ def _sweep_view(sweep: Sweep) -> None:
     _workers(sweep, results, workers)
     _numbers(results)
     _trials(results)
-    points = present.sweep_points(results)
+    points = sweep_points(results)
     progress_column, importance_column = st.columns([3, 2], gap="large")
     with progress_column:
         _progress_chart(results, points)
@@ -124,11 +126,11 @@ def _sweep_view(sweep: Sweep) -> None:
 def _header(sweep: Sweep) -> None:
     base = sweep.base
     st.subheader(plain(sweep.name))
-    details = [f"{_label('model')} {base.model}", present.data_label(base.data),
-               f"{present.plural(base.epochs, 'epoch')} a trial", f"{present.plural(sweep.trials, 'trial')}",
+    details = [f"{_label('model')} {base.model}", data_label(base.data),
+               f"{plural(base.epochs, 'epoch')} a trial", f"{plural(sweep.trials, 'trial')}",
                sweep_form.SAMPLER_SHORT.get(sweep.sampler, sweep.sampler),
                sweep_form.PRUNER_SHORT.get(sweep.pruner, sweep.pruner)]
-    created = present.created_text(sweep.created_at)
+    created = created_text(sweep.created_at)
     if created:
         details.append(f"created {created}")
     st.caption(" · ".join(plain(d) for d in details))
@@ -136,7 +138,7 @@ def _header(sweep: Sweep) -> None:
 
 
 def describe(param: Param) -> str:
-    return present.describe_param(param, _label, _words)
+    return describe_param(param, _label, _words)
 
 
 def _workers(sweep: Sweep, results: SweepResults, workers: int) -> None:
@@ -165,7 +167,7 @@ def _workers(sweep: Sweep, results: SweepResults, workers: int) -> None:
 def workers_text(sweep: Sweep, results: SweepResults, workers: int, devices: list[str]) -> str:
     if workers:
         verb = "is" if workers == 1 else "are"
-        return f"{present.plural(workers, 'worker')} of this sweep {verb} training from this dashboard."
+        return f"{plural(workers, 'worker')} of this sweep {verb} training from this dashboard."
     if results.finished:
         return "The sweep has all its trials."
     if sweep.stop_requested():
@@ -183,7 +185,7 @@ def _start(sweep_id: str, devices: list[str]) -> None:
     except OSError as exc:  # a read-only or full runs folder: the workers' logs and the stop file live there
         st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Starting the workers"))
         return
-    st.session_state[MESSAGE_KEY] = ("success", f"Started: {present.plural(count, 'worker')} now training.")
+    st.session_state[MESSAGE_KEY] = ("success", f"Started: {plural(count, 'worker')} now training.")
 
 
 def _stop(sweep_id: str) -> None:
@@ -211,11 +213,11 @@ def _numbers(results: SweepResults) -> None:
     trials.caption(f"{count(RunState.COMPLETED)} completed · {count(RunState.PRUNED)} pruned · "
                    f"{count(RunState.FAILED)} failed · {count(RunState.RUNNING)} running")
     top = results.best
-    best.metric("Best validation accuracy", f"{top.value:.1%}" if top else present.MISSING,
+    best.metric("Best validation accuracy", f"{top.value:.1%}" if top else MISSING,
                 help="The highest validation accuracy a completed trial reached, after any of its epochs.")
-    best.caption(plain(present.best_text(results, _label, _words) or "Shown once a trial has completed."))
+    best.caption(plain(best_text(results, _label, _words) or "Shown once a trial has completed."))
     share = results.epochs_saved
-    saved.metric("Epochs saved by pruning", f"{share:.0%}" if share is not None else present.MISSING,
+    saved.metric("Epochs saved by pruning", f"{share:.0%}" if share is not None else MISSING,
                  help="Of the epochs the ended trials were set to train, the share pruning spared.")
     saved.caption("Pruned trials stop after the epoch where they fell behind the others.")
 
@@ -230,7 +232,7 @@ def _trials(results: SweepResults) -> None:
     if not trials:
         st.caption("No trial yet: start workers above, or from the command line.")
         return
-    table = present.trials_table(results, _label, _words)
+    table = trials_table(results, _label, _words)
     if not table["Problem"].any():
         table = table.drop(columns="Problem")  # room for the others
     config = {
@@ -248,7 +250,7 @@ def _trials(results: SweepResults) -> None:
         if param.choices is None:
             config[_label(param.field)] = st.column_config.NumberColumn(format="%.4g" if isinstance(param.low, float)
                                                                         else "%d")
-    st.dataframe(table, key=TABLE_KEY, hide_index=True, width="stretch", placeholder=present.MISSING,
+    st.dataframe(table, key=TABLE_KEY, hide_index=True, width="stretch", placeholder=MISSING,
                  column_config=config, on_select=partial(_on_pick, [t.run_id for t in trials]),
                  selection_mode="single-row")
     rows = _picked_rows()
@@ -331,7 +333,7 @@ def _setting_charts(results: SweepResults, points) -> None:
                                                  log=param.log, order=order, span=span),
                             key=f"sweeps_setting_{param.field}", width="stretch")
     missing = len(points) - len(shown)
-    left_out = f" {present.plural(missing, 'trial')} without an accuracy yet (failed, or before its first " \
+    left_out = f" {plural(missing, 'trial')} without an accuracy yet (failed, or before its first " \
                "epoch) left out." if missing else ""
     st.caption("One dot a trial; pruned trials at the accuracy they had when stopped." + left_out)
 
@@ -344,7 +346,7 @@ def _importances(results: SweepResults) -> None:
         st.caption("How much each setting explains the differences in validation accuracy shows here once two "
                    "completed trials have different values of a setting.")
         return
-    st.altair_chart(charts.importance_chart(present.importance_frame(shares, _label)), key="sweeps_importance",
+    st.altair_chart(charts.importance_chart(importance_table(shares, _label)), key="sweeps_importance",
                     width="stretch")
     same = [_label(p.field) for p in results.sweep.space if p.field not in shares]
     st.caption("The share of the differences in validation accuracy between completed trials that each setting "

@@ -9,7 +9,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core import present
+from dashboard.wording import format_count
 
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
@@ -76,7 +76,7 @@ def _control(c: Control) -> None:
 def _model_picker() -> None:
     st.selectbox(MODEL.label, list_models(), key=_key("model"), persist_state=KEEP, help=MODEL.help)
     info = describe_model(st.session_state[_key("model")])
-    st.caption(f"{info['description']} · {present.format_count(info['parameters'])} parameters")
+    st.caption(f"{info['description']} · {format_count(info['parameters'])} parameters")
 
 
 def _new_run_form() -> None:

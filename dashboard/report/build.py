@@ -7,46 +7,41 @@ URIs), so a report can be e-mailed to someone without the dashboard. Everything 
 (names, class names, settings, messages) is escaped with html.escape, and the charts' JSON cannot
 close its <script>.
 
-    build_report(run_dir) -> str             the HTML (dashboard's Errors page and the command line)
-    download_button(summary)                 the Errors page's "Download report" button
-    python -m dashboard.report RUN_DIR [-o FILE]
+    build_report(run_dir) -> str             the HTML, for the Errors page's button (dashboard/report/download.py)
+                                             and the command line (dashboard/report/cli.py)
 
 The report is a list of section functions (SECTIONS), each turning the loaded run into an HTML
 fragment or None when it has nothing to show; a new section is one more function in that list. Every
 file is read once, in `load_run`, through core's checked readers: a damaged one leaves its part out,
 with its one sentence in that part's place (and, from the command line, on stderr). The
-charts are those of the dashboard (dashboard/charts.py), exported through Altair's HTML export. This
-module imports no Streamlit caches, so the command line runs quietly outside `streamlit run`.
+charts are those of the dashboard (dashboard/charts.py), exported through Altair's HTML export; every number
+comes from core (core.analysis), the words from dashboard/wording.py. This module imports no Streamlit, so
+the command line runs quietly outside `streamlit run`.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 
 import altair as alt
 import jinja2
 import numpy as np
-import streamlit as st
 from PIL import Image
 
-from core.analysis import calibration, features, mistakes, pictures
-
-from core import present
-
-from core.rundir import catalog
+from core.analysis import calibration, curves, features, mistakes, pictures
 from core.data import ImageSet
+from core.rundir import catalog, layout
 from core.rundir.predictions import Predictions, PredictionsError, load_predictions
-from dashboard.charts import ANSWERS, curve_chart, map_chart, map_frame, matrix_chart, reliability_chart
+from dashboard import wording
+from dashboard.charts import curve_chart, map_chart, map_frame, matrix_chart, reliability_chart
 
 SMOOTHING = 0.6  # the training curve's smoothing, the live view's default
 PAIRS_SHOWN = 5
@@ -55,7 +50,6 @@ CURVE_WIDTH = 420  # pixels: two curves side by side on a laptop screen
 CALIBRATION_WIDTH = 520  # pixels: the reliability diagram, alone on its row
 MAP_WIDTH = 820  # pixels: the test-set map with its legends, alone on its row
 ZOOM = 3  # 32x32 pictures drawn 96x96, each pixel a 3x3 block (nearest neighbour keeps them sharp)
-CACHED_REPORTS = 4  # a report is a few MB: keep the last few the Errors page built
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,7 +66,7 @@ class ReportRun:
     classes: list[str]
     images: ImageSet | None  # the test pictures, in the predictions' source split
     images_reason: str | None  # why the pictures are not included, one sentence
-    layout: features.FeatureSet | None = None  # the test-set map made for these predictions, if any
+    test_map: features.FeatureSet | None = None  # the test-set map made for these predictions, if any
     map_problem: str | None = None  # why the map is left out when its file is damaged, one sentence
     damaged: bool = False  # whether `problem` is a damaged predictions file (not merely none saved yet)
 
@@ -86,15 +80,15 @@ def load_run(run_dir: Path) -> ReportRun:
     """Read what the report shows; raises ValueError (one sentence) when `run_dir` is not a run folder."""
     if not run_dir.is_dir():
         raise ValueError(f"There is no run folder at {run_dir}.")
-    if not (run_dir / "config.json").is_file() and not (run_dir / "status.json").is_file():
-        raise ValueError(f"{run_dir} is not a run folder: it has no config.json or status.json.")
+    if not layout.config(run_dir).is_file() and not layout.status(run_dir).is_file():
+        raise ValueError(f"{run_dir} is not a run folder: it has no {layout.CONFIG} or {layout.STATUS}.")
     summary = catalog.summarize_run(run_dir)
     try:
         preds, problem = load_predictions(run_dir, "test"), None
     except PredictionsError as exc:
         preds, problem = None, str(exc)
     if preds is None:
-        damaged, problem = problem is not None, problem or present.no_predictions_message(summary, "test")
+        damaged, problem = problem is not None, problem or wording.no_predictions_message(summary, "test")
         return ReportRun(summary, catalog.read_metrics(run_dir), None, problem, [], None, None, damaged=damaged)
     data, images_reason = pictures.run_dataset(summary.config)
     images = None
@@ -102,19 +96,19 @@ def load_run(run_dir: Path) -> ReportRun:
         images, images_reason = pictures.evaluated_split(data, preds)
     data_classes = data.classes if data is not None else None
     classes = pictures.class_names(summary, preds.probs.shape[1], lambda: data_classes)
-    layout, map_problem = load_layout(run_dir, preds)
-    return ReportRun(summary, catalog.read_metrics(run_dir), preds, None, classes, images, images_reason, layout,
+    test_map, map_problem = load_map(run_dir, preds)
+    return ReportRun(summary, catalog.read_metrics(run_dir), preds, None, classes, images, images_reason, test_map,
                      map_problem)
 
 
-def load_layout(run_dir: Path, preds: Predictions) -> tuple[features.FeatureSet | None, str | None]:
+def load_map(run_dir: Path, preds: Predictions) -> tuple[features.FeatureSet | None, str | None]:
     """The test-set map made for `preds`, or None: with the damaged file's sentence, or (None, None) when
     there is no map or one made for other test results than those saved now."""
     try:
-        layout = features.load_map(run_dir)
+        test_map = features.load_map(run_dir)
     except PredictionsError as exc:
         return None, str(exc)
-    return (layout, None) if layout is not None and features.fits_test_results(layout, preds) else (None, None)
+    return (test_map, None) if test_map is not None and features.fits_test_results(test_map, preds) else (None, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,14 +116,14 @@ def load_layout(run_dir: Path, preds: Predictions) -> tuple[features.FeatureSet 
 # ---------------------------------------------------------------------------------------------
 
 def text(value: object) -> str:
-    """Any value as escaped HTML text; missing and non-finite numbers read as present.MISSING."""
+    """Any value as escaped HTML text; missing and non-finite numbers read as wording.MISSING."""
     if value is None or value == "" or (isinstance(value, float) and not np.isfinite(value)):
-        return present.MISSING
+        return wording.MISSING
     return html.escape(str(value))
 
 
 def percent(value: float | None) -> str:
-    return present.MISSING if value is None or not np.isfinite(value) else f"{value:.1%}"
+    return wording.MISSING if value is None or not np.isfinite(value) else f"{value:.1%}"
 
 
 def table(header: list[str] | None, rows: list[list[str]], css: str = "") -> str:
@@ -193,10 +187,10 @@ Section = Callable[[ReportRun], "str | None"]
 def settings_section(run: ReportRun) -> str:
     s = run.summary
     facts = [("Name", text(s.name)), ("Run id", text(s.run_id)), ("State", text(s.state)),
-             ("Model", text(s.model)), ("Data", text(present.data_label(s.data) or None)),
+             ("Model", text(s.model)), ("Data", text(wording.data_label(s.data) or None)),
              ("Device", text(s.device)), ("Epochs", f"{text(s.epoch)} of {text(s.epochs)}"),
-             ("Created (UTC)", text(present.created_text(s.created_at))),
-             ("Training time", text(present.format_duration(s.duration_s) or None)),
+             ("Created (UTC)", text(wording.created_text(s.created_at))),
+             ("Training time", text(wording.format_duration(s.duration_s) or None)),
              ("Best validation accuracy", percent(s.best_val_acc)), ("Test accuracy", percent(s.test_acc))]
     if s.error:
         facts.append(("Problem", text(s.error)))
@@ -205,16 +199,16 @@ def settings_section(run: ReportRun) -> str:
         body += "<h3>Training settings</h3>" + table(["Setting", "Value"],
                                                       [[text(k), text(v)] for k, v in s.config.items()], "settings")
     else:
-        body += "<p>The run's settings (config.json) are missing.</p>"
+        body += f"<p>The run's settings ({layout.CONFIG}) are missing.</p>"
     return section("Run and settings", body)
 
 
 def curves_section(run: ReportRun) -> str:
-    curves = present.live_curves(run.metrics, SMOOTHING)
-    if curves.empty:
+    lines = curves.live_curves(run.metrics, SMOOTHING)
+    if lines.empty:
         return section("Learning curves", "<p>The run has recorded no training steps yet, so there are no curves.</p>")
-    loss = curve_chart(curves[curves.metric == "loss"], "Loss").properties(width=CURVE_WIDTH)
-    accuracy = curve_chart(curves[curves.metric == "accuracy"], "Accuracy", percent=True).properties(width=CURVE_WIDTH)
+    loss = curve_chart(lines[lines.metric == "loss"], "Loss").properties(width=CURVE_WIDTH)
+    accuracy = curve_chart(lines[lines.metric == "accuracy"], "Accuracy", percent=True).properties(width=CURVE_WIDTH)
     charts = [chart_html(loss, "chart-loss"), chart_html(accuracy, "chart-accuracy")]
     note = (f"<p class=\"note\">Training values are faint as logged and smoothed ({SMOOTHING}) on top; "
             "validation has one point an epoch.</p>")
@@ -224,8 +218,9 @@ def curves_section(run: ReportRun) -> str:
 def results_section(run: ReportRun) -> str:
     if run.preds is None:
         return section("Final test results", f'<p class="notice">{text(run.problem)}</p>')
-    n, right = len(run.preds.labels), int((run.preds.labels == run.preds.pred).sum())
-    return section("Final test results", f"<p>{n:,} test pictures, {right:,} classified right ({right / n:.1%}).</p>")
+    judged = mistakes.tally(run.preds.labels, run.preds.pred)
+    return section("Final test results", f"<p>{judged.total:,} test pictures, {judged.right:,} classified right "
+                                         f"({judged.accuracy:.1%}).</p>")
 
 
 def matrix_section(run: ReportRun) -> str | None:
@@ -298,20 +293,20 @@ def calibration_section(run: ReportRun) -> str | None:
 
 
 def map_section(run: ReportRun) -> str | None:
-    """The test-set map (predictions/map_test.npz) as the Map page draws it; None without a map for these results."""
+    """The test-set map (layout.feature_map) as the Map page draws it; None without a map for these results."""
     if run.preds is None:
         return None
     if run.map_problem:
         return section("Map of the test set", f'<p class="notice">{text(run.map_problem)}</p>')
-    if run.layout is None:
+    if run.test_map is None:
         return None  # no map, or one made for other test results than those saved now
     # Rounded as float64 (float32 prints long decimals): a hundredth of a t-SNE unit is far below a pixel.
-    frame = map_frame(run.layout.values, run.preds, run.classes, None)
+    frame = map_frame(run.test_map.values, run.preds, run.classes, None)
     frame = frame.astype({"x": float, "y": float, "sure": float}).round({"x": 2, "y": 2, "sure": 3})
-    mistakes = int((frame["answer"] == ANSWERS[1]).sum())
-    note = (f"<p class=\"note\">Each dot is one of the {len(frame):,} test pictures, placed by what the model sees in "
-            f"it (a t-SNE layout of its last features): pictures it finds alike sit close together. Colour is the true "
-            f"class; the {mistakes:,} crosses are mistakes.</p>")
+    judged = mistakes.tally(run.preds.labels, run.preds.pred)  # the frame has one row a test picture
+    note = (f"<p class=\"note\">Each dot is one of the {judged.total:,} test pictures, placed by what the model sees "
+            f"in it (a t-SNE layout of its last features): pictures it finds alike sit close together. Colour is the "
+            f"true class; the {judged.wrong:,} crosses are mistakes.</p>")
     return section("Map of the test set", note + chart_html(map_chart(frame, False, interactive=False,
                                                                        width=MAP_WIDTH), "chart-map"))
 
@@ -359,76 +354,3 @@ def report_file_name(name: str) -> str:
     """'<run name>-report.html' in letters, digits, '.', '_' and '-' only (safe in every file system)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "run"
     return f"{safe}-report.html"
-
-
-# ---------------------------------------------------------------------------------------------
-# The Errors page's button: built on click, cached per run and version of its files
-# ---------------------------------------------------------------------------------------------
-
-_WATCHED = ("config.json", "status.json", "meta.json", "metrics.jsonl", "test_summary.json", "predictions/test.npz",
-            "predictions/map_test.npz")
-
-
-def _files_version(run_dir: Path) -> tuple:
-    """What a report depends on, as (modification time, size) of each file: a changed file means a new report."""
-    version = []
-    for name in _WATCHED:
-        try:
-            stat = (run_dir / name).stat()
-            version.append((stat.st_mtime_ns, stat.st_size))
-        except OSError:
-            version.append(None)
-    return tuple(version)
-
-
-@lru_cache(maxsize=CACHED_REPORTS)
-def _cached_report(run_dir: str, files_version: tuple) -> bytes:
-    # A plain lru_cache, not st.cache_data: the download's callable runs in a server thread outside any
-    # script run, where Streamlit's caches warn, and the command line shares this module.
-    return build_report(Path(run_dir)).encode("utf-8")
-
-
-def report_bytes(run_dir: Path) -> bytes:
-    """The report as UTF-8, built once per version of the run's files."""
-    return _cached_report(str(run_dir), _files_version(run_dir))
-
-
-def download_button(summary: catalog.RunSummary) -> None:
-    """'Download report': the file is built only when clicked (a callable `data`), never on a rerun."""
-    st.download_button(
-        "Download report", data=partial(report_bytes, summary.path), file_name=report_file_name(summary.name),
-        mime="text/html", key="errors_report", icon=":material/download:", on_click="ignore",
-        help="One HTML file with this run's settings, curves, confusion matrix, most mixed-up pairs with their "
-             "pictures, per-class scores and calibration. It opens in any browser without a network, so it can be "
-             "e-mailed.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: python -m dashboard.report RUN_DIR [-o FILE]
-# ---------------------------------------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard.report",
-                                     description="Write a run's report as one self-contained HTML file.")
-    parser.add_argument("run_dir", type=Path, help="the run's folder, e.g. runs/20261124-153012-fastnet-a3f9")
-    parser.add_argument("-o", "--output", type=Path, help="where to write it (default: ./<run name>-report.html)")
-    args = parser.parse_args(argv)
-    try:
-        run = load_run(args.run_dir)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    output = args.output or Path(report_file_name(run.summary.name))
-    try:
-        output.write_text(render(run), encoding="utf-8")
-    except OSError as exc:
-        print(f"Cannot write {output}: {exc.strerror or exc}.", file=sys.stderr)
-        return 1
-    for sentence in run.left_out:  # the report says it in the section's place; the terminal is told too
-        print(f"Left out of the report: {sentence}", file=sys.stderr)
-    print(output)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,3 @@
+from dashboard.report.cli import main
+
+raise SystemExit(main())
