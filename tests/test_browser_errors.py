@@ -124,8 +124,8 @@ def test_at_1366x768_the_pictures_of_a_clicked_square_or_pair_are_in_view_withou
     url, run_dir, classes = server
     preds = predictions.load_predictions(run_dir, "test")
     counts = mistakes.confusion_counts(preds.labels, preds.pred, len(classes))
-    mistakes = counts - np.diag(np.diag(counts))
-    true_c, pred_c = np.unravel_index(mistakes.argmax(), counts.shape)  # the worst square: may need pages
+    off_diagonal = counts - np.diag(np.diag(counts))
+    true_c, pred_c = np.unravel_index(off_diagonal.argmax(), counts.shape)  # the worst square: may need pages
     other = next((t, p) for pair in mistakes.confused_pairs(counts, 8)
                  for t, p in ((pair.a, pair.b), (pair.b, pair.a)) if counts[t, p] and (t, p) != (true_c, pred_c))
     with browser_page(*LAPTOP) as page:

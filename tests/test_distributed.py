@@ -58,10 +58,10 @@ def shape(run_dir: Path) -> dict:
     """What a reader relies on: every file's path, and the keys of config, meta, status, test summary and
     each kind of metrics record."""
     load = lambda name: json.loads((run_dir / name).read_text())  # noqa: E731
-    records = catalog.read_metrics(run_dir)
+    metrics = catalog.read_metrics(run_dir)
     return {"files": sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()),
             **{name: sorted(load(name)) for name in ("config.json", "meta.json", "status.json", "test_summary.json")},
-            **{kind: sorted({k for r in records if r["kind"] == kind for k in r}) for kind in ("train", "val", "test")}}
+            **{kind: sorted({k for r in metrics if r["kind"] == kind for k in r}) for kind in ("train", "val", "test")}}
 
 
 @pytest.mark.usefixtures("torch_single_thread")
@@ -92,9 +92,9 @@ def test_a_team_run_stopped_by_ctrl_c_resumes_under_torchrun_into_a_folder_shape
     assert (done.state, done.epoch) == ("completed", 3), done.error
     assert done.test_acc == pytest.approx(records.read_test_summary(run_dir)["accuracy"])
     assert done.status["processes"] == 2 and done.device == "cpu, 2 processes (DDP)"
-    records = catalog.read_metrics(run_dir)
-    assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2, 3]
-    steps = [r["step"] for r in records if r["kind"] == "train"]
+    metrics = catalog.read_metrics(run_dir)
+    assert [r["epoch"] for r in metrics if r["kind"] == "val"] == [1, 2, 3]
+    steps = [r["step"] for r in metrics if r["kind"] == "train"]
     # 1,800 pictures in global batches of 50 (25 a rank): one process's 36 steps an epoch, each trained once
     assert steps == list(range(2, 109, 2))
 

@@ -62,9 +62,9 @@ def train_once(command: list[str], runs_dir: Path) -> Trained:
     if done.returncode != 0 or len(folders) != 1:
         lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no message"]
         return Trained(None, 0.0, wall, f"exit status {done.returncode}: {lines[-1]}")
-    records = catalog.read_metrics(folders[0])
+    metrics = catalog.read_metrics(folders[0])
     summary = records.read_test_summary(folders[0]) or {}
-    seconds = sum(r.get("seconds") or 0.0 for r in records if r["kind"] == "val")
+    seconds = sum(r.get("seconds") or 0.0 for r in metrics if r["kind"] == "val")
     return Trained(summary.get("accuracy"), seconds, wall)
 
 
