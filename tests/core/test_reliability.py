@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from core.rundir import catalog, checkpoints
 from core.rundir.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
 from core.training.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
-from tests.helpers import app_runs_folder, tiny_config, tmpfs, train_tiny_run, wait_for
+from tests.helpers import app_runs_folder, open_view, tiny_config, tmpfs, train_tiny_run, wait_for
 from tests import REPO
 
-APP = str(REPO / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
          "views/gallery.py", "views/calibration.py"]
 
@@ -103,13 +101,7 @@ def test_a_wrongly_typed_metrics_record_costs_that_record_only(typed_damage):
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_loads_with_every_wrongly_typed_run_in_the_folder(typed_damage, page):
     folder, _, ids = typed_damage
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(page)
-    at.session_state["run_id"] = ids["bad records"]  # the damaged runs are not offered by the picker
-    at.run()
-    assert not at.exception, at.exception
+    open_view(page, ids["bad records"])  # the damaged runs are not offered by the picker
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,9 +182,7 @@ def test_a_run_killed_before_its_first_checkpoint_says_start_again_not_resume(tm
 def test_the_train_page_offers_start_again_for_such_a_run_and_it_trains(tmp_path_factory):
     with app_runs_folder(tmp_path_factory) as folder:
         summary = interrupted_before_first_checkpoint(folder)
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.session_state["run_id"] = summary.run_id
-        at.run()
+        at = open_view(run_id=summary.run_id)
         assert catalog.NO_CHECKPOINT_MESSAGE in [e.value for e in at.error]
         assert not [b for b in at.button if b.key == "live_resume"]
         at.button(key="live_restart").click()

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import calibration
 
@@ -19,10 +18,7 @@ from core.rundir import catalog, predictions
 
 from core import present
 from core.rundir.predictions import PredictionsError
-from tests.helpers import app_runs_folder, chart_frame, shown, train_tiny_run
-from tests import REPO
-
-APP = str(REPO / "dashboard" / "app.py")
+from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, train_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +37,11 @@ def copy_run(run: Path, suffix: str) -> Path:
     return Path(shutil.copytree(run, run.parent / f"{run.name}-{suffix}"))
 
 
-class Page:
+class CalibrationPage(RunPage):
     """One AppTest session on the Calibration page looking at one run."""
 
     def __init__(self, run: Path):
-        self.run_dir = run
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page("views/calibration.py")
-        self.run()
-
-    def run(self) -> Page:
-        self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
-        self.at.run()
-        assert not self.at.exception, self.at.exception
-        return self
+        super().__init__("views/calibration.py", run.name)
 
     def metrics(self) -> dict[str, str]:
         return {m.label: m.value for m in self.at.metric}
@@ -71,7 +57,7 @@ def expected(preds: predictions.Predictions) -> calibration.Reliability:
     return calibration.reliability(*calibration.top_label(preds.probs, preds.labels))
 
 
-def assert_shows(page: Page, preds: predictions.Predictions, split: str) -> None:
+def assert_shows(page: CalibrationPage, preds: predictions.Predictions, split: str) -> None:
     """Every number on the page is core's on these predictions."""
     rel = expected(preds)
     assert page.metrics() == {"Calibration error (ECE)": f"{rel.ece:.1%}",
@@ -90,7 +76,7 @@ def assert_shows(page: Page, preds: predictions.Predictions, split: str) -> None
 
 
 def test_the_test_sets_numbers_sentence_chart_and_table_are_cores(run):
-    page = Page(run)
+    page = CalibrationPage(run)
     preds = predictions.load_predictions(run, "test")
     assert_shows(page, preds, "test")
     classes = json.loads((run / "meta.json").read_text())["classes"]
@@ -99,7 +85,7 @@ def test_the_test_sets_numbers_sentence_chart_and_table_are_cores(run):
 
 
 def test_the_validation_set_after_a_chosen_epoch(run):
-    page = Page(run)
+    page = CalibrationPage(run)
     page.at.radio(key="calib_split").set_value("val")
     page.run()
     assert page.at.select_slider(key="calib_epoch").value == 2  # the newest epoch first
@@ -118,7 +104,7 @@ def test_a_run_made_before_this_page_is_shown_and_left_as_it_was(run):
     with open(old / "predictions" / "test.npz", "wb") as fh:
         np.savez(fh, labels=preds.labels, pred=preds.pred, probs=preds.probs.astype(np.float16), index=preds.index)
     before = sorted((p.relative_to(old), p.stat().st_mtime_ns) for p in old.rglob("*"))
-    page = Page(old)
+    page = CalibrationPage(old)
     assert_shows(page, predictions.load_predictions(old, "test"), "test")
     assert sorted((p.relative_to(old), p.stat().st_mtime_ns) for p in old.rglob("*")) == before
 
@@ -128,7 +114,7 @@ def test_a_run_without_test_results_gets_one_sentence(run):
     (stopped / "predictions" / "test.npz").unlink()
     status = json.loads((stopped / "status.json").read_text())
     (stopped / "status.json").write_text(json.dumps({**status, "state": "stopped"}))
-    page = Page(stopped)
+    page = CalibrationPage(stopped)
     # Its validation epochs are shown first, as on the Errors page; the test set says why it is empty.
     assert page.at.radio(key="calib_split").value == "val"
     assert_shows(page, predictions.load_predictions(stopped, "val", 2), "val")
@@ -142,7 +128,7 @@ def test_a_run_without_test_results_gets_one_sentence(run):
 def test_a_run_with_no_predictions_at_all_gets_one_sentence(run):
     bare = copy_run(run, "bare")
     shutil.rmtree(bare / "predictions")
-    page = Page(bare)
+    page = CalibrationPage(bare)
     assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(bare), "test")]
     assert not page.at.get("vega_lite_chart") and not page.at.metric and not page.at.dataframe
 
@@ -152,7 +138,7 @@ def test_a_damaged_test_file_is_one_sentence(run):
     (damaged / "predictions" / "test.npz").write_bytes(b"not an archive")
     with pytest.raises(PredictionsError) as problem:
         predictions.load_predictions(damaged, "test")
-    page = Page(damaged)
+    page = CalibrationPage(damaged)
     assert [shown(w) for w in page.at.warning.values] == [str(problem.value)]
     assert str(problem.value).startswith("predictions/test.npz is damaged:")
     assert not page.at.get("vega_lite_chart") and not page.at.metric
@@ -162,6 +148,6 @@ def test_a_training_run_says_its_test_results_come_at_the_end(run):
     config = json.loads((run / "config.json").read_text())
     training = catalog.create_run(run.parent, config, name="still training", state="running")
     catalog.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
-    page = Page(training)
+    page = CalibrationPage(training)
     assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(training), "test")]
     assert "still training" in page.at.info.values[0]

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import compare
 
@@ -25,10 +23,8 @@ from core.rundir import catalog, predictions
 from core import present
 from core.data import load_dataset
 from tests.data_trees import make_tree
-from tests.helpers import chart_frame, rerun, shown, train_tiny_run
-from tests import REPO
+from tests.helpers import RunPage, chart_frame, shown, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 CLASSES = list(load_dataset("synthetic").classes)
 
 
@@ -86,23 +82,12 @@ def aligned(fixture_runs, a: str = "alpha", b: str = "beta") -> compare.Aligned:
     return compare.align(*load)
 
 
-class Page:
+class ComparePage(RunPage):
     """The Compare page of one AppTest session: run A picked in the sidebar, run B on the page."""
 
     def __init__(self, fixture_runs, a: str = "alpha", b: str | None = "beta"):
-        self.ids = fixture_runs
-        self.a, self.b = fixture_runs[a], fixture_runs[b] if b else None
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page("views/compare.py")
-        self.run()
-
-    def run(self, widget_states=None) -> Page:
-        self.at.session_state["run_id"] = self.a  # the sidebar's picker
-        if self.b:
-            self.at.session_state["compare_b"] = self.b
-        rerun(self.at, widget_states)
-        return self
+        run_b = {"compare_b": fixture_runs[b]} if b else {}
+        super().__init__("views/compare.py", fixture_runs[a], **run_b)
 
     def chart(self):
         charts = [c for c in self.at.get("vega_lite_chart") if "compare_matrix" in c.proto.id]
@@ -120,17 +105,11 @@ class Page:
     def table(self):
         return self.at.dataframe[0]
 
-    def send(self, element, selection: dict) -> None:
-        """What the browser sends when the user selects something in a chart or table."""
-        states = self.at._tree.get_widget_states()
-        states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps({"selection": selection})))
-        self.run(states)
-
     def click_square(self, true_name: str, pred_name: str) -> None:
-        self.send(self.chart(), {"cell": [{"true": true_name, "pred": pred_name}]})
+        self.select(self.chart(), {"cell": [{"true": true_name, "pred": pred_name}]})
 
     def pick_row(self, row: int) -> None:
-        self.send(self.table(), {"rows": [row], "columns": [], "cells": []})
+        self.select(self.table(), {"rows": [row], "columns": [], "cells": []})
 
     def tab_captions(self) -> tuple[list[str], list[str]]:
         """The tiles' captions shown in the two tabs: right in A, wrong in B; and wrong in A, right in B."""
@@ -156,7 +135,7 @@ class Page:
 # ---------------------------------------------------------------------------------------------
 
 def test_accuracies_table_and_matrix_equal_what_core_computes_from_the_files(fixture_runs):
-    page = Page(fixture_runs)
+    page = ComparePage(fixture_runs)
     x = aligned(fixture_runs)
     acc_a, acc_b = compare.accuracies(x)
     metrics = page.at.metric
@@ -191,7 +170,7 @@ def test_accuracies_table_and_matrix_equal_what_core_computes_from_the_files(fix
 # ---------------------------------------------------------------------------------------------
 
 def test_a_clicked_square_shows_exactly_its_flipped_pictures(fixture_runs):
-    page = Page(fixture_runs)
+    page = ComparePage(fixture_runs)
     x = aligned(fixture_runs)
     lost, gained = compare.flip_counts(x)
     both = lost + gained
@@ -214,7 +193,7 @@ def test_a_clicked_square_shows_exactly_its_flipped_pictures(fixture_runs):
 
 
 def test_a_class_shows_all_its_flips_from_the_diagonal_or_the_table(fixture_runs):
-    page = Page(fixture_runs)
+    page = ComparePage(fixture_runs)
     x = aligned(fixture_runs)
     lost, gained = compare.flip_counts(x)
     c = int(np.argmax(np.diag(lost) + np.diag(gained)))
@@ -240,7 +219,7 @@ def test_a_class_shows_all_its_flips_from_the_diagonal_or_the_table(fixture_runs
 # ---------------------------------------------------------------------------------------------
 
 def test_run_b_lists_other_runs_with_test_results_and_tells_namesakes_apart(fixture_runs):
-    page = Page(fixture_runs)
+    page = ComparePage(fixture_runs)
     picker = page.at.selectbox(key="compare_b")
     labels = [shown(o) for o in picker.options]
     # beta, its namesake, other data, damaged, old and the two moved copies; neither A itself nor the running run
@@ -252,7 +231,7 @@ def test_run_b_lists_other_runs_with_test_results_and_tells_namesakes_apart(fixt
 
 
 def test_runs_tested_on_other_pictures_are_refused_in_one_sentence(fixture_runs):
-    page = Page(fixture_runs, b="other")
+    page = ComparePage(fixture_runs, b="other")
     a, b = (predictions.load_predictions(fixture_runs["dir"] / fixture_runs[k]) for k in ("alpha", "other"))
     assert [w.value for w in page.at.warning] == [compare.test_set_refusal(a, b)]
     assert page.at.warning[0].value.startswith("Run A was tested on 500 pictures and run B on 15")
@@ -260,20 +239,20 @@ def test_runs_tested_on_other_pictures_are_refused_in_one_sentence(fixture_runs)
 
 
 def test_a_damaged_test_file_of_run_b_is_named(fixture_runs):
-    page = Page(fixture_runs, b="damaged")
+    page = ComparePage(fixture_runs, b="damaged")
     assert [shown(w.value) for w in page.at.warning] == [
         "Run B: predictions/test.npz is damaged: it cannot be read as saved predictions (ValueError)."]
 
 
 def test_run_a_without_test_results_says_why(fixture_runs):
     catalog.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
-    page = Page(fixture_runs, a="running", b=None)
+    page = ComparePage(fixture_runs, a="running", b=None)
     assert any("still training" in m for m in page.at.info.values)
     assert page.chart() is None
 
 
 def test_an_older_run_compares_too(fixture_runs):
-    page = Page(fixture_runs, a="old")
+    page = ComparePage(fixture_runs, a="old")
     x = aligned(fixture_runs, "old", "beta")
     assert page.table().value["Class"].tolist() == CLASSES  # names from its data, as meta.json has none
     assert np.array_equal(page.differences(), compare.difference_counts(x))
@@ -283,20 +262,20 @@ def test_a_single_run_has_nothing_to_compare_with(fixture_runs, tmp_path, monkey
     alone = tmp_path / "runs"
     shutil.copytree(fixture_runs["dir"] / fixture_runs["alpha"], alone / fixture_runs["alpha"])
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(alone))
-    page = Page(fixture_runs, b=None)
+    page = ComparePage(fixture_runs, b=None)
     assert page.at.info.values == [
         "There is no other run with final test results to compare run A with: train another run on the same data, "
         "then come back here."]
 
 
 def test_pictures_come_from_run_b_when_run_as_data_is_not_here_and_numbers_stay_without_either(fixture_runs):
-    page = Page(fixture_runs, a="moved_a", b="beta")
+    page = ComparePage(fixture_runs, a="moved_a", b="beta")
     lost, gained = compare.flip_counts(aligned(fixture_runs, "moved_a", "beta"))
     c = int(np.argmax(np.diag(lost)))
     page.click_square(CLASSES[c], CLASSES[c])
     assert not page.at.warning and len(page.tab_captions()[0]) == min(lost[c, c], 24)  # B's data has them
 
-    page = Page(fixture_runs, a="moved_a", b="moved_b")
+    page = ComparePage(fixture_runs, a="moved_a", b="moved_b")
     assert any("cannot be loaded on this machine" in w for w in page.at.warning.values)
     page.click_square(CLASSES[c], CLASSES[c])
     assert not page.at.image

@@ -18,10 +18,8 @@ from streamlit.testing.v1 import AppTest
 import core.data.cache
 from core.rundir import catalog
 from core.data import load_dataset, split_train_val
-from tests.helpers import app_runs_folder, train_tiny_run
-from tests import REPO
+from tests.helpers import app_runs_folder, open_view, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 SPLITS = ["Training", "Validation", "Test"]
 
 
@@ -42,21 +40,8 @@ def no_cifar_here(tmp_path, monkeypatch):
     monkeypatch.setattr(core.data.cache, "DEFAULT_DATA_DIR", tmp_path / "data")
 
 
-def open_page(page: str, run_id: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page)
-    if run_id is not None:  # AppTest runs a switched-to page without app.py's sidebar: carry the picker's choice
-        at.session_state["run_id"] = run_id
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def open_data_page(run_id: str | None = None, **state) -> AppTest:
-    return open_page("views/data.py", run_id, **state)
+    return open_view("views/data.py", run_id, **state)
 
 
 def counts(at: AppTest):
@@ -164,7 +149,7 @@ def test_latin1_class_names_train_and_every_page_shows_them(tmp_path, monkeypatc
     at = open_data_page(result.run_dir.name)
     assert [m.value for m in at.markdown if m.value.startswith("**")] == ["**café**", "**thé**"]
     # Both pages raised UnicodeEncodeError on 'caf\\udce9', the class name this archive used to get.
-    errors = open_page("views/errors.py", result.run_dir.name)
+    errors = open_view("views/errors.py", result.run_dir.name)
     assert list(errors.dataframe[-1].value["Class"]) == ["café", "thé"]  # per-class scores
-    gallery = open_page("views/gallery.py", result.run_dir.name)
+    gallery = open_view("views/gallery.py", result.run_dir.name)
     assert any("café" in image.captions[0] for image in gallery.image)

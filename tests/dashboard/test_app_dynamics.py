@@ -15,17 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import dynamics, mistakes
 
 from core.rundir import predictions
 from dashboard import epochs as epoch_view
-from tests.helpers import app_runs_folder, chart_frame, rerun, shown, train_tiny_run
-from tests import REPO
+from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 EPOCHS = [1, 2, 3]
 
 
@@ -61,20 +57,11 @@ def classes_of(run: Path) -> list[str]:
     return json.loads((run / "meta.json").read_text())["classes"]
 
 
-class Page:
+class DynamicsPage(RunPage):
     """One AppTest session on one page ("errors.py" or "dynamics.py") looking at one run."""
 
     def __init__(self, run: Path, page: str):
-        self.run_dir = run
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page(f"views/{page}")
-        self.run()
-
-    def run(self, widget_states=None) -> Page:
-        self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
-        rerun(self.at, widget_states)
-        return self
+        super().__init__(f"views/{page}", run.name)
 
     def chart(self, key_part: str):
         """A clickable chart (only those have an id) whose key contains `key_part`."""
@@ -92,33 +79,26 @@ class Page:
                 return frame
         return None
 
-    def text(self) -> list[str]:
-        return [shown(m.value).replace("**", "") for m in [*self.at.markdown, *self.at.caption]]
-
     def tiles(self, grid: str = "dynamics_picked") -> list[str]:
         """The captions of one grid of pictures (a keyed container)."""
         return [image.captions[0] for image in self.at.container(grid).image]
 
     def select_box(self, confidence: list[float], variability: list[float]) -> None:
         """What the browser sends when a box is dragged on the data map: the chart's new selection."""
-        states = self.at._tree.get_widget_states()
-        selection = {"selection": {"box": {"confidence": confidence, "variability": variability}}}
-        chart_id = self.chart("dynamics_map").proto.id
-        states.widgets.append(WidgetState(id=chart_id, string_value=json.dumps(selection)))
-        self.run(states)
+        self.select(self.chart("dynamics_map"), {"box": {"confidence": confidence, "variability": variability}})
 
 
 # ---------------------------------------------------------------------------------------------
 # The Errors page over the epochs
 # ---------------------------------------------------------------------------------------------
 
-def errors_on_validation(run: Path) -> Page:
-    page = Page(run, "errors.py")
+def errors_on_validation(run: Path) -> DynamicsPage:
+    page = DynamicsPage(run, "errors.py")
     page.at.radio(key="errors_split").set_value("val")
     return page.run()
 
 
-def matrix_counts(page: Page, classes: list[str]) -> np.ndarray:
+def matrix_counts(page: DynamicsPage, classes: list[str]) -> np.ndarray:
     frame = page.chart_data("errors_matrix")
     counts = np.zeros((len(classes), len(classes)), dtype=int)
     for row in frame.itertuples():
@@ -212,7 +192,7 @@ def expected_tiles(preds: predictions.Predictions, positions: np.ndarray, classe
 
 
 def test_data_map_has_a_point_per_picture_and_a_box_shows_the_pictures_inside(run):
-    page = Page(run, "dynamics.py")
+    page = DynamicsPage(run, "dynamics.py")
     hand, classes = by_hand(run), classes_of(run)
     points = page.chart_data("dynamics_map")
     assert len(points) == len(hand["confidence"])
@@ -231,7 +211,7 @@ def test_data_map_has_a_point_per_picture_and_a_box_shows_the_pictures_inside(ru
 
 
 def test_a_region_shows_its_pictures_and_replaces_the_box(run):
-    page = Page(run, "dynamics.py")
+    page = DynamicsPage(run, "dynamics.py")
     hand, classes = by_hand(run), classes_of(run)
     page.select_box([0.0, 1.0], [0.0, 0.5])
     c, v = hand["confidence"], hand["variability"]
@@ -249,7 +229,7 @@ def test_a_region_shows_its_pictures_and_replaces_the_box(run):
 
 
 def test_most_forgotten_pictures_come_first(run):
-    page = Page(run, "dynamics.py")
+    page = DynamicsPage(run, "dynamics.py")
     hand = by_hand(run)
     forgotten = hand["forgotten"]
     table = page.at.dataframe[0].value
@@ -263,7 +243,7 @@ def test_a_run_with_one_epoch_gets_a_sentence_and_no_play_button(run):
     one = copy_run(run, "one-epoch")
     for epoch in (2, 3):
         predictions.val_predictions_path(one, epoch).unlink()
-    page = Page(one, "dynamics.py")
+    page = DynamicsPage(one, "dynamics.py")
     assert page.at.info.values == [dynamics.too_few_epochs(1)]
     assert "at least 2 epochs" in page.at.info.values[0] and not page.at.get("vega_lite_chart")
     errors = errors_on_validation(one)
@@ -274,7 +254,7 @@ def test_a_run_with_one_epoch_gets_a_sentence_and_no_play_button(run):
 def test_a_damaged_epoch_is_left_out_with_its_reason(run):
     damaged = copy_run(run, "damaged")
     predictions.val_predictions_path(damaged, 2).write_bytes(b"not an archive")
-    page = Page(damaged, "dynamics.py")
+    page = DynamicsPage(damaged, "dynamics.py")
     assert any(w.startswith("Epoch 2 is left out: predictions/val\\_epoch\\_0002.npz is damaged")
                for w in page.at.warning.values)
     assert "Over the 2 epochs saved so far (1 to 3). Pictures are shown with the model's answer after the " \
@@ -290,7 +270,7 @@ def test_each_epoch_file_is_read_once_as_epochs_appear(run, monkeypatch):
     reads = []
     load = predictions.load_predictions
     monkeypatch.setattr(dynamics, "load_predictions", lambda d, s="test", e=None: reads.append(e) or load(d, s, e))
-    page = Page(growing, "dynamics.py")
+    page = DynamicsPage(growing, "dynamics.py")
     page.run()
     last.write_bytes(kept)  # the run's next epoch
     page.run()

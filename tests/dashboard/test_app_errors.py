@@ -14,16 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import mistakes
 
 from core.rundir import catalog, predictions
 from core.data import load_dataset
-from tests.helpers import train_tiny_run
-from tests import REPO
+from tests.helpers import RunPage, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 # CIFAR-10 name -> synthetic class drawn for it; look-alike pairs share a shape so they are confused.
 LOOKALIKES = {"airplane": 0, "bird": 0, "cat": 3, "dog": 3, "automobile": 5, "truck": 6}
 PER_CLASS = {"train": 40, "test": 15}  # 15 test pictures a class: any cell fits on one page of tiles
@@ -64,22 +61,11 @@ def fixture_runs(tmp_path_factory):
                "dir": runs_dir}
 
 
-class Page:
+class ErrorsPage(RunPage):
     """The Errors page of one AppTest session looking at one run."""
 
     def __init__(self, run_id: str):
-        self.run_id = run_id
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page("views/errors.py")
-        self.run()
-
-    def run(self) -> Page:
-        # The run chosen in the sidebar's picker (its widget key), as a person would pick it.
-        self.at.session_state["run_id"] = self.run_id
-        self.at.run()
-        assert not self.at.exception, self.at.exception
-        return self
+        super().__init__("views/errors.py", run_id)
 
     def matrix(self, classes: list[str]) -> np.ndarray:
         """The counts drawn in the chart, read back from the chart's own data."""
@@ -113,7 +99,7 @@ CLASSES = sorted(LOOKALIKES)  # ImageFolder classes are the sorted folder names
 # ---------------------------------------------------------------------------------------------
 
 def test_matrix_counts_equal_saved_test_predictions(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")
     assert np.array_equal(page.matrix(CLASSES), counts)
     right = int(np.trace(counts))
@@ -126,7 +112,7 @@ def test_matrix_counts_equal_saved_test_predictions(fixture_runs):
 
 @pytest.mark.parametrize("pair", [("cat", "dog"), ("airplane", "bird"), ("automobile", "truck")])
 def test_lookalike_button_selects_the_worse_cell_and_shows_its_pictures(fixture_runs, pair):
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")
     a, b = (CLASSES.index(name) for name in pair)
     true_c, pred_c = mistakes.pair_between(counts, a, b).worse_direction
@@ -143,7 +129,7 @@ def test_lookalike_button_selects_the_worse_cell_and_shows_its_pictures(fixture_
 
 
 def test_ranked_pairs_and_direction_buttons(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     preds, counts = saved(fixture_runs, "trained")
     ranked = mistakes.confused_pairs(counts, 8)
     lines = [m.value for m in page.at.markdown if "↔" in m.value]
@@ -160,7 +146,7 @@ def test_ranked_pairs_and_direction_buttons(fixture_runs):
     assert len(page.at.get("progress")) == 3 * len(page.tiles())
 
 
-def popovers(page: Page) -> list:
+def popovers(page: ErrorsPage) -> list:
     """The popover blocks on the page (AppTest has no accessor of its own for them)."""
     found, stack = [], [page.at._tree]
     while stack:
@@ -171,7 +157,7 @@ def popovers(page: Page) -> list:
     return found
 
 
-def matrix_and_side_columns(page: Page) -> tuple:
+def matrix_and_side_columns(page: ErrorsPage) -> tuple:
     """The column holding the matrix and the one beside it (the next column drawn, pairs' columns aside)."""
     columns = list(page.at.columns)
     at = next(k for k, column in enumerate(columns) if column.get("vega_lite_chart"))
@@ -179,7 +165,7 @@ def matrix_and_side_columns(page: Page) -> tuple:
 
 
 def test_a_chosen_squares_pictures_sit_beside_the_matrix_and_the_pairs_fold_into_a_menu(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")
     ranked = mistakes.confused_pairs(counts, 8)
     _, side_col = matrix_and_side_columns(page)
@@ -200,7 +186,7 @@ def test_a_chosen_squares_pictures_sit_beside_the_matrix_and_the_pairs_fold_into
 
 
 def test_selection_survives_refresh_and_the_normalise_toggle(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     _, counts = saved(fixture_runs, "trained")
     page.at.button(key="errors_famous_cat_dog").click()
     page.run()
@@ -217,7 +203,7 @@ def test_selection_survives_refresh_and_the_normalise_toggle(fixture_runs):
 def test_per_class_scores_match_sklearn(fixture_runs):
     from sklearn.metrics import precision_recall_fscore_support
 
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     preds, _ = saved(fixture_runs, "trained")
     table = page.at.dataframe[0].value
     p, r, f, s = precision_recall_fscore_support(preds.labels, preds.pred, labels=range(len(CLASSES)),
@@ -234,7 +220,7 @@ def test_per_class_scores_match_sklearn(fixture_runs):
 # ---------------------------------------------------------------------------------------------
 
 def test_validation_epoch_slider(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = ErrorsPage(fixture_runs["trained"])
     page.at.radio(key="errors_split").set_value("val")
     page.run()
     slider = page.at.select_slider(key="errors_epoch")
@@ -261,7 +247,7 @@ def test_new_epochs_of_a_training_run_appear_and_the_slider_follows_the_newest(f
     def new_epoch(epoch: int) -> None:  # as the engine does: a new file renamed into predictions/
         shutil.copy(folder / "val_epoch_0001.npz", folder / f"val_epoch_{epoch:04d}.npz")
 
-    page = Page(growing.name)
+    page = ErrorsPage(growing.name)
     page.at.radio(key="errors_split").set_value("val")
     page.run()
     assert "Epoch 1: the only epoch finished so far." in page.captions()
@@ -288,7 +274,7 @@ def test_rewritten_test_predictions_are_read_again(fixture_runs):
     source = fixture_runs["dir"] / fixture_runs["trained"]
     rerun = fixture_runs["dir"] / f"{source.name}-retested"
     shutil.copytree(source, rerun)
-    page = Page(rerun.name)
+    page = ErrorsPage(rerun.name)
     preds, counts = saved(fixture_runs, "trained")
     assert np.array_equal(page.matrix(CLASSES), counts)
     # As after a resumed run's final test: the file is replaced, the page must not keep the old counts.
@@ -304,7 +290,7 @@ def test_rewritten_test_predictions_are_read_again(fixture_runs):
 
 def test_running_run_says_results_are_not_there_yet(fixture_runs):
     catalog.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
-    page = Page(fixture_runs["running"])
+    page = ErrorsPage(fixture_runs["running"])
     assert any("still training" in m for m in page.at.info.values)
     assert not page.at.get("vega_lite_chart")
     page.at.radio(key="errors_split").set_value("val")
@@ -313,12 +299,12 @@ def test_running_run_says_results_are_not_there_yet(fixture_runs):
 
 
 def test_failed_run_says_so(fixture_runs):
-    page = Page(fixture_runs["failed"])
+    page = ErrorsPage(fixture_runs["failed"])
     assert any("failed before its final test" in m for m in page.at.info.values)
 
 
 def test_data_not_on_this_machine_still_shows_matrix_and_counts(fixture_runs):
-    page = Page(fixture_runs["moved"])
+    page = ErrorsPage(fixture_runs["moved"])
     _, counts = saved(fixture_runs, "moved")
     assert any("cannot be loaded on this machine" in w for w in page.at.warning.values)
     assert np.array_equal(page.matrix(CLASSES), counts)

@@ -4,23 +4,19 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import mistakes
 
 from core.rundir import catalog, checkpoints, predictions
 from core.data import load_dataset
 from core.training.inference import Predictor
-from tests.helpers import train_tiny_run
-from tests import REPO
+from tests.helpers import RunPage, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 PER_PAGE = 24
 
 
@@ -44,21 +40,13 @@ def fixture_runs(tmp_path_factory):
                "preds": preds, "data": load_dataset("synthetic")}
 
 
-class Page:
+class GalleryPage(RunPage):
+    """The Gallery page of one AppTest session looking at one run."""
+
     def __init__(self, run_id: str):
-        self.run_id = run_id
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page("views/gallery.py")
-        self.run()
+        super().__init__("views/gallery.py", run_id)
 
-    def run(self) -> Page:
-        self.at.session_state["run_id"] = self.run_id  # switched-to pages run without app.py's sidebar picker
-        self.at.run()
-        assert not self.at.exception, self.at.exception
-        return self
-
-    def set(self, kind: str, key: str, value) -> Page:
+    def set(self, kind: str, key: str, value) -> GalleryPage:
         getattr(self.at, kind)(key=key).set_value(value)
         return self.run()
 
@@ -85,7 +73,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 def test_first_page_shows_a_page_of_tiles_with_top3_popovers(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = GalleryPage(fixture_runs["trained"])
     preds = fixture_runs["preds"]
     assert page.matching() == len(preds.labels) == 500
     tiles = page.tiles()
@@ -101,7 +89,7 @@ def test_first_page_shows_a_page_of_tiles_with_top3_popovers(fixture_runs):
 
 
 def test_filters_show_the_right_number_of_tiles(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = GalleryPage(fixture_runs["trained"])
     preds, classes = fixture_runs["preds"], names(fixture_runs)
     wrong = int((preds.labels != preds.pred).sum())
     page.set("radio", "gallery_outcome", "wrong")
@@ -120,7 +108,7 @@ def test_filters_show_the_right_number_of_tiles(fixture_runs):
 
 
 def test_last_page_and_least_confident_order(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = GalleryPage(fixture_runs["trained"])
     preds = fixture_runs["preds"]
     page.set("selectbox", "gallery_order", "least-confident")
     pages = mistakes.page_count(500, PER_PAGE)
@@ -136,7 +124,7 @@ def test_last_page_and_least_confident_order(fixture_runs):
 
 
 def test_random_order_depends_on_the_seed(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = GalleryPage(fixture_runs["trained"])
     assert page.at.number_input(key="gallery_seed").disabled
     page.set("selectbox", "gallery_order", "random")
     first = page.tiles()
@@ -158,7 +146,7 @@ def test_predictor_reproduces_the_saved_test_predictions(fixture_runs):
 
 
 def test_uploads_are_predicted_and_bad_files_refused_one_by_one(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = GalleryPage(fixture_runs["trained"])
     preds, data, classes = fixture_runs["preds"], fixture_runs["data"], names(fixture_runs)
     picks = [int(np.flatnonzero(preds.labels != preds.pred)[0]), int(np.flatnonzero(preds.labels == preds.pred)[0])]
     files = [(f"test{i}.png", encode_png(data.test.images[preds.index[i]]), "image/png") for i in picks]
@@ -183,7 +171,7 @@ def test_a_newer_checkpoint_is_loaded_again(fixture_runs):
     shutil.copytree(source, copy)
     classes, data = names(fixture_runs), fixture_runs["data"]
     upload = ("one.png", encode_png(data.test.images[0]), "image/png")
-    page = Page(copy.name)
+    page = GalleryPage(copy.name)
     page.at.file_uploader(key="gallery_upload").set_value(upload)
     page.run()
     # Overwrite the checkpoint with weights that always answer the last class, as more training would.
@@ -202,14 +190,14 @@ def test_a_newer_checkpoint_is_loaded_again(fixture_runs):
 # ---------------------------------------------------------------------------------------------
 
 def test_queued_run_says_so_and_offers_no_upload(fixture_runs):
-    page = Page(fixture_runs["queued"])
+    page = GalleryPage(fixture_runs["queued"])
     info = page.at.info.values
     assert any("waiting to start" in m for m in info) and any("no saved model yet" in m for m in info)
     assert not page.tiles() and not page.at.file_uploader
 
 
 def test_data_not_on_this_machine_shows_captions_and_still_predicts(fixture_runs):
-    page = Page(fixture_runs["moved"])
+    page = GalleryPage(fixture_runs["moved"])
     assert any("cannot be loaded on this machine" in w for w in page.at.warning.values)
     assert not page.tiles()
     captions = [c.value for c in page.at.caption if c.value.startswith("True: ")]
@@ -221,7 +209,7 @@ def test_data_not_on_this_machine_shows_captions_and_still_predicts(fixture_runs
 
 
 def test_a_camera_photo_is_predicted_like_an_upload(fixture_runs):
-    page = Page(fixture_runs["trained"])
+    page = GalleryPage(fixture_runs["trained"])
     preds, data, classes = fixture_runs["preds"], fixture_runs["data"], names(fixture_runs)
     assert not page.at.camera_input  # the camera stays off until asked for
     page.set("toggle", "gallery_camera_on", True)

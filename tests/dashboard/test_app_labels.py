@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import kfold, label_issues
 
@@ -17,10 +16,8 @@ from core.rundir import catalog, predictions
 
 from core import present
 from core.rundir.state import LIVE_STATES
-from tests.helpers import app_runs_folder, shown, train_tiny_run, wait_for
-from tests import REPO
+from tests.helpers import RunPage, app_runs_folder, shown, train_tiny_run, wait_for
 
-APP = str(REPO / "dashboard" / "app.py")
 PER_PAGE = 24
 PLANTED = {7: (3, 0.01), 40: (5, 0.03), 123: (3, 0.05)}  # position: (suggested class, given label's probability)
 
@@ -71,19 +68,11 @@ def old_copy(run: Path) -> Path:
     return target
 
 
-class Page:
-    def __init__(self, run: Path):
-        self.run_id = run.name
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page("views/labels.py")
-        self.run()
+class LabelsPage(RunPage):
+    """The Possibly mislabelled page of one AppTest session looking at one run."""
 
-    def run(self) -> Page:
-        self.at.session_state["run_id"] = self.run_id  # the sidebar's picker
-        self.at.run()
-        assert not self.at.exception, self.at.exception
-        return self
+    def __init__(self, run: Path):
+        super().__init__("views/labels.py", run.name)
 
     def table(self):
         return self.at.container("labels_table").dataframe[0].value
@@ -92,6 +81,7 @@ class Page:
         return [shown(image.captions[0]) for image in self.at.container("labels_tiles").image]
 
     def text(self) -> str:
+        """The page's markdown and captions as one string, bold markers kept."""
         return " ".join(shown(m.value) for m in [*self.at.markdown, *self.at.caption])
 
 
@@ -114,7 +104,7 @@ def test_the_ranking_shown_equals_core_on_the_files(fixture_runs, ranking):
     run = fixture_runs["trained"]
     saved, issues = core_issues(run, ranking)
     assert len(issues.positions) > 0  # a one-epoch model doubts some labels: the page has something to show
-    page = Page(run)
+    page = LabelsPage(run)
     page.at.radio(key="labels_ranking").set_value(ranking)
     page.run()
     classes, first = classes_of(run), np.arange(min(PER_PAGE, len(issues.positions)))
@@ -130,7 +120,7 @@ def test_the_ranking_shown_equals_core_on_the_files(fixture_runs, ranking):
 
 def test_planted_label_errors_are_listed_most_suspicious_first(fixture_runs):
     run = fixture_runs["planted"]
-    page = Page(run)
+    page = LabelsPage(run)
     saved, classes = predictions.load_predictions(run, "test"), classes_of(run)
     assert page.at.metric[0].value == f"3 of {len(saved.labels):,} test pictures"
     table = page.table()
@@ -145,7 +135,7 @@ def test_the_given_class_filter_keeps_the_ranking(fixture_runs):
     saved, issues = core_issues(run)
     classes = classes_of(run)
     chosen = int(np.bincount(issues.given).argmax())  # the class with the most suspects
-    page = Page(run)
+    page = LabelsPage(run)
     page.at.selectbox(key="labels_given").set_value(classes[chosen])
     page.run()
     rows = np.flatnonzero(issues.given == chosen)
@@ -159,7 +149,7 @@ def test_a_class_without_suspects_says_so(fixture_runs):
     run = fixture_runs["planted"]
     saved, classes = predictions.load_predictions(run, "test"), classes_of(run)
     clean = next(k for k in range(len(classes)) if k not in saved.labels[[7, 40, 123]])
-    page = Page(run)
+    page = LabelsPage(run)
     page.at.selectbox(key="labels_given").set_value(classes[clean])
     page.run()
     assert page.at.info.values == [f"No picture given the label {classes[clean]} looks mislabelled; pick "
@@ -170,7 +160,7 @@ def test_a_run_from_before_this_page_shows_the_same_list(fixture_runs):
     run = fixture_runs["old"]
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     saved, issues = core_issues(run)
-    page = Page(run)
+    page = LabelsPage(run)
     first = np.arange(min(PER_PAGE, len(issues.positions)))
     assert page.table()["Picture"].tolist() == saved.index[issues.positions[first]].tolist()
     assert page.tiles() == expected_captions(issues, first, classes_of(fixture_runs["trained"]))
@@ -178,7 +168,7 @@ def test_a_run_from_before_this_page_shows_the_same_list(fixture_runs):
 
 
 def test_a_run_without_test_results_gets_one_sentence(fixture_runs):
-    page = Page(fixture_runs["queued"])
+    page = LabelsPage(fixture_runs["queued"])
     assert page.at.info.values == ["This run is waiting to start: its test results are saved when its training "
                                    "finishes.",
                                    "Wait until this run has finished: the K-fold runs copy its settings and time."]
@@ -196,7 +186,7 @@ def fold_states(run: Path) -> list[str]:
 
 def test_training_pictures_need_the_k_fold_runs_and_the_time_is_stated(fixture_runs):
     run = fixture_runs["trained"]
-    page = Page(run)
+    page = LabelsPage(run)
     page.at.segmented_control(key="labels_split").set_value("train")
     page.run()
     assert "Out-of-fold answers can: start the K-fold runs below" in page.at.info.values[0]
@@ -212,7 +202,7 @@ def test_training_pictures_need_the_k_fold_runs_and_the_time_is_stated(fixture_r
 
 def test_k_fold_runs_start_finish_and_their_training_list_equals_core(fixture_runs):
     run = fixture_runs["kfold"]
-    page = Page(run)
+    page = LabelsPage(run)
     page.at.number_input(key="labels_folds").set_value(2)
     page.run()
     page.at.button(key="labels_kfold_start").click()
@@ -236,7 +226,7 @@ def test_k_fold_runs_start_finish_and_their_training_list_equals_core(fixture_ru
 
 def test_k_fold_runs_can_be_stopped(fixture_runs):
     run = fixture_runs["stopped"]
-    page = Page(run)
+    page = LabelsPage(run)
     page.at.number_input(key="labels_folds").set_value(4)
     page.run()
     page.at.button(key="labels_kfold_start").click()

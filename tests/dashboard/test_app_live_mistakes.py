@@ -9,23 +9,18 @@ on_select callback; tests/browser/test_browser_live.py clicks a real chart.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import mistakes
 
 from core.rundir import catalog, predictions
 from core.data import load_dataset
 from dashboard import live_mistakes, loaders
-from tests.helpers import app_runs_folder, chart_frame, rerun, shown, tiny_config
-from tests import REPO
+from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, tiny_config
 
-APP = str(REPO / "dashboard" / "app.py")
 CLASSES = list(load_dataset("synthetic").classes)
 VAL_INDEX = np.arange(0, 2000, 10)  # 200 training pictures held back as the validation set
 # Planted mistakes, (true, predicted) -> how many: classes 0 and 1 are the worst pair after epoch 1
@@ -61,19 +56,16 @@ def finish_epoch(run_dir: Path, epoch: int) -> np.ndarray:
     return mistakes.confusion_counts(labels, pred, len(CLASSES))
 
 
-class LivePage:
+class LivePage(RunPage):
     """The Train page of one AppTest session, looking at the fixture run."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.run()
+        super().__init__(None, run_dir.name)
 
     def run(self, widget_states=None) -> LivePage:
-        self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
         catalog.update_status(self.run_dir)  # the engine's heartbeat
-        rerun(self.at, widget_states)
-        return self
+        return super().run(widget_states)
 
     def matrix_chart(self):
         charts = [c for c in self.at.get("vega_lite_chart") if c.proto.id and "live_mistakes_matrix" in c.proto.id]
@@ -88,16 +80,9 @@ class LivePage:
             counts[CLASSES.index(row.true), CLASSES.index(row.pred)] = row.count
         return counts
 
-    def text(self) -> list[str]:
-        """What a reader sees of the markdown and captions (bold markers dropped)."""
-        return [shown(m.value).replace("**", "") for m in [*self.at.markdown, *self.at.caption]]
-
     def click_square(self, true_name: str, pred_name: str) -> None:
         """What the browser sends when the square (true_name, pred_name) is clicked: the chart's new selection."""
-        states = self.at._tree.get_widget_states()
-        selection = {"selection": {"cell": [{"true": true_name, "pred": pred_name}]}}
-        states.widgets.append(WidgetState(id=self.matrix_chart().proto.id, string_value=json.dumps(selection)))
-        self.run(states)
+        self.select(self.matrix_chart(), {"cell": [{"true": true_name, "pred": pred_name}]})
 
 
 def test_the_matrix_appears_after_epoch_one_with_its_worst_pair(run_dir):

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import features
 
 from core.rundir import predictions
 from dashboard import tiles
-from tests.helpers import app_runs_folder, chart_frame, one_thread, rerun, shown, train_tiny_run, wait_for
-from tests import REPO
-
-APP = str(REPO / "dashboard" / "app.py")
+from tests.helpers import RunPage, app_runs_folder, chart_frame, one_thread, shown, train_tiny_run, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +40,11 @@ def old(runs_dir: Path) -> Path:
     return next(p for p in runs_dir.iterdir() if p.name.endswith("-old"))
 
 
-class Page:
-    def __init__(self, run: Path):
-        self.run_dir = run
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page("views/map.py")
-        self.run()
+class MapPage(RunPage):
+    """The Map page of one AppTest session looking at one run."""
 
-    def run(self, widget_states=None) -> Page:
-        self.at.session_state["run_id"] = self.run_dir.name  # the sidebar's picker
-        rerun(self.at, widget_states)
-        return self
+    def __init__(self, run: Path):
+        super().__init__("views/map.py", run.name)
 
     def chart(self):
         return next(c for c in self.at.get("vega_lite_chart") if "map_chart" in c.proto.id)
@@ -64,25 +52,16 @@ class Page:
     def chart_data(self):
         return chart_frame(self.chart().proto)
 
-    def text(self) -> list[str]:
-        return [shown(m.value).replace("**", "") for m in [*self.at.markdown, *self.at.caption]]
-
     def captions(self, container: str) -> list[str]:
         return [image.captions[0] for image in self.at.container(container).image]
 
-    def select(self, selection: dict) -> None:
-        """Send the chart's widget value as the browser does after a drag or a click on the map."""
-        states = self.at._tree.get_widget_states()
-        states.widgets.append(WidgetState(id=self.chart().proto.id, string_value=json.dumps({"selection": selection})))
-        self.run(states)
-
     def select_box(self, x: list[float], y: list[float]) -> None:
         """What the browser sends when a box is dragged on the map."""
-        self.select({"box": {"x": x, "y": y}, "dot": []})
+        self.select(self.chart(), {"box": {"x": x, "y": y}, "dot": []})
 
     def click_dot(self, picture: int) -> None:
         """What the browser sends when a dot is clicked: the point, and the empty box the click started."""
-        self.select({"box": {}, "dot": [{"picture": picture}]})
+        self.select(self.chart(), {"box": {}, "dot": [{"picture": picture}]})
 
 
 def saved(run: Path):
@@ -95,7 +74,7 @@ def saved(run: Path):
 def test_a_dragged_box_shows_exactly_the_pictures_inside_it(runs_dir):
     run = mapped(runs_dir)
     test, xy, classes = saved(run)
-    page = Page(run)
+    page = MapPage(run)
     frame = page.chart_data()
     np.testing.assert_allclose(frame[["x", "y"]].to_numpy(), xy, rtol=1e-6)  # one dot per test picture
     assert len(frame) == len(test.labels)
@@ -123,7 +102,7 @@ def test_the_errors_pages_square_is_highlighted_on_the_map(runs_dir):
     test, _, classes = saved(run)
     wrong = np.flatnonzero(test.labels != test.pred)
     t, p = int(test.labels[wrong[0]]), int(test.pred[wrong[0]])
-    page = Page(run)
+    page = MapPage(run)
     page.at.session_state["errors_cell"] = (classes[t], classes[p])  # as a click on the Errors page leaves it
     page.run()
     square = (test.labels == t) & (test.pred == p)
@@ -135,7 +114,7 @@ def test_the_errors_pages_square_is_highlighted_on_the_map(runs_dir):
 def test_the_look_alikes_sentence_names_the_nearest_training_pictures(runs_dir):
     run = mapped(runs_dir)
     test, _, classes = saved(run)
-    page = Page(run)
+    page = MapPage(run)
     first_mistake = int(np.flatnonzero(test.labels != test.pred)[0])  # without a box: the mistakes are offered
     assert page.at.selectbox(key="map_lookalike").value == first_mistake
     with np.load(features.feature_path(run, features.FEATURES_TEST)) as f:
@@ -154,7 +133,7 @@ def test_the_look_alikes_sentence_names_the_nearest_training_pictures(runs_dir):
 
 def test_an_old_run_gets_its_map_from_a_button_with_progress(runs_dir):
     run = old(runs_dir)
-    page = Page(run)
+    page = MapPage(run)
     assert any("no map yet" in info.value for info in page.at.info)
     assert not page.at.get("vega_lite_chart")
     page.at.button(key="map_compute").click()
@@ -169,7 +148,7 @@ def test_an_old_run_gets_its_map_from_a_button_with_progress(runs_dir):
 def test_a_clicked_dot_is_chosen_for_look_alikes_and_the_box_stays(runs_dir):
     run = mapped(runs_dir)
     test, xy, classes = saved(run)
-    page = Page(run)
+    page = MapPage(run)
     x_range, y_range = [float(xy[0, 0] - 1.5), float(xy[0, 0] + 1.5)], [float(xy[0, 1] + 1.5), float(xy[0, 1] - 1.5)]
     page.select_box(x_range, y_range)
     boxed = next(line for line in page.text() if "pictures inside the box" in line)

@@ -21,10 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.data import load_dataset
 from dashboard.text import plain
-from tests.helpers import shown, train_tiny_run
-from tests import REPO
+from tests.helpers import open_view, shown, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 HOSTILE_RUN = "![t](http://127.0.0.1:9/pixel.png) [click](http://127.0.0.1:9/phish)"
 # Folder names cannot hold '/', so the class names use relative addresses, maths, shortcodes and HTML.
 HOSTILE_CLASSES = ["![c](pixel.png)", "[k](phish) www.example.com", ":smile: $x^2$ <img src=pixel.png>", "plain"]
@@ -65,11 +63,7 @@ def hostile(tmp_path_factory):
 
 
 def open_page(hostile, page: str | None, run_key: str = "trained") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    if page:
-        at.switch_page(page)
-    return rerun(at, hostile[run_key])
+    return open_view(page, hostile[run_key])
 
 
 def rerun(at: AppTest, run_id: str) -> AppTest:
@@ -174,11 +168,7 @@ def test_compare_page_shows_run_and_class_names_as_text(hostile, tmp_path, monke
     probs = np.roll(saved.probs, 1, axis=1)  # every answer moves to the next class: every picture flips
     predictions.save_test_predictions(other, saved.labels, probs, saved.loss, saved.index)
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/compare.py")
-    at.session_state["compare_b"] = other.name
-    at = rerun(at, hostile["trained"])
+    at = open_view("views/compare.py", hostile["trained"], compare_b=other.name)
     assert_no_live_markup(at)
     labels = [m.label for m in at.metric]
     assert all(plain(HOSTILE_RUN) in label and not LIVE_MARKUP.search(label) for label in labels)

@@ -11,10 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
 from dashboard.state import RUN_KEY
-from tests.helpers import app_runs_folder
-from tests import REPO
-
-APP = str(REPO / "dashboard" / "app.py")
+from tests.helpers import app_runs_folder, new_session, open_view
 
 
 @pytest.fixture()
@@ -48,7 +45,7 @@ class Browser:
 
 def test_the_picker_label_follows_a_run_that_finishes(runs_dir):
     path = running_run(runs_dir, "demo")
-    browser = Browser(AppTest.from_file(APP, default_timeout=60))
+    browser = Browser(new_session())
     assert browser.run().startswith("demo · running")
     catalog.update_status(path, state="completed")
     assert browser.run().startswith("demo · completed")
@@ -59,8 +56,7 @@ def test_runs_named_alike_are_told_apart_by_their_creation_time(runs_dir):
     for created_at in (nov_24, nov_24 + 3600):
         path = catalog.create_run(runs_dir, TrainConfig().to_dict(), name="twin")
         catalog.update_status(path, state="completed", created_at=created_at)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = open_view()
     newest_first = ["twin · 24 Nov 17:30", "twin · 24 Nov 16:30"]
     assert at.selectbox(key=RUN_KEY).options == [f"{label} · completed" for label in newest_first]
     at.switch_page("views/runs.py").run()

@@ -23,10 +23,8 @@ from core.training.recipes import PRESETS
 from core.training.engine import start_run
 from core.jobs import JobManager
 from core.rundir.state import LIVE_STATES
-from tests.helpers import app_runs_folder, shown, tiny_config, train_tiny_run
-from tests import REPO
+from tests.helpers import RunPage, app_runs_folder, shown, tiny_config, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 TIMEOUT_S = 120
 
 
@@ -37,20 +35,14 @@ def runs_dir(tmp_path_factory):
         yield folder
 
 
-class TrainPage:
+class TrainPage(RunPage):
     """The Train page in one AppTest session, looking at one run (None: the picker's default)."""
 
     def __init__(self, run_id: str | None = None):
-        self.run_id = run_id
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.run()
+        super().__init__(None, run_id)
 
     def run(self) -> AppTest:
-        # The run chosen in the sidebar's picker (its widget key), as a person would pick it.
-        if self.run_id is not None:
-            self.at.session_state["run_id"] = self.run_id
-        self.at.run()
-        assert not self.at.exception, self.at.exception
+        super().run()
         if "run_id" in self.at.session_state:
             self.run_id = self.at.session_state["run_id"]  # e.g. pointed at a run just started
         return self.at

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import mistakes, saliency
 
@@ -19,10 +17,7 @@ from core.data import load_dataset
 from core.training.device import resolve_device
 from core.training.inference import Predictor
 from dashboard import tiles, where_looked
-from tests.helpers import train_tiny_run
-from tests import REPO
-
-APP = str(REPO / "dashboard" / "app.py")
+from tests.helpers import RunPage, train_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +33,11 @@ def fixture_runs(tmp_path_factory):
                "data": load_dataset("synthetic")}
 
 
-class Page:
-    def __init__(self, run_id: str, page: str):
-        self.run_id = run_id
-        self.at = AppTest.from_file(APP, default_timeout=60)
-        self.at.run()
-        self.at.switch_page(page)
-        self.run()
+class TilesPage(RunPage):
+    """A page of picture tiles (Errors or Gallery) in one AppTest session looking at one run."""
 
-    def run(self) -> Page:
-        self.at.session_state["run_id"] = self.run_id
-        self.at.run()
-        assert not self.at.exception, self.at.exception
-        return self
+    def __init__(self, run_id: str, page: str):
+        super().__init__(page, run_id)
 
     def tile_urls(self) -> list[str]:
         """The picture behind each prediction tile (its media URL changes when its pixels do)."""
@@ -75,7 +62,7 @@ def test_errors_page_toggle_colours_the_chosen_squares_pictures(fixture_runs):
     np.fill_diagonal(counts, -1)
     t, p = np.unravel_index(counts.argmax(), counts.shape)  # the most common mistake
     assert counts[t, p] > 0  # the fixture run makes mistakes, so the square has pictures
-    page = Page(fixture_runs["run"].name, "views/errors.py")
+    page = TilesPage(fixture_runs["run"].name, "views/errors.py")
     page.at.session_state["errors_cell"] = (classes[t], classes[p])
     page.run()
     plain_urls = page.tile_urls()
@@ -93,7 +80,7 @@ def test_errors_page_toggle_colours_the_chosen_squares_pictures(fixture_runs):
 
 def test_gallery_toggle_colours_the_page_with_the_checkpoints_maps(fixture_runs, monkeypatch):
     preds, data = fixture_runs["preds"], fixture_runs["data"]
-    page = Page(fixture_runs["run"].name, "views/gallery.py")
+    page = TilesPage(fixture_runs["run"].name, "views/gallery.py")
     plain_urls = page.tile_urls()
     real_overlay, heats = saliency.overlay, []
 
@@ -119,7 +106,7 @@ def test_gallery_toggle_colours_the_page_with_the_checkpoints_maps(fixture_runs,
 
 def test_uploads_show_where_it_looked_for_its_answer_and_second_guess(fixture_runs):
     data = fixture_runs["data"]
-    page = Page(fixture_runs["run"].name, "views/gallery.py")
+    page = TilesPage(fixture_runs["run"].name, "views/gallery.py")
     buffer = io.BytesIO()
     Image.fromarray(data.test.images[0]).save(buffer, "PNG")
     page.at.file_uploader(key="gallery_upload").set_value(("one.png", buffer.getvalue(), "image/png"))
@@ -137,7 +124,7 @@ def test_a_run_without_a_saved_model_says_so(fixture_runs):
     copy = fixture_runs["dir"] / f"{fixture_runs['run'].name}-no-model"  # a run made before checkpoints were kept
     shutil.copytree(fixture_runs["run"], copy)
     shutil.rmtree(checkpoints.checkpoint_path(copy, "last").parent)
-    page = Page(copy.name, "views/gallery.py")
+    page = TilesPage(copy.name, "views/gallery.py")
     page.at.toggle(key="gallery_where_looked").set_value(True)
     page.run()
     assert any("nothing to ask where it looked" in info.value for info in page.at.info)

@@ -22,7 +22,6 @@ import pyarrow as pa
 import pytest
 import vl_convert as vlc
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import mistakes
 
@@ -162,11 +161,7 @@ def test_the_data_page_draws_the_counts_of_a_folder_class_named_with_a_separator
                 (tmp_path / "data" / split / name / f"{i}.png").write_bytes(png(colour))
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "no runs"))
     monkeypatch.setenv("CIFAR_CACHE_DIR", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page("views/data.py")
-    at.session_state["data_source_kind"], at.session_state["data_source_path"] = "path", str(tmp_path / "data")
-    rerun(at)
+    at = open_view("views/data.py", data_source_kind="path", data_source_path=str(tmp_path / "data"))
     spec = inlined(at.get("vega_lite_chart")[0].proto)  # the page's one chart: pictures per class
     assert drawn_squares(spec) == 2 * 3  # a bar a class and set (training, validation, test)
     assert spec["encoding"]["x"]["sort"] == ["line break", "plane"]

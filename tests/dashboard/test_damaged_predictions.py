@@ -17,16 +17,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from core.rundir import catalog, checkpoints, predictions
 
 from core.analysis import dynamics
 from core.training.inference import Predictor
-from tests.helpers import shown, train_tiny_run
-from tests import REPO
-
-APP = str(REPO / "dashboard" / "app.py")
+from tests.helpers import open_view, shown, train_tiny_run
 
 
 def rewrite_test(**changes) -> Callable[[Path], None]:
@@ -112,16 +108,6 @@ def damaged(tmp_path_factory):
     return folder, ids
 
 
-def open_page(folder: Path, run_id: str, page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page)
-    at.session_state["run_id"] = run_id
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def one_sentence(text: str) -> bool:
     return text.endswith(".") and ". " not in text and "\n" not in text
 
@@ -136,7 +122,7 @@ def one_sentence(text: str) -> bool:
 def test_a_damaged_test_file_is_one_sentence_on_the_page(damaged, monkeypatch, page, case):
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    at = open_page(folder, ids[case], page)
+    at = open_view(page, ids[case])
     warnings = [shown(w.value) for w in at.warning]
     assert len(warnings) == 1 and warnings[0].startswith("predictions/test.npz "), warnings
     assert TEST_DAMAGE[case][1] in warnings[0] and one_sentence(warnings[0])
@@ -147,7 +133,7 @@ def test_a_damaged_test_file_is_one_sentence_on_the_page(damaged, monkeypatch, p
 def test_a_damaged_validation_file_is_one_sentence_on_the_errors_page(damaged, monkeypatch, case):
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    at = open_page(folder, ids[case], "views/errors.py")
+    at = open_view("views/errors.py", ids[case])
     assert not at.warning and at.get("vega_lite_chart")  # the test set is fine and still shown
     at.radio(key="errors_split").set_value("val").run()
     assert not at.exception, at.exception
@@ -160,7 +146,7 @@ def test_a_damaged_validation_file_is_one_sentence_on_the_errors_page(damaged, m
 def test_a_damaged_validation_file_is_one_sentence_on_the_dynamics_page(damaged, monkeypatch, case):
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    at = open_page(folder, ids[case], "views/dynamics.py")
+    at = open_view("views/dynamics.py", ids[case])
     warnings = [shown(w.value) for w in at.warning]
     assert len(warnings) == 1 and warnings[0].startswith("Epoch 1 is left out: "), warnings
     assert VAL_DAMAGE[case][1] in warnings[0] and one_sentence(warnings[0]), warnings
@@ -171,7 +157,7 @@ def test_a_stray_validation_file_is_not_an_epoch(damaged, monkeypatch):
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
     assert predictions.val_epochs(folder / ids["stray val file"]) == [1]
-    at = open_page(folder, ids["stray val file"], "views/errors.py")
+    at = open_view("views/errors.py", ids["stray val file"])
     at.radio(key="errors_split").set_value("val").run()
     assert not at.exception and not at.warning
     assert "Epoch 1: the only epoch finished so far." in [c.value for c in at.caption]
@@ -185,7 +171,7 @@ def test_a_damaged_test_summary_still_names_the_classes(damaged, monkeypatch, pa
 
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    at = open_page(folder, ids[case], page)
+    at = open_view(page, ids[case])
     if page == "views/errors.py":
         assert at.dataframe[0].value["Class"].tolist() == list(SYNTHETIC_CLASSES)  # from the data instead
     else:
@@ -240,7 +226,7 @@ def test_a_bad_checkpoint_refuses_uploads_in_one_sentence(bad_checkpoints, monke
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
     with pytest.raises(catalog.RunError, match="^Checkpoint last.pt of "):
         Predictor.from_run(folder / ids[case], torch.device("cpu"))
-    at = open_page(folder, ids[case], "views/gallery.py")
+    at = open_view("views/gallery.py", ids[case])
     png = io.BytesIO()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(png, format="PNG")
     at.file_uploader(key="gallery_upload").set_value(("cat.png", png.getvalue(), "image/png")).run()

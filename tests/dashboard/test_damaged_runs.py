@@ -3,13 +3,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.rundir import catalog
-from tests.helpers import train_tiny_run
-from tests import REPO
+from tests.helpers import new_session, open_view, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
          "views/gallery.py", "views/calibration.py", "views/labels.py"]
 
@@ -57,7 +54,7 @@ def test_damaged_folders_are_listed_with_a_clear_state(damaged):
 def test_no_page_raises_whichever_run_is_picked(damaged, page, monkeypatch):
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = new_session()
     at.run()
     at.switch_page(page)
     pickable = [s.run_id for s in catalog.list_runs(folder) if s.state != "damaged"]  # the picker leaves those out
@@ -76,11 +73,7 @@ def test_a_truncated_checkpoint_refuses_uploads_in_one_sentence(damaged, monkeyp
 
     folder, ids = damaged
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(folder))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/gallery.py")
-    at.session_state["run_id"] = ids["truncated checkpoints"]
-    at.run()
+    at = open_view("views/gallery.py", ids["truncated checkpoints"])
     png = io.BytesIO()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(png, format="PNG")
     at.file_uploader(key="gallery_upload").set_value(("cat.png", png.getvalue(), "image/png"))
@@ -93,8 +86,7 @@ def test_a_truncated_checkpoint_refuses_uploads_in_one_sentence(damaged, monkeyp
 def test_a_hostile_run_name_typed_in_the_ui_stays_inside_runs(tmp_path, monkeypatch, name):
     runs_dir = tmp_path / "runs"
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = open_view()
     at.radio(key="train_data_kind").set_value("synthetic")
     at.selectbox(key="train_model").set_value("tutorial-cnn")
     at.number_input(key="train_epochs").set_value(1)

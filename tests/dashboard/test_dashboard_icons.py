@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
+
 from tests import REPO
 
 DASHBOARD = REPO / "dashboard"

@@ -15,14 +15,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from streamlit.testing.v1 import AppTest
 
 from core.rundir import catalog, records
 from core.rundir.config import TrainConfig
-from tests.helpers import app_runs_folder, fresh_copy, train_tiny_run
-from tests import REPO
+from tests.helpers import app_runs_folder, fresh_copy, new_session, train_tiny_run
 
-APP = str(REPO / "dashboard" / "app.py")
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
          "views/gallery.py", "views/calibration.py", "views/labels.py"]
 
@@ -91,7 +88,7 @@ def test_no_page_shows_an_exception_whatever_the_run_files_hold(world, changes):
     copy = fresh_copy(good)
     for where, value in changes:
         write_damage(copy, where, value)
-    at = AppTest.from_file(APP, default_timeout=60)  # a new session: the picker starts on this run
+    at = new_session()  # a new session: the picker starts on this run
     if catalog.summarize_run(copy).state != "damaged":  # the picker offers only readable runs
         at.session_state["run_id"] = copy.name
     for page in PAGES:

@@ -14,16 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import calibration, features, mistakes
 from core.rundir.predictions import Predictions, load_predictions
 from dashboard import charts, report
 from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS
-from tests.helpers import app_runs_folder, train_tiny_run
+from tests.helpers import app_runs_folder, open_view, train_tiny_run
 from tests import REPO
 
-APP = str(REPO / "dashboard" / "app.py")
 NAME = '<b>Tiny & "quoted"</b>'  # shown as these characters, never as bold
 
 
@@ -194,12 +192,7 @@ def test_the_errors_page_offers_the_report_and_builds_it_only_when_asked(run, mo
     report._cached_report.cache_clear()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIFAR_RUNS_DIR", str(run.parent))
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.run()
-        at.switch_page("views/errors.py")
-        at.session_state["run_id"] = run.name
-        at.run()
-    assert not at.exception, at.exception
+        at = open_view("views/errors.py", run.name)
     button = next(b.proto for b in at.get("download_button") if b.proto.label == "Download report")
     assert button.icon == ":material/download:" and button.deferred_file_id
     assert not built  # drawing the page built nothing

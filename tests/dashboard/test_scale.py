@@ -1,18 +1,15 @@
 """Scale: 500 runs list without reading their metrics; a 10,000-step metrics file is thinned before
 it is drawn. (Seconds are measured by `python -m core.bench --ui`, not asserted here.)"""
 import json
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core import present
 
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
-from tests import REPO
+from tests.helpers import open_view
 
-APP = str(REPO / "dashboard" / "app.py")
 STEPS = 10_000
 
 
@@ -45,10 +42,7 @@ def test_listing_500_runs_reads_no_metrics_file(five_hundred_runs, monkeypatch):
 
 def test_runs_page_shows_all_500(five_hundred_runs, monkeypatch):
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(five_hundred_runs))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/runs.py").run()
-    assert not at.exception, at.exception
+    at = open_view("views/runs.py")
     table = at.dataframe[0].value
     assert len(table) == 500
     assert sorted(table["Name"]) == [f"run {i:03d}" for i in range(500)]

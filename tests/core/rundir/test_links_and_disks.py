@@ -28,7 +28,6 @@ from tests.helpers import (app_runs_folder, open_view, release_fifo_readers, rem
                            tiny_config, tmpfs, train_tiny_run)
 from tests import REPO
 
-APP = str(REPO / "dashboard" / "app.py")
 DISK_FULL = "the disk is full: free some space, then resume the run"
 READ_ONLY = ("the runs folder is on a read-only file system; point CIFAR_RUNS_DIR (or --runs-dir) at a folder you "
              "can write to")
@@ -388,14 +387,6 @@ def refuse(code: int, file: str | None = None) -> Callable:
     return write
 
 
-def live_view(run_id: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["run_id"] = run_id
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 PAGE_WORDS = {errno.EROFS: READ_ONLY, errno.EACCES: NO_PERMISSION, errno.ENOSPC: "the disk is full: free some "
               "space, then try again"}
 
@@ -419,7 +410,7 @@ def test_every_page_action_on_an_unwritable_runs_folder_is_one_sentence(tmp_path
         monkeypatch.setattr(catalog, "write_json", refuse(code))
         monkeypatch.setattr(catalog, "update_status", refuse(code, "status.json"))
 
-        at = live_view(run_dir.name)  # Train page, the run in the live view
+        at = open_view(run_id=run_dir.name)  # Train page, the run in the live view
         at.button(key="live_resume").click().run()
         assert errors(at) == [page_sentence("Resuming the run", code, "status.json")]
         at.radio(key="train_data_kind").set_value("synthetic")
@@ -453,7 +444,7 @@ def read_only_runs(tmp_path_factory, trained):
 def test_pages_on_a_read_only_runs_folder_say_one_sentence_and_keep_the_run(read_only_runs):
     run_dir, folder = read_only_runs, read_only_runs.parent
     before = files_of(folder)
-    at = live_view(run_dir.name)
+    at = open_view(run_id=run_dir.name)
     at.button(key="live_resume").click().run()
     assert errors(at) == [page_sentence("Resuming the run", errno.EROFS, "status.json")]
     at.radio(key="train_data_kind").set_value("synthetic")

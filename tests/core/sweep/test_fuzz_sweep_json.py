@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from streamlit.testing.v1 import AppTest
 
 from core.rundir.config import TrainConfig
 from core.sweep import DamagedSweep, Param, Sweep, SweepError, create_sweep, list_sweeps, load_sweep
 from core.sweep.study import SPEC_FIELDS
-from tests.helpers import app_runs_folder, shown, tiny_config
-from tests import REPO
+from tests.helpers import app_runs_folder, open_view, shown, tiny_config
 
-APP = str(REPO / "dashboard" / "app.py")
 SPACE = [Param("lr", 1e-4, 1e-2, log=True), Param("step_every", 1, 5), Param("optimizer", choices=("sgd", "adam"))]
 WHERE = [(name,) for name in SPEC_FIELDS] + [("base", f.name) for f in fields(TrainConfig)] + \
     [("space", k, key) for k in range(len(SPACE)) for key in ("field", "low", "high", "log", "choices")]
@@ -87,10 +84,6 @@ def test_a_sweep_json_with_anything_in_any_field_is_read_or_refused_in_one_sente
         assert isinstance(listed, Sweep) and listed.problem is None
     else:
         assert listed == DamagedSweep(sweep.sweep_id, sweep.path, sentence)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("views/sweeps.py")
-    at.run()
-    assert not at.exception, (changes, at.exception)
+    at = open_view("views/sweeps.py")
     if sentence is not None:  # the page says what is wrong with it
         assert [shown(e.value) for e in at.error] == [sentence], changes

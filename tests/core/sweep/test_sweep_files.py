@@ -11,7 +11,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pytest
