@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from core.data import CACHE_ENV, Dataset, load_dataset
+from tests import REPO
 from tests.data_trees import make_tree
 
 # ../shared/data beside the checkout (see shared/data/README.md); never copied into the repo.
-CIFAR_JPEG_ARCHIVE = Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"
+CIFAR_JPEG_ARCHIVE = REPO.parent / "shared/data/cifar10-jpeg.tar.gz"
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -19,12 +20,16 @@ import pyarrow as pa
 import pytest
 import torch
 import torch.nn.functional as F
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from core.training import models
 from core.rundir.config import TrainConfig
 from core.training.engine import RunResult, start_run
+from tests import REPO
+
+APP = REPO / "dashboard" / "app.py"  # the dashboard, as `streamlit run` starts it
 
 # A run of a few seconds on 2 CPU cores: small model, one or two epochs of the synthetic set.
 TINY = dict(data="synthetic", model="tutorial-cnn", epochs=2, batch_size=100, lr=0.01, optimizer="adam",
@@ -120,14 +125,58 @@ def app_runs_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
-def open_view(view: str, timeout: float = 60) -> AppTest:
-    """The dashboard in a fresh AppTest session, switched to `view` (e.g. "views/runs.py"), without an exception."""
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=timeout)
-    at.run()
-    at.switch_page(view)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def new_session(timeout: float = 60) -> AppTest:
+    """A fresh AppTest session of the dashboard, not yet run: for a test that sets state before the first
+    run or drives the session from its start. Anything else opens a page with open_view or RunPage."""
+    return AppTest.from_file(str(APP), default_timeout=timeout)
+
+
+class RunPage:
+    """One AppTest session on one page of the dashboard, looking at one run: the page object the page tests
+    build on (a subclass adds its page's readers).
+
+    `view` is a page under dashboard/ (e.g. "views/errors.py"); None stays on the first page (Train),
+    whose first run then already shows `run_id`. Before every run of the script the sidebar's picker
+    (session state "run_id") is set to `run_id` and any other session `state` is set again, since AppTest
+    runs a switched-to page without app.py's sidebar. Every run is checked to raise nothing.
+    """
+
+    def __init__(self, view: str | None = None, run_id: str | None = None, timeout: float = 60, **state):
+        self.run_id = run_id
+        self.state = state
+        self.at = new_session(timeout)
+        if view is not None:
+            self.at.run()  # draws app.py's navigation, which switch_page needs
+            assert not self.at.exception, self.at.exception
+            self.at.switch_page(view)
+        self.run()
+
+    def run(self, widget_states=None):
+        """Run the script again (after `widget_states`, if given: see `rerun`) on this page's run."""
+        if self.run_id is not None:
+            self.at.session_state["run_id"] = self.run_id
+        for key, value in self.state.items():
+            self.at.session_state[key] = value
+        rerun(self.at, widget_states)
+        return self
+
+    def select(self, element, selection: dict) -> None:
+        """What the browser sends when the user selects something in a chart or table `element`: its new
+        selection, as Streamlit's on_select widget value, then a run."""
+        states = self.at._tree.get_widget_states()
+        states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps({"selection": selection})))
+        self.run(states)
+
+    def text(self) -> list[str]:
+        """What a reader sees of the page's markdown and captions (escapes, word joiners and bold markers gone)."""
+        return [shown(m.value).replace("**", "") for m in [*self.at.markdown, *self.at.caption]]
+
+
+def open_view(view: str | None = None, run_id: str | None = None, timeout: float = 60, **state) -> AppTest:
+    """The dashboard in a fresh AppTest session on `view` (e.g. "views/runs.py"; None: the first page),
+    looking at run `run_id` with any other session `state` set, after runs that raised nothing. Later runs
+    are the caller's (the state is not set again: RunPage does that)."""
+    return RunPage(view, run_id, timeout, **state).at
 
 
 def rerun(at: AppTest, widget_states=None) -> AppTest:

@@ -1,0 +1,1 @@
+"""Tests of core/: one folder per wing, the conductors (jobs, train, bench, present, faults) at the top."""

@@ -1,0 +1,1 @@
+"""Tests of core/data/: sources, cache, split and loader, uploads."""

@@ -1,0 +1,1 @@
+"""Tests of core/rundir/: the run folder (catalog, config, checkpoints, records, files)."""

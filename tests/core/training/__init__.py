@@ -1,0 +1,1 @@
+"""Tests of core/training/: models, augmentations, schedules, the engine, devices, several processes."""
