@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from core.analysis import features
 from core.data import load_dataset
 from core.rundir import catalog, predictions
 from core.training.engine import resume_run
 from core.training.inference import Predictor
+from tests.helpers import open_view
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "runs-0.2"
 COMPLETED, STOPPED = "20261207-170221-made-by-0-2-eb22", "20261207-170919-stopped-by-0-2-376a"
@@ -72,11 +72,7 @@ def test_the_stopped_run_resumes_to_the_end(old_runs: Path) -> None:
 
 def test_the_errors_page_draws_the_old_runs_matrix(old_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(old_runs))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
-    at.session_state["run_id"] = COMPLETED  # the run picked in the sidebar before the page opens
-    at.run()
-    at.switch_page("views/errors.py").run()
-    assert not at.exception, at.exception
+    at = open_view("views/errors.py", COMPLETED)
     test = predictions.load_predictions(old_runs / COMPLETED, "test")
     right = int((test.pred == test.labels).sum())
     assert f"{len(test.labels):,} pictures, {right:,} right" in " ".join(c.value for c in at.caption)
