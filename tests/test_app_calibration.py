@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.analysis import calibration
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, lifecycle, predictions
 
 from core import present
 from core.rundir.predictions import PredictionsError
@@ -159,8 +159,8 @@ def test_a_damaged_test_file_is_one_sentence(run):
 
 def test_a_training_run_says_its_test_results_come_at_the_end(run):
     config = json.loads((run / "config.json").read_text())
-    training = catalog.create_run(run.parent, config, name="still training", state="running")
-    catalog.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
+    training = lifecycle.create_run(run.parent, config, name="still training", state="running")
+    lifecycle.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
     page = Page(training)
     assert page.at.info.values == [present.no_predictions_message(catalog.summarize_run(training), "test")]
     assert "still training" in page.at.info.values[0]

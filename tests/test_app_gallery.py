@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.analysis import mistakes
 
-from core.rundir import catalog, checkpoints, predictions
+from core.rundir import checkpoints, lifecycle, predictions
 from core.data import load_dataset
 from core.training.inference import Predictor
 from tests.helpers import train_tiny_run
@@ -37,7 +37,7 @@ def fixture_runs(tmp_path_factory):
         config = json.loads((moved / "config.json").read_text())
         config["data"] = str(root / "gone")
         (moved / "config.json").write_text(json.dumps(config))
-        queued = catalog.create_run(runs_dir, config, name="waiting")
+        queued = lifecycle.create_run(runs_dir, config, name="waiting")
         preds = predictions.load_predictions(trained, "test")
         yield {"dir": runs_dir, "trained": trained.name, "moved": moved.name, "queued": queued.name,
                "preds": preds, "data": load_dataset("synthetic")}

@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from core.rundir import catalog, checkpoints, predictions
+from core.rundir import catalog, checkpoints, lifecycle, predictions, records
 from core.rundir.config import TrainConfig
 
 
 def make_run(tmp_path, **status):
-    path = catalog.create_run(tmp_path, TrainConfig().to_dict(), name="my run")
+    path = lifecycle.create_run(tmp_path, TrainConfig().to_dict(), name="my run")
     if status:
-        catalog.update_status(path, **status)
+        lifecycle.update_status(path, **status)
     return path
 
 
@@ -28,12 +28,12 @@ def test_run_path_refuses_ids_that_escape_or_are_odd(tmp_path, bad):
 
 def test_names_are_free_text_but_bounded(tmp_path):
     path = make_run(tmp_path)
-    catalog.rename_run(tmp_path, path.name, "  chat/chien ../../ 猫  ")
+    lifecycle.rename_run(tmp_path, path.name, "  chat/chien ../../ 猫  ")
     assert catalog.list_runs(tmp_path)[0].name == "chat/chien ../../ 猫"
     assert path.parent == tmp_path  # the name never became a path
     for bad in ["", "   ", "a\x00b", "x" * 101]:
         with pytest.raises(catalog.RunError):
-            catalog.rename_run(tmp_path, path.name, bad)
+            lifecycle.rename_run(tmp_path, path.name, bad)
 
 
 def test_created_run_has_config_meta_and_status(tmp_path):
@@ -45,7 +45,7 @@ def test_created_run_has_config_meta_and_status(tmp_path):
 
 def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
     path = make_run(tmp_path)
-    writer = catalog.MetricsWriter(path)
+    writer = lifecycle.MetricsWriter(path)
     writer.write([{"kind": "train", "step": 1, "loss": 2.0}, {"kind": "val", "step": 1, "val_acc": 0.5}])
     writer.close()
     with open(path / "metrics.jsonl", "a") as fh:
@@ -55,10 +55,10 @@ def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
 
 def test_truncate_metrics_keeps_records_up_to_the_checkpoint(tmp_path):
     path = make_run(tmp_path)
-    writer = catalog.MetricsWriter(path)
+    writer = lifecycle.MetricsWriter(path)
     writer.write([{"kind": "train", "step": s} for s in range(1, 6)])
     writer.close()
-    catalog.truncate_metrics(path, 3)
+    lifecycle.truncate_metrics(path, 3)
     assert [r["step"] for r in catalog.read_metrics(path)] == [1, 2, 3]
 
 
@@ -67,9 +67,9 @@ def test_dead_process_or_stale_heartbeat_reads_as_interrupted(tmp_path):
     dead.wait()
     path = make_run(tmp_path, state="running", pid=dead.pid)
     assert catalog.list_runs(tmp_path)[0].state == "interrupted"
-    status = catalog.read_json(path / "status.json")
+    status = records.read_json(path / "status.json")
     status.update(pid=os.getpid(), heartbeat=time.time() - catalog.HEARTBEAT_TIMEOUT_S - 5)
-    catalog.write_json(path / "status.json", status)
+    records.write_json(path / "status.json", status)
     assert catalog.effective_state(status) == "interrupted"
     status["heartbeat"] = time.time()
     assert catalog.effective_state(status) == "running"

@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, checkpoints, files, lifecycle
 
 from core import present
 from dashboard import state
@@ -139,12 +139,12 @@ def _delete(summary: catalog.RunSummary) -> None:
 
 def _rename(run_id: str) -> None:
     try:
-        catalog.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
+        lifecycle.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
     except catalog.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only, full or vanished runs folder
-        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Renaming the run"))
+        st.session_state[MESSAGE_KEY] = ("error", files.action_error_sentence(exc, "Renaming the run"))
         return
     st.session_state["runs_new_name"] = ""
     st.session_state[MESSAGE_KEY] = ("success", "Renamed.")
@@ -166,7 +166,7 @@ def _confirm_delete(run_id: str) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only runs folder, or files this user may not remove
-        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Deleting the run", verb="remove"))
+        st.session_state[MESSAGE_KEY] = ("error", files.action_error_sentence(exc, "Deleting the run", verb="remove"))
         return
     st.session_state.pop("runs_manage", None)
     st.session_state[MESSAGE_KEY] = ("success", "Deleted.")
