@@ -1,15 +1,20 @@
 """Run folders: safe paths, atomic files, tolerant readers, honest states."""
+import ast
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.rundir import catalog, checkpoints, lifecycle, predictions, records
 from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_run(tmp_path, **status):
@@ -41,6 +46,33 @@ def test_created_run_has_config_meta_and_status(tmp_path):
     assert TrainConfig.from_dict(json.loads((path / "config.json").read_text())) == TrainConfig()
     summary = catalog.list_runs(tmp_path)[0]
     assert (summary.name, summary.state, summary.model) == ("my run", "queued", TrainConfig().model)
+
+
+def test_states_are_run_states_and_status_json_keeps_the_same_strings(tmp_path):
+    path = make_run(tmp_path)
+    assert '"state": "queued"' in (path / "status.json").read_text()
+    summary = catalog.summarize_run(path)
+    assert summary.state is RunState.QUEUED and f"{summary.state}" == "queued"
+    lifecycle.update_status(path, state=RunState.STOPPED)
+    assert json.loads((path / "status.json").read_text())["state"] == "stopped"
+    assert catalog.summarize_run(path).state is RunState.STOPPED
+    (path / "status.json").write_text("{}")
+    assert catalog.summarize_run(path).state is RunState.DAMAGED
+
+
+def test_runs_live_in_the_repository_runs_folder_by_default(monkeypatch):
+    monkeypatch.delenv("CIFAR_RUNS_DIR", raising=False)
+    assert catalog.default_runs_dir() == ROOT / "runs"
+
+
+def test_the_run_folder_imports_nothing_else_from_core():
+    """core.rundir is what every wing reads runs through: it may not lean on any of them (not even lazily)."""
+    for path in sorted((ROOT / "core" / "rundir").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            outside = [m for m in modules if m.split(".")[0] == "core" and not m.startswith("core.rundir")]
+            assert not outside, f"{path.name}:{node.lineno} imports {outside}"
 
 
 def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
