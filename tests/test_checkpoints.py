@@ -43,7 +43,8 @@ def test_a_checkpoint_of_an_unknown_format_is_refused_in_one_sentence(run, tmp_p
 @pytest.mark.parametrize("model", [None, 7, "", ["tutorial-cnn"]])
 def test_a_checkpoint_whose_model_is_not_a_name_is_refused_in_one_sentence(run, model):
     payload = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run.run_dir, "last"))
-    with pytest.raises(catalog.RunError, match=r"^Checkpoint last.pt of x names the model .*, which is not a model name"):
+    expected = r"^Checkpoint last.pt of x names the model .*, which is not a model name"
+    with pytest.raises(catalog.RunError, match=expected):
         Checkpoint.from_payload({**payload, "model": model}, source="Checkpoint last.pt of x")
 
 

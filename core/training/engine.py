@@ -415,7 +415,8 @@ def train_queued(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult
     return train(cfg, run_dir, resume=catalog.has_checkpoint(run_dir), **train_kwargs)
 
 
-_REFUSALS = {"resume": lifecycle.resume_refusal, "restart": lifecycle.restart_refusal, "queued": lifecycle.queued_refusal}
+_REFUSALS = {"resume": lifecycle.resume_refusal, "restart": lifecycle.restart_refusal,
+             "queued": lifecycle.queued_refusal}
 
 
 def checked_run(runs_dir: str | Path, run_id: str, how: str) -> tuple[Path, TrainConfig]:
