@@ -30,7 +30,7 @@ from core.training import distributed
 
 from core.analysis import features
 
-from core.rundir import catalog
+from core.rundir import catalog, lifecycle
 from core.rundir.config import TrainConfig
 from core.training.device import resolve_device
 from core.training.engine import train
@@ -83,17 +83,17 @@ class JobManager:
         problem = distributed.team_refusal(resolve_device(cfg.device), cfg.batch_size, processes)
         if problem:
             raise ValueError(problem)
-        run_dir = catalog.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
+        run_dir = lifecycle.create_run(self.runs_dir, cfg.to_dict(), name=name, state="queued")
         self._enqueue(Job(run_dir.name, run_dir, cfg, processes=processes))
         return run_dir.name
 
     def resume(self, run_id: str) -> None:
         """Queue a stopped, failed or interrupted run to continue from its last checkpoint."""
-        self._requeue(run_id, catalog.resume_refusal, resume=True)
+        self._requeue(run_id, lifecycle.resume_refusal, resume=True)
 
     def restart(self, run_id: str) -> None:
         """Queue a run that ended before its first checkpoint to train again from the start, same settings."""
-        self._requeue(run_id, catalog.restart_refusal, resume=False)
+        self._requeue(run_id, lifecycle.restart_refusal, resume=False)
 
     def _requeue(self, run_id: str, refusal_of, *, resume: bool) -> None:
         run_dir = catalog.run_path(self.runs_dir, run_id)
@@ -106,8 +106,8 @@ class JobManager:
                 raise catalog.RunError(refusal)
             cfg = TrainConfig.from_dict(summary.config)
             if not resume:
-                catalog.reset_for_restart(run_dir)
-            catalog.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
+                lifecycle.reset_for_restart(run_dir)
+            lifecycle.update_status(run_dir, state="queued", error=None, pid=os.getpid(), host=socket.gethostname())
             self._enqueue(Job(run_id, run_dir, cfg, resume=resume, processes=_processes_again(summary, cfg)))
 
     def stop(self, run_id: str) -> None:
@@ -132,7 +132,7 @@ class JobManager:
             if (self.position(run_id) or 0) > 0:
                 self.stop(run_id)  # a fresh queued run is deleted by this; a queued resume goes back to stopped
             if catalog.run_exists(self.runs_dir, run_id):  # a link too: deleting it removes the link only
-                catalog.delete_run(self.runs_dir, run_id)
+                lifecycle.delete_run(self.runs_dir, run_id)
 
     def compute_map(self, run_id: str) -> MapJob:
         """Start computing a finished run's feature map in the background; RunError says why not."""
@@ -268,14 +268,14 @@ class JobManager:
                 last = ([line.strip() for line in errors.read().splitlines() if line.strip()] or ["no message"])[-1]
                 error = None if job.stop.is_set() else (
                     f"torchrun ended (exit status {team.returncode}) before training: {last}")
-                catalog.update_status(job.run_dir, state="stopped" if error is None else "failed", error=error,
+                lifecycle.update_status(job.run_dir, state="stopped" if error is None else "failed", error=error,
                                    finished_at=time.time())
 
     def _dequeued(self, job: Job) -> None:
         if job.resume:  # it keeps its checkpoints and goes back to being a stopped run
-            catalog.update_status(job.run_dir, state="stopped")
+            lifecycle.update_status(job.run_dir, state="stopped")
         else:  # it never started: nothing in it but its settings
-            catalog.delete_run(self.runs_dir, job.run_id)
+            lifecycle.delete_run(self.runs_dir, job.run_id)
 
 
 def _wait_or_interrupt(process: subprocess.Popen, stop: threading.Event) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from core.training import distributed
 
-from core.rundir import catalog
+from core.rundir import catalog, files, lifecycle
 from core.rundir.config import TrainConfig
 from core.data import load_dataset
 from core.training.device import resolve_device
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # the runs folder cannot be written (full disk, no permission)
         if speaks:
-            print(f"error: {catalog.disk_error_sentence(exc)}.", file=sys.stderr)
+            print(f"error: {files.disk_error_sentence(exc)}.", file=sys.stderr)
         return 1
     return _report(result, run_dir) if speaks else EXIT_CODES.get(result.state, 1)
 
@@ -142,7 +142,7 @@ EXIT_CODES = {"completed": 0, "stopped": 130}
 def _new_run(args: argparse.Namespace, cfg: TrainConfig) -> Path:
     """Check the data source, then make the run folder (nothing is made for a source that cannot be read)."""
     load_dataset(cfg.data, cfg.data_dir or None)
-    run_dir = catalog.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
+    run_dir = lifecycle.create_run(args.runs_dir, cfg.to_dict(), name=args.name)
     print(f"run {run_dir.name} in {run_dir.parent}", file=sys.stderr)
     return run_dir
 
@@ -159,7 +159,7 @@ def _train_as_team(args: argparse.Namespace, stop: threading.Event) -> tuple[Pat
         else:
             run_dir = existing
             if args.restart:
-                team.from_writer(lambda: catalog.reset_for_restart(run_dir))
+                team.from_writer(lambda: lifecycle.reset_for_restart(run_dir))
         bar = ProgressBar(run_dir) if team.is_writer and not args.quiet else None
         return run_dir, train(cfg, run_dir, stop=stop, device=device, resume=resume, on_status=bar, team=team)
     finally:

@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 from streamlit.testing.v1 import AppTest
 
-from core.rundir import catalog
+from core.rundir import lifecycle
 from core.rundir.state import RunState
 from core.rundir.config import TrainConfig
 from core.sweep import Param, create_sweep
@@ -56,12 +56,12 @@ def thousand_trials(runs_dir: Path, trials: int = 1000) -> None:
         trial = study.ask()
         for param in space:
             param.suggest(trial)
-        run = catalog.create_run(runs_dir, config.to_dict(), name=f"thousand #{n}", sweep=(sweep.sweep_id, n))
+        run = lifecycle.create_run(runs_dir, config.to_dict(), name=f"thousand #{n}", sweep=(sweep.sweep_id, n))
         trial.set_user_attr("run_id", run.name)
         accuracy = rng.random()
         for epoch in (1, 2):
             trial.report(accuracy * epoch / 2, epoch)
-        catalog.update_status(run, state=RunState.COMPLETED, epoch=2, epochs=2, best_val_acc=accuracy, progress=1.0)
+        lifecycle.update_status(run, state=RunState.COMPLETED, epoch=2, epochs=2, best_val_acc=accuracy, progress=1.0)
         study.tell(trial, accuracy)
 
 

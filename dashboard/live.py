@@ -14,7 +14,7 @@ from core.analysis.curves import current_lr, latest, live_curves
 from core.analysis.progress import run_progress
 from dashboard.wording import MISSING, data_label, plural, progress_line, queue_text
 
-from core.rundir import catalog
+from core.rundir import catalog, files, lifecycle
 from core.rundir.state import LIVE_STATES, RunState
 from dashboard import live_mistakes, state
 from dashboard.charts import curve_chart
@@ -75,13 +75,13 @@ def _actions(summary: catalog.RunSummary) -> None:
                 help="Stop training now. The run keeps what it learned so far and can be resumed later."
                      if not elsewhere else
                      "This run was started outside this dashboard (e.g. from the command line): stop it there.")
-    if catalog.restart_refusal(summary) is None:  # ended before its first checkpoint: nothing to resume
+    if lifecycle.restart_refusal(summary) is None:  # ended before its first checkpoint: nothing to resume
         right.button("Start again", key="live_restart", on_click=_restart, args=(summary.run_id,), icon=":material/restart_alt:",
                      help="Train this run again from the start with the same settings (it stopped before "
                           "saving anything it could carry on from).")
     else:
         right.button("Resume", key="live_resume", on_click=_resume, args=(summary.run_id,), icon=":material/play_arrow:",
-                     disabled=catalog.resume_refusal(summary) is not None,
+                     disabled=lifecycle.resume_refusal(summary) is not None,
                      help="Carry on training a stopped or interrupted run from where it left off, up to its "
                           "planned number of epochs.")
     message = st.session_state.pop(MESSAGE_KEY, None)
@@ -109,7 +109,7 @@ def _act(action, run_id: str, words: str) -> None:
     except catalog.RunError as exc:
         st.session_state[MESSAGE_KEY] = str(exc)
     except OSError as exc:
-        st.session_state[MESSAGE_KEY] = catalog.action_error_sentence(exc, words)
+        st.session_state[MESSAGE_KEY] = files.action_error_sentence(exc, words)
 
 
 def _state_message(summary: catalog.RunSummary) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.rundir import catalog
+from core.rundir import catalog, files
 from core.rundir.config import MAX_LR, TrainConfig
 from core.training.models import list_models
 from core.training.recipes import PRESETS
@@ -180,7 +180,7 @@ def _create() -> None:
         st.session_state[ERROR_KEY] = str(exc)
         return
     except OSError as exc:
-        st.session_state[ERROR_KEY] = catalog.action_error_sentence(exc, "Creating the sweep")
+        st.session_state[ERROR_KEY] = files.action_error_sentence(exc, "Creating the sweep")
         return
     st.session_state[CREATED_KEY] = sweep.sweep_id
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.rundir import catalog
+from core.rundir import catalog, records
 from core.rundir.checkpoints import checkpoint_path
 from core.rundir.config import TrainConfig
 from core.data import ImageSet, Normalizer, split_train_val
@@ -224,7 +224,7 @@ def write_features(run_dir: Path, model: nn.Module, normalize: Normalizer, test_
 
 def evaluated_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
-    test_summary = catalog.read_json(Path(run_dir) / "test_summary.json") or {}
+    test_summary = records.read_json(Path(run_dir) / "test_summary.json") or {}
     order = ("best", "last") if test_summary.get("early_stopped") else ("last", "best")
     return next((w for w in order if checkpoint_path(Path(run_dir), w).is_file()), None)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.rundir import catalog
+from core.rundir import catalog, records
 from core.rundir.config import MAX_FOLDS, TrainConfig
 from core.jobs import JobManager
 from core.rundir.predictions import Predictions, load_labelled_probs, load_predictions, save_npz, val_epochs
@@ -75,12 +75,12 @@ class FoldJob:
 
 def save_job(run_dir: Path, job: FoldJob) -> None:
     (run_dir / "predictions").mkdir(exist_ok=True)
-    catalog.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
+    records.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
 
 
 def read_job(run_dir: Path) -> FoldJob | None:
     """The parent's K-fold job, or None when none was started (or its file is not one)."""
-    data = catalog.read_json(job_path(run_dir)) or {}
+    data = records.read_json(job_path(run_dir)) or {}
     folds, ids = data.get("folds"), data.get("runs")
     if not isinstance(folds, int) or not isinstance(ids, list) or len(ids) != folds or \
             not all(isinstance(i, str) for i in ids):

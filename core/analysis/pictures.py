@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from core.rundir import catalog
+from core.rundir import catalog, records
 from core.data import Dataset, ImageSet, load_dataset
 from core.rundir.predictions import Predictions
 from core.rundir.records import is_unicode
@@ -69,7 +69,7 @@ def _name_sources(summary: catalog.RunSummary,
                   data_classes: Callable[[], Sequence[str] | None]) -> Iterator[object]:
     """Where a run's class names may come from, best first; its data is loaded only when reached."""
     yield summary.classes
-    per_class = (catalog.read_json(summary.path / "test_summary.json") or {}).get("per_class_accuracy")
+    per_class = (records.read_test_summary(summary.path) or {}).get("per_class_accuracy")
     yield list(per_class) if isinstance(per_class, dict) else None  # runs from before meta.json kept classes
     yield data_classes()
 

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import torch
 
-from core.rundir import catalog
+from core.rundir import catalog, records
+from core.rundir.state import RunState
 
 
 @dataclass
@@ -108,16 +109,17 @@ class Contention:
 
 
 def measure_run_dir(run_dir: Path, m: Measurement) -> Measurement:
-    """Fill accuracy and timings from the run's own records (val records carry per-epoch seconds)."""
-    status = catalog.read_json(run_dir / "status.json") or {}
-    if status.get("state") != "completed":
-        m.error = status.get("error") or f"the run ended {status.get('state')!r}"
+    """Fill accuracy and timings from the run's own records (val records carry per-epoch seconds), each file
+    read through its checked reader, so a damaged one is an error of this measurement, not an exception."""
+    summary = catalog.summarize_run(run_dir)
+    if summary.state != RunState.COMPLETED:
+        m.error = summary.error or f"the run ended '{summary.state}'"
         return m
-    epochs = [r for r in catalog.read_metrics(run_dir) if r["kind"] == "val"]
-    test = catalog.read_json(run_dir / "test_summary.json") or {}
+    epochs = [r for r in catalog.read_metrics(run_dir) if r["kind"] == "val" and "seconds" in r]
+    test = records.read_test_summary(run_dir) or {}
     epoch_s = sum(r["seconds"] for r in epochs)
     images = sum(r["images_per_s"] * r["seconds"] for r in epochs if r.get("images_per_s"))
-    m.test_acc, m.test_s = test.get("accuracy"), test.get("seconds", 0.0)
+    m.test_acc, m.test_s = test.get("accuracy"), test.get("seconds") or 0.0
     m.train_s = epoch_s + m.test_s
     m.images_per_s = images / epoch_s if epoch_s > 0 else None
     return m

@@ -6,8 +6,9 @@ nothing from the training or analysis wings.
 - state        RunState, the states a run can be in
 - files        atomic writes, checked reads, disk-full and read-only sentences
 - config       TrainConfig: what config.json holds
-- records      the JSON files (status, meta, config, test summary, metrics), checked as they are read
-- catalog      the runs folder: create, list, summarise, rename, delete
+- records      the JSON files (status, meta, config, test summary, metrics): checked as read, written atomically
+- catalog      the runs folder as read: run ids and names, links refused, every run listed and summarised
+- lifecycle    a run's writers: create, status and metrics updates, rename, delete, resume/restart refusals
 - checkpoints  model and optimiser state, saved and read back
 - predictions  the saved per-picture predictions
 """

@@ -8,8 +8,10 @@ once, reads the same):
     model_state (the weights predictions use: the weight average when there is one), train_model_state,
     optimizer_state, progress {epoch, batch, step, ...}, plateau, early, ema, rng_cpu[, rng_cuda]
 
-`Checkpoint.read` checks what inference needs (a known model, its classes, its normalisation) and
-`load_weights` checks the weights against the model, each failure one sentence.
+Where the files lie is core.rundir.layout's (`checkpoint_path` asks it). `Checkpoint.read` checks what
+inference needs (a model name, its classes, its normalisation; whether this version knows that model is
+core.training.inference's question, as the run folder imports nothing from training) and `load_weights`
+checks the weights against the model, each failure one sentence.
 """
 from __future__ import annotations
 
@@ -22,24 +24,26 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from core.rundir import layout
 from core.rundir.config import PRECISIONS
 from core.rundir.files import NotARegularFile, check_regular, write_atomically
-from core.training.models import list_models
+from core.rundir.layout import CheckpointName
 from core.rundir.records import RunError
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
 
 
-def checkpoint_path(run_dir: Path, which: str) -> Path:
-    if which not in ("last", "best"):
-        raise RunError(f"Checkpoint must be 'last' or 'best', got {which!r}.")
-    return run_dir / "checkpoints" / f"{which}.pt"
+def checkpoint_path(run_dir: Path, name: CheckpointName) -> Path:
+    """checkpoints/last.pt or checkpoints/best.pt of the run; any other name is a RunError."""
+    if name not in layout.CHECKPOINT_NAMES:
+        raise RunError(f"Checkpoint must be 'last' or 'best', got {name!r}.")
+    return layout.checkpoint(run_dir, name)
 
 
-def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
+def save_checkpoint(run_dir: Path, name: CheckpointName, payload: dict[str, Any]) -> None:
     """Self-describing (format, model name, config, progress, metrics, weights) and atomic."""
-    path = checkpoint_path(run_dir, which)
+    path = checkpoint_path(run_dir, name)
     path.parent.mkdir(exist_ok=True)
 
     def write(tmp: Path) -> None:
@@ -51,7 +55,7 @@ def save_checkpoint(run_dir: Path, which: str, payload: dict[str, Any]) -> None:
     write_atomically(path, write)
 
 
-def copy_checkpoint(run_dir: Path, source: str, target: str) -> None:
+def copy_checkpoint(run_dir: Path, source: CheckpointName, target: CheckpointName) -> None:
     """`target` becomes a copy of `source` (best.pt after last.pt, without serialising twice), atomically."""
     path = checkpoint_path(run_dir, target)
     write_atomically(path, lambda tmp: shutil.copyfile(checkpoint_path(run_dir, source), tmp))
@@ -82,6 +86,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                        f"(it reads formats {', '.join(map(str, READABLE_FORMATS))}).")
     return payload
 
+
 @dataclass(frozen=True)
 class Checkpoint:
     """What inference needs from a checkpoint, checked: the model's name, classes and normalisation."""
@@ -96,9 +101,9 @@ class Checkpoint:
     source: str  # "Checkpoint last.pt of <run>": how sentences name it
 
     @classmethod
-    def read(cls, run_dir: Path, which: str) -> Checkpoint:
-        return cls.from_payload(load_checkpoint(checkpoint_path(run_dir, which)),
-                                source=f"Checkpoint {which}.pt of {run_dir.name}")
+    def read(cls, run_dir: Path, name: CheckpointName) -> Checkpoint:
+        path = checkpoint_path(run_dir, name)
+        return cls.from_payload(load_checkpoint(path), source=f"Checkpoint {path.name} of {run_dir.name}")
 
     @classmethod
     def from_payload(cls, payload: dict, source: str) -> Checkpoint:
@@ -112,10 +117,10 @@ class Checkpoint:
 
 
 def _checked_model_name(checkpoint: dict, source: str) -> str:
+    """The model's name as the checkpoint spells it: some text (inference asks the registry whether it knows it)."""
     name = checkpoint.get("model")
-    if not isinstance(name, str) or name not in list_models():
-        raise RunError(f"{source} names the model {name!r}, which is not one this version knows "
-                       f"({', '.join(list_models())}).")
+    if not isinstance(name, str) or not name:
+        raise RunError(f"{source} names the model {name!r}, which is not a model name (it should be text).")
     return name
 
 

@@ -6,6 +6,8 @@ cache), one guarded read for every small file it opens, and one answer to "was t
   comes out of it as OSError(ENOSPC) naming the file.
 - `read_regular_file` opens regular files only: a FIFO named status.json would block its reader forever
   and a device may never end, so both are refused before they are opened, and the size read is capped.
+- `disk_error_sentence` says in one sentence why a write or read of the runs folder failed (a full disk,
+  a read-only folder, no permission, a folder gone), for the command line and the pages alike.
 """
 from __future__ import annotations
 
@@ -107,6 +109,33 @@ def shown_name(filename: str | os.PathLike | None) -> str | None:
     name = Path(os.fsdecode(filename)).name
     match = _TEMPORARY.match(name)
     return match["name"] if match else name
+
+
+def disk_error_sentence(exc: BaseException, then: str = "resume the run", verb: str = "write") -> str:
+    """One sentence (lower case, no full stop) for a failed write or read of the runs folder: a full disk
+    (however it was phrased), a read-only folder, no permission, a missing folder, or else the system's words.
+
+    `then` is what to do once the disk has room again ("try again" for an action on a page); `verb` what
+    was being done to the file ("remove" for a deletion)."""
+    if is_disk_full(exc):
+        return f"the disk is full: free some space, then {then}"
+    code = getattr(exc, "errno", None)
+    name = shown_name(getattr(exc, "filename", None))
+    failed = f"could not {verb}{f' {name}' if name else ''}"
+    if code == errno.EROFS:
+        return (f"{failed}: the runs folder is on a read-only file system; point CIFAR_RUNS_DIR (or --runs-dir) "
+                "at a folder you can write to")
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"{failed}: permission denied; give this user write access to the runs folder, or point "
+                "CIFAR_RUNS_DIR (or --runs-dir) at another folder")
+    if code == errno.ENOENT:
+        return f"{failed}: its folder no longer exists (it was moved or deleted)"
+    return f"{failed}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+
+
+def action_error_sentence(exc: BaseException, action: str, verb: str = "write") -> str:
+    """The one sentence a page shows when `action` ("Renaming the run") failed on the runs folder."""
+    return f"{action} failed: {disk_error_sentence(exc, then='try again', verb=verb)}."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,66 +1,24 @@
 """A run's saved predictions: what the confusion matrix, the galleries and the live mistakes are drawn from.
 
-    predictions/val_labels.npz        validation labels and their train-split indices
-    predictions/val_epoch_NNNN.npz    class probabilities (float16) on the validation split after epoch NNNN
-    predictions/test.npz              final test evaluation: label, pred, probs, loss, index
-
-The engine writes them atomically; `load_predictions` checks every array once (kind, shape, range,
-matching lengths, finite probabilities) and raises PredictionsError with one sentence otherwise.
+The validation labels, the validation probabilities of each epoch (float16) and the final test evaluation,
+in the files core.rundir.layout names under predictions/. The engine writes them atomically;
+`load_predictions` checks every array once (kind, shape, range, matching lengths, finite probabilities)
+and raises PredictionsError with one sentence otherwise.
 """
 from __future__ import annotations
 
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.rundir import files
+from core.rundir import files, layout
 from core.rundir.files import write_atomically
 from core.rundir.records import PredictionsError, RunError
 
 # The largest class or picture number a file may hold: anything above does not fit the int64 the pages use.
 LARGEST_NUMBER = np.iinfo(np.int64).max
-
-
-# Readers (dashboard side): never raise on a damaged folder
-# ---------------------------------------------------------------------------------------------
-
-
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Arrays to one .npz file, written atomically (the feature map and K-fold files use it too)."""
-    path.parent.mkdir(exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
-            np.savez(fh, **arrays)
-
-    write_atomically(path, write)
-
-
-def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> None:
-    save_npz(run_dir / "predictions" / "val_labels.npz", labels=labels, index=index)
-
-
-def val_predictions_path(run_dir: Path, epoch: int) -> Path:
-    """The file holding the validation probabilities after `epoch` (it may not exist yet)."""
-    return run_dir / "predictions" / f"val_epoch_{epoch:04d}.npz"
-
-
-def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
-    save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
-
-
-def test_predictions_path(run_dir: Path) -> Path:
-    """The file holding the final test evaluation (it exists once a run has finished its test)."""
-    return run_dir / "predictions" / "test.npz"
-
-
-def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
-                          index: np.ndarray) -> None:
-    save_npz(test_predictions_path(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
-              loss=loss, index=index)
 
 
 @dataclass(frozen=True)
@@ -74,18 +32,52 @@ class Predictions:
     loss: np.ndarray | None = None  # (N,) per-sample loss, test only
 
 
-_VAL_EPOCH_FILE = re.compile(r"^val_epoch_(\d{4,9})\.npz$")
+# ---------------------------------------------------------------------------------------------
+# Writers (engine side)
+# ---------------------------------------------------------------------------------------------
 
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Arrays to one .npz file, written atomically (the feature map and K-fold files use it too)."""
+    path.parent.mkdir(exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a bare name
+            np.savez(fh, **arrays)
+
+    write_atomically(path, write)
+
+
+def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> None:
+    save_npz(layout.val_labels(run_dir), labels=labels, index=index)
+
+
+def val_predictions_path(run_dir: Path, epoch: int) -> Path:
+    """The file holding the validation probabilities after `epoch` (it may not exist yet)."""
+    return layout.val_epoch(run_dir, epoch)
+
+
+def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
+    save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
+
+
+def test_predictions_path(run_dir: Path) -> Path:
+    """The file holding the final test evaluation (it exists once a run has finished its test)."""
+    return layout.test_predictions(run_dir)
+
+
+def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
+                          index: np.ndarray) -> None:
+    save_npz(test_predictions_path(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
+              loss=loss, index=index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers (dashboard side): one sentence for a damaged file, never an exception of numpy's
+# ---------------------------------------------------------------------------------------------
 
 def val_epochs(run_dir: Path) -> list[int]:
-    """Epochs that have saved validation predictions; stray files (val_epoch_copy.npz) are not epochs."""
-    found = []
-    for path in (run_dir / "predictions").glob("val_epoch_*.npz"):
-        match = _VAL_EPOCH_FILE.match(path.name)
-        # Only the name the engine writes counts, so every epoch listed is the one load_predictions reads.
-        if match and path.name == val_predictions_path(run_dir, int(match[1])).name:
-            found.append(int(match[1]))
-    return sorted(found)
+    """Epochs that have saved validation predictions, in order: every one is a file load_predictions reads."""
+    return list(layout.val_epoch_files(run_dir))
 
 
 def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = None) -> Predictions | None:
@@ -100,7 +92,7 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
     if split == "val":
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise RunError(f"The validation split needs an epoch number of at least 0, got {epoch!r}.")
-        return _load_val(run_dir / "predictions", int(epoch))
+        return _load_val(run_dir, int(epoch))
     raise RunError(f"split must be 'test' or 'val', got {split!r}.")
 
 
@@ -120,36 +112,37 @@ def _load_test(path: Path) -> Predictions | None:
     arrays = read_npz(path, ("labels", "pred", "probs", "index"), optional=("loss",))
     if arrays is None:
         return None
-    probs = checked_probs("test.npz", arrays["probs"])
+    probs = checked_probs(path.name, arrays["probs"])
     n, num_classes = probs.shape
-    labels, pred, index = (checked_ints("test.npz", key, arrays[key], n) for key in ("labels", "pred", "index"))
-    _check_classes("test.npz", "labels", labels, num_classes)
-    _check_classes("test.npz", "pred", pred, num_classes)
+    labels, pred, index = (checked_ints(path.name, key, arrays[key], n) for key in ("labels", "pred", "index"))
+    _check_classes(path.name, "labels", labels, num_classes)
+    _check_classes(path.name, "pred", pred, num_classes)
     loss = arrays.get("loss")
     if loss is not None and (not np.issubdtype(loss.dtype, np.floating) or loss.shape != (n,)):
-        raise PredictionsError(f"predictions/test.npz is damaged: its 'loss' should be {n} numbers, one a "
-                               f"picture, but they are {dtype_words(loss.dtype)} of shape {loss.shape}.")
+        raise PredictionsError(f"{layout.in_predictions(path.name)} is damaged: its 'loss' should be {n} numbers, "
+                               f"one a picture, but they are {dtype_words(loss.dtype)} of shape {loss.shape}.")
     return Predictions(labels, pred, probs, index, "test", loss)
 
 
-def _load_val(folder: Path, epoch: int) -> Predictions | None:
-    name = val_predictions_path(folder.parent, epoch).name
-    probs_file = read_npz(folder / name, ("probs",))
+def _load_val(run_dir: Path, epoch: int) -> Predictions | None:
+    probs_path, labels_path = layout.val_epoch(run_dir, epoch), layout.val_labels(run_dir)
+    probs_file = read_npz(probs_path, ("probs",))
     if probs_file is None:
         return None
-    label_file = read_npz(folder / "val_labels.npz", ("labels", "index"))
+    probs_words, labels_words = layout.in_predictions(probs_path.name), layout.in_predictions(labels_path.name)
+    label_file = read_npz(labels_path, ("labels", "index"))
     if label_file is None:
-        raise PredictionsError(f"predictions/val_labels.npz is missing, so the validation results in "
-                               f"predictions/{name} cannot be matched to their pictures.")
-    probs = checked_probs(name, probs_file["probs"])
+        raise PredictionsError(f"{labels_words} is missing, so the validation results in {probs_words} cannot be "
+                               "matched to their pictures.")
+    probs = checked_probs(probs_path.name, probs_file["probs"])
     n, num_classes = probs.shape
-    labels, index = (checked_ints("val_labels.npz", key, label_file[key]) for key in ("labels", "index"))
+    labels, index = (checked_ints(labels_path.name, key, label_file[key]) for key in ("labels", "index"))
     if len(labels) != n or len(index) != n:
-        raise PredictionsError(f"predictions/{name} does not fit predictions/val_labels.npz: it has {n} rows "
-                               f"of probabilities for {len(labels)} labels and {len(index)} picture numbers.")
+        raise PredictionsError(f"{probs_words} does not fit {labels_words}: it has {n} rows of probabilities for "
+                               f"{len(labels)} labels and {len(index)} picture numbers.")
     if labels.max() >= num_classes:
-        raise PredictionsError(f"predictions/{name} does not fit predictions/val_labels.npz: its probabilities "
-                               f"cover {num_classes} classes, but the labels go up to class {labels.max()}.")
+        raise PredictionsError(f"{probs_words} does not fit {labels_words}: its probabilities cover {num_classes} "
+                               f"classes, but the labels go up to class {labels.max()}.")
     return Predictions(labels, probs.argmax(1), probs, index, "val")
 
 
@@ -157,7 +150,7 @@ def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = 
              what: str = "saved predictions") -> dict[str, np.ndarray] | None:
     """The named arrays of an .npz file, or None when the file does not exist (not written yet); `what` the
     file is, in words, for the sentence about a file that cannot be read at all."""
-    where = f"predictions/{path.name}"
+    where = layout.in_predictions(path.name)
     try:
         files.check_regular(path)  # a FIFO or device under the name would block np.load forever
         archive = np.load(path, allow_pickle=False)  # no pickles: reading predictions never runs code
@@ -195,7 +188,7 @@ def dtype_words(dtype: np.dtype) -> str:
 
 def checked_probs(name: str, probs: np.ndarray) -> np.ndarray:
     """(N, C) float32 class probabilities: at least one picture and two classes, every value from 0 to 1."""
-    where = f"predictions/{name}"
+    where = layout.in_predictions(name)
     if not np.issubdtype(probs.dtype, np.floating):
         raise PredictionsError(f"{where} is damaged: its probabilities are {dtype_words(probs.dtype)}, not decimal "
                                "numbers.")
@@ -216,7 +209,7 @@ def checked_probs(name: str, probs: np.ndarray) -> np.ndarray:
 
 def checked_ints(name: str, key: str, values: np.ndarray, n: int | None = None) -> np.ndarray:
     """A (N,) int64 array of whole numbers from 0: class numbers or positions in a split."""
-    where = f"predictions/{name}"
+    where = layout.in_predictions(name)
     if not np.issubdtype(values.dtype, np.integer):
         raise PredictionsError(f"{where} is damaged: its {key!r} are {dtype_words(values.dtype)}, not whole numbers.")
     if values.ndim != 1 or (n is not None and len(values) != n):
@@ -235,5 +228,6 @@ def checked_ints(name: str, key: str, values: np.ndarray, n: int | None = None) 
 def _check_classes(name: str, key: str, values: np.ndarray, num_classes: int) -> None:
     """Class numbers must stay below the class count of the probabilities in the same file."""
     if values.max() >= num_classes:
-        raise PredictionsError(f"predictions/{name} is damaged: its {key!r} go up to class {values.max()}, but "
-                               f"its probabilities cover only {num_classes} classes (0 to {num_classes - 1}).")
+        raise PredictionsError(f"{layout.in_predictions(name)} is damaged: its {key!r} go up to class "
+                               f"{values.max()}, but its probabilities cover only {num_classes} classes "
+                               f"(0 to {num_classes - 1}).")

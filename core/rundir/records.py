@@ -1,4 +1,5 @@
-"""One validating reader per small run file: every field is checked for type and range where it is read.
+"""The run's JSON files: one validating reader per small file, every field checked for type and range where
+it is read, and the one atomic JSON writer.
 
 The run folder is written by the engine, but it is also copied between machines, edited by hand and
 cut short by full disks. Whatever is on disk, the readers here hand the pages only values of the type
@@ -9,7 +10,7 @@ and range the format promises:
 - `read_metrics` skips a record that is torn, garbage or holds a wrongly typed field, and keeps the rest;
 - `read_test_summary` returns None for a damaged test summary (the pages fall back as if it were missing).
 
-Writers live in core.rundir.catalog; this module only reads.
+`write_json` writes any of them atomically; what is written when lives in core.rundir.lifecycle.
 """
 from __future__ import annotations
 
@@ -22,9 +23,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from core.rundir import layout
 from core.rundir.config import TrainConfig
+from core.rundir.files import FileTooLarge, NotARegularFile, read_regular_file, write_atomically
 from core.rundir.state import RunState
-from core.rundir.files import FileTooLarge, NotARegularFile, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -159,32 +163,59 @@ def load_json(path: Path) -> Any:
         raise FileDamaged(f"{path.name} is damaged: it is not readable JSON (it may have been cut short).") from None
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The object in `path`, or None when it is missing or unreadable (the engine's own merge of status)."""
+    try:
+        data = load_json(path)
+    except (FileNotFoundError, FileDamaged):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """`data` as JSON the way every run file holds it: numpy numbers as plain numbers, NaN refused."""
+    return json.dumps(data, indent=indent, allow_nan=False, default=_json_default)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic JSON. No fsync: the rename is atomic for every reader and survives a killed process; the
+    status is rewritten every second, and an fsync each time would cost more than it protects."""
+    text = json_text(data, indent=1)  # fails before touching the disk
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def check_status(data: Any) -> dict[str, Any]:
-    status = _check("status.json", data, STATUS_FIELDS)
+    status = _check(layout.STATUS, data, STATUS_FIELDS)
     if "state" not in status:
-        raise FileDamaged("status.json is damaged: state is missing.")
+        raise FileDamaged(f"{layout.STATUS} is damaged: state is missing.")
     return status
 
 
 def check_meta(data: Any) -> dict[str, Any]:
-    return _check("meta.json", data, META_FIELDS)
+    return _check(layout.META, data, META_FIELDS)
 
 
 def check_config(data: Any) -> dict[str, Any]:
     """The config as TrainConfig would rebuild it (every field, defaults filled in); keys of other versions are ignored."""
     if not isinstance(data, dict):
-        raise FileDamaged(f"config.json is damaged: it should hold a JSON object, got {_short.repr(data)}.")
+        raise FileDamaged(f"{layout.CONFIG} is damaged: it should hold a JSON object, got {_short.repr(data)}.")
     known = {f.name for f in fields(TrainConfig)}
     try:
         return TrainConfig.from_dict({k: v for k, v in data.items() if k in known}).to_dict()
     except (ValueError, TypeError) as exc:
-        raise FileDamaged(f"config.json is damaged: {str(exc).rstrip('.')}.") from None
+        raise FileDamaged(f"{layout.CONFIG} is damaged: {str(exc).rstrip('.')}.") from None
 
 
 def read_test_summary(run_dir: Path) -> dict[str, Any] | None:
     """test_summary.json with checked fields, or None when it is missing or damaged."""
     try:
-        summary = _check("test_summary.json", load_json(run_dir / "test_summary.json"), TEST_SUMMARY_FIELDS)
+        summary = _check(layout.TEST_SUMMARY, load_json(layout.test_summary(run_dir)), TEST_SUMMARY_FIELDS)
     except FileNotFoundError:
         return None
     except FileDamaged as exc:
@@ -209,11 +240,11 @@ def check_record(record: Any) -> dict[str, Any] | None:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Every valid record of metrics.jsonl, in order; a torn, garbage or wrongly typed line costs that line only."""
     try:
-        text = read_regular_file(run_dir / "metrics.jsonl", MAX_METRICS_BYTES).decode("utf-8", errors="replace")
+        text = read_regular_file(layout.metrics(run_dir), MAX_METRICS_BYTES).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     except OSError as exc:  # a FIFO, a device, a file beyond the cap, unreadable: no curves rather than a hang
-        log.warning("%s: metrics.jsonl not read: %s", run_dir.name, exc.strerror or exc)
+        log.warning("%s: %s not read: %s", run_dir.name, layout.METRICS, exc.strerror or exc)
         return []
     records = []
     for line in text.splitlines():

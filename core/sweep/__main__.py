@@ -19,7 +19,7 @@ from typing import Sequence
 
 import optuna
 
-from core.rundir import catalog
+from core.rundir import catalog, files
 from core.training.recipes import PRESETS
 from core.sweep.results import SweepResults, read_results
 from core.sweep.space import SweepError, parse_param, tunable_fields
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: {catalog.disk_error_sentence(exc, then='try again')}.", file=sys.stderr)
+        print(f"error: {files.disk_error_sentence(exc, then='try again')}.", file=sys.stderr)
         return 1
 
 

@@ -31,7 +31,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
 
-from core.rundir import catalog
+from core.rundir import catalog, files
 from core.sweep.space import SweepError
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def study_errors(sweep_id: str, journal: Path | None) -> Iterator[None]:
         if journal is not None:
             forget_storage(journal)
         raise SweepError(f"Sweep {sweep_id} cannot be used: "
-                         f"{catalog.disk_error_sentence(exc, then='try again', verb='use')}.") from None
+                         f"{files.disk_error_sentence(exc, then='try again', verb='use')}.") from None
     except Exception as exc:  # noqa: BLE001 (Optuna replays any file: whatever a damaged line makes it raise)
         if journal is None:
             raise SweepError(f"Sweep {sweep_id} cannot be read from its storage: {_first_line(exc)}.") from None

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from core.rundir import catalog
+from core.rundir import catalog, files
 from core.sweep.space import Param
 from core.sweep.study import Sweep
 from core.rundir.state import LIVE_STATES
@@ -85,7 +85,7 @@ def _reap_if_writable(study: optuna.Study, runs_dir: str | Path) -> str | None:
         reap_dead_trials(study, runs_dir)
     except OSError as exc:
         read_only = exc.errno in READ_ONLY_ERRNOS
-        why = "this runs folder is read-only here" if read_only else catalog.disk_error_sentence(exc, then="try again")
+        why = "this runs folder is read-only here" if read_only else files.disk_error_sentence(exc, then="try again")
         return f"Trials whose worker died are not marked failed: {why}."
     return None
 

@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 
-from core.rundir import catalog, records
+from core.rundir import catalog, lifecycle, records
 from core.rundir.config import TrainConfig
 from core.sweep import journal
 from core.sweep import storage as databases
@@ -148,13 +148,13 @@ def create_sweep(runs_dir: str | Path, name: str, base: TrainConfig, space: list
     storage = _usable_storage(storage) if storage else None
     root = sweeps_dir(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    sweep_id = catalog.new_run_id(name)
+    sweep_id = lifecycle.new_run_id(name)
     path = sweep_path(runs_dir, sweep_id)
     path.mkdir()
     sweep = Sweep(sweep_id, path, name, base, tuple(space), trials, sampler, pruner, storage, time.time())
     backend = databases.open_database(storage) if storage else _journal_storage(str(path / JOURNAL_FILE))
     optuna.create_study(study_name=sweep_id, storage=backend, direction="maximize")
-    catalog.write_json(path / SPEC_FILE, sweep.to_dict())  # last: a folder without it is not a sweep
+    records.write_json(path / SPEC_FILE, sweep.to_dict())  # last: a folder without it is not a sweep
     return sweep
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from core.rundir import catalog
+from core.rundir import lifecycle
 from core.rundir.config import TrainConfig
 from core.training.device import resolve_device
 from core.training.engine import RunResult, train
@@ -88,7 +88,7 @@ def _run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial, runs_dir:
         trial.set_user_attr("error", str(exc))
         study.tell(trial, state=TrialState.FAIL)
         return
-    run_dir = catalog.create_run(runs_dir, cfg.to_dict(), name=f"{sweep.name} #{trial.number}",
+    run_dir = lifecycle.create_run(runs_dir, cfg.to_dict(), name=f"{sweep.name} #{trial.number}",
                               sweep=(sweep.sweep_id, trial.number))
     trial.set_user_attr("run_id", run_dir.name)
     log.info("sweep %s: trial %d is run %s with %s", sweep.sweep_id, trial.number, run_dir.name, params)

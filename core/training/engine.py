@@ -24,7 +24,7 @@ import torch
 
 from core.analysis import features, mistakes
 
-from core.rundir import catalog, checkpoints, files, predictions
+from core.rundir import catalog, checkpoints, files, lifecycle, predictions, records
 from core.rundir.config import TrainConfig
 from core.training.device import describe_device, prepare, resolve_device, synchronize
 from core.training.distributed import SOLO, Solo
@@ -66,7 +66,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
           device: torch.device | None = None, resume: bool = False,
           on_status: Callable[[dict[str, Any]], None] | None = None,
           on_epoch: Callable[[int, dict[str, Any]], bool] | None = None, team: Solo = SOLO) -> RunResult:
-    """Train the run in `run_dir` (made by `catalog.create_run`) to the end, a stop request or an error.
+    """Train the run in `run_dir` (made by `lifecycle.create_run`) to the end, a stop request or an error.
 
     `on_epoch(epoch, val_metrics)` is called after every epoch but the last; when it returns True the run
     ends "pruned" (a sweep's pruner judged it hopeless): it keeps its checkpoints and skips the final test.
@@ -87,11 +87,11 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
                         processes=team.size, pid=os.getpid(), host=socket.gethostname(), **started)
         session = Session(cfg, run_dir, device, team)
         if team.is_writer:
-            catalog.record_classes(run_dir, session.classes)
+            lifecycle.record_classes(run_dir, session.classes)
         _start_or_resume(session, resume, team)
         team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
         # opened after a resume has trimmed the file it appends to
-        writer = catalog.MetricsWriter(run_dir) if team.is_writer else _NoMetrics()
+        writer = lifecycle.MetricsWriter(run_dir) if team.is_writer else _NoMetrics()
         _fit(session, writer, reporter, stop, on_epoch, team)
         test_acc = _final_test(session, writer) if team.is_writer else None
         if cfg.feature_map and team.is_writer:
@@ -115,12 +115,12 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
         _close(writer)
 
 
-def _close(writer: catalog.MetricsWriter | None) -> None:
+def _close(writer: lifecycle.MetricsWriter | None) -> None:
     if writer is not None:
         try:
             writer.close()
         except OSError as exc:  # the disk filled up: what could not be flushed is lost, the rest stays
-            log.warning("could not flush the last metrics records: %s", catalog.disk_error_sentence(exc))
+            log.warning("could not flush the last metrics records: %s", files.disk_error_sentence(exc))
 
 
 def _report_failure(reporter: _StatusReporter, error: str, session: Session | None) -> None:
@@ -136,7 +136,7 @@ def _report_failure(reporter: _StatusReporter, error: str, session: Session | No
 
 def _failed_in_place(run_dir: Path, changes: dict[str, Any]) -> bool:
     try:
-        catalog.update_status_in_place(run_dir, **changes)
+        lifecycle.update_status_in_place(run_dir, **changes)
         return True
     except OSError:
         return False
@@ -152,7 +152,7 @@ def _error_sentence(exc: BaseException) -> str:
     if isinstance(exc, Diverged):
         return DIVERGED_MESSAGE
     if isinstance(exc, OSError) or files.is_disk_full(exc):  # numpy or torch may say "disk full" their own way
-        return catalog.disk_error_sentence(exc)
+        return files.disk_error_sentence(exc)
     if isinstance(exc, (ValueError, DataError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -177,14 +177,14 @@ def _start_or_resume(s: Session, resume: bool, team: Solo) -> None:
     if resume:  # every rank loads last.pt
         s.restore(checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "last")))
         if team.is_writer:
-            catalog.truncate_metrics(s.run_dir, s.progress.step)
+            lifecycle.truncate_metrics(s.run_dir, s.progress.step)
         return
     s.init_model_from_data()
     if len(s.val_set) and team.is_writer:
         predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
-def _fit(s: Session, writer: catalog.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
+def _fit(s: Session, writer: lifecycle.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
          on_epoch: Callable[[int, dict[str, Any]], bool] | None, team: Solo) -> None:
     cfg, p = s.cfg, s.progress
     steps_per_epoch = len(s.loader)
@@ -203,7 +203,7 @@ def _fit(s: Session, writer: catalog.MetricsWriter, reporter: _StatusReporter, s
             raise _Pruned
 
 
-def _end_epoch(s: Session, writer: catalog.MetricsWriter, reporter: _StatusReporter,
+def _end_epoch(s: Session, writer: lifecycle.MetricsWriter, reporter: _StatusReporter,
                on_epoch: Callable[[int, dict[str, Any]], bool] | None, images_seen: int,
                seconds: float) -> tuple[bool, dict[str, Any]]:
     """The writer's epoch end: validate, checkpoint, record. Returns (pruned, the trackers it decided)."""
@@ -305,7 +305,7 @@ def _validate(s: Session) -> tuple[dict[str, Any], bool]:
     return metrics, improved
 
 
-def _final_test(s: Session, writer: catalog.MetricsWriter) -> float:
+def _final_test(s: Session, writer: lifecycle.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
     model, best = s.eval_model, checkpoints.checkpoint_path(s.run_dir, "best")
     if s.progress.stopped_early and best.exists():
@@ -324,7 +324,7 @@ def _final_test(s: Session, writer: catalog.MetricsWriter) -> float:
     summary = {"accuracy": result.accuracy, "loss": result.mean_loss, "per_class_accuracy": per_class,
                "images": int(len(labels)), "tta": s.cfg.tta, "seconds": seconds,
                "early_stopped": s.progress.stopped_early}
-    catalog.write_json(s.run_dir / "test_summary.json", summary)
+    records.write_json(s.run_dir / "test_summary.json", summary)
     writer.write([{"kind": "test", "epoch": s.progress.epoch, "step": s.progress.step,
                    "test_loss": result.mean_loss, "test_acc": result.accuracy, "time": time.time()}])
     return result.accuracy
@@ -368,7 +368,7 @@ class _StatusReporter:
 
     def update(self, **changes: Any) -> None:
         self.last = time.monotonic()
-        status = catalog.update_status(self.run_dir, **changes)
+        status = lifecycle.update_status(self.run_dir, **changes)
         if self.on_status is not None:
             self.on_status(status)
 
@@ -392,7 +392,7 @@ class _NoMetrics:
 
 def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, **train_kwargs) -> RunResult:
     """Create a run folder for `cfg` and train it: the one-call form used by the CLI and tests."""
-    run_dir = catalog.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
+    run_dir = lifecycle.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
     return train(cfg, run_dir, **train_kwargs)
 
 
@@ -405,7 +405,7 @@ def resume_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
 def restart_run(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult:
     """Train a run that ended before its first checkpoint again from the start, in its own folder."""
     run_dir, cfg = checked_run(runs_dir, run_id, "restart")
-    catalog.reset_for_restart(run_dir)
+    lifecycle.reset_for_restart(run_dir)
     return train(cfg, run_dir, **train_kwargs)
 
 
@@ -415,7 +415,8 @@ def train_queued(runs_dir: str | Path, run_id: str, **train_kwargs) -> RunResult
     return train(cfg, run_dir, resume=catalog.has_checkpoint(run_dir), **train_kwargs)
 
 
-_REFUSALS = {"resume": catalog.resume_refusal, "restart": catalog.restart_refusal, "queued": catalog.queued_refusal}
+_REFUSALS = {"resume": lifecycle.resume_refusal, "restart": lifecycle.restart_refusal,
+             "queued": lifecycle.queued_refusal}
 
 
 def checked_run(runs_dir: str | Path, run_id: str, how: str) -> tuple[Path, TrainConfig]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.rundir import catalog, layout
+from core.rundir import catalog, files, layout, lifecycle
 from core.rundir.state import RunState
 
 from core.analysis.curves import metrics_csv, overlay_curves
@@ -129,12 +129,12 @@ def _delete(summary: catalog.RunSummary) -> None:
 
 def _rename(run_id: str) -> None:
     try:
-        catalog.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
+        lifecycle.rename_run(state.runs_dir(), run_id, st.session_state.get("runs_new_name", ""))
     except catalog.RunError as exc:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only, full or vanished runs folder
-        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Renaming the run"))
+        st.session_state[MESSAGE_KEY] = ("error", files.action_error_sentence(exc, "Renaming the run"))
         return
     st.session_state["runs_new_name"] = ""
     st.session_state[MESSAGE_KEY] = ("success", "Renamed.")
@@ -156,7 +156,7 @@ def _confirm_delete(run_id: str) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only runs folder, or files this user may not remove
-        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Deleting the run", verb="remove"))
+        st.session_state[MESSAGE_KEY] = ("error", files.action_error_sentence(exc, "Deleting the run", verb="remove"))
         return
     st.session_state.pop("runs_manage", None)
     st.session_state[MESSAGE_KEY] = ("success", "Deleted.")

@@ -18,7 +18,7 @@ from core.sweep.points import sweep_points
 from dashboard.sweep_words import best_text, describe_param, importance_table, trials_table
 from dashboard.wording import MISSING, created_text, data_label, plural
 
-from core.rundir import catalog
+from core.rundir import files
 from core.rundir.state import RunState
 from core.training.device import worker_devices
 from core.sweep import (DamagedSweep, Param, Sweep, SweepError, SweepResults, TrialResult, list_sweeps, load_sweep,
@@ -183,7 +183,7 @@ def _start(sweep_id: str, devices: list[str]) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # a read-only or full runs folder: the workers' logs and the stop file live there
-        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Starting the workers"))
+        st.session_state[MESSAGE_KEY] = ("error", files.action_error_sentence(exc, "Starting the workers"))
         return
     st.session_state[MESSAGE_KEY] = ("success", f"Started: {plural(count, 'worker')} now training.")
 
@@ -195,7 +195,7 @@ def _stop(sweep_id: str) -> None:
         st.session_state[MESSAGE_KEY] = ("error", str(exc))
         return
     except OSError as exc:  # the stop request is a file in the sweep's folder
-        st.session_state[MESSAGE_KEY] = ("error", catalog.action_error_sentence(exc, "Asking the workers to stop"))
+        st.session_state[MESSAGE_KEY] = ("error", files.action_error_sentence(exc, "Asking the workers to stop"))
         return
     st.session_state[MESSAGE_KEY] = ("success", "Asked every worker to stop: their current trials end now.")
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard.wording import format_count
 
-from core.rundir import catalog
+from core.rundir import catalog, files
 from core.rundir.config import TrainConfig
 from core.training.device import gpu_count
 from core.training.models import describe_model, list_models
@@ -122,7 +122,7 @@ def _start() -> None:
         st.session_state[ERROR_KEY] = str(exc)
         return
     except OSError as exc:  # the runs folder cannot take a new run: read-only, full, no permission
-        st.session_state[ERROR_KEY] = catalog.action_error_sentence(exc, "Starting the run")
+        st.session_state[ERROR_KEY] = files.action_error_sentence(exc, "Starting the run")
         return
     state.select_run(run_id)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.rundir import catalog, predictions
+from core.rundir import lifecycle, predictions
 from core.data import load_dataset
 from tests.browser.harness import BROWSER_MARKS, browser_page, dashboard, settle
 from tests.helpers import tiny_config
@@ -29,7 +29,7 @@ FLIPS = {"Right in A, wrong in B": 5, "Wrong in A, right in B": 3}  # pictures 5
 def planted_run(runs_dir: Path, name: str) -> Path:
     """A completed run whose test answers are all right but for class 0's pictures in WRONG_IN[name]."""
     test = load_dataset("synthetic").test
-    path = catalog.create_run(runs_dir, tiny_config().to_dict(), name=name, state="completed")
+    path = lifecycle.create_run(runs_dir, tiny_config().to_dict(), name=name, state="completed")
     pred = test.labels.copy()
     pred[np.flatnonzero(test.labels == 0)[list(WRONG_IN[name])]] = 1
     probs = np.full((len(pred), 10), 0.02, dtype=np.float32)  # (N, C)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from core.rundir import catalog
+from core.rundir import catalog, records
 from core.bench import cli, measure, report
 from tests.helpers import train_tiny_run
 
@@ -70,7 +70,7 @@ def test_training_seconds_come_from_the_run_records_even_without_a_validation_sp
     m = measure.measure_run_dir(run.run_dir, measure.Measurement(seed=0))
     epochs = [r for r in catalog.read_metrics(run.run_dir) if r["kind"] == "val"]
     assert len(epochs) == 2 and all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in epochs)
-    test_s = catalog.read_json(run.run_dir / "test_summary.json")["seconds"]
+    test_s = records.read_json(run.run_dir / "test_summary.json")["seconds"]
     assert m.error is None and m.test_acc == pytest.approx(run.test_acc)
     assert m.train_s == pytest.approx(sum(r["seconds"] for r in epochs) + test_s)
     assert m.images_per_s == pytest.approx(2 * 2000 / sum(r["seconds"] for r in epochs), rel=1e-6)

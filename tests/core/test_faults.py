@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, checkpoints, lifecycle
 from core.rundir.config import FLIPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.jobs import JobManager
 from core.training.models import list_models
@@ -106,7 +106,7 @@ class Payload:
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    run_dir = catalog.create_run(tmp_path, TrainConfig().to_dict())
+    run_dir = lifecycle.create_run(tmp_path, TrainConfig().to_dict())
     marker = tmp_path / "pwned"
     ckpt = checkpoints.checkpoint_path(run_dir, "last")
     ckpt.parent.mkdir()

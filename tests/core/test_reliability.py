@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, checkpoints, lifecycle
 from core.rundir.config import MAX_SEED, TrainConfig
 from core.jobs import JobManager
 from core.training.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
@@ -117,9 +117,9 @@ def test_last_checkpoint_is_written_before_best_so_a_kill_between_them_leaves_a_
         start_run(tiny_config(epochs=2), tmp_path)
     monkeypatch.undo()
     [summary] = catalog.list_runs(tmp_path)
-    catalog.update_status(summary.path, pid=dead_pid())
+    lifecycle.update_status(summary.path, pid=dead_pid())
     summary = catalog.summarize_run(summary.path)
-    assert summary.state == "interrupted" and catalog.resume_refusal(summary) is None
+    assert summary.state == "interrupted" and lifecycle.resume_refusal(summary) is None
     assert resume_run(tmp_path, summary.run_id).state == "completed"
 
 
@@ -163,8 +163,8 @@ def test_a_kill_mid_epoch_loses_at_most_the_checkpoint_interval(tmp_path):
 
 
 def interrupted_before_first_checkpoint(folder: Path) -> catalog.RunSummary:
-    run_dir = catalog.create_run(folder, tiny_config(epochs=1).to_dict(), name="cut in epoch 1")
-    catalog.update_status(run_dir, state="running", pid=dead_pid())
+    run_dir = lifecycle.create_run(folder, tiny_config(epochs=1).to_dict(), name="cut in epoch 1")
+    lifecycle.update_status(run_dir, state="running", pid=dead_pid())
     (run_dir / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 2, "epoch": 0.1, "loss": 2.3}) + "\n")
     return catalog.summarize_run(run_dir)
 
@@ -172,7 +172,7 @@ def interrupted_before_first_checkpoint(folder: Path) -> catalog.RunSummary:
 def test_a_run_killed_before_its_first_checkpoint_says_start_again_not_resume(tmp_path):
     summary = interrupted_before_first_checkpoint(tmp_path)
     assert summary.state == "interrupted" and summary.error == catalog.NO_CHECKPOINT_MESSAGE
-    assert "start it again" in catalog.resume_refusal(summary)
+    assert "start it again" in lifecycle.resume_refusal(summary)
     result = restart_run(tmp_path, summary.run_id)
     assert result.state == "completed" and result.run_dir == summary.path
     assert all(r["loss"] != 2.3 for r in catalog.read_metrics(summary.path) if r["kind"] == "train"), \
@@ -263,7 +263,7 @@ def test_command_line_on_a_really_full_disk_exits_1_with_one_sentence(tmp_path):
 def test_two_sessions_pressing_resume_together_get_one_job_and_one_refusal(tmp_path):
     stopped = train_tiny_run(tmp_path, epochs=1).run_dir
     for trial in range(8):
-        catalog.update_status(stopped, state="stopped", test_acc=None)
+        lifecycle.update_status(stopped, state="stopped", test_acc=None)
         manager = JobManager(tmp_path)
         manager._enqueue = lambda job: time.sleep(0.01)  # noqa: E731 -- the race is in the check, not the training
         barrier, outcomes = threading.Barrier(2), []
@@ -289,7 +289,7 @@ def test_two_sessions_pressing_resume_together_get_one_job_and_one_refusal(tmp_p
 
 def test_a_kill_between_the_test_record_and_the_final_status_gives_one_test_record_after_resume(tmp_path):
     run_dir = train_tiny_run(tmp_path, epochs=1).run_dir
-    catalog.update_status(run_dir, state="running", pid=dead_pid())  # as if killed before "completed"
+    lifecycle.update_status(run_dir, state="running", pid=dead_pid())  # as if killed before "completed"
     assert resume_run(tmp_path, run_dir.name).state == "completed"
     assert [r["kind"] for r in catalog.read_metrics(run_dir)].count("test") == 1
 

@@ -14,7 +14,7 @@ import torch
 
 from core.analysis import calibration
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, lifecycle, predictions
 
 from dashboard.wording import no_predictions_message
 from core.rundir.predictions import PredictionsError
@@ -146,8 +146,8 @@ def test_a_damaged_test_file_is_one_sentence(run):
 
 def test_a_training_run_says_its_test_results_come_at_the_end(run):
     config = json.loads((run / "config.json").read_text())
-    training = catalog.create_run(run.parent, config, name="still training", state="running")
-    catalog.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
+    training = lifecycle.create_run(run.parent, config, name="still training", state="running")
+    lifecycle.update_status(training)  # a fresh heartbeat: alive, so the page refreshes itself
     page = CalibrationPage(training)
     assert page.at.info.values == [no_predictions_message(catalog.summarize_run(training), "test")]
     assert "still training" in page.at.info.values[0]

@@ -18,7 +18,7 @@ import pytest
 
 from core.analysis import compare
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, lifecycle, predictions
 
 from dashboard.run_listing import unique_labels
 from core.data import load_dataset
@@ -70,7 +70,7 @@ def fixture_runs(tmp_path_factory):
         for moved in (moved_a, moved_b):
             move_data(moved, root / "gone")
         config = json.loads((alpha / "config.json").read_text())
-        running = catalog.create_run(runs_dir, config, name="still training", state="running")
+        running = lifecycle.create_run(runs_dir, config, name="still training", state="running")
         yield {"dir": runs_dir, "alpha": alpha.name, "beta": beta.name, "twin": twin.name, "other": other.name,
                "damaged": damaged.name, "old": old.name, "running": running.name, "moved_a": moved_a.name,
                "moved_b": moved_b.name}
@@ -245,7 +245,7 @@ def test_a_damaged_test_file_of_run_b_is_named(fixture_runs):
 
 
 def test_run_a_without_test_results_says_why(fixture_runs):
-    catalog.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
+    lifecycle.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
     page = ComparePage(fixture_runs, a="running", b=None)
     assert any("still training" in m for m in page.at.info.values)
     assert page.chart() is None

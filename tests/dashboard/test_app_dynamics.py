@@ -20,7 +20,7 @@ from core.analysis import dynamics, mistakes
 
 from core.rundir import predictions
 from dashboard import epochs as epoch_view
-from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, train_tiny_run
+from tests.helpers import RunPage, app_runs_folder, chart_frame, train_tiny_run
 
 EPOCHS = [1, 2, 3]
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.analysis import mistakes
 
-from core.rundir import catalog, predictions
+from core.rundir import lifecycle, predictions
 from core.data import load_dataset
 from tests.helpers import RunPage, train_tiny_run
 
@@ -55,8 +55,8 @@ def fixture_runs(tmp_path_factory):
         config = json.loads((moved / "config.json").read_text())
         config["data"] = str(root / "gone")  # as if trained on another machine
         (moved / "config.json").write_text(json.dumps(config))
-        running = catalog.create_run(runs_dir, config, name="still training", state="running")
-        failed = catalog.create_run(runs_dir, config, name="broken", state="failed")
+        running = lifecycle.create_run(runs_dir, config, name="still training", state="running")
+        failed = lifecycle.create_run(runs_dir, config, name="broken", state="failed")
         yield {"trained": trained.name, "moved": moved.name, "running": running.name, "failed": failed.name,
                "dir": runs_dir}
 
@@ -289,7 +289,7 @@ def test_rewritten_test_predictions_are_read_again(fixture_runs):
 # ---------------------------------------------------------------------------------------------
 
 def test_running_run_says_results_are_not_there_yet(fixture_runs):
-    catalog.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
+    lifecycle.update_status(fixture_runs["dir"] / fixture_runs["running"])  # a fresh heartbeat: still alive
     page = ErrorsPage(fixture_runs["running"])
     assert any("still training" in m for m in page.at.info.values)
     assert not page.at.get("vega_lite_chart")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.analysis import mistakes
 
-from core.rundir import catalog, checkpoints, predictions
+from core.rundir import checkpoints, lifecycle, predictions
 from core.data import load_dataset, uploads
 from core.training.inference import Predictor
 from tests.helpers import RunPage, train_tiny_run
@@ -34,7 +34,7 @@ def fixture_runs(tmp_path_factory):
         config = json.loads((moved / "config.json").read_text())
         config["data"] = str(root / "gone")
         (moved / "config.json").write_text(json.dumps(config))
-        queued = catalog.create_run(runs_dir, config, name="waiting")
+        queued = lifecycle.create_run(runs_dir, config, name="waiting")
         preds = predictions.load_predictions(trained, "test")
         yield {"dir": runs_dir, "trained": trained.name, "moved": moved.name, "queued": queued.name,
                "preds": preds, "data": load_dataset("synthetic")}

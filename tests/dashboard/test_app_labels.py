@@ -12,7 +12,7 @@ import torch
 
 from core.analysis import kfold, label_issues
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, lifecycle, predictions
 
 from dashboard.wording import format_duration
 from core.rundir.state import LIVE_STATES
@@ -32,7 +32,7 @@ def fixture_runs(tmp_path_factory):
             trained = train_tiny_run(folder, name="labels", epochs=1).run_dir
             yield {"trained": trained, "planted": planted_copy(trained), "old": old_copy(trained),
                    "kfold": plain_copy(trained, "kfold"), "stopped": plain_copy(trained, "stopped"),
-                   "queued": catalog.create_run(folder, json.loads((trained / "config.json").read_text()),
+                   "queued": lifecycle.create_run(folder, json.loads((trained / "config.json").read_text()),
                                              name="waiting")}
     finally:
         torch.set_num_threads(threads)

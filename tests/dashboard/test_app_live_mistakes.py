@@ -16,7 +16,7 @@ import pytest
 
 from core.analysis import mistakes
 
-from core.rundir import catalog, predictions
+from core.rundir import lifecycle, predictions
 from core.data import load_dataset
 from dashboard import live_mistakes, loaders
 from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, tiny_config
@@ -32,7 +32,7 @@ EPOCH_MISTAKES = {1: {(0, 1): 6, (1, 0): 3, (2, 3): 2}, 2: {(0, 1): 2, (1, 0): 1
 def run_dir(tmp_path_factory):
     """A running run (this process, fresh heartbeat) with its validation labels and no epoch finished yet."""
     with app_runs_folder(tmp_path_factory) as folder:
-        path = catalog.create_run(folder, tiny_config(epochs=5).to_dict(), name="live mistakes", state="running")
+        path = lifecycle.create_run(folder, tiny_config(epochs=5).to_dict(), name="live mistakes", state="running")
         predictions.save_val_labels(path, val_labels(), VAL_INDEX)
         yield path
 
@@ -52,7 +52,7 @@ def finish_epoch(run_dir: Path, epoch: int) -> np.ndarray:
     probs = np.full((len(labels), len(CLASSES)), 0.02, dtype=np.float32)  # (N, C)
     probs[np.arange(len(labels)), pred] = 1 - 0.02 * (len(CLASSES) - 1)
     predictions.save_val_predictions(run_dir, epoch, probs)
-    catalog.update_status(run_dir, epoch=epoch)  # a fresh heartbeat: still training
+    lifecycle.update_status(run_dir, epoch=epoch)  # a fresh heartbeat: still training
     return mistakes.confusion_counts(labels, pred, len(CLASSES))
 
 
@@ -64,7 +64,7 @@ class LivePage(RunPage):
         super().__init__(None, run_dir.name)
 
     def run(self, widget_states=None) -> LivePage:
-        catalog.update_status(self.run_dir)  # the engine's heartbeat
+        lifecycle.update_status(self.run_dir)  # the engine's heartbeat
         return super().run(widget_states)
 
     def matrix_chart(self):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.rundir import catalog
+from core.rundir import lifecycle
 from core.rundir.config import TrainConfig
 from dashboard.state import RUN_KEY
 from tests.helpers import app_runs_folder, new_session, open_view
@@ -22,8 +22,8 @@ def runs_dir(tmp_path_factory):
 
 def running_run(folder: Path, name: str) -> Path:
     """A run on disk as "running", its process alive (this test's own), so nothing reads it as interrupted."""
-    path = catalog.create_run(folder, TrainConfig().to_dict(), name=name)
-    catalog.update_status(path, state="running", pid=os.getpid())
+    path = lifecycle.create_run(folder, TrainConfig().to_dict(), name=name)
+    lifecycle.update_status(path, state="running", pid=os.getpid())
     return path
 
 
@@ -47,15 +47,15 @@ def test_the_picker_label_follows_a_run_that_finishes(runs_dir):
     path = running_run(runs_dir, "demo")
     browser = Browser(new_session())
     assert browser.run().startswith("demo · running")
-    catalog.update_status(path, state="completed")
+    lifecycle.update_status(path, state="completed")
     assert browser.run().startswith("demo · completed")
 
 
 def test_runs_named_alike_are_told_apart_by_their_creation_time(runs_dir):
     nov_24 = 1764001800.0  # 2025-11-24 16:30 UTC
     for created_at in (nov_24, nov_24 + 3600):
-        path = catalog.create_run(runs_dir, TrainConfig().to_dict(), name="twin")
-        catalog.update_status(path, state="completed", created_at=created_at)
+        path = lifecycle.create_run(runs_dir, TrainConfig().to_dict(), name="twin")
+        lifecycle.update_status(path, state="completed", created_at=created_at)
     at = open_view()
     newest_first = ["twin · 24 Nov 17:30", "twin · 24 Nov 16:30"]
     assert at.selectbox(key=RUN_KEY).options == [f"{label} · completed" for label in newest_first]

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.rundir import catalog
+from core.rundir import catalog, lifecycle
 from core.rundir.config import TrainConfig
 from tests.helpers import app_runs_folder, open_view, tiny_config, train_tiny_run
 
@@ -28,10 +28,10 @@ def runs_dir(tmp_path_factory):
         train_tiny_run(folder, name="beta", epochs=2)
         # A run whose training process died: "running" on disk, its pid gone.
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-        interrupted = catalog.create_run(folder, TrainConfig().to_dict(), name="cut short")
-        catalog.update_status(interrupted, state="running", pid=int(dead.stdout))
+        interrupted = lifecycle.create_run(folder, TrainConfig().to_dict(), name="cut short")
+        lifecycle.update_status(interrupted, state="running", pid=int(dead.stdout))
         # A run whose status file was torn (a full disk, a copy cut short).
-        damaged = catalog.create_run(folder, TrainConfig().to_dict(), name="torn")
+        damaged = lifecycle.create_run(folder, TrainConfig().to_dict(), name="torn")
         (damaged / "status.json").write_text("{not json")
         yield folder
 
@@ -128,8 +128,8 @@ def test_a_bad_name_is_refused_in_one_sentence(runs_dir):
 
 
 def test_delete_asks_first_then_removes_the_run(runs_dir):
-    doomed = catalog.create_run(runs_dir, TrainConfig().to_dict(), name="doomed")
-    catalog.update_status(doomed, state="failed", error="Something went wrong.")
+    doomed = lifecycle.create_run(runs_dir, TrainConfig().to_dict(), name="doomed")
+    lifecycle.update_status(doomed, state="failed", error="Something went wrong.")
     at = open_runs_page()
     at.selectbox(key="runs_manage").set_value(doomed.name).run()
     at.button(key="runs_delete").click().run()
@@ -144,15 +144,15 @@ def test_delete_asks_first_then_removes_the_run(runs_dir):
 
 
 def test_a_training_run_cannot_be_deleted_and_core_says_why(runs_dir):
-    training = catalog.create_run(runs_dir, TrainConfig().to_dict(), name="busy")  # this process's pid: alive
-    catalog.update_status(training, state="running")
+    training = lifecycle.create_run(runs_dir, TrainConfig().to_dict(), name="busy")  # this process's pid: alive
+    lifecycle.update_status(training, state="running")
     at = open_runs_page()
     at.selectbox(key="runs_manage").set_value(training.name).run()
     at.button(key="runs_delete").click().run()
     at.button(key="runs_delete_confirm").click().run()
     assert [e.value for e in at.error] == [f"Run {training.name} is still training: stop it before deleting it."]
     assert training.is_dir()
-    catalog.update_status(training, state="stopped")  # leave the folder as a finished run for later tests
+    lifecycle.update_status(training, state="stopped")  # leave the folder as a finished run for later tests
 
 
 def test_metrics_and_weights_can_be_downloaded(runs_dir):

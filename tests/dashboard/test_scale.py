@@ -6,7 +6,7 @@ import pytest
 
 from core.analysis.curves import MAX_CURVE_POINTS, live_curves, overlay_curves, thin
 
-from core.rundir import catalog
+from core.rundir import catalog, lifecycle
 from core.rundir.config import TrainConfig
 from tests.helpers import open_view
 
@@ -25,8 +25,8 @@ def five_hundred_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("many-runs")
     config = TrainConfig(data="synthetic").to_dict()
     for i in range(500):
-        path = catalog.create_run(folder, config, name=f"run {i:03d}")
-        catalog.update_status(path, state="completed", epoch=3, epochs=3, best_val_acc=i / 1000, test_acc=i / 1000)
+        path = lifecycle.create_run(folder, config, name=f"run {i:03d}")
+        lifecycle.update_status(path, state="completed", epoch=3, epochs=3, best_val_acc=i / 1000, test_acc=i / 1000)
     # The newest one has a long history, as a 10,000-step run would.
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in long_metrics()))
     return folder

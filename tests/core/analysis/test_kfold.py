@@ -8,7 +8,7 @@ import torch
 
 from core.analysis import kfold, label_issues
 
-from core.rundir import catalog, predictions
+from core.rundir import catalog, predictions, records
 from core.rundir.config import TrainConfig
 from core.data import load_dataset
 from core.data.sets import DataError, ImageSet
@@ -27,7 +27,7 @@ def fold_runs(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("CIFAR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
             parent = train_tiny_run(folder, name="parent", epochs=1).run_dir
-            configs = kfold.plan_folds(TrainConfig.from_dict(catalog.read_json(parent / "config.json")), 2)
+            configs = kfold.plan_folds(TrainConfig.from_dict(records.read_json(parent / "config.json")), 2)
             folds = [train_tiny_run(folder, name=f"fold{k}", **{**c.to_dict(), "device": "cpu"}).run_dir
                      for k, c in enumerate(configs)]
             yield parent, folds

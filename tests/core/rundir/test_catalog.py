@@ -1,21 +1,26 @@
 """Run folders: safe paths, atomic files, tolerant readers, honest states."""
+import ast
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.rundir import catalog, checkpoints, predictions
+from core.rundir import catalog, checkpoints, lifecycle, predictions, records
 from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_run(tmp_path, **status):
-    path = catalog.create_run(tmp_path, TrainConfig().to_dict(), name="my run")
+    path = lifecycle.create_run(tmp_path, TrainConfig().to_dict(), name="my run")
     if status:
-        catalog.update_status(path, **status)
+        lifecycle.update_status(path, **status)
     return path
 
 
@@ -28,12 +33,12 @@ def test_run_path_refuses_ids_that_escape_or_are_odd(tmp_path, bad):
 
 def test_names_are_free_text_but_bounded(tmp_path):
     path = make_run(tmp_path)
-    catalog.rename_run(tmp_path, path.name, "  chat/chien ../../ 猫  ")
+    lifecycle.rename_run(tmp_path, path.name, "  chat/chien ../../ 猫  ")
     assert catalog.list_runs(tmp_path)[0].name == "chat/chien ../../ 猫"
     assert path.parent == tmp_path  # the name never became a path
     for bad in ["", "   ", "a\x00b", "x" * 101]:
         with pytest.raises(catalog.RunError):
-            catalog.rename_run(tmp_path, path.name, bad)
+            lifecycle.rename_run(tmp_path, path.name, bad)
 
 
 def test_created_run_has_config_meta_and_status(tmp_path):
@@ -43,9 +48,36 @@ def test_created_run_has_config_meta_and_status(tmp_path):
     assert (summary.name, summary.state, summary.model) == ("my run", "queued", TrainConfig().model)
 
 
+def test_states_are_run_states_and_status_json_keeps_the_same_strings(tmp_path):
+    path = make_run(tmp_path)
+    assert '"state": "queued"' in (path / "status.json").read_text()
+    summary = catalog.summarize_run(path)
+    assert summary.state is RunState.QUEUED and f"{summary.state}" == "queued"
+    lifecycle.update_status(path, state=RunState.STOPPED)
+    assert json.loads((path / "status.json").read_text())["state"] == "stopped"
+    assert catalog.summarize_run(path).state is RunState.STOPPED
+    (path / "status.json").write_text("{}")
+    assert catalog.summarize_run(path).state is RunState.DAMAGED
+
+
+def test_runs_live_in_the_repository_runs_folder_by_default(monkeypatch):
+    monkeypatch.delenv("CIFAR_RUNS_DIR", raising=False)
+    assert catalog.default_runs_dir() == ROOT / "runs"
+
+
+def test_the_run_folder_imports_nothing_else_from_core():
+    """core.rundir is what every wing reads runs through: it may not lean on any of them (not even lazily)."""
+    for path in sorted((ROOT / "core" / "rundir").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            outside = [m for m in modules if m.split(".")[0] == "core" and not m.startswith("core.rundir")]
+            assert not outside, f"{path.name}:{node.lineno} imports {outside}"
+
+
 def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
     path = make_run(tmp_path)
-    writer = catalog.MetricsWriter(path)
+    writer = lifecycle.MetricsWriter(path)
     writer.write([{"kind": "train", "step": 1, "loss": 2.0}, {"kind": "val", "step": 1, "val_acc": 0.5}])
     writer.close()
     with open(path / "metrics.jsonl", "a") as fh:
@@ -55,10 +87,10 @@ def test_metrics_reader_skips_torn_and_garbage_lines(tmp_path):
 
 def test_truncate_metrics_keeps_records_up_to_the_checkpoint(tmp_path):
     path = make_run(tmp_path)
-    writer = catalog.MetricsWriter(path)
+    writer = lifecycle.MetricsWriter(path)
     writer.write([{"kind": "train", "step": s} for s in range(1, 6)])
     writer.close()
-    catalog.truncate_metrics(path, 3)
+    lifecycle.truncate_metrics(path, 3)
     assert [r["step"] for r in catalog.read_metrics(path)] == [1, 2, 3]
 
 
@@ -67,9 +99,9 @@ def test_dead_process_or_stale_heartbeat_reads_as_interrupted(tmp_path):
     dead.wait()
     path = make_run(tmp_path, state="running", pid=dead.pid)
     assert catalog.list_runs(tmp_path)[0].state == "interrupted"
-    status = catalog.read_json(path / "status.json")
+    status = records.read_json(path / "status.json")
     status.update(pid=os.getpid(), heartbeat=time.time() - catalog.HEARTBEAT_TIMEOUT_S - 5)
-    catalog.write_json(path / "status.json", status)
+    records.write_json(path / "status.json", status)
     assert catalog.effective_state(status) == "interrupted"
     status["heartbeat"] = time.time()
     assert catalog.effective_state(status) == "running"

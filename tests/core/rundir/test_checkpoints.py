@@ -40,6 +40,25 @@ def test_a_checkpoint_of_an_unknown_format_is_refused_in_one_sentence(run, tmp_p
         Checkpoint.read(folder, "last")
 
 
+@pytest.mark.parametrize("model", [None, 7, "", ["tutorial-cnn"]])
+def test_a_checkpoint_whose_model_is_not_a_name_is_refused_in_one_sentence(run, model):
+    payload = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run.run_dir, "last"))
+    expected = r"^Checkpoint last.pt of x names the model .*, which is not a model name"
+    with pytest.raises(catalog.RunError, match=expected):
+        Checkpoint.from_payload({**payload, "model": model}, source="Checkpoint last.pt of x")
+
+
+def test_which_models_exist_is_not_the_run_folders_question(run):
+    """The run folder reads a checkpoint of any architecture; whether this version can build it is inference's."""
+    payload = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run.run_dir, "last"))
+    assert Checkpoint.from_payload({**payload, "model": "no-such-net"}, source="x").model == "no-such-net"
+
+
+def test_a_checkpoint_name_from_outside_is_refused(run):
+    with pytest.raises(catalog.RunError, match="Checkpoint must be 'last' or 'best'"):
+        checkpoints.checkpoint_path(run.run_dir, "../../escape")
+
+
 def test_class_names_come_from_meta_json_without_weights_or_data(run, tmp_path):
     folder = tmp_path / run.run_dir.name
     shutil.copytree(run.run_dir, folder)

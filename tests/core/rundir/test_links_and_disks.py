@@ -20,7 +20,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core.rundir import catalog, checkpoints, files, records
+from core.rundir import catalog, checkpoints, files, lifecycle, records
 
 from core.training import engine
 from core.jobs import JobManager
@@ -72,7 +72,7 @@ def test_deleting_a_link_to_another_run_removes_the_link_and_the_run_keeps_every
     before = files_of(real)
     (runs_dir / "alias").symlink_to(real)  # absolute
     (runs_dir / "alias2").symlink_to(real.name)  # relative
-    catalog.delete_run(runs_dir, "alias")
+    lifecycle.delete_run(runs_dir, "alias")
     JobManager(runs_dir).delete("alias2")  # the pages' way
     assert not os.path.lexists(runs_dir / "alias") and not os.path.lexists(runs_dir / "alias2")
     assert files_of(real) == before
@@ -101,11 +101,11 @@ def test_a_link_is_listed_as_a_link_and_nothing_reads_or_writes_through_it(tmp_p
     assert link.state == "damaged" and link.error.startswith("alias is a link to "), link.error
     assert link.error == catalog.link_problem(alias) and "never followed" in link.error
     assert link.config == {} and link.status == {}, "the target was not read"
-    for refused in (lambda: catalog.run_path(runs_dir, "alias"), lambda: catalog.rename_run(runs_dir, "alias", "x"),
+    for refused in (lambda: catalog.run_path(runs_dir, "alias"), lambda: lifecycle.rename_run(runs_dir, "alias", "x"),
                     lambda: JobManager(runs_dir).resume("alias"), lambda: engine.resume_run(runs_dir, "alias")):
         with pytest.raises(catalog.RunError, match="is a link"):
             refused()
-    catalog.delete_run(runs_dir, "alias")
+    lifecycle.delete_run(runs_dir, "alias")
     assert not os.path.lexists(alias)
     assert {p: files_of(p) for p in (real, outside)} == before, "nothing was written or removed through the link"
 
@@ -257,8 +257,8 @@ def test_the_full_disk_classifier(monkeypatch, tmp_path, exc, free, full):
 ])
 def test_every_oserror_is_one_sentence_naming_the_file_not_its_temporary(code, words):
     exc = OSError(code, os.strerror(code), "/runs/r1/.meta.json.0123456789ab.tmp")
-    assert catalog.disk_error_sentence(exc) == words
-    page = catalog.action_error_sentence(exc, "Renaming the run")
+    assert files.disk_error_sentence(exc) == words
+    page = files.action_error_sentence(exc, "Renaming the run")
     assert page == f"Renaming the run failed: {words.replace('resume the run', 'try again')}."
 
 
@@ -365,7 +365,7 @@ def fill(disk: Path) -> None:
 def test_a_run_resumed_on_a_disk_with_no_room_even_for_its_status_ends_failed_not_interrupted(tmp_path, trained):
     with tmpfs(tmp_path / "disk", "2m") as disk:
         run_dir = copy_run(trained, disk)
-        catalog.update_status(run_dir, state="stopped")
+        lifecycle.update_status(run_dir, state="stopped")
         fill(disk)
         result = engine.resume_run(disk, run_dir.name, device=torch.device("cpu"))
         assert (result.state, result.error) == ("failed", DISK_FULL)
@@ -380,8 +380,8 @@ def test_a_run_resumed_on_a_disk_with_no_room_even_for_its_status_ends_failed_no
 # ---------------------------------------------------------------------------------------------
 
 def refuse(code: int, file: str | None = None) -> Callable:
-    """A stand-in for a writer of core.rundir.catalog that fails with OSError(code) on `file` (else on the path it was
-    given) as a read-only, forbidden or full folder would."""
+    """A stand-in for a writer of core.rundir (records, lifecycle) that fails with OSError(code) on `file` (else
+    on the path it was given) as a read-only, forbidden or full folder would."""
     def write(path, *args, **kwargs):
         raise OSError(code, os.strerror(code), str(Path(path) / file if file else path))
     return write
@@ -405,10 +405,10 @@ def errors(at: AppTest) -> list[str]:
 def test_every_page_action_on_an_unwritable_runs_folder_is_one_sentence(tmp_path_factory, trained, monkeypatch, code):
     with app_runs_folder(tmp_path_factory) as folder:
         run_dir = copy_run(trained, folder)
-        catalog.update_status(run_dir, state="stopped")
+        lifecycle.update_status(run_dir, state="stopped")
         before = files_of(folder)
-        monkeypatch.setattr(catalog, "write_json", refuse(code))
-        monkeypatch.setattr(catalog, "update_status", refuse(code, "status.json"))
+        monkeypatch.setattr(records, "write_json", refuse(code))
+        monkeypatch.setattr(lifecycle, "update_status", refuse(code, "status.json"))
 
         at = open_view(run_id=run_dir.name)  # Train page, the run in the live view
         at.button(key="live_resume").click().run()
@@ -422,7 +422,7 @@ def test_every_page_action_on_an_unwritable_runs_folder_is_one_sentence(tmp_path
         at.text_input(key="runs_new_name").input("new name")
         at.button(key="runs_rename").click().run()
         assert errors(at) == [page_sentence("Renaming the run", code, "meta.json")]
-        monkeypatch.setattr(catalog.shutil, "rmtree", refuse(code, "config.json"))
+        monkeypatch.setattr(lifecycle.shutil, "rmtree", refuse(code, "config.json"))
         at.button(key="runs_delete").click().run()
         at.button(key="runs_delete_confirm").click().run()
         assert not at.exception
@@ -436,7 +436,7 @@ def read_only_runs(tmp_path_factory, trained):
     """A runs folder on a read-only tmpfs holding one stopped run, which the dashboard points at."""
     with app_runs_folder(tmp_path_factory) as folder, tmpfs(folder, "8m"):
         run_dir = copy_run(trained, folder)
-        catalog.update_status(run_dir, state="stopped")
+        lifecycle.update_status(run_dir, state="stopped")
         remount_read_only(folder)
         yield run_dir
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from core.rundir import catalog
+from core.rundir import catalog, lifecycle
 from core.sweep import Param, SweepError, create_sweep, list_sweeps, load_sweep, parse_param, read_results, work
 from core.sweep.__main__ import main as sweep_cli
 from core.sweep.study import JOURNAL_FILE
@@ -118,7 +118,7 @@ def test_two_workers_finish_a_12_trial_sweep_with_pruning_though_one_is_killed_m
     assert len(killed) == 1, [(t.number, t.state, t.run_state) for t in results.trials]
     assert killed[0].run_state == "interrupted"
     killed_run = catalog.summarize_run(catalog.run_path(tmp_path, killed[0].run_id))
-    assert catalog.resume_refusal(killed_run) is None, "the killed trial's run keeps a resumable checkpoint"
+    assert lifecycle.resume_refusal(killed_run) is None, "the killed trial's run keeps a resumable checkpoint"
     assert results.count("completed") + results.count("pruned") == 11 and results.count("pruned") >= 4
     assert results.epochs_saved >= 0.30, results.epochs_saved
     listed = {s.run_id: s for s in catalog.list_runs(tmp_path)}
@@ -144,7 +144,7 @@ def test_a_stop_request_ends_the_running_trial_resumably_and_the_worker_returns(
     assert finished == [1]
     [trial] = read_results(sweep, tmp_path).trials
     assert trial.state == "failed" and trial.run_state == "stopped"
-    assert catalog.resume_refusal(catalog.summarize_run(catalog.run_path(tmp_path, trial.run_id))) is None
+    assert lifecycle.resume_refusal(catalog.summarize_run(catalog.run_path(tmp_path, trial.run_id))) is None
 
 
 def test_any_optuna_storage_url_holds_the_study_instead_of_the_journal_file(tmp_path, capsys):

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.rundir import catalog
+from core.rundir import catalog, lifecycle
 from core.jobs import JobManager
 from core.sweep import Param, SweepError, create_sweep, load_sweep, read_results
 from core.sweep.__main__ import main as sweep_cli
@@ -49,7 +49,7 @@ def template(tmp_path_factory) -> tuple[Path, str]:
         for param in SPACE:
             param.suggest(trial)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-        run_dir = catalog.create_run(runs_dir, tiny_config().to_dict(), name=f"hurt #{number}",
+        run_dir = lifecycle.create_run(runs_dir, tiny_config().to_dict(), name=f"hurt #{number}",
                                   sweep=(sweep.sweep_id, number))
         trial.set_user_attr("run_id", run_dir.name)
         if number == 0:
@@ -206,7 +206,7 @@ def _dead_worker_on_trial_1(world) -> None:
     dead = _dead_pid()
     set_attr(journal_of(world), 1, "worker", {"host": socket.gethostname(), "pid": dead})
     [run] = [r for r in catalog.list_runs(runs_dir) if r.trial == 1]
-    catalog.update_status(run.path, state="running", host=socket.gethostname(), pid=dead)
+    lifecycle.update_status(run.path, state="running", host=socket.gethostname(), pid=dead)
     assert catalog.summarize_run(run.path).state == "interrupted"
 
 

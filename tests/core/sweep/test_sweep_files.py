@@ -12,10 +12,9 @@ import sqlite3
 import subprocess
 import sys
 
-import optuna
 import pytest
 
-from core.rundir import catalog
+from core.rundir import catalog, records
 from core.sweep import DamagedSweep, Param, Sweep, SweepError, create_sweep, list_sweeps, load_sweep, parse_param, work
 from core.sweep import study as sweep_study
 from core.sweep.__main__ import main as sweep_cli
@@ -296,11 +295,11 @@ def test_reading_an_unchanged_sweep_again_does_not_check_its_space_again(tmp_pat
     real = sweep_study.check_space
     monkeypatch.setattr(sweep_study, "check_space", lambda *args: checks.append(1) or real(*args))
     spec = sweep.path / "sweep.json"
-    catalog.write_json(spec, {**json.loads(spec.read_text()), "trials": 4})  # a version not read yet
+    records.write_json(spec, {**json.loads(spec.read_text()), "trials": 4})  # a version not read yet
     for _ in range(3):
         assert load_sweep(tmp_path, sweep.sweep_id).trials == 4 and list_sweeps(tmp_path)[0].trials == 4
     assert len(checks) == 1
-    catalog.write_json(spec, {**json.loads(spec.read_text()), "trials": 5})  # changed: read and checked again
+    records.write_json(spec, {**json.loads(spec.read_text()), "trials": 5})  # changed: read and checked again
     assert load_sweep(tmp_path, sweep.sweep_id).trials == 5 and len(checks) == 2
 
 

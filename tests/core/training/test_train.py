@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.rundir import catalog, checkpoints, predictions
+from core.rundir import catalog, checkpoints, lifecycle, predictions
+from core.rundir.records import read_json
 from core.training.engine import OOM_MESSAGE, resume_run, start_run
 from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 from tests import REPO
@@ -22,7 +23,7 @@ def finished(tmp_path_factory):
 
 def test_a_finished_run_holds_everything_the_dashboard_reads(finished):
     path = finished.run_dir
-    status = catalog.read_json(path / "status.json")
+    status = read_json(path / "status.json")
     assert status["state"] == "completed" and status["progress"] == 1.0 and status["epoch"] == 2
     assert status["device"] == "cpu" and status["finished_at"] >= status["started_at"]
     records = catalog.read_metrics(path)
@@ -208,4 +209,4 @@ def test_a_run_its_epoch_callback_prunes_ends_pruned_without_a_test_and_keeps_it
     summary = catalog.summarize_run(result.run_dir)
     assert summary.state == "pruned" and summary.epoch == 2
     assert catalog.has_checkpoint(result.run_dir) and not (result.run_dir / "test_summary.json").exists()
-    assert catalog.resume_refusal(summary) is not None, "a pruned trial is over: resuming it is refused"
+    assert lifecycle.resume_refusal(summary) is not None, "a pruned trial is over: resuming it is refused"
