@@ -1,4 +1,5 @@
-"""core.jobs.JobManager: background runs that complete, stop and resume, and wait their turn."""
+"""core.jobs: background runs that complete, stop and resume, and wait their turn; map jobs and sweep workers
+answer the same Job interface (alive? stop)."""
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,9 @@ from core.rundir import catalog, checkpoints, records
 
 from core.training import distributed
 
-from core.jobs import JobBook, JobManager, SweepWorker, torchrun, training
-from tests.helpers import tiny_config, wait_for
+from core.analysis import features
+from core.jobs import JobBook, JobManager, MapState, SweepWorker, torchrun, training
+from tests.helpers import tiny_config, train_tiny_run, wait_for
 
 TIMEOUT_S = 120  # generous: the CPU may be shared; every wait ends as soon as its condition holds
 
@@ -182,3 +184,25 @@ def test_stopping_a_sweep_worker_is_its_ctrl_c():
         process.kill()
         process.wait()
         process.stdout.close()
+
+
+def test_a_map_job_told_to_stop_ends_stopped_keeps_nothing_and_may_be_tried_again(tmp_path):
+    run = train_tiny_run(tmp_path, epochs=1).run_dir  # as made before the map existed
+    manager = JobManager(tmp_path)
+    job = manager.compute_map(run.name)
+    job.stop()  # long before its files could be complete
+    wait_for(lambda: not job.is_alive(), timeout=TIMEOUT_S)
+    assert job.state == MapState.STOPPED and job.error is None and not features.has_map(run)
+    again = manager.compute_map(run.name)
+    with pytest.raises(catalog.RunError, match="already being computed"):
+        manager.compute_map(run.name)
+    assert manager.map_job(run.name) is again
+    again.stop()
+    wait_for(lambda: not again.is_alive(), timeout=TIMEOUT_S)
+
+
+def test_a_run_training_here_gets_its_map_when_it_finishes_not_from_a_map_job(manager):
+    run_id = manager.submit(tiny_config(epochs=1))
+    with pytest.raises(catalog.RunError, match="still training here"):
+        manager.compute_map(run_id)
+    assert manager.map_job(run_id) is None
