@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,6 @@ class SweepWorkers:
     def __init__(self, runs_dir: Path):
         self.runs_dir = runs_dir
         self._book: JobBook[SweepWorker] = JobBook()
-        self._lock = threading.Lock()  # one start at a time, so the count it returns includes its own workers
 
     def start(self, sweep_id: str, devices: list[str]) -> int:
         """Start one worker per device; their logs go to the sweep's workers folder.
@@ -57,9 +55,8 @@ class SweepWorkers:
             resolve_device(device)
         sweep.workers_dir.mkdir(exist_ok=True)
         sweep.clear_stop()
-        with self._lock:
-            for device in devices:
-                self._book.add(SweepWorker(sweep_id, self._launch(sweep, device)))
+        for device in devices:
+            self._book.add(SweepWorker(sweep_id, self._launch(sweep, device)))
         return self.count(sweep_id)
 
     def _launch(self, sweep: Sweep, device: str) -> subprocess.Popen:
