@@ -1,5 +1,5 @@
 """Analysis: what a run's saved predictions, checkpoints and features say about its mistakes.
 
 Reads runs through core.rundir; may use the model registry and inference of core.training; never
-trains (K-fold asks core.jobs to).
+trains (core.jobs trains the K-fold runs that kfold plans).
 """

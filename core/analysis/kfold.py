@@ -2,39 +2,43 @@
 
 The parent run's own predictions on its training pictures are in-sample (it learned them), so confident
 learning cannot judge their labels. `plan_folds` turns the parent's settings into K configs that differ
-only in `fold` (TrainConfig.folds/fold make the held-out fold the validation split); once every fold run
-has finished, `combine_folds` puts each run's validation probabilities after its last epoch together
-into the parent's predictions/oof_train.npz (labels, probs, index), one row per training picture.
-
-    predictions/kfold.json      which runs make up the K-fold job (written when it starts)
-    predictions/oof_train.npz   the combined out-of-fold probabilities (written when all have finished)
+only in `fold` (TrainConfig.folds/fold make the held-out fold the validation split); core.jobs queues them
+as runs and notes them in the parent's K-fold record (`save_job`, layout.kfold_job). Once every fold run
+has finished, `combine_folds` puts each run's validation probabilities after its last epoch together into
+the parent's out-of-fold file (layout.out_of_fold: labels, probs, index), one row per training picture.
+This module plans, records and combines; it never trains.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
-from core.rundir import catalog, records
+from core.rundir import catalog, layout, records
 from core.rundir.config import MAX_FOLDS, TrainConfig
-from core.jobs import JobManager
 from core.rundir.predictions import Predictions, load_labelled_probs, load_predictions, save_npz, val_epochs
 from core.rundir.records import PredictionsError
-from core.rundir.state import LIVE_STATES
+from core.rundir.state import LIVE_STATES, RunState
 
 DEFAULT_FOLDS = 5
-OOF_FILE = "oof_train.npz"
-JOB_FILE = "kfold.json"
+
+
+class FoldJobState(StrEnum):
+    """How a K-fold job stands as a whole (a job of several runs, not a RunState of one)."""
+    COMPLETED = "completed"  # every fold run finished: their answers can be combined
+    RUNNING = "running"  # some fold run trains or waits
+    ENDED = "ended"  # none is going, and not all finished (stopped, failed or deleted)
 
 
 def oof_path(run_dir: Path) -> Path:
-    return run_dir / "predictions" / OOF_FILE
+    return layout.out_of_fold(run_dir)
 
 
 def job_path(run_dir: Path) -> Path:
-    return run_dir / "predictions" / JOB_FILE
+    return layout.kfold_job(run_dir)
 
 
 def plan_folds(parent: TrainConfig, folds: int = DEFAULT_FOLDS) -> list[TrainConfig]:
@@ -74,7 +78,7 @@ class FoldJob:
 
 
 def save_job(run_dir: Path, job: FoldJob) -> None:
-    (run_dir / "predictions").mkdir(exist_ok=True)
+    layout.predictions_dir(run_dir).mkdir(exist_ok=True)
     records.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
 
 
@@ -98,7 +102,7 @@ def _last_val(run_dir: Path) -> Predictions:
 
 
 def combine_folds(parent_dir: Path, fold_dirs: list[Path]) -> Path:
-    """Write the fold runs' held-out predictions into the parent's predictions/oof_train.npz; returns its path.
+    """Write the fold runs' held-out predictions into the parent's out-of-fold file; returns its path.
 
     Together the folds must hold out every training picture (0 to N-1) exactly once, else PredictionsError.
     """
@@ -139,33 +143,14 @@ def overall_progress(summaries: list[catalog.RunSummary | None]) -> float:
     """0 to 1 over the whole job: each fold counts equally; a missing or ended-early run counts as its progress."""
     if not summaries:
         return 0.0
-    done = [1.0 if s is not None and s.state == "completed" else (s.progress if s is not None else 0.0)
+    done = [1.0 if s is not None and s.state == RunState.COMPLETED else (s.progress if s is not None else 0.0)
             for s in summaries]
     return float(min(max(math.fsum(done) / len(done), 0.0), 1.0))
 
 
-def start_job(manager: JobManager, parent: catalog.RunSummary, folds: int = DEFAULT_FOLDS) -> FoldJob:
-    """Queue the K fold runs of `parent` on the job manager and note them in its predictions/kfold.json."""
-    configs = plan_folds(TrainConfig.from_dict(parent.config), folds)
-    ids = [manager.submit(cfg, name=f"{parent.name} fold {k + 1} of {folds}") for k, cfg in enumerate(configs)]
-    job = FoldJob(folds, ids)
-    save_job(parent.path, job)
-    return job
-
-
-def stop_job(manager: JobManager, job: FoldJob) -> None:
-    """Stop the fold run training now and take the waiting ones out of the queue."""
-    for run_id in job.run_ids:
-        if manager.position(run_id) is not None:
-            try:
-                manager.stop(run_id)
-            except catalog.RunError:  # it finished between the look and the stop
-                pass
-
-
-def job_state(summaries: list[catalog.RunSummary | None]) -> str:
-    """'completed' when every fold run finished, 'running' while any trains or waits, else 'ended'."""
-    states = [s.state if s is not None else "deleted" for s in summaries]
-    if all(s == "completed" for s in states):
-        return "completed"
-    return "running" if any(s in LIVE_STATES for s in states) else "ended"
+def job_state(summaries: list[catalog.RunSummary | None]) -> FoldJobState:
+    """COMPLETED when every fold run finished, RUNNING while any trains or waits, else ENDED (None: deleted)."""
+    if all(s is not None and s.state == RunState.COMPLETED for s in summaries):
+        return FoldJobState.COMPLETED
+    live = any(s is not None and s.state in LIVE_STATES for s in summaries)
+    return FoldJobState.RUNNING if live else FoldJobState.ENDED

@@ -21,7 +21,7 @@ import optuna
 
 from core.rundir import catalog, files
 from core.training.recipes import PRESETS
-from core.sweep.results import SweepResults, read_results
+from core.sweep.results import SweepResults, TrialStatus, read_results
 from core.sweep.space import SweepError, parse_param, tunable_fields
 from core.sweep.study import PRUNERS, SAMPLERS, create_sweep, list_sweeps, load_sweep
 from core.sweep.worker import work
@@ -99,8 +99,8 @@ def _status(args: argparse.Namespace) -> int:
 def status_text(results: SweepResults) -> str:
     sweep, lines = results.sweep, []
     lines.append(f"{sweep.name} ({sweep.sweep_id}): {len(results.trials)} of {sweep.trials} trials, "
-                 f"{results.count('completed')} completed, {results.count('pruned')} pruned, "
-                 f"{results.count('failed')} failed, {results.count('running')} running")
+                 f"{results.count(TrialStatus.COMPLETED)} completed, {results.count(TrialStatus.PRUNED)} pruned, "
+                 f"{results.count(TrialStatus.FAILED)} failed, {results.count(TrialStatus.RUNNING)} running")
     for t in results.trials:
         value = f"{t.value:.2%}" if t.value is not None else "-"
         params = ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())

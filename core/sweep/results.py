@@ -6,28 +6,42 @@ import logging
 import math
 import socket
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from core.rundir import catalog, files
+from core.rundir import catalog, files, layout
+from core.rundir.state import LIVE_STATES, RunState
 from core.sweep.space import Param
 from core.sweep.study import Sweep
-from core.rundir.state import LIVE_STATES
 
 log = logging.getLogger(__name__)
 
 READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
-TRIAL_STATES = {TrialState.RUNNING: "running", TrialState.WAITING: "waiting", TrialState.COMPLETE: "completed",
-                TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+
+
+class TrialStatus(StrEnum):
+    """A trial's state in the study, in the words the Sweeps page and `status` show. Optuna's, not a
+    RunState: a failed trial's run may read stopped or interrupted."""
+    RUNNING = "running"
+    WAITING = "waiting"  # enqueued by hand, not asked for yet
+    COMPLETED = "completed"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+TRIAL_STATES = {TrialState.RUNNING: TrialStatus.RUNNING, TrialState.WAITING: TrialStatus.WAITING,
+                TrialState.COMPLETE: TrialStatus.COMPLETED, TrialState.PRUNED: TrialStatus.PRUNED,
+                TrialState.FAIL: TrialStatus.FAILED}
 
 
 @dataclass(frozen=True)
 class TrialResult:
     number: int
-    state: str  # running, completed, pruned or failed (the study's word)
+    state: str  # a TrialStatus (the study's word); Optuna's own name, lowered, for any other
     value: float | None  # best validation accuracy of a completed trial
     params: dict[str, Any]
     run_id: str | None
@@ -48,7 +62,7 @@ class SweepResults:
 
     @property
     def best(self) -> TrialResult | None:
-        done = [t for t in self.trials if t.state == "completed" and t.value is not None]
+        done = [t for t in self.trials if t.state == TrialStatus.COMPLETED and t.value is not None]
         return max(done, key=lambda t: t.value) if done else None
 
     def count(self, state: str) -> int:
@@ -57,13 +71,13 @@ class SweepResults:
     @property
     def epochs_saved(self) -> float | None:
         """The share of epochs pruning saved: 1 - epochs trained / epochs the ended trials would have trained."""
-        ended = [t for t in self.trials if t.state in ("completed", "pruned") and t.epochs]
+        ended = [t for t in self.trials if t.state in (TrialStatus.COMPLETED, TrialStatus.PRUNED) and t.epochs]
         planned = sum(t.epochs for t in ended)
         return 1.0 - sum(t.epochs_done for t in ended) / planned if planned else None
 
     @property
     def finished(self) -> bool:
-        return len(self.trials) >= self.sweep.trials and not any(t.state == "running" for t in self.trials)
+        return len(self.trials) >= self.sweep.trials and not any(t.state == TrialStatus.RUNNING for t in self.trials)
 
 
 def read_results(sweep: Sweep, runs_dir: str | Path, with_importances: bool = True) -> SweepResults:
@@ -143,7 +157,7 @@ def _ended_run_summary(path: Path) -> catalog.RunSummary:
     """catalog.summarize_run, kept while the run's small files are unchanged once it has ended: the Sweeps page
     reads every trial's run at each refresh (1,000 trials: 1,000 folders every 2 s). A live run is read
     afresh each time, since it reads "interrupted" as soon as its process dies, without a file changing."""
-    key = (str(path), *(_version(path / name) for name in ("status.json", "meta.json", "config.json")))
+    key = (str(path), *(_version(file) for file in (layout.status(path), layout.meta(path), layout.config(path))))
     summary = _ENDED_SUMMARIES.get(key)
     if summary is None:
         summary = catalog.summarize_run(path)
@@ -270,4 +284,4 @@ def _worker_gone(trial: optuna.trial.FrozenTrial, runs_dir: str | Path) -> bool:
     if not run_dir.is_dir():  # its run was deleted
         return True
     state = catalog.summarize_run(run_dir).state
-    return state == "interrupted" or (state not in LIVE_STATES and dead_here)
+    return state == RunState.INTERRUPTED or (state not in LIVE_STATES and dead_here)

@@ -7,7 +7,7 @@
       stop           present while a stop is requested; every worker ends its trial ("stopped") and exits
       workers/       the logs of workers started from the dashboard
 
-Each trial is a normal run in `runs/` named "<sweep name> #<trial>", whose meta.json names the sweep and
+Each trial is a normal run in `runs/` named "<sweep name> #<trial>", whose meta file names the sweep and
 the trial. Several machines work on one sweep through a shared runs folder, or through a storage URL that
 they all reach (any database Optuna's RDBStorage takes, e.g. postgresql://...; core/sweep/storage.py);
 sweep.json tells each worker which.
@@ -37,7 +37,9 @@ from core.sweep import journal
 from core.sweep import storage as databases
 from core.sweep.space import Param, SweepError, check_space, quote
 
+# The sweep folder's own names (the table above); a trial's run folder is core/rundir/layout.py's.
 SPEC_FILE, JOURNAL_FILE, LOCK_FILE, STOP_FILE = "sweep.json", "journal.log", "trials.lock", "stop"
+WORKERS_DIR = "workers"
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 MAX_TRIALS = 10_000
@@ -94,6 +96,11 @@ class Sweep:
     def trial_lock(self) -> journal.HolderLock:
         """Held while counting trials and asking for one, so N workers never start more than `trials`."""
         return journal.HolderLock(str(self.path / LOCK_FILE))
+
+    @property
+    def workers_dir(self) -> Path:
+        """Where the workers started from the dashboard write their logs."""
+        return self.path / WORKERS_DIR
 
     # --- stopping ---
     def request_stop(self) -> None:
@@ -228,10 +235,10 @@ def load_sweep(runs_dir: str | Path, sweep_id: str) -> Sweep:
     except FileNotFoundError:
         raise SweepError(f"There is no sweep {sweep_id} in {sweeps_dir(runs_dir)}.") from None
     except OSError as exc:
-        raise SweepError(f"Sweep {sweep_id} cannot be used: its sweep.json cannot be read "
+        raise SweepError(f"Sweep {sweep_id} cannot be used: its {SPEC_FILE} cannot be read "
                          f"({exc.strerror or type(exc).__name__}).") from None
     if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader, a folder cannot be read
-        raise SweepError(f"Sweep {sweep_id} cannot be used: sweep.json is damaged: it is not a regular file.")
+        raise SweepError(f"Sweep {sweep_id} cannot be used: {SPEC_FILE} is damaged: it is not a regular file.")
     sweep = _read_spec(str(path), info.st_ino, info.st_mtime_ns, info.st_size)
     if isinstance(sweep, str):
         raise SweepError(sweep)
@@ -278,7 +285,7 @@ def _sweep_from(path: Path, data: Any) -> Sweep:
 
 
 def _base_config(base: dict[str, Any]) -> TrainConfig:
-    """The base recipe (settings of other versions ignored, as in a run's config.json); a whole number too
+    """The base recipe (settings of other versions ignored, as in a run's saved config); a whole number too
     large for a float field is named here, where TrainConfig would only say "int too large to convert"."""
     known = {k: v for k, v in base.items() if k in _CONFIG_FIELDS}
     for key, value in known.items():

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from core.rundir import lifecycle
 from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
 from core.training.device import resolve_device
 from core.training.engine import RunResult, train
 from core.sweep.results import reap_dead_trials
@@ -103,9 +104,9 @@ def _run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial, runs_dir:
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, result: RunResult) -> None:
-    if result.state == "completed" and result.best_val_acc is not None:
+    if result.state == RunState.COMPLETED and result.best_val_acc is not None:
         study.tell(trial, result.best_val_acc)
-    elif result.state == "pruned":
+    elif result.state == RunState.PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
     else:  # failed, or stopped by a stop request (the run says which, and is resumable)
         if result.error:

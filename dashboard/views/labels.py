@@ -172,7 +172,7 @@ def start_section(summary: catalog.RunSummary) -> None:
         return
     if st.button("Start the K-fold runs", icon=":material/play_arrow:", key="labels_kfold_start"):
         try:
-            kfold.start_job(state.job_manager(), summary, folds)
+            state.job_manager().start_kfold(summary, folds)
         except ValueError as exc:  # a device this machine lacks, or settings no longer valid
             st.error(plain(exc))
             return
@@ -186,7 +186,7 @@ def job_section(summary: catalog.RunSummary, job: kfold.FoldJob) -> None:
     st.progress(kfold.overall_progress(folds), text=f"K-fold runs: {status_text(folds)}")
     if status == RunState.RUNNING:
         if st.button("Stop the K-fold runs", icon=":material/stop:", key="labels_kfold_stop"):
-            kfold.stop_job(state.job_manager(), job)
+            state.job_manager().stop_kfold(job)
             st.rerun()
     elif status == RunState.COMPLETED and not layout.out_of_fold(summary.path).exists():
         try:

@@ -76,7 +76,7 @@ def show_progress(run_id: str) -> None:
     if job is None or job.state != RunState.RUNNING:
         st.rerun()  # the map is ready (or the job ended): the whole page shows what is there now
     st.progress(min(max(job.fraction, 0.0), 1.0), text=f"Computing the map: {job.message}…")
-    st.button("Stop", key=STOP_KEY, icon=":material/stop:", on_click=job.stop.set,
+    st.button("Stop", key=STOP_KEY, icon=":material/stop:", on_click=job.stop,
               help="Stops computing the map; nothing is written until it is complete.")
 
 

@@ -2,7 +2,7 @@
 
 A sweep (core/sweep) trains many short runs of one recipe, each with other values of the settings it
 varies (picked by Optuna), stops hopeless ones early (pruning) and ranks them by validation accuracy.
-The form is dashboard/sweep_form.py. Workers are processes of their own (core/jobs.py, one per
+The form is dashboard/sweep_form.py. Workers are processes of their own (core/jobs/sweeps.py, one per
 device), never this page's threads, and everything shown is read again from the sweep's study and its
 trials' run folders at every refresh, so a worker started from the command line on another machine
 shows up here like the others. Every trial is a normal run: picking one in the table makes it the

@@ -1,8 +1,11 @@
-"""core.jobs.JobManager: background runs that complete, stop and resume, and wait their turn."""
+"""core.jobs: background runs that complete, stop and resume, and wait their turn; map jobs and sweep workers
+answer the same Job interface (alive? stop)."""
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -11,9 +14,9 @@ from core.rundir import catalog, checkpoints, records
 
 from core.training import distributed
 
-from core import jobs
-from core.jobs import JobManager
-from tests.helpers import tiny_config, wait_for
+from core.analysis import features
+from core.jobs import JobBook, JobManager, MapState, SweepWorker, torchrun, training
+from tests.helpers import tiny_config, train_tiny_run, wait_for
 
 TIMEOUT_S = 120  # generous: the CPU may be shared; every wait ends as soon as its condition holds
 
@@ -119,8 +122,8 @@ class FakeTorchrun:
 
 def test_an_all_gpus_job_hands_its_queued_run_to_torchrun(manager, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # a 2-GPU machine, as far as the manager can tell
-    monkeypatch.setattr(jobs, "resolve_device", lambda name: torch.device("cuda", 0))
-    monkeypatch.setattr(jobs.subprocess, "Popen", FakeTorchrun)
+    monkeypatch.setattr(training, "resolve_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(torchrun.subprocess, "Popen", FakeTorchrun)
     monkeypatch.setattr(FakeTorchrun, "launched", [])
     with pytest.raises(ValueError, match="does not split evenly over 2 processes"):
         manager.submit(tiny_config(device="cuda", batch_size=99), processes=2)
@@ -136,3 +139,70 @@ def test_an_all_gpus_job_hands_its_queued_run_to_torchrun(manager, monkeypatch):
     ended = catalog.summarize_run(catalog.run_path(manager.runs_dir, run_id))  # torchrun ended without taking it over
     assert ended.state == "failed" and ended.error == "torchrun ended (exit status 1) before training: no message"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# What every kind of job answers: alive? stop. The book of the jobs of one kind.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class PlainJob:
+    key: str
+    alive: bool = True
+
+    def stop(self) -> None:
+        self.alive = False
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+def test_the_book_keeps_the_live_jobs_and_the_latest_ended_one_of_each_key():
+    book: JobBook[PlainJob] = JobBook()
+    first, second, other = book.add(PlainJob("a")), book.add(PlainJob("a")), book.add(PlainJob("b"))
+    assert book.alive("a") == [first, second] and book.latest("a") is second and book.alive("b") == [other]
+    first.stop()
+    second.stop()
+    assert book.alive("a") == [] and book.latest("a") is second, "an ended job still says how it ended"
+    third = book.add(PlainJob("a"))
+    assert book.alive("a") == [third] and book._jobs["a"] == [third], "ended jobs are forgotten"
+    assert book.latest("nothing") is None and book.alive("nothing") == []
+
+
+def test_stopping_a_sweep_worker_is_its_ctrl_c():
+    """SweepWorker.stop sends the process SIGINT, as `python -m core.sweep work` expects (it ends its trial
+    "stopped"); a process that ignored it would still be alive."""
+    ready = "import signal, sys, time; print('ready', flush=True); time.sleep(60)"
+    process = subprocess.Popen([sys.executable, "-c", ready], stdout=subprocess.PIPE, text=True)
+    worker = SweepWorker("sweep-1", process)
+    try:
+        assert process.stdout.readline().strip() == "ready" and worker.is_alive() and worker.key == "sweep-1"
+        worker.stop()
+        assert process.wait(TIMEOUT_S) != 0 and not worker.is_alive()  # KeyboardInterrupt ended it
+        worker.stop()  # an ended worker: nothing to signal
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+def test_a_map_job_told_to_stop_ends_stopped_keeps_nothing_and_may_be_tried_again(tmp_path):
+    run = train_tiny_run(tmp_path, epochs=1).run_dir  # as made before the map existed
+    manager = JobManager(tmp_path)
+    job = manager.compute_map(run.name)
+    job.stop()  # long before its files could be complete
+    wait_for(lambda: not job.is_alive(), timeout=TIMEOUT_S)
+    assert job.state == MapState.STOPPED and job.error is None and not features.has_map(run)
+    again = manager.compute_map(run.name)
+    with pytest.raises(catalog.RunError, match="already being computed"):
+        manager.compute_map(run.name)
+    assert manager.map_job(run.name) is again
+    again.stop()
+    wait_for(lambda: not again.is_alive(), timeout=TIMEOUT_S)
+
+
+def test_a_run_training_here_gets_its_map_when_it_finishes_not_from_a_map_job(manager):
+    run_id = manager.submit(tiny_config(epochs=1))
+    with pytest.raises(catalog.RunError, match="still training here"):
+        manager.compute_map(run_id)
+    assert manager.map_job(run_id) is None

@@ -265,7 +265,8 @@ def test_two_sessions_pressing_resume_together_get_one_job_and_one_refusal(tmp_p
     for trial in range(8):
         lifecycle.update_status(stopped, state="stopped", test_acc=None)
         manager = JobManager(tmp_path)
-        manager._enqueue = lambda job: time.sleep(0.01)  # noqa: E731 -- the race is in the check, not the training
+        # the race is in the check, not the training
+        manager.training._enqueue = lambda job: time.sleep(0.01)  # noqa: E731
         barrier, outcomes = threading.Barrier(2), []
 
         def press():

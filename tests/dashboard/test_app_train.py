@@ -270,4 +270,4 @@ def test_all_gpus_is_offered_only_with_several_and_starts_one_run_on_every_gpu(r
     at.selectbox(key="train_device").set_value("all-gpus")
     at.button(key="train_start").click()
     page.run()
-    assert not at.error and queued == [("cuda", 2)]  # one run of 2 processes (core/jobs.py starts torchrun)
+    assert not at.error and queued == [("cuda", 2)]  # one run of 2 processes (core/jobs/torchrun.py)

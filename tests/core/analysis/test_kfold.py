@@ -8,11 +8,12 @@ import torch
 
 from core.analysis import kfold, label_issues
 
-from core.rundir import catalog, predictions, records
+from core.rundir import catalog, lifecycle, predictions, records
 from core.rundir.config import TrainConfig
 from core.data import load_dataset
 from core.data.sets import DataError, ImageSet
 from core.data.split import split_fold
+from core.jobs import JobManager
 from core.rundir.records import PredictionsError
 from tests.helpers import tiny_config, train_tiny_run
 
@@ -106,3 +107,39 @@ def test_a_job_file_round_trips_and_a_foreign_one_is_none(tmp_path):
     assert kfold.read_job(tmp_path) == kfold.FoldJob(2, ["a", "b"])
     (tmp_path / "predictions" / "kfold.json").write_text('{"folds": 3, "runs": ["a"]}')
     assert kfold.read_job(tmp_path) is None
+
+
+def _summary(state: str) -> catalog.RunSummary:
+    return catalog.RunSummary(state, None, state, state)
+
+
+@pytest.mark.parametrize("states, expected", [
+    (["completed", "completed"], "completed"),
+    (["completed", "queued"], "running"),
+    (["running", None], "running"),  # a deleted fold does not end a job that still trains
+    (["completed", None], "ended"),
+    (["completed", "stopped"], "ended"),
+    (["interrupted", "failed"], "ended"),
+])
+def test_the_job_state_of_the_fold_runs(states, expected):
+    summaries = [None if s is None else _summary(s) for s in states]
+    assert kfold.job_state(summaries) == expected and isinstance(kfold.job_state(summaries), kfold.FoldJobState)
+
+
+def test_the_conductor_queues_the_fold_runs_notes_them_and_stops_them_all(tmp_path):
+    """JobManager.start_kfold puts the K planned runs in the device queue and the parent's record;
+    stop_kfold stops the one training and takes the waiting ones out (they never started: nothing is left)."""
+    manager = JobManager(tmp_path)
+    parent = catalog.summarize_run(lifecycle.create_run(tmp_path, tiny_config(epochs=3).to_dict(), name="parent",
+                                                      state="completed"))
+    job = manager.start_kfold(parent, 3)
+    assert kfold.read_job(parent.path) == job and len(job.run_ids) == 3
+    assert manager.active_ids() == job.run_ids
+    names = [catalog.summarize_run(catalog.run_path(tmp_path, i)).name for i in job.run_ids]
+    assert names == ["parent fold 1 of 3", "parent fold 2 of 3", "parent fold 3 of 3"]
+    manager.stop_kfold(job)
+    assert manager.wait(120) and manager.active_ids() == []
+    left = [catalog.summarize_run(catalog.run_path(tmp_path, i)) for i in job.run_ids
+            if catalog.run_path(tmp_path, i).exists()]
+    assert [s.state for s in left] in ([], ["stopped"])  # one may have started before the stop reached it
+    assert kfold.job_state(kfold.progress(job, tmp_path)) == "ended"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from PIL import Image
 
 from core.data.images import MAX_PIXELS, to_rgb
 from core.data.uploads import EXTENSIONS, FORMATS, MAX_BYTES, MAX_MB, UploadError, load_upload
+from tests import REPO
 from tests.helpers import png_declaring
 
 
@@ -183,7 +183,7 @@ def test_oversized_upload():
 
 def test_the_servers_upload_limit_is_the_one_uploads_checks():
     """config.toml cannot import Python, so the number Streamlit enforces is checked against MAX_MB here."""
-    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == MAX_MB
     assert MAX_BYTES == MAX_MB * 2**20  # Streamlit's megabyte
 

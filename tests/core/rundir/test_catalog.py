@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from core.rundir import catalog, checkpoints, lifecycle, predictions, records
 from core.rundir.config import TrainConfig
 from core.rundir.state import RunState
+from tests import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 
 def make_run(tmp_path, **status):

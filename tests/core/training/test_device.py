@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.training.device import amp_dtype, resolve_device
-from core.jobs import _device_key
+from core.jobs import device_key
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def two_gpus(monkeypatch):
 
 def test_cuda_and_cuda_0_are_one_device_with_one_job_queue(two_gpus):
     assert resolve_device("cuda") == resolve_device("cuda:0") == torch.device("cuda", 0)
-    assert _device_key("cuda") == _device_key("cuda:0") != _device_key("cuda:1")
+    assert device_key("cuda") == device_key("cuda:0") != device_key("cuda:1")
 
 
 def test_a_gpu_number_beyond_the_machine_is_refused_in_one_sentence(two_gpus):
