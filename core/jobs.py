@@ -8,7 +8,7 @@ several processes (all GPUs of the machine) is the one exception: its worker sta
 which torchrun forwards to every rank. It waits in the queue of its first GPU.
 
 A feature-map job (`compute_map`) gives a finished run made before the map existed its map
-(core.analysis.features.compute_run_features) in a thread of its own; its progress is kept here, in memory,
+(core.training.feature_map.compute_run_features) in a thread of its own; its progress is kept here, in memory,
 for the Map page to show (`map_job`), as it writes nothing to the run until its files are complete.
 """
 from __future__ import annotations
@@ -28,11 +28,10 @@ from pathlib import Path
 
 from core.training import distributed
 
-from core.analysis import features
-
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
 from core.training.device import resolve_device
+from core.training import feature_map
 from core.training.engine import train
 from core.sweep import load_sweep
 
@@ -157,9 +156,9 @@ class JobManager:
             job.fraction, job.message = fraction, message
 
         try:
-            features.compute_run_features(run_dir, resolve_device("auto"), progress, job.stop)
+            feature_map.compute_run_features(run_dir, resolve_device("auto"), progress, job.stop)
             job.state = "done"
-        except features.FeaturesStopped:
+        except feature_map.FeaturesStopped:
             job.state = "stopped"
         except (catalog.RunError, ValueError, OSError) as exc:  # a sentence for the user: missing data, full disk
             job.state, job.error = "failed", str(exc)

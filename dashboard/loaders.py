@@ -11,11 +11,11 @@ import streamlit as st
 
 from core.analysis import dynamics, features, kfold, label_issues, mistakes, pictures
 
-from core.rundir import catalog, checkpoints
+from core.rundir import catalog, checkpoints, layout
 from core.data import Dataset, ImageSet, load_dataset
 from core.training.device import resolve_device
 from core.analysis.dynamics import EpochStack
-from core.training.inference import Predictor
+from core.training.inference import Predictor, evaluated_checkpoint
 from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
 from core.present import no_predictions_message
 from dashboard.state import by_mtime
@@ -144,7 +144,7 @@ def _predictor(run_dir: str, which: str, mtime_ns: int) -> Predictor:
 
 def predictor_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
-    return features.evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
+    return evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
 
 
 def predictor(run_dir: Path, which: str) -> Predictor:
@@ -193,8 +193,8 @@ def _feature_set(run_dir: str, which: str, mtime_ns: int) -> tuple[features.Feat
 def feature_set(run_dir: Path, which: str) -> tuple[features.FeatureSet | None, str | None]:
     """The test map ("map") or a split's features ("test", "train"), read once per version of its file;
     None with a sentence when damaged, (None, None) when the run has none."""
-    name = {"map": features.MAP_TEST, "test": features.FEATURES_TEST, "train": features.FEATURES_TRAIN}[which]
-    return _feature_set(str(run_dir), which, by_mtime(features.feature_path(run_dir, name)))
+    path = layout.feature_map(run_dir) if which == "map" else layout.features(run_dir, which)
+    return _feature_set(str(run_dir), which, by_mtime(path))
 
 
 def train_images(config: dict) -> ImageSet | None:

@@ -18,7 +18,7 @@ import streamlit as st
 
 from core.analysis import features
 
-from core.rundir import catalog
+from core.rundir import catalog, layout
 from core.training.device import resolve_device
 from core.rundir.predictions import Predictions
 from dashboard import charts, loaders, matrix, state, tiles
@@ -200,8 +200,8 @@ def show_lookalikes(summary: catalog.RunSummary, preds: Predictions, test_feats:
         st.warning(plain(problem))
         return
     if train is None:
-        st.info(f"This run has no predictions/{features.FEATURES_TRAIN}, so there are no training pictures to "
-                "compare with; compute the map again to make it.")
+        st.info(f"This run has no {layout.PREDICTIONS}/{layout.features(summary.path, 'train').name}, so there are "
+                "no training pictures to compare with; compute the map again to make it.")
         return
     if not len(options):
         st.info("There is no picture to compare: drag a box around some dots.")
