@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.analysis import calibration, features, mistakes
+from core.analysis import calibration, mistakes
 from core.rundir import layout
 from core.rundir.predictions import Predictions, load_predictions
 from dashboard import charts, report

@@ -86,15 +86,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
     try:
         device = device or resolve_device(cfg.device)
         use_fastest_kernels(device)
-        started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
-        reporter.update(state=RunState.RUNNING, finished_at=None, error=None,
-                        device=team.describe(describe_device(device)), processes=team.size, pid=os.getpid(),
-                        host=socket.gethostname(), **started)
-        session = Session(cfg, run_dir, device, team)
-        if team.is_writer:
-            catalog.record_classes(run_dir, session.classes)
-        _start_or_resume(session, resume, team)
-        team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
+        _report_running(reporter, device, resume, team)
+        session = _open_session(cfg, run_dir, device, resume, team)
         # opened after a resume has trimmed the file it appends to
         writer = catalog.MetricsWriter(run_dir) if team.is_writer else NoMetrics()
         _fit(session, writer, reporter, stop, on_epoch, team)
@@ -114,10 +107,27 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
             log.exception("run %s failed", run_dir.name)
         _close(writer)  # before the last status: on a full disk, its unwritten buffer must not fail again
         writer = None
-        _report_failure(reporter, error, session)
+        reporter.report_failure(state=RunState.FAILED, finished_at=time.time(), eta_seconds=None, error=error,
+                                **_position(session))
         return _result(run_dir, session, RunState.FAILED, None, error)
     finally:
         _close(writer)
+
+
+def _report_running(reporter: StatusReporter, device: torch.device, resume: bool, team: Solo) -> None:
+    started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
+    reporter.update(state=RunState.RUNNING, finished_at=None, error=None, device=team.describe(describe_device(device)),
+                    processes=team.size, pid=os.getpid(), host=socket.gethostname(), **started)
+
+
+def _open_session(cfg: TrainConfig, run_dir: Path, device: torch.device, resume: bool, team: Solo) -> Session:
+    """The run's data, model and optimiser, from last.pt on a resume, ready for the team to train."""
+    session = Session(cfg, run_dir, device, team)
+    if team.is_writer:
+        catalog.record_classes(run_dir, session.classes)
+    _start_or_resume(session, resume, team)
+    team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
+    return session
 
 
 def _close(writer: catalog.MetricsWriter | None) -> None:
@@ -126,25 +136,6 @@ def _close(writer: catalog.MetricsWriter | None) -> None:
             writer.close()
         except OSError as exc:  # the disk filled up: what could not be flushed is lost, the rest stays
             log.warning("could not flush the last metrics records: %s", catalog.disk_error_sentence(exc))
-
-
-def _report_failure(reporter: StatusReporter, error: str, session: Session | None) -> None:
-    """Mark the run failed. On a disk too full for even that small write, status.json is rewritten in place;
-    if that fails too (a read-only folder), the run reads as interrupted."""
-    changes = dict(state=RunState.FAILED, finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
-    try:
-        reporter.update(**changes)
-    except OSError as exc:
-        if not files.is_disk_full(exc) or not _failed_in_place(reporter.run_dir, changes):
-            log.warning("could not record the failure of %s: %s", reporter.run_dir.name, error)
-
-
-def _failed_in_place(run_dir: Path, changes: dict[str, Any]) -> bool:
-    try:
-        catalog.update_status_in_place(run_dir, **changes)
-        return True
-    except OSError:
-        return False
 
 
 class Diverged(ArithmeticError):

@@ -6,11 +6,14 @@ rewritten and what a rank other than the writer does instead (under torchrun onl
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from core.rundir import catalog
+from core.rundir import catalog, files
+
+log = logging.getLogger(__name__)
 
 
 class StatusReporter:
@@ -39,6 +42,22 @@ class StatusReporter:
         status = catalog.update_status(self.run_dir, **changes)
         if self.on_status is not None:
             self.on_status(status)
+
+    def report_failure(self, **changes: Any) -> None:
+        """Mark the run failed. On a disk too full for even that small write, status.json is rewritten in place;
+        if that fails too (a read-only folder), the run reads as interrupted."""
+        try:
+            self.update(**changes)
+        except OSError as exc:
+            if not files.is_disk_full(exc) or not self._failed_in_place(changes):
+                log.warning("could not record the failure of %s: %s", self.run_dir.name, changes.get("error"))
+
+    def _failed_in_place(self, changes: dict[str, Any]) -> bool:
+        try:
+            catalog.update_status_in_place(self.run_dir, **changes)
+            return True
+        except OSError:
+            return False
 
 
 class SilentReporter(StatusReporter):
