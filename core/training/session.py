@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from core.training.augment import Augment
+from core.data.augment import Augment
 from core.rundir.config import TrainConfig
 from core.data import DeviceLoader, ImageSet, channel_stats, load_dataset, split_train_val
 from core.data.split import split_fold
