@@ -92,9 +92,9 @@ def test_a_team_run_stopped_by_ctrl_c_resumes_under_torchrun_into_a_folder_shape
     assert (done.state, done.epoch) == ("completed", 3), done.error
     assert done.test_acc == pytest.approx(records.read_test_summary(run_dir)["accuracy"])
     assert done.status["processes"] == 2 and done.device == "cpu, 2 processes (DDP)"
-    records = catalog.read_metrics(run_dir)
-    assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2, 3]
-    steps = [r["step"] for r in records if r["kind"] == "train"]
+    metrics = catalog.read_metrics(run_dir)  # not `records`: that name is the module read just above
+    assert [r["epoch"] for r in metrics if r["kind"] == "val"] == [1, 2, 3]
+    steps = [r["step"] for r in metrics if r["kind"] == "train"]
     # 1,800 pictures in global batches of 50 (25 a rank): one process's 36 steps an epoch, each trained once
     assert steps == list(range(2, 109, 2))
 
