@@ -128,3 +128,12 @@ def test_a_stop_leaves_no_files_and_an_old_run_gets_its_map_as_a_job(tmp_path):
     wait_for(lambda: job.state != "running")
     assert (job.state, job.error, job.fraction) == ("done", None, 1.0) and features.has_map(run)
     assert manager.map_job(run.name) is job
+
+
+def test_a_k_fold_runs_map_computed_later_leaves_its_held_out_fold_out_of_the_training_features(tmp_path):
+    run = train_tiny_run(tmp_path, name="fold", epochs=1, folds=4, fold=1).run_dir
+    feature_map.compute_run_features(run, torch.device("cpu"))
+    train = features.load_features(run, "train")
+    held_out = np.load(layout.val_labels(run))["index"]
+    assert len(held_out) == 500 and not set(train.index) & set(held_out)  # a quarter of the 2,000, not 10%
+    assert len(train.index) + len(held_out) == 2000
