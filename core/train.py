@@ -21,10 +21,12 @@ from typing import Any, Sequence
 from core.training import distributed
 
 from core.rundir import catalog, files, lifecycle
-from core.rundir.config import TrainConfig
 from core.data import load_dataset
+from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
 from core.training.device import resolve_device
 from core.training.engine import RunResult, checked_run, restart_run, resume_run, train, train_queued
+from core.training.models import check_model_name
 from core.training.recipes import PRESETS, preset_config
 
 
@@ -62,9 +64,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The settings the flags ask for, on top of the preset's; ValueError in one sentence for a bad one (a model
+    name no architecture is registered under included: the config itself does not know the registry)."""
     base = preset_config(args.preset) if args.preset else TrainConfig()
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
-    return base.replace(**given)
+    cfg = base.replace(**given)
+    check_model_name(cfg.model)
+    return cfg
 
 
 class ProgressBar:
@@ -136,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _report(result, run_dir) if speaks else EXIT_CODES.get(result.state, 1)
 
 
-EXIT_CODES = {"completed": 0, "stopped": 130}
+EXIT_CODES = {RunState.COMPLETED: 0, RunState.STOPPED: 130}
 
 
 def _new_run(args: argparse.Namespace, cfg: TrainConfig) -> Path:
@@ -181,11 +187,11 @@ def team_plan(args: argparse.Namespace) -> tuple[Path | None, TrainConfig, bool]
 
 def _report(result: RunResult, run_dir: Path) -> int:
     print(file=sys.stderr)
-    if result.state == "completed":
+    if result.state == RunState.COMPLETED:
         best = f", best validation accuracy {result.best_val_acc:.2%}" if result.best_val_acc is not None else ""
         print(f"completed: test accuracy {result.test_acc:.2%}{best} ({run_dir})")
         return 0
-    if result.state == "stopped":
+    if result.state == RunState.STOPPED:
         print(f"stopped after {result.epochs_done} epochs; resume with --resume {run_dir.name}")
         return 130
     print(f"failed: {result.error}", file=sys.stderr)

@@ -15,7 +15,7 @@ from core.rundir import catalog, layout
 from core.data import Dataset, ImageSet, load_dataset
 from core.training.device import resolve_device
 from core.analysis.dynamics import EpochStack
-from core.training.inference import Predictor
+from core.training.inference import Predictor, evaluated_checkpoint
 from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs
 from dashboard.wording import no_predictions_message
 from dashboard.state import by_mtime
@@ -144,7 +144,7 @@ def _predictor(run_dir: str, which: str, mtime_ns: int) -> Predictor:
 
 def predictor_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint the saved test predictions came from: best after early stopping, else last."""
-    return features.evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
+    return evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
 
 
 def predictor(run_dir: Path, which: str) -> Predictor:

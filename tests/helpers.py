@@ -24,7 +24,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from core.training import models
+from core.training.models import registry
 from core.rundir.config import TrainConfig
 from core.training.engine import RunResult, start_run
 from tests import REPO
@@ -80,8 +80,8 @@ def norm_groups(model: NormedNet, cfg: TrainConfig) -> list[dict]:
 
 def register_normed_net(monkeypatch: pytest.MonkeyPatch, groups=norm_groups) -> None:
     """'normed-net' in a private copy of the registry, so other tests see no change."""
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
-    models.register_model("normed-net", "a net with norm layers", param_groups=groups)(NormedNet)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register_model("normed-net", "a net with norm layers", param_groups=groups)(NormedNet)
 
 
 def wait_for(condition, timeout: float = 120.0, every: float = 0.05):

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
+# Per-class accuracy is the engine's too (test_summary.json), so the inference path owns it and the check of
+# class numbers; compare.py and the pages reach it as mistakes.class_accuracy.
+from core.training.inference import checked_class_numbers, class_accuracy
+
 # Pairs that CIFAR-10 models famously mix up; the Errors page offers a button for each when the run's
 # classes include both names.
 FAMOUS_PAIRS: tuple[tuple[str, str], ...] = (("airplane", "bird"), ("cat", "dog"), ("automobile", "truck"))
@@ -27,7 +31,7 @@ ORDERS = ("confident-mistakes", "least-confident", "random")
 
 def confusion_counts(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """(C, C) int64 counts: row = true class, column = predicted class (scikit-learn's layout)."""
-    labels, pred = _check_pair(labels, pred, num_classes)
+    labels, pred = checked_class_numbers(labels, pred, num_classes)
     flat = labels * num_classes + pred  # (N,) one cell number per image
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
@@ -36,20 +40,6 @@ def row_normalise(counts: np.ndarray) -> np.ndarray:
     """Each row divided by its total (the share of a true class that went to each prediction); empty rows stay 0."""
     totals = counts.sum(axis=1, keepdims=True)  # (C, 1)
     return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=np.float64), where=totals > 0)
-
-
-def _check_pair(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    labels, pred = np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)
-    if labels.shape != pred.shape or labels.ndim != 1:
-        raise ValueError(f"labels and predictions must be two lists of the same length, got shapes "
-                         f"{labels.shape} and {pred.shape}.")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
-    for name, values in (("labels", labels), ("predictions", pred)):
-        if len(values) and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} must be class numbers from 0 to {num_classes - 1}, "
-                             f"got values from {values.min()} to {values.max()}.")
-    return labels, pred
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,20 +133,10 @@ class ClassReport:
 
 def class_report(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> ClassReport:
     """Precision, recall and F1 from scikit-learn, and per-class accuracy, for every class."""
-    labels, pred = _check_pair(labels, pred, num_classes)
+    labels, pred = checked_class_numbers(labels, pred, num_classes)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, pred, labels=np.arange(num_classes), average=None, zero_division=0)
     return ClassReport(precision, recall, f1, support.astype(np.int64), class_accuracy(labels, pred, num_classes))
-
-
-def class_accuracy(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C,) share of class k's images classified correctly, NaN for a class with no images.
-
-    The engine writes these to test_summary.json as per_class_accuracy; the Errors page shows them.
-    """
-    counts = confusion_counts(labels, pred, num_classes)
-    totals = counts.sum(axis=1)  # (C,)
-    return np.divide(np.diag(counts), totals, out=np.full(num_classes, np.nan), where=totals > 0)
 
 
 # ---------------------------------------------------------------------------------------------

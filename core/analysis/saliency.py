@@ -9,7 +9,7 @@ Grad-CAM weighs the registered layer's feature maps (core.training.models, `cam_
 class's score grows with each of them, keeps the positive part and enlarges the result to the picture's
 size (captum's LayerGradCam and LayerAttribution.interpolate). Each map is scaled so its hottest point
 is 1: it says where the model looked on *this* picture, not how sure it was. The input goes through
-core.training.inference.prepare, the step every prediction takes, so a map explains the same numbers the
+core.training.inference.to_model_input, the step every prediction takes, so a map explains the same numbers the
 predictions came from; test-time augmentation and reduced precision are left out (one view, float32),
 as gradients of an average of mirrored views, or in bf16, would blur the map.
 """
@@ -23,7 +23,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from core.data import Normalizer
-from core.training.inference import Predictor, images_to_tensor, prepare
+from core.training.inference import Predictor, images_to_tensor, to_model_input
 from core.training.models import cam_layer_of
 
 __all__ = ["grad_cam", "jet", "overlay", "predictor_grad_cam"]
@@ -66,7 +66,7 @@ def grad_cam(model: nn.Module, model_name: str, normalize: Normalizer, images: n
     maps = []
     try:
         for start in range(0, len(images), batch_size):
-            x = prepare(images_to_tensor(images[start:start + batch_size], device), normalize, memory_format)
+            x = to_model_input(images_to_tensor(images[start:start + batch_size], device), normalize, memory_format)
             target = torch.from_numpy(classes[start:start + batch_size]).to(device)
             # captum differentiates with torch.autograd.grad on the layer's output: parameters' .grad stay untouched.
             coarse = cam.attribute(x, target=target, relu_attributions=True)            # (B, 1, h, w)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from core.rundir.state import RunState
 from core.training.device import describe_device
 from core.training.engine import RunResult, resume_run, start_run
 from core.training.recipes import preset_config
@@ -30,16 +31,16 @@ def check_resume(data: str, device: torch.device, runs_dir: Path) -> tuple[bool,
     stop = threading.Event()
     first = start_run(cfg, runs_dir, name="resume-check-stopped", device=device, stop=stop,
                       on_status=_stop_after_first_epoch(stop))
-    if first.state != "stopped":
+    if first.state != RunState.STOPPED:
         return False, f"resume check on {describe_device(device)}: the run did not stop ({first.state}: {first.error})."
     resumed = resume_run(runs_dir, first.run_dir.name, device=device)
-    passed = whole.state == resumed.state == "completed"
+    passed = whole.state == resumed.state == RunState.COMPLETED
     return passed, (f"resume check on {describe_device(device)} ({RECIPE}, {EPOCHS} epochs, {data}): "
                     f"stopped after epoch {first.epochs_done}, resumed to {_outcome(resumed)}; "
                     f"without a stop: {_outcome(whole)}: {'passed' if passed else 'FAILED'}.")
 
 
 def _outcome(result: RunResult) -> str:
-    if result.state != "completed":
+    if result.state != RunState.COMPLETED:
         return f"{result.state} ({result.error})"
     return f"completed, test accuracy {result.test_acc:.2%}"

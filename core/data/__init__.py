@@ -11,8 +11,9 @@ decoded arrays as .npy files under `<data_dir>/cache/<fingerprint>/` or `$CIFAR_
 loads take well under a second), `synthetic`, `cifar10` and `folders` (the three sources; every image
 file goes through `core.data.images`, the decoder uploads use too), `split` (a stratified validation split
 and the normalisation statistics), `per_class` (pictures per class in each split, and a random few of each)
-and `loader` (one `Normalizer` for training and inference, and `DeviceLoader`, which keeps a split on the
-device as uint8 and serves augmented, normalised batches).
+and `loader` (one `Normalizer` for training and inference, and
+`DeviceLoader`, which keeps a split on the device as uint8 and serves augmented, normalised batches) with
+`augment` (the batch augmentations it applies there: crop, flip, cutout).
 """
 from core.data.cache import CACHE_ENV
 from core.data.cifar10 import CIFAR10_CLASSES

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.training import augment as aug
-from core.training.augment import Augment
+from core.data import augment as aug
+from core.data.augment import Augment
 from core.data.split import LUMA
 
 def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from core.analysis import features  # the feature-map writer: used by `_write_map` alone
+from core.training import feature_map  # the feature-map writer: used by `_write_map` alone
 from core.jobs.job import JobBook
 from core.rundir import catalog
 from core.training.device import resolve_device
@@ -96,6 +96,6 @@ def _run(job: MapJob, run_dir: Path) -> None:
 def _write_map(run_dir: Path, progress: Callable[[float, str], None], stop: threading.Event) -> None:
     """The one call into the feature-map writer; MapStopped when `stop` ended it early."""
     try:
-        features.compute_run_features(run_dir, resolve_device("auto"), progress, stop)
-    except features.FeaturesStopped:
+        feature_map.compute_run_features(run_dir, resolve_device("auto"), progress, stop)
+    except feature_map.FeaturesStopped:
         raise MapStopped from None

@@ -69,8 +69,8 @@ def url_problem(url: Any) -> str | None:
     if parsed.get_backend_name() == "sqlite":
         file = _sqlite_file(parsed)
         if file is None:
-            return (f"it keeps the study in memory, where no worker can reach it; give a file "
-                    f"(sqlite:////absolute/path.db) or a database server")
+            return ("it keeps the study in memory, where no worker can reach it; give a file "
+                    "(sqlite:////absolute/path.db) or a database server")
         if not Path(file).is_absolute():
             return ("its SQLite path is relative, so a worker started in another folder would open another "
                     "file; write it absolute (sqlite:////absolute/path.db)")

@@ -52,7 +52,7 @@ def gpu_count() -> int:
     return torch.cuda.device_count()
 
 
-def prepare(device: torch.device) -> None:
+def use_fastest_kernels(device: torch.device) -> None:
     """Once per run: let cuDNN pick its fastest kernels for the (fixed) input shapes."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -2,7 +2,8 @@
 
 No UI: the command line (`python -m core.train`, see core/train.py), the dashboard's job manager and the
 tests all call `train`. The stop flag is checked every step; metrics stay on the device and leave it
-once per logging interval; everything the run produces goes through core.rundir.catalog.
+once per logging interval; everything the run produces goes through core.rundir (file names from its
+layout, states from RunState), and the end-of-run feature map through core.training.feature_map.
 
 Under torchrun every rank calls `train` with its `team` (core.training.distributed): the hooks named `team.*`
 shard the data, average gradients and metrics, agree on stops and hand rank 0's decisions to the others;
@@ -22,14 +23,16 @@ from typing import Any, Callable
 
 import torch
 
-from core.analysis import features, mistakes
-
-from core.rundir import catalog, checkpoints, files, lifecycle, predictions, records
-from core.rundir.config import TrainConfig
-from core.training.device import describe_device, prepare, resolve_device, synchronize
-from core.training.distributed import SOLO, Solo
 from core.data import DataError
-from core.training.inference import autocast, evaluate, images_to_tensor
+from core.rundir import catalog, checkpoints, files, layout, lifecycle, predictions, records
+from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
+from core.training.device import describe_device, resolve_device, synchronize, use_fastest_kernels
+from core.training.distributed import SOLO, Solo
+from core.training.feature_map import FeaturesStopped, write_features
+from core.training.inference import autocast, class_accuracy, evaluate, images_to_tensor
+from core.training.models import check_model_name
+from core.training.reporting import NoMetrics, SilentReporter, StatusReporter
 from core.training.schedules import lr_at
 from core.training.session import Session
 
@@ -43,7 +46,7 @@ STATUS_INTERVAL_S = 1.0  # how often progress/heartbeat reach status.json
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    state: str  # completed, stopped, pruned or failed
+    state: RunState  # completed, stopped, pruned or failed
     epochs_done: int
     best_val_acc: float | None
     test_acc: float | None
@@ -77,30 +80,25 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
     """
     run_dir = Path(run_dir)
     stop = stop or threading.Event()
-    reporter = _StatusReporter(run_dir, on_status) if team.is_writer else _SilentReporter(run_dir, None)
+    reporter = (StatusReporter(run_dir, on_status, STATUS_INTERVAL_S) if team.is_writer
+                else SilentReporter(run_dir, None, STATUS_INTERVAL_S))
     session = writer = None
     try:
         device = device or resolve_device(cfg.device)
-        prepare(device)
-        started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
-        reporter.update(state="running", finished_at=None, error=None, device=team.describe(describe_device(device)),
-                        processes=team.size, pid=os.getpid(), host=socket.gethostname(), **started)
-        session = Session(cfg, run_dir, device, team)
-        if team.is_writer:
-            lifecycle.record_classes(run_dir, session.classes)
-        _start_or_resume(session, resume, team)
-        team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
+        use_fastest_kernels(device)
+        _report_running(reporter, device, resume, team)
+        session = _open_session(cfg, run_dir, device, resume, team)
         # opened after a resume has trimmed the file it appends to
-        writer = lifecycle.MetricsWriter(run_dir) if team.is_writer else _NoMetrics()
+        writer = lifecycle.MetricsWriter(run_dir) if team.is_writer else NoMetrics()
         _fit(session, writer, reporter, stop, on_epoch, team)
         test_acc = _final_test(session, writer) if team.is_writer else None
         if cfg.feature_map and team.is_writer:
             _save_features(session, stop)
-        reporter.update(state="completed", finished_at=time.time(), progress=1.0, eta_seconds=0.0,
+        reporter.update(state=RunState.COMPLETED, finished_at=time.time(), progress=1.0, eta_seconds=0.0,
                         test_acc=test_acc, **_position(session))
-        return _result(run_dir, session, "completed", test_acc)
+        return _result(run_dir, session, RunState.COMPLETED, test_acc)
     except (_Stopped, _Pruned) as ending:
-        state = "pruned" if isinstance(ending, _Pruned) else "stopped"
+        state = RunState.PRUNED if isinstance(ending, _Pruned) else RunState.STOPPED
         reporter.update(state=state, finished_at=time.time(), eta_seconds=None, **_position(session))
         return _result(run_dir, session, state, None)
     except Exception as exc:  # every failure ends the run cleanly with one sentence
@@ -109,10 +107,27 @@ def train(cfg: TrainConfig, run_dir: Path, *, stop: threading.Event | None = Non
             log.exception("run %s failed", run_dir.name)
         _close(writer)  # before the last status: on a full disk, its unwritten buffer must not fail again
         writer = None
-        _report_failure(reporter, error, session)
-        return _result(run_dir, session, "failed", None, error)
+        reporter.report_failure(state=RunState.FAILED, finished_at=time.time(), eta_seconds=None, error=error,
+                                **_position(session))
+        return _result(run_dir, session, RunState.FAILED, None, error)
     finally:
         _close(writer)
+
+
+def _report_running(reporter: StatusReporter, device: torch.device, resume: bool, team: Solo) -> None:
+    started = {} if resume else {"started_at": time.time()}  # a resumed run keeps its first start
+    reporter.update(state=RunState.RUNNING, finished_at=None, error=None, device=team.describe(describe_device(device)),
+                    processes=team.size, pid=os.getpid(), host=socket.gethostname(), **started)
+
+
+def _open_session(cfg: TrainConfig, run_dir: Path, device: torch.device, resume: bool, team: Solo) -> Session:
+    """The run's data, model and optimiser, from last.pt on a resume, ready for the team to train."""
+    session = Session(cfg, run_dir, device, team)
+    if team.is_writer:
+        lifecycle.record_classes(run_dir, session.classes)
+    _start_or_resume(session, resume, team)
+    team.wrap(session)  # after the weights are set: DDP starts every rank from the writer's
+    return session
 
 
 def _close(writer: lifecycle.MetricsWriter | None) -> None:
@@ -121,25 +136,6 @@ def _close(writer: lifecycle.MetricsWriter | None) -> None:
             writer.close()
         except OSError as exc:  # the disk filled up: what could not be flushed is lost, the rest stays
             log.warning("could not flush the last metrics records: %s", files.disk_error_sentence(exc))
-
-
-def _report_failure(reporter: _StatusReporter, error: str, session: Session | None) -> None:
-    """Mark the run failed. On a disk too full for even that small write, status.json is rewritten in place;
-    if that fails too (a read-only folder), the run reads as interrupted."""
-    changes = dict(state="failed", finished_at=time.time(), eta_seconds=None, error=error, **_position(session))
-    try:
-        reporter.update(**changes)
-    except OSError as exc:
-        if not files.is_disk_full(exc) or not _failed_in_place(reporter.run_dir, changes):
-            log.warning("could not record the failure of %s: %s", reporter.run_dir.name, error)
-
-
-def _failed_in_place(run_dir: Path, changes: dict[str, Any]) -> bool:
-    try:
-        lifecycle.update_status_in_place(run_dir, **changes)
-        return True
-    except OSError:
-        return False
 
 
 class Diverged(ArithmeticError):
@@ -165,7 +161,7 @@ def _position(session: Session | None) -> dict[str, int]:
     return {"step": session.progress.step, "epoch": session.progress.epoch}
 
 
-def _result(run_dir: Path, session: Session | None, state: str, test_acc: float | None,
+def _result(run_dir: Path, session: Session | None, state: RunState, test_acc: float | None,
             error: str | None = None) -> RunResult:
     if session is None:  # failed before training began (bad data source, unavailable device)
         return RunResult(run_dir, state, 0, None, None, error)
@@ -175,7 +171,7 @@ def _result(run_dir: Path, session: Session | None, state: str, test_acc: float 
 
 def _start_or_resume(s: Session, resume: bool, team: Solo) -> None:
     if resume:  # every rank loads last.pt
-        s.restore(checkpoints.load_checkpoint(checkpoints.checkpoint_path(s.run_dir, "last")))
+        s.restore(checkpoints.load_checkpoint(layout.checkpoint(s.run_dir, "last")))
         if team.is_writer:
             lifecycle.truncate_metrics(s.run_dir, s.progress.step)
         return
@@ -184,7 +180,7 @@ def _start_or_resume(s: Session, resume: bool, team: Solo) -> None:
         predictions.save_val_labels(s.run_dir, s.val_set.labels, s.val_set.index)
 
 
-def _fit(s: Session, writer: lifecycle.MetricsWriter, reporter: _StatusReporter, stop: threading.Event,
+def _fit(s: Session, writer: lifecycle.MetricsWriter, reporter: StatusReporter, stop: threading.Event,
          on_epoch: Callable[[int, dict[str, Any]], bool] | None, team: Solo) -> None:
     cfg, p = s.cfg, s.progress
     steps_per_epoch = len(s.loader)
@@ -203,7 +199,7 @@ def _fit(s: Session, writer: lifecycle.MetricsWriter, reporter: _StatusReporter,
             raise _Pruned
 
 
-def _end_epoch(s: Session, writer: lifecycle.MetricsWriter, reporter: _StatusReporter,
+def _end_epoch(s: Session, writer: lifecycle.MetricsWriter, reporter: StatusReporter,
                on_epoch: Callable[[int, dict[str, Any]], bool] | None, images_seen: int,
                seconds: float) -> tuple[bool, dict[str, Any]]:
     """The writer's epoch end: validate, checkpoint, record. Returns (pruned, the trackers it decided)."""
@@ -307,7 +303,7 @@ def _validate(s: Session) -> tuple[dict[str, Any], bool]:
 
 def _final_test(s: Session, writer: lifecycle.MetricsWriter) -> float:
     """Evaluate on the untouched test split; after early stopping, with the best weights."""
-    model, best = s.eval_model, checkpoints.checkpoint_path(s.run_dir, "best")
+    model, best = s.eval_model, layout.checkpoint(s.run_dir, "best")
     if s.progress.stopped_early and best.exists():
         model.load_state_dict(checkpoints.load_checkpoint(best)["model_state"])
     images = images_to_tensor(s.test_set.images, s.device)
@@ -319,25 +315,25 @@ def _final_test(s: Session, writer: lifecycle.MetricsWriter) -> float:
     if not math.isfinite(result.mean_loss):
         raise Diverged
     predictions.save_test_predictions(s.run_dir, s.test_set.labels, result.probs, result.loss, s.test_set.index)
-    accuracy = mistakes.class_accuracy(s.test_set.labels, result.probs.argmax(1), len(s.classes))
+    accuracy = class_accuracy(s.test_set.labels, result.probs.argmax(1), len(s.classes))
     per_class = {name: None if math.isnan(a) else float(a) for name, a in zip(s.classes, accuracy)}
     summary = {"accuracy": result.accuracy, "loss": result.mean_loss, "per_class_accuracy": per_class,
                "images": int(len(labels)), "tta": s.cfg.tta, "seconds": seconds,
                "early_stopped": s.progress.stopped_early}
-    records.write_json(s.run_dir / "test_summary.json", summary)
+    records.write_json(layout.test_summary(s.run_dir), summary)
     writer.write([{"kind": "test", "epoch": s.progress.epoch, "step": s.progress.step,
                    "test_loss": result.mean_loss, "test_acc": result.accuracy, "time": time.time()}])
     return result.accuracy
 
 
 def _save_features(s: Session, stop: threading.Event) -> None:
-    """The feature map's files (core/analysis/features.py), after the test. A failure or a stop here costs the run
+    """The feature map's files (core/training/feature_map.py), after the test. A failure or a stop here costs the run
     only its map, which the dashboard can compute later; the trained model and its test stand."""
     start = time.perf_counter()
     try:
-        features.write_features(s.run_dir, s.eval_model, s.normalize, s.test_set, s.train_set, s.device,
+        write_features(s.run_dir, s.eval_model, s.normalize, s.test_set, s.train_set, s.device,
                                 amp_dtype=s.amp, memory_format=s.memory_format, stop=stop)
-    except features.FeaturesStopped:
+    except FeaturesStopped:
         log.info("run %s stopped before its feature map was saved", s.run_dir.name)
     except Exception:  # noqa: BLE001 (the map is an extra: it never fails the run)
         log.warning("could not save the feature map of %s", s.run_dir.name, exc_info=True)
@@ -345,54 +341,12 @@ def _save_features(s: Session, stop: threading.Event) -> None:
         log.info("feature map of %s saved in %.1f s", s.run_dir.name, time.perf_counter() - start)
 
 
-class _StatusReporter:
-    """Writes progress, ETA and the heartbeat to status.json at most once a second (no device sync)."""
-
-    def __init__(self, run_dir: Path, on_status: Callable[[dict[str, Any]], None] | None):
-        self.run_dir, self.on_status = run_dir, on_status
-        self.total_steps, self.epochs, self.first_step = 1, 1, 0
-        self.t0 = self.last = time.monotonic()
-
-    def begin(self, step: int, total_steps: int, epochs: int) -> None:
-        self.total_steps, self.epochs, self.first_step = max(total_steps, 1), epochs, step
-        self.t0 = time.monotonic()
-        self.update(step=step, total_steps=total_steps, epochs=epochs, progress=step / self.total_steps)
-
-    def tick(self, step: int, epoch: int) -> None:
-        now = time.monotonic()
-        if now - self.last < STATUS_INTERVAL_S:
-            return
-        done = step - self.first_step
-        eta = (self.total_steps - step) * (now - self.t0) / done if done > 0 else None
-        self.update(step=step, epoch=epoch, progress=step / self.total_steps, eta_seconds=eta)
-
-    def update(self, **changes: Any) -> None:
-        self.last = time.monotonic()
-        status = lifecycle.update_status(self.run_dir, **changes)
-        if self.on_status is not None:
-            self.on_status(status)
-
-
-class _SilentReporter(_StatusReporter):
-    """A rank other than the writer: the status is rank 0's to write."""
-
-    def update(self, **changes: Any) -> None:
-        self.last = time.monotonic()
-
-
-class _NoMetrics:
-    """A rank other than the writer: metrics.jsonl is rank 0's to write."""
-
-    def write(self, records: list[dict[str, Any]]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def start_run(cfg: TrainConfig, runs_dir: str | Path, name: str | None = None, **train_kwargs) -> RunResult:
-    """Create a run folder for `cfg` and train it: the one-call form used by the CLI and tests."""
-    run_dir = lifecycle.create_run(runs_dir, cfg.to_dict(), name=name, state="queued")
+    """Create a run folder for `cfg` and train it: the one-call form used by the bench and tests.
+
+    A model name no architecture is registered under is refused (ValueError) before the folder is made."""
+    check_model_name(cfg.model)
+    run_dir = lifecycle.create_run(runs_dir, cfg.to_dict(), name=name, state=RunState.QUEUED)
     return train(cfg, run_dir, **train_kwargs)
 
 
@@ -421,10 +375,13 @@ _REFUSALS = {"resume": lifecycle.resume_refusal, "restart": lifecycle.restart_re
 
 def checked_run(runs_dir: str | Path, run_id: str, how: str) -> tuple[Path, TrainConfig]:
     """The run's folder and config when it may train again `how` (resume, restart, queued), or RunError with
-    the one sentence saying why not. Reads only: a torchrun team checks on every rank before any rank writes."""
+    the one sentence saying why not (ValueError when its model is not one this version has). Reads only: a
+    torchrun team checks on every rank before any rank writes."""
     run_dir = catalog.run_path(runs_dir, run_id)
     summary = catalog.summarize_run(run_dir)
     refusal = _REFUSALS[how](summary)
     if refusal:
         raise catalog.RunError(refusal)
-    return run_dir, TrainConfig.from_dict(summary.config)
+    cfg = TrainConfig.from_dict(summary.config)
+    check_model_name(cfg.model)
+    return run_dir, cfg

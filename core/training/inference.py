@@ -3,6 +3,8 @@
 The engine's validation and test evaluation, the saved predictions behind the confusion matrix and
 galleries, and the dashboard's upload-an-image prediction all go through `infer`, so they cannot
 disagree. Test-time augmentation (the mirror and 1-pixel shifts, weighted) is an option of `infer` itself.
+`class_accuracy` scores predictions per class, for the engine's test summary and the analysis pages alike;
+`Predictor` is a trained run's model, checked, from the checkpoint `evaluated_checkpoint` names.
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.rundir.checkpoints import Checkpoint, load_weights
 from core.data import Normalizer
+from core.rundir import layout
+from core.rundir.checkpoints import Checkpoint, load_weights
+from core.rundir.records import RunError, read_test_summary
 from core.training.device import amp_dtype, memory_format
-from core.training.models import classifier_layer, get_model
+from core.training.models import classifier_layer, get_model, list_models
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -43,7 +47,7 @@ def _tta_views(x: Tensor) -> list[tuple[Tensor, float]]:
     return views + [(v.flip(-1), weight) for v, weight in views]
 
 
-def prepare(images: Tensor, normalize: Normalizer,
+def to_model_input(images: Tensor, normalize: Normalizer,
             memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
     """uint8 (B, 3, H, W) -> the model's normalised float input: the one preprocessing step (infer and Grad-CAM)."""
     return normalize(images).contiguous(memory_format=memory_format)  # (B, 3, H, W)
@@ -58,7 +62,7 @@ def infer(model: nn.Module, images: Tensor, normalize: Normalizer, *, batch_size
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
-        x = prepare(images[start:start + batch_size], normalize, memory_format)
+        x = to_model_input(images[start:start + batch_size], normalize, memory_format)
         views = _tta_views(x) if tta else [(x, 1.0)]
         with autocast(images.device, amp_dtype):
             logits = torch.stack([weight * model(v).float() for v, weight in views]).sum(0)  # (B, C)
@@ -111,6 +115,42 @@ def images_to_tensor(images: np.ndarray, device: torch.device) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
 
 
+def checked_class_numbers(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions as int64, or ValueError in one sentence: two lists of one length, each a class
+    number from 0 to num_classes - 1."""
+    labels, pred = np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    if labels.shape != pred.shape or labels.ndim != 1:
+        raise ValueError(f"labels and predictions must be two lists of the same length, got shapes "
+                         f"{labels.shape} and {pred.shape}.")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
+    for name, values in (("labels", labels), ("predictions", pred)):
+        if len(values) and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} must be class numbers from 0 to {num_classes - 1}, "
+                             f"got values from {values.min()} to {values.max()}.")
+    return labels, pred
+
+
+def class_accuracy(labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) share of class k's images classified correctly, NaN for a class with no images.
+
+    The engine writes these to test_summary.json as per_class_accuracy; the Errors and Compare pages show them.
+    """
+    labels, pred = checked_class_numbers(labels, pred, num_classes)
+    totals = np.bincount(labels, minlength=num_classes)  # (C,)
+    right = np.bincount(labels[labels == pred], minlength=num_classes)  # (C,)
+    return np.divide(right, totals, out=np.full(num_classes, np.nan), where=totals > 0)
+
+
+def evaluated_checkpoint(run_dir: Path) -> layout.CheckpointName | None:
+    """The checkpoint the saved test predictions came from: best after early stopping (the engine tests the
+    best weights then), else last; None when the run has saved neither."""
+    test_summary = read_test_summary(Path(run_dir)) or {}
+    order: tuple[layout.CheckpointName, ...] = ("best", "last") if test_summary.get("early_stopped") else \
+        ("last", "best")
+    return next((name for name in order if layout.checkpoint(run_dir, name).is_file()), None)
+
+
 class Predictor:
     """A trained run's model ready to classify new images (the dashboard's upload path).
 
@@ -120,6 +160,9 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device):
+        if checkpoint.model not in list_models():
+            raise RunError(f"{checkpoint.source} names the model {checkpoint.model!r}, which is not one this "
+                           f"version knows ({', '.join(list_models())}).")
         self.classes, self.device, self.tta = checkpoint.classes, device, checkpoint.tta
         self.model_name = checkpoint.model  # the registry entry, which names the layer Grad-CAM looks at
         # The same numbers and layout as the run's own test evaluation, so an upload and a test picture agree.
@@ -130,8 +173,8 @@ class Predictor:
         self.normalize = Normalizer(checkpoint.mean, checkpoint.std, device=device, grayscale=checkpoint.grayscale)
 
     @classmethod
-    def from_run(cls, run_dir: Path, device: torch.device, which: str = "last") -> Predictor:
-        return cls(Checkpoint.read(run_dir, which), device)  # read onto the CPU; the model moves after
+    def from_run(cls, run_dir: Path, device: torch.device, checkpoint: layout.CheckpointName = "last") -> Predictor:
+        return cls(Checkpoint.read(run_dir, checkpoint), device)  # read onto the CPU; the model moves after
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) for uint8 images (N, 32, 32, 3)."""

@@ -10,9 +10,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from core.training.augment import Augment
+from core.data.augment import Augment
 from core.rundir.config import TrainConfig
-from core.data import DeviceLoader, channel_stats, load_dataset, split_train_val
+from core.data import DeviceLoader, ImageSet, channel_stats, load_dataset, split_train_val
 from core.data.split import split_fold
 from core.training.device import amp_dtype, memory_format
 from core.training.distributed import SOLO, Solo
@@ -30,6 +30,15 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
                                weight_decay=cfg.weight_decay)
     optim_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return optim_cls(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+
+
+def held_out_split(cfg: TrainConfig, pictures: ImageSet) -> tuple[ImageSet, ImageSet]:
+    """(the pictures a run learns from, its validation pictures): its stratified validation share, or under
+    K-fold its held-out fold, so that fold's predictions are out-of-fold. The feature map computed later for an
+    old run takes its training pictures from here too."""
+    if cfg.folds:
+        return split_fold(pictures, cfg.folds, cfg.fold, cfg.split_seed)
+    return split_train_val(pictures, cfg.val_fraction, cfg.split_seed)
 
 
 @dataclass
@@ -56,11 +65,8 @@ class Session:
         self.memory_format = memory_format(device)
         data = load_dataset(cfg.data, cfg.data_dir or None)
         self.classes = list(data.classes)
-        if cfg.folds:  # K-fold: the held-out fold is the validation split, so its predictions are out-of-fold
-            train_set, self.val_set = split_fold(data.train, cfg.folds, cfg.fold, cfg.split_seed)
-        else:
-            train_set, self.val_set = split_train_val(data.train, cfg.val_fraction, cfg.split_seed)
-        self.train_set = train_set  # kept for the feature map's look-alikes at the end (core/analysis/features.py)
+        train_set, self.val_set = held_out_split(cfg, data.train)
+        self.train_set = train_set  # kept for the feature map's look-alikes at the end (core/training/feature_map.py)
         self.test_set = data.test
         mean, std = (channel_stats(train_set.images, grayscale=cfg.grayscale) if cfg.normalize
                      else ((0.0,) * 3, (1.0,) * 3))

@@ -1,7 +1,7 @@
 """Map: the test set laid out by what the model sees in each picture, and each picture's training look-alikes.
 
 One dot per test picture, placed by a t-SNE layout of the model's penultimate-layer features (saved by
-core/analysis/features.py at the end of training, or computed here for older runs as a background job with a
+core/training/feature_map.py at the end of training, or computed here for older runs as a background job with a
 progress bar and a Stop). Colour is the true class, a cross marks a mistake, and the square chosen on
 the Errors page is highlighted; hovering a mistake (or the square's dot) shows its picture. Dragging a
 box shows exactly the pictures inside it; for a picture clicked on the map (or chosen in the picker, the

@@ -15,7 +15,7 @@ import pytest
 
 from core.analysis import features
 
-from core.rundir import predictions
+from core.rundir import layout, predictions
 from dashboard import tiles
 from tests.helpers import RunPage, app_runs_folder, chart_frame, one_thread, shown, train_tiny_run, wait_for
 
@@ -27,8 +27,8 @@ def runs_dir(tmp_path_factory):
         mapped = train_tiny_run(folder, name="mapped", epochs=1, feature_map=True).run_dir
         old = folder / f"{mapped.name}-old"
         shutil.copytree(mapped, old)
-        for name in (features.FEATURES_TEST, features.FEATURES_TRAIN, features.MAP_TEST):
-            features.feature_path(old, name).unlink()
+        for path in (layout.features(old, "test"), layout.features(old, "train"), layout.feature_map(old)):
+            path.unlink()
         yield folder
 
 
@@ -66,7 +66,7 @@ class MapPage(RunPage):
 
 def saved(run: Path):
     test = predictions.load_predictions(run, "test")
-    xy = np.load(features.feature_path(run, features.MAP_TEST))["xy"].astype(np.float32)
+    xy = np.load(layout.feature_map(run))["xy"].astype(np.float32)
     classes = json.loads((run / "meta.json").read_text())["classes"]
     return test, xy, classes
 
@@ -117,9 +117,9 @@ def test_the_look_alikes_sentence_names_the_nearest_training_pictures(runs_dir):
     page = MapPage(run)
     first_mistake = int(np.flatnonzero(test.labels != test.pred)[0])  # without a box: the mistakes are offered
     assert page.at.selectbox(key="map_lookalike").value == first_mistake
-    with np.load(features.feature_path(run, features.FEATURES_TEST)) as f:
+    with np.load(layout.features(run, "test")) as f:
         query = f["features"][first_mistake].astype(np.float64)
-    with np.load(features.feature_path(run, features.FEATURES_TRAIN)) as f:
+    with np.load(layout.features(run, "train")) as f:
         bank, labels = f["features"].astype(np.float64), f["labels"]
     cosine = bank @ query / (np.linalg.norm(bank, axis=1) * np.linalg.norm(query))
     near = [classes[c] for c in labels[np.argsort(-cosine)[:8]]]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from core.analysis import features
+from core.rundir import layout
 from dashboard import report
 from tests.helpers import app_runs_folder, one_thread, open_view, rerun, shown, train_tiny_run
 from tests import REPO
@@ -55,17 +56,20 @@ def plain_npy(name: str, key: str) -> Callable[[Path], None]:
     return damage
 
 
+MAP, TEST, TRAIN = (layout.feature_map(Path()).name, layout.features(Path(), "test").name,
+                    layout.features(Path(), "train").name)
+
+
 def train_rows(run: Path) -> int:
-    with np.load(features.feature_path(run, features.FEATURES_TRAIN)) as saved:
+    with np.load(layout.features(run, "train")) as saved:
         return len(saved["labels"])
 
 
 def rewrite_train(make: Callable[[int], dict]) -> Callable[[Path], None]:
     """Replace arrays of features_train.npz with `make(rows)`'s (its row count is the split's)."""
-    return lambda run: rewrite(features.FEATURES_TRAIN, **make(train_rows(run)))(run)
+    return lambda run: rewrite(TRAIN, **make(train_rows(run)))(run)
 
 
-MAP, TEST, TRAIN = features.MAP_TEST, features.FEATURES_TEST, features.FEATURES_TRAIN
 # name -> (how the files are damaged, a phrase of the sentence shown). The map and the test features are
 # what the map is drawn from: damaged, the page says so and offers to compute the map again.
 MAP_DAMAGE = {

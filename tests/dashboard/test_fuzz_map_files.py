@@ -16,13 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.analysis import features
+from core.rundir import layout
 from dashboard import report
 from tests.helpers import app_runs_folder, fresh_copy, one_thread, open_view, rerun, train_tiny_run
 
-ROWS = {features.MAP_TEST: 500, features.FEATURES_TEST: 500, features.FEATURES_TRAIN: 1800}  # the tiny run's
-KEYS = {features.MAP_TEST: ("xy", "labels", "index"), features.FEATURES_TEST: ("features", "labels", "index"),
-        features.FEATURES_TRAIN: ("features", "labels", "index")}
+MAP, TEST, TRAIN = (layout.feature_map(Path()).name, layout.features(Path(), "test").name,
+                    layout.features(Path(), "train").name)
+ROWS = {MAP: 500, TEST: 500, TRAIN: 1800}  # the tiny run's
+KEYS = {MAP: ("xy", "labels", "index"), TEST: ("features", "labels", "index"), TRAIN: ("features", "labels", "index")}
 ARRAY_FIELDS = [(file, key) for file, keys in KEYS.items() for key in keys]
 DTYPES = ["int64", "uint64", "int8", "uint8", "float16", "float32", "float64", "bool", "<U3"]
 
@@ -62,7 +63,7 @@ damages = st.lists(
 
 
 def write_array(run_dir: Path, file: str, key: str, value: np.ndarray) -> None:
-    path = features.feature_path(run_dir, file)
+    path = layout.predictions_dir(run_dir) / file
     try:
         with np.load(path) as saved:
             contents = dict(saved)
@@ -74,7 +75,7 @@ def write_array(run_dir: Path, file: str, key: str, value: np.ndarray) -> None:
 
 
 def damage_file(run_dir: Path, file: str, how: str, fraction: float) -> None:
-    path = features.feature_path(run_dir, file)
+    path = layout.predictions_dir(run_dir) / file
     data = path.read_bytes()
     if how == "truncate":
         path.write_bytes(data[: int(len(data) * fraction)])

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.analysis import calibration, features, mistakes
+from core.analysis import calibration, mistakes
+from core.rundir import layout
 from core.rundir.predictions import Predictions, load_predictions
 from dashboard import charts, report
 from dashboard.report import build, cli, download
@@ -245,7 +246,7 @@ def with_map(run: Path, tmp_path: Path) -> tuple[Path, np.ndarray]:
     mapped = variant(run, tmp_path)
     preds = load_predictions(mapped, "test")
     xy = np.random.default_rng(0).normal(size=(len(preds.index), 2)).astype(np.float32)
-    np.savez(features.feature_path(mapped, features.MAP_TEST), xy=xy, labels=preds.labels, index=preds.index)
+    np.savez(layout.feature_map(mapped), xy=xy, labels=preds.labels, index=preds.index)
     return mapped, xy
 
 
@@ -279,7 +280,7 @@ def test_the_map_section_is_there_only_with_a_map_for_these_test_results(run, tm
     drawn = next(v for v in spec["datasets"].values() if v and "x" in v[0])
     np.testing.assert_allclose([[d["x"], d["y"]] for d in drawn], xy, atol=0.006)  # rounded to hundredths
     assert "params" not in json.dumps(spec)  # a static chart: no selections outside the dashboard
-    np.savez(features.feature_path(mapped, features.MAP_TEST), xy=xy[:-1], labels=np.zeros(len(xy) - 1, np.int64),
+    np.savez(layout.feature_map(mapped), xy=xy[:-1], labels=np.zeros(len(xy) - 1, np.int64),
              index=np.arange(len(xy) - 1))  # a map of other test results than those saved now
     assert 'id="chart-map"' not in report.build_report(mapped)
 

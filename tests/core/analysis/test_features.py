@@ -1,5 +1,6 @@
-"""The feature map's core: penultimate features for every registered model, the saved files, the t-SNE
-layout and the nearest training pictures (core/analysis/features.py, core.training.inference.infer_features)."""
+"""The feature map: penultimate features for every registered model, the t-SNE layout and the saved files
+(core/training/feature_map.py, core.training.inference.infer_features), and reading them back with the nearest
+training pictures (core/analysis/features.py)."""
 from __future__ import annotations
 
 import threading
@@ -9,10 +10,8 @@ import pytest
 import torch
 
 from core.analysis import features
-
-from core.training import models
-
-from core.rundir import predictions
+from core.rundir import layout, predictions
+from core.training import feature_map, models
 from core.data import Normalizer
 from core.training.inference import infer, infer_features
 from core.jobs import JobManager
@@ -67,13 +66,13 @@ def test_the_look_alikes_sentence_and_the_box_in_plain_numbers():
 def test_layout_is_deterministic_and_keeps_groups_apart():
     rng = np.random.default_rng(0)
     groups = np.concatenate([rng.normal(0, 1, (40, 16)), rng.normal(12, 1, (40, 16))]).astype(np.float16)
-    xy = features.layout_2d(groups)
+    xy = feature_map.layout_2d(groups)
     assert xy.shape == (80, 2) and xy.dtype == np.float32
-    np.testing.assert_array_equal(xy, features.layout_2d(groups))
+    np.testing.assert_array_equal(xy, feature_map.layout_2d(groups))
     centre_a, centre_b = xy[:40].mean(0), xy[40:].mean(0)
     spread = max(np.linalg.norm(xy[:40] - centre_a, axis=1).max(), np.linalg.norm(xy[40:] - centre_b, axis=1).max())
     assert np.linalg.norm(centre_a - centre_b) > spread  # each group is on its own side of the map
-    assert features.layout_2d(groups[:3]).shape == (3, 2)  # too few for t-SNE: still one point each
+    assert feature_map.layout_2d(groups[:3]).shape == (3, 2)  # too few for t-SNE: still one point each
 
 
 @pytest.fixture(scope="module")
@@ -84,36 +83,36 @@ def mapped_run(tmp_path_factory):
 
 def test_the_engine_saves_features_and_map_that_match_the_test_predictions(mapped_run):
     test = predictions.load_predictions(mapped_run, "test")
-    feats, train, layout = (features.load_features(mapped_run, "test"), features.load_features(mapped_run, "train"),
-                            features.load_map(mapped_run))
-    with np.load(features.feature_path(mapped_run, features.FEATURES_TEST)) as saved:
+    feats, train, xy = (features.load_features(mapped_run, "test"), features.load_features(mapped_run, "train"),
+                        features.load_map(mapped_run))
+    with np.load(layout.features(mapped_run, "test")) as saved:
         assert saved["features"].dtype == np.float16
     assert feats.values.shape == (len(test.labels), 84)  # tutorial-cnn: fc3's input has 84 numbers
     np.testing.assert_array_equal(feats.index, test.index)
-    np.testing.assert_array_equal(layout.index, test.index)
-    np.testing.assert_array_equal(layout.labels, test.labels)
-    assert layout.values.shape == (len(test.labels), 2)
-    val_index = np.load(mapped_run / "predictions" / "val_labels.npz")["index"]
+    np.testing.assert_array_equal(xy.index, test.index)
+    np.testing.assert_array_equal(xy.labels, test.labels)
+    assert xy.values.shape == (len(test.labels), 2)
+    val_index = np.load(layout.val_labels(mapped_run))["index"]
     assert not set(train.index) & set(val_index) and len(train.index) + len(val_index) == 2000  # training split only
 
 
 def test_computing_later_gives_the_same_files_written_atomically(mapped_run, tmp_path, monkeypatch):
-    before = {name: np.load(features.feature_path(mapped_run, name)) for name in
-              (features.FEATURES_TEST, features.FEATURES_TRAIN, features.MAP_TEST)}
+    paths = [layout.features(mapped_run, "test"), layout.features(mapped_run, "train"), layout.feature_map(mapped_run)]
+    before = {path: np.load(path) for path in paths}
     written = []
     real = predictions.write_atomically  # the one .npz writer, predictions.save_npz, writes through it
     monkeypatch.setattr(predictions, "write_atomically",
                         lambda path, write: (written.append(path.name), real(path, write)))
     reports = []
-    features.compute_run_features(mapped_run, torch.device("cpu"), lambda f, m: reports.append((f, m)))
-    assert written == [features.FEATURES_TEST, features.FEATURES_TRAIN, features.MAP_TEST]
-    for name, old in before.items():
-        with np.load(features.feature_path(mapped_run, name)) as new:
+    feature_map.compute_run_features(mapped_run, torch.device("cpu"), lambda f, m: reports.append((f, m)))
+    assert written == [path.name for path in paths]
+    for path, old in before.items():
+        with np.load(path) as new:
             for key in old.files:
                 np.testing.assert_array_equal(new[key], old[key])
     fractions = [f for f, _ in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert not list((mapped_run / "predictions").glob(".*.tmp"))
+    assert not list(layout.predictions_dir(mapped_run).glob(".*.tmp"))
 
 
 def test_a_stop_leaves_no_files_and_an_old_run_gets_its_map_as_a_job(tmp_path):
@@ -121,11 +120,20 @@ def test_a_stop_leaves_no_files_and_an_old_run_gets_its_map_as_a_job(tmp_path):
     assert not features.has_map(run)
     stop = threading.Event()
     stop.set()
-    with pytest.raises(features.FeaturesStopped):
-        features.compute_run_features(run, torch.device("cpu"), stop=stop)
-    assert not list((run / "predictions").glob("*features*")) and not features.has_map(run)
+    with pytest.raises(feature_map.FeaturesStopped):
+        feature_map.compute_run_features(run, torch.device("cpu"), stop=stop)
+    assert not list(layout.predictions_dir(run).glob("*features*")) and not features.has_map(run)
     manager = JobManager(tmp_path)
     job = manager.compute_map(run.name)
     wait_for(lambda: job.state != "running")
     assert (job.state, job.error, job.fraction) == ("done", None, 1.0) and features.has_map(run)
     assert manager.map_job(run.name) is job
+
+
+def test_a_k_fold_runs_map_computed_later_leaves_its_held_out_fold_out_of_the_training_features(tmp_path):
+    run = train_tiny_run(tmp_path, name="fold", epochs=1, folds=4, fold=1).run_dir
+    feature_map.compute_run_features(run, torch.device("cpu"))
+    train = features.load_features(run, "train")
+    held_out = np.load(layout.val_labels(run))["index"]
+    assert len(held_out) == 500 and not set(train.index) & set(held_out)  # a quarter of the 2,000, not 10%
+    assert len(train.index) + len(held_out) == 2000

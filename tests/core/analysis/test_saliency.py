@@ -106,9 +106,9 @@ def test_an_unknown_layer_or_bad_input_is_one_sentence(monkeypatch):
         saliency.grad_cam(model, "tutorial-cnn", unit_normalizer(), np.zeros((2, 32, 32, 3)), [0, 1], CPU)
     with pytest.raises(ValueError, match="one class per picture"):
         saliency.grad_cam(model, "tutorial-cnn", unit_normalizer(), np.zeros((2, 32, 32, 3), np.uint8), [0], CPU)
-    from core.training import models
-    spec = models._REGISTRY["tutorial-cnn"]
-    monkeypatch.setitem(models._REGISTRY, "tutorial-cnn", type(spec)(**{**spec.__dict__, "cam_layer": "conv9"}))
+    from core.training.models import registry
+    spec = registry._REGISTRY["tutorial-cnn"]
+    monkeypatch.setitem(registry._REGISTRY, "tutorial-cnn", type(spec)(**{**spec.__dict__, "cam_layer": "conv9"}))
     with pytest.raises(ValueError, match="has no such module"):
         cam_layer_of(model, "tutorial-cnn")
 

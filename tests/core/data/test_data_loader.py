@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from core.training.augment import Augment
+from core.data.augment import Augment
 from core.data import (
     CIFAR10_CLASSES, DataError, Dataset, DeviceLoader, ImageSet, channel_stats, load_dataset, normalize_images,
     split_train_val,

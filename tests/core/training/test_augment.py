@@ -1,4 +1,4 @@
-"""Tests for core.training.augment: each augmentation checked against an independent reference on CPU."""
+"""Tests for core.data.augment: each augmentation checked against an independent reference on CPU."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.training import augment as aug
-from core.training.augment import Augment
+from core.data import augment as aug
+from core.data.augment import Augment
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.training.device import amp_dtype, resolve_device
+from core.training.device import amp_dtype, resolve_device, use_fastest_kernels
 from core.jobs import device_key
 
 
@@ -34,10 +34,8 @@ def test_auto_precision_uses_bf16_only_on_gpus_that_have_it_in_hardware(monkeypa
 
 
 def test_cudnn_picks_its_fastest_kernels_on_a_cuda_run_only(monkeypatch):
-    from core.training.device import prepare
-
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    prepare(torch.device("cpu"))
+    use_fastest_kernels(torch.device("cpu"))
     assert torch.backends.cudnn.benchmark is False
-    prepare(torch.device("cuda", 0))
+    use_fastest_kernels(torch.device("cuda", 0))
     assert torch.backends.cudnn.benchmark is True

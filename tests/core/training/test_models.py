@@ -1,4 +1,4 @@
-"""Tests for core/training/models.py (registry + architectures) and core/training/fastnet.py (whitening net).
+"""Tests for core/training/models/ (the registry, every architecture) and its fastnet.py (whitening net).
 
 CPU only, tiny batches: the whole file runs in a few seconds.
 """
@@ -11,8 +11,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core.training import fastnet, models
-from core.training.fastnet import FastNet
+from core.training import models
+from core.training.models import fastnet, registry
+from core.training.models.fastnet import FastNet
 from core.training.models import describe_model, get_model, list_models, register_model
 from tests.helpers import register_normed_net, tiny_config
 
@@ -85,7 +86,7 @@ def test_duplicate_registration_refused(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ValueError, match="already registered"):
         register_model("fastnet", "another fastnet")
     # The decorator path, on a private copy of the registry so other tests see no change.
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     register_model("tmp-net", "a temporary net")(lambda num_classes: nn.Linear(3, num_classes))
     assert list_models()[-1] == "tmp-net"
     with pytest.raises(ValueError, match="'tmp-net' is already registered"):
@@ -120,9 +121,9 @@ def test_bad_num_classes_refused(bad: object) -> None:
 
 def test_describe_model_is_cached() -> None:
     describe_model("resnet20")
-    hits = models._parameter_count.cache_info().hits
+    hits = registry._parameter_count.cache_info().hits
     describe_model("resnet20")
-    assert models._parameter_count.cache_info().hits == hits + 1
+    assert registry._parameter_count.cache_info().hits == hits + 1
 
 
 # ------------------------------------------------------------------ fastnet

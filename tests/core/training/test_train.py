@@ -1,5 +1,7 @@
 """The engine end to end on synthetic data: a complete run folder, resume, repeatability, stop, OOM."""
 import json
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -10,6 +12,8 @@ import torch
 
 from core.rundir import catalog, checkpoints, lifecycle, predictions
 from core.rundir.records import read_json
+from core.rundir import layout
+from core.rundir.state import RunState
 from core.training.engine import OOM_MESSAGE, resume_run, start_run
 from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 from tests import REPO
@@ -149,6 +153,36 @@ def test_command_line_bad_input_is_one_sentence_and_creates_nothing(tmp_path, ar
     assert out.returncode == 1
     assert words in out.stderr and "Traceback" not in out.stderr
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_command_line_refuses_an_unknown_model_in_one_sentence_before_making_a_run_folder(tmp_path, capsys):
+    from core.train import main
+    from core.training.models import list_models
+
+    runs_dir = tmp_path / "runs"
+    interrupt = signal.getsignal(signal.SIGINT)  # main() installs its own Ctrl-C handler
+    try:
+        assert main(["--data", "synthetic", "--model", "resnet1000", "--runs-dir", str(runs_dir)]) == 1
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+    sentence = f"model must be one of {', '.join(list_models())}, got 'resnet1000'."
+    assert capsys.readouterr().err.strip() == f"error: {sentence}"
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_starting_or_resuming_a_run_of_an_unknown_model_is_refused_before_anything_is_written(finished, tmp_path):
+    with pytest.raises(ValueError, match="^model must be one of .*, got 'resnet1000'\\.$"):
+        start_run(tiny_config(model="resnet1000"), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    copy = tmp_path / "copy"
+    shutil.copytree(finished.run_dir, copy / "old")
+    config = json.loads(layout.config(copy / "old").read_text())
+    layout.config(copy / "old").write_text(json.dumps({**config, "model": "resnet1000"}))
+    lifecycle.update_status(copy / "old", state=RunState.STOPPED)
+    before = {path: path.stat().st_mtime_ns for path in (copy / "old").rglob("*")}
+    with pytest.raises(ValueError, match="got 'resnet1000'"):
+        resume_run(copy, "old")
+    assert {path: path.stat().st_mtime_ns for path in (copy / "old").rglob("*")} == before
 
 
 def test_the_schedule_scales_each_groups_rate_by_its_lr_scale(tmp_path, monkeypatch):

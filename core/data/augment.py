@@ -2,7 +2,7 @@
 
 Every function takes a whole batch `(B, C, H, W)` on any device (uint8 or float) and draws its
 randomness from the `torch.Generator` it is given, so the same generator state gives the same
-output. There is no per-image Python loop. `DeviceLoader` in `core.data` composes them with `apply`
+output. There is no per-image Python loop. `DeviceLoader` (core/data/loader.py) composes them with `apply`
 on uint8 batches, before the conversion to float, where they are cheapest.
 """
 

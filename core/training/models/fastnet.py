@@ -1,8 +1,8 @@
 """FastNet: a speed-first CIFAR-10 network of the airbench family (Keller Jordan's record runs).
 
-This file holds only the nn.Module classes; `core/training/models.py` registers the two variants
-("fastnet" with widths 64/256/256 and "fastnet-small" with 32/64/128), so importing this file
-never touches the registry.
+Registers two variants, first in the picker: "fastnet" (widths 64/256/256, the default) and
+"fastnet-small" (32/64/128), with their optimiser groups (BatchNorm shifts at their own rate, the
+whitening bias trained for its first epochs only).
 
 The tricks, and why each one is here:
 - Patch whitening: the first layer is a frozen 2x2 conv whose 12 filters decorrelate the
@@ -36,10 +36,16 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from core.training.models.registry import register_model
+
+if TYPE_CHECKING:
+    from core.rundir.config import TrainConfig
 
 # ------------------------------------------------------------------ constants
 
@@ -196,3 +202,35 @@ class FastNet(nn.Module):
         x = self.stages(x)                              # (B, widths[-1], 3, 3)
         x = F.max_pool2d(x, x.shape[-2:]).flatten(1)    # (B, widths[-1]) global max pool
         return self.head(x) * self.logit_scale          # (B, num_classes)
+
+
+# ------------------------------------------------------------------ optimiser groups and registrations
+
+def _fastnet_groups(model: FastNet, cfg: TrainConfig) -> list[dict]:
+    """BatchNorm shifts at cfg.norm_bias_lr_scale times the rate; the whitening bias trained for its first epochs."""
+    shifts = [m.bias for m in model.modules() if isinstance(m, FrozenScaleBatchNorm)]
+    special = {id(p) for p in [*shifts, model.whiten.bias]}
+    rest = [p for p in model.parameters() if id(p) not in special]
+    # airbench raises the shifts' rate, not their decay: SGD and AdamW shrink a weight by lr * weight_decay
+    # a step, so dividing the decay by the rate's factor keeps the shrink per step the same as the others'.
+    shift_group = {"params": shifts, "lr_scale": cfg.norm_bias_lr_scale,
+                   "weight_decay": cfg.weight_decay / cfg.norm_bias_lr_scale}
+    whiten_group = {"params": [model.whiten.bias]}
+    if cfg.whiten_bias_epochs > 0:
+        whiten_group["train_epochs"] = cfg.whiten_bias_epochs
+    return [{"params": rest}, shift_group, whiten_group]
+
+
+@register_model("fastnet", "The default: a speed-tuned network in the style of the airbench "
+                           "CIFAR-10 record runs, built to reach about 94% accuracy in roughly "
+                           "10 epochs on a GPU.", param_groups=_fastnet_groups,
+                cam_layer="stages.1")  # 7x7; the last stage's 3x3 is too coarse to point at anything
+def _fastnet(num_classes: int) -> nn.Module:
+    return FastNet(num_classes, widths=(64, 256, 256))
+
+
+@register_model("fastnet-small", "A narrower fastnet for laptops: about 4-5 times faster on a "
+                                 "CPU, at the cost of a few points of accuracy.", param_groups=_fastnet_groups,
+                cam_layer="stages.1")
+def _fastnet_small(num_classes: int) -> nn.Module:
+    return FastNet(num_classes, widths=(32, 64, 128))
