@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs, val_predictions_path
+from core.rundir import layout
+from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs
 
 MIN_EPOCHS = 2  # forgetting and spread need at least two epochs to compare
 NEVER = -1  # first_correct / learned_for_good of a picture that was never (or is not now) right
@@ -73,7 +74,7 @@ def read_epoch(run_dir: Path, epoch: int) -> tuple[Predictions | None, str | Non
     except PredictionsError as exc:
         return None, str(exc)
     if preds is None:  # listed, then gone (a restarted run clears predictions/)
-        return None, f"predictions/{val_predictions_path(run_dir, epoch).name} went away while it was being read."
+        return None, f"{layout.in_predictions(layout.val_epoch(run_dir, epoch).name)} went away while it was being read."
     return preds, None
 
 

@@ -23,6 +23,7 @@ from core.rundir.state import RunState
 from core.training import distributed
 from core.training.device import resolve_device
 from core.training.engine import train
+from core.training.models import check_model_name
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,10 @@ class TrainingQueue:
     def submit(self, cfg: TrainConfig, name: str | None = None, processes: int = 1) -> str:
         """Queue a new run; it starts as soon as its device is free. Returns the run id.
 
-        A device this machine does not have, or `processes` it cannot run (more than its GPUs, a batch
+        A model no architecture is registered under, a device this machine does not have, or `processes` it cannot run (more than its GPUs, a batch
         that does not split), is refused (ValueError) before any run folder is made.
         """
+        check_model_name(cfg.model)
         problem = distributed.team_refusal(resolve_device(cfg.device), cfg.batch_size, processes)
         if problem:
             raise ValueError(problem)

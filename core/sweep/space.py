@@ -18,6 +18,7 @@ import optuna
 
 from core.rundir import records
 from core.rundir.config import TrainConfig
+from core.training.models import check_model_name
 
 # Where and on what a trial trains, and how it is recorded, are the sweep's frame, not its question;
 # val_fraction and the folds change the validation set that ranks the trials.
@@ -195,7 +196,8 @@ def _extremes(param: Param) -> list[Any]:
 
 def _try(base: TrainConfig, values: dict[str, Any]) -> None:
     try:
-        TrainConfig.from_dict({**base.to_dict(), **values})  # from_dict: a range's 1 is 1.0 for a float field
+        cfg = TrainConfig.from_dict({**base.to_dict(), **values})  # from_dict: a range's 1 is 1.0 for a float field
+        check_model_name(cfg.model)  # the settings' checks leave architectures to the training wing
     except ValueError as exc:
         where = ", ".join(f"{k}={v}" for k, v in values.items())
         raise SweepError(f"The sweep would train with {where}, which is not allowed: {exc}") from None

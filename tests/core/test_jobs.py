@@ -206,3 +206,9 @@ def test_a_run_training_here_gets_its_map_when_it_finishes_not_from_a_map_job(ma
     with pytest.raises(catalog.RunError, match="still training here"):
         manager.compute_map(run_id)
     assert manager.map_job(run_id) is None
+
+
+def test_a_model_no_architecture_is_registered_under_is_refused_before_any_folder(manager):
+    with pytest.raises(ValueError, match="model must be one of .*, got 'resnet1000'"):
+        manager.submit(tiny_config(model="resnet1000"))
+    assert not manager.runs_dir.exists() or not any(manager.runs_dir.iterdir())

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import REPO
+
 CORE = REPO / "core"
 
 CONDUCTORS = ("core.jobs", "core.sweep", "core.bench", "core.present", "core.train")

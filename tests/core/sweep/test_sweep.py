@@ -32,6 +32,7 @@ LR = [Param("lr", 1e-5, 1e-2, log=True)]
     (["weight_decay=0:0.01:log"], "weight_decay's log-scale range must start above 0"),
     (["warmup_epochs=0:5"], "warmup_epochs=5.0, which is not allowed: warmup_epochs must be between 0 and epochs"),
     (["optimizer=sgd,rmsprop"], "optimizer must be one of sgd, adam, adamw, got 'rmsprop'"),
+    (["model=resnet20,resnet1000"], "model=resnet1000, which is not allowed: model must be one of fastnet, "),
     (["optimizer=sgd:adam"], "optimizer is not a number, so it takes a list of choices"),
     (["batch_size=64:ab"], "batch_size takes a whole number, got 'ab'"),
     (["lr=0.01:0.1", "lr=0.001:0.01"], "lr is varied twice"),
