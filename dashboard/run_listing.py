@@ -1,6 +1,6 @@
 """How runs are told apart and listed: their labels in pickers and legends, and the Runs page's table.
 
-Pure functions of core.rundir.catalog.RunSummary (no Streamlit), unit-tested in tests/test_present.py.
+Pure functions of core.rundir.catalog.RunSummary (no Streamlit), unit-tested in tests/core/test_present.py.
 """
 from __future__ import annotations
 

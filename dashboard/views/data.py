@@ -3,7 +3,7 @@ each class has in the training, validation and test sets.
 
 The images come from core.data (through the cached loaders.dataset); the validation split is the
 one a run would make (core.data.split_train_val with the run's share and seed); counting and
-sampling are core.views functions.
+sampling are core.data.per_class functions.
 """
 from __future__ import annotations
 

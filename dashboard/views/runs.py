@@ -1,8 +1,8 @@
 """Runs page: every run in runs/ (dashboard or command line) in one table, curves side by side,
 and the housekeeping: rename, download metrics or weights, delete.
 
-The table and curves come from core.views; renaming and deleting go through core.rundir.catalog (and the job
-manager for a run that is waiting), so every refusal is core's one sentence.
+The table comes from dashboard.run_listing, the curves from core.analysis.curves; renaming and deleting go
+through core.rundir.lifecycle (and the job manager for a run that is waiting), so every refusal is core's one sentence.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from tests import REPO
 
 CORE = REPO / "core"
 
-CONDUCTORS = ("core.jobs", "core.sweep", "core.bench", "core.present", "core.train")
+CONDUCTORS = ("core.jobs", "core.sweep", "core.bench", "core.train")
 # What the analysis wing may use of training: the registry (Grad-CAM's layer, the classifier's features) and
 # the one inference path (Predictor, infer_features, class_accuracy), so an analysis predicts as the run did.
 ANALYSIS_MAY_USE_OF_TRAINING = ("core.training.models", "core.training.inference")
