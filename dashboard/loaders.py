@@ -49,11 +49,11 @@ def predictions(run_dir: Path, split: str = "test",
 
 
 def predictions_or_stop(summary: catalog.RunSummary, split: str, preds: Predictions | None, problem: str | None,
-                        which: str = "") -> Predictions:
+                        prefix: str = "") -> Predictions:
     """`preds` as `predictions` gave them, or one sentence and the page stops: a warning naming the damaged
     file, else why the run has none yet. `which` starts the warning ("Run A: ") where two runs are shown."""
     if problem:
-        st.warning(which + plain(problem))
+        st.warning(prefix + plain(problem))
         st.stop()
     if preds is None:
         st.info(no_predictions_message(summary, split))

@@ -35,7 +35,7 @@ POPOVER = "Why?"  # short: the Errors page's tiles are about 100 px wide
 class Looks:
     """Which run's saved model draws the maps (a checkpoint: "last" or "best")."""
     run_dir: Path
-    which: str
+    checkpoint: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,15 +51,15 @@ def toggle(key: str, preds: predictions.Predictions | None = None) -> bool:
 def looks_for(summary: catalog.RunSummary, preds: predictions.Predictions | None = None,
               images: ImageSet | None = None) -> Looks | None:
     """Which model draws the maps of `summary`'s pictures; None, saying why, when they cannot be drawn."""
-    which = loaders.predictor_checkpoint(summary.path)
-    if which is None:
+    checkpoint = loaders.predictor_checkpoint(summary.path)
+    if checkpoint is None:
         st.info("This run has no saved model yet, so there is nothing to ask where it looked; "
                 "one is saved at the end of its first epoch.")
         return None
     if preds is not None and images is None:
         st.info("The pictures are not available here, so there is nothing to colour.")
         return None
-    return Looks(summary.path, which)
+    return Looks(summary.path, checkpoint)
 
 
 def toggle_looks(summary: catalog.RunSummary, key: str, preds: predictions.Predictions | None = None,
@@ -73,11 +73,11 @@ def toggle_looks(summary: catalog.RunSummary, key: str, preds: predictions.Predi
 # ---------------------------------------------------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner="Working out where it looked…")
-def _maps(run_dir: str, which: str, mtime_ns: int, key: tuple, classes: tuple[int, ...],
+def _maps(run_dir: str, checkpoint: str, mtime_ns: int, key: tuple, classes: tuple[int, ...],
           _images: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     # `key` names the pictures (split and places in it), so the pictures themselves are not hashed.
     try:
-        model = loaders.predictor(Path(run_dir), which)
+        model = loaders.predictor(Path(run_dir), checkpoint)
         return saliency.predictor_grad_cam(model, _images, np.array(classes)), None
     except ValueError as exc:  # RunError (damaged checkpoint) or a model without a layer: one sentence
         return None, str(exc)
@@ -85,8 +85,8 @@ def _maps(run_dir: str, which: str, mtime_ns: int, key: tuple, classes: tuple[in
 
 def maps_for(looks: Looks, key: tuple, images: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     """(N, 32, 32) maps of `images` (uint8 (N, 32, 32, 3), named by `key`) for `classes`, or why not."""
-    mtime = by_mtime(layout.checkpoint(looks.run_dir, looks.which))
-    return _maps(str(looks.run_dir), looks.which, mtime, key, tuple(int(c) for c in classes), images)
+    mtime = by_mtime(layout.checkpoint(looks.run_dir, looks.checkpoint))
+    return _maps(str(looks.run_dir), looks.checkpoint, mtime, key, tuple(int(c) for c in classes), images)
 
 
 def tile_maps(looks: Looks, preds: predictions.Predictions, positions: np.ndarray,

@@ -38,10 +38,10 @@ FLIPS_CAPTION = (
 # The two runs
 # ---------------------------------------------------------------------------------------------
 
-def saved_test(summary: catalog.RunSummary, which: str) -> predictions.Predictions:
+def saved_test(summary: catalog.RunSummary, side: str) -> predictions.Predictions:
     """A run's final test predictions; stops the page with one sentence when they are missing or damaged."""
     preds, problem = loaders.predictions(summary.path, "test")
-    return loaders.predictions_or_stop(summary, "test", preds, problem, which=f"Run {which}: ")
+    return loaders.predictions_or_stop(summary, "test", preds, problem, prefix=f"Run {side}: ")
 
 
 def candidates_for_b(a: catalog.RunSummary, summaries: list[catalog.RunSummary]) -> list[catalog.RunSummary]:

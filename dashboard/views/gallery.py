@@ -92,8 +92,8 @@ def show_grid(summary: catalog.RunSummary) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def show_uploads(summary: catalog.RunSummary) -> None:
-    which = loaders.predictor_checkpoint(summary.path)
-    if which is None:
+    checkpoint = loaders.predictor_checkpoint(summary.path)
+    if checkpoint is None:
         st.info("This run has no saved model yet: one is saved at the end of its first epoch.")
         st.stop()
     upload_col, camera_col = st.columns(2)
@@ -109,7 +109,7 @@ def show_uploads(summary: catalog.RunSummary) -> None:
         pictures.append((PHOTO_NAME, photo.getvalue()))
     if pictures:
         looks = where_looked.toggle_looks(summary, UPLOAD_LOOKED_KEY)
-        show_predictions(summary, which, pictures, looks)
+        show_predictions(summary, checkpoint, pictures, looks)
 
 
 def camera_photo() -> UploadedFile | None:
@@ -125,13 +125,13 @@ def camera_photo() -> UploadedFile | None:
                            help="The middle square of the photo is shrunk to 32×32 pixels, like an upload.")
 
 
-def show_predictions(summary: catalog.RunSummary, which: str, pictures: list[tuple[str, bytes]],
+def show_predictions(summary: catalog.RunSummary, checkpoint: str, pictures: list[tuple[str, bytes]],
                      looks: where_looked.Looks | None = None) -> None:
     """Each (name, encoded bytes) picture with the run's answer; uploads and photos alike go through
     core.data.uploads and the run's predictor, one batch for all. With `looks`, where it looked for its
     answer and for its second guess, side by side (a picture of your own has no true class)."""
     try:
-        model = loaders.predictor(summary.path, which)
+        model = loaders.predictor(summary.path, checkpoint)
     except ValueError as exc:  # RunError: a damaged or foreign checkpoint, in one sentence
         st.error(plain(exc))
         return
