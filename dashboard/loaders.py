@@ -138,8 +138,8 @@ def epoch_stack(run_dir: Path) -> EpochStack:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _predictor(run_dir: str, which: str, mtime_ns: int) -> Predictor:
-    return Predictor.from_run(Path(run_dir), resolve_device("auto"), which)
+def _predictor(run_dir: str, checkpoint: str, mtime_ns: int) -> Predictor:
+    return Predictor.from_run(Path(run_dir), resolve_device("auto"), checkpoint)
 
 
 def predictor_checkpoint(run_dir: Path) -> str | None:
@@ -147,9 +147,9 @@ def predictor_checkpoint(run_dir: Path) -> str | None:
     return evaluated_checkpoint(run_dir)  # core owns the rule: the map uses the same checkpoint
 
 
-def predictor(run_dir: Path, which: str) -> Predictor:
+def predictor(run_dir: Path, checkpoint: str) -> Predictor:
     """The run's model ready to classify new images, loaded once per checkpoint file version."""
-    return _predictor(str(run_dir), which, by_mtime(layout.checkpoint(run_dir, which)))
+    return _predictor(str(run_dir), checkpoint, by_mtime(layout.checkpoint(run_dir, checkpoint)))
 
 
 @st.cache_resource(ttl=60, max_entries=4, show_spinner="Loading images…")
@@ -183,18 +183,18 @@ def class_names(summary: catalog.RunSummary, num_classes: int, data_classes: tup
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _feature_set(run_dir: str, which: str, mtime_ns: int) -> tuple[features.FeatureSet | None, str | None]:
+def _feature_set(run_dir: str, kind: str, mtime_ns: int) -> tuple[features.FeatureSet | None, str | None]:
     try:
-        return (features.load_map(Path(run_dir)) if which == "map" else features.load_features(Path(run_dir), which)), None
+        return (features.load_map(Path(run_dir)) if kind == "map" else features.load_features(Path(run_dir), kind)), None
     except PredictionsError as exc:
         return None, str(exc)
 
 
-def feature_set(run_dir: Path, which: str) -> tuple[features.FeatureSet | None, str | None]:
+def feature_set(run_dir: Path, kind: str) -> tuple[features.FeatureSet | None, str | None]:
     """The test map ("map") or a split's features ("test", "train"), read once per version of its file;
     None with a sentence when damaged, (None, None) when the run has none."""
-    path = layout.feature_map(run_dir) if which == "map" else layout.features(run_dir, which)
-    return _feature_set(str(run_dir), which, by_mtime(path))
+    path = layout.feature_map(run_dir) if kind == "map" else layout.features(run_dir, kind)
+    return _feature_set(str(run_dir), kind, by_mtime(path))
 
 
 def train_images(config: dict) -> ImageSet | None:
