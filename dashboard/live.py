@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analysis.curves import current_lr, latest, live_curves
-from core.analysis.progress import run_progress
+from core.rundir.progress import run_progress
 from dashboard.wording import MISSING, data_label, plural, progress_line, queue_text
 
 from core.rundir import catalog, files, lifecycle

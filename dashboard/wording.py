@@ -1,7 +1,7 @@
 """How the pages (and the report) say things: numbers, durations and dates in words, and the sentences about a
 run's state, place in the queue, progress and missing test results.
 
-Pure functions of numbers core computes (core.analysis.progress, core.rundir.catalog.RunSummary); no Streamlit,
+Pure functions of numbers core computes (core.rundir.progress, core.rundir.catalog.RunSummary); no Streamlit,
 so the report's command line uses them too and every sentence is unit-tested without a browser.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from core.analysis.progress import Progress
+from core.rundir.progress import Progress
 from core.rundir.catalog import RunSummary
 from core.rundir.state import RunState
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.analysis.curves import current_lr, latest, live_curves
-from core.analysis.progress import run_progress
+from core.rundir.progress import run_progress
 
 from core.rundir import catalog
 from core.bench.measure import (Contention, Measurement, RowResult, load_average, measure_run_dir, peak_memory_mib,

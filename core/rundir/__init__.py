@@ -1,7 +1,8 @@
 """The run folder: `runs/<id>/`, the contract between the engine and everything that reads it.
 
 Everything else in core and the dashboard reads and writes runs through this package; it imports
-nothing from the training or analysis wings.
+nothing from the rest of core.
+
 - layout       every file and folder name of a run
 - state        RunState, the states a run can be in
 - files        atomic writes, checked reads, disk-full and read-only sentences
@@ -11,4 +12,5 @@ nothing from the training or analysis wings.
 - lifecycle    a run's writers: create, status and metrics updates, rename, delete, resume/restart refusals
 - checkpoints  model and optimiser state, saved and read back
 - predictions  the saved per-picture predictions
+- progress     how far a run has come, from its status
 """

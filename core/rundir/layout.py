@@ -17,7 +17,7 @@
       predictions/oof_train.npz          their combined out-of-fold probabilities
 
 Everything else reads and writes these paths through the functions below, so a new file gets its name
-here once (and in NAMES, which tests/test_layout.py looks for everywhere else) and the README's
+here once (and in NAMES, which tests/core/rundir/test_layout.py looks for everywhere else) and the README's
 run-folder table has one source to be checked against.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ OUT_OF_FOLD = "oof_train.npz"
 
 _VAL_EPOCH = re.compile(rf"^{VAL_EPOCH_PREFIX}(\d{{4,9}})\.npz$")
 
-# Every name above, once: no two files of a run may share one (tests/test_layout.py checks both).
+# Every name above, once: no two files of a run may share one (tests/core/rundir/test_layout.py checks both).
 NAMES: tuple[str, ...] = (CONFIG, STATUS, META, METRICS, TEST_SUMMARY, CHECKPOINTS, PREDICTIONS,
                           *CHECKPOINT_FILES.values(), VAL_LABELS, TEST_PREDICTIONS, *FEATURE_FILES.values(),
                           FEATURE_MAP, KFOLD_JOB, OUT_OF_FOLD)

@@ -13,5 +13,5 @@
 - device       which device, and what it can do
 
 Imports the run folder (core.rundir) and the pictures (core.data); never the analysis wing or a conductor
-(tests/test_wings.py checks).
+(tests/core/test_wings.py checks).
 """

@@ -1,5 +1,5 @@
 """What the Train, Runs, Data and Sweeps pages show, checked without a browser: the numbers core computes
-(core.analysis.curves, core.analysis.progress, core.analysis.mistakes.tally, core.data.per_class,
+(core.analysis.curves, core.rundir.progress, core.analysis.mistakes.tally, core.data.per_class,
 core.sweep.points) and the dashboard's words for them (dashboard.wording, dashboard.run_listing,
 dashboard.sweep_words)."""
 import io
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.analysis import curves, mistakes
-from core.analysis.progress import Progress, run_progress
+from core.rundir.progress import Progress, run_progress
 from core.data import per_class
 from core.rundir.catalog import RunSummary
 from core.rundir.state import RunState

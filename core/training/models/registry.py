@@ -152,7 +152,7 @@ def classifier_layer(model: nn.Module) -> nn.Linear:
     """The final classifier, an nn.Linear whose input is the penultimate features (the feature map's source).
 
     Every registered builder ends in one Linear that turns features into class scores, and registers it
-    last of its Linear layers (tests/test_features.py checks this for each model). A model without any
+    last of its Linear layers (tests/core/analysis/test_features.py checks this for each model). A model without any
     Linear cannot give features, and says so.
     """
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
