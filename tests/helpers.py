@@ -244,3 +244,17 @@ def release_fifo_readers(fifo: Path) -> None:
     except OSError:  # no reader waits on it
         return
     os.close(fd)
+
+
+def small_sweep_results():
+    """Four trials of a two-setting sweep: running, completed, failed, completed without a run folder."""
+    from core.rundir.config import TrainConfig
+    from core.sweep import Param, Sweep, SweepResults, TrialResult
+
+    space = (Param("lr", 1e-4, 1e-2, log=True), Param("optimizer", choices=("adam", "sgd")))
+    sweep = Sweep("s", Path("/runs/sweeps/s"), "s", TrainConfig(), space, trials=4)
+    trials = [TrialResult(2, "running", None, {"lr": 0.003}, "r2", "running", 1, 3, last_value=0.4),
+              TrialResult(0, "completed", 0.6, {"lr": 0.001, "optimizer": "adam"}, "r0", "completed", 3, 3),
+              TrialResult(1, "failed", None, {"lr": 0.01, "optimizer": "sgd"}, "r1", "stopped", 1, 3),
+              TrialResult(3, "completed", 0.5, {"lr": 0.002, "optimizer": "sgd"}, None, None, 3, 3)]
+    return SweepResults(sweep, trials, {"optimizer": 0.25, "lr": 0.75})

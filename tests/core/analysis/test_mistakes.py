@@ -217,3 +217,11 @@ def test_ten_thousand_image_cell_selection_is_fast():
         mistakes.gallery_positions(labels, pred, probs, outcome="wrong")
     assert (time.perf_counter() - start) / 10 < 0.05
     assert counts.sum() == 10_000
+
+
+def test_tally_counts_right_and_wrong():
+    judged = mistakes.tally(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]))
+    assert (judged.total, judged.right, judged.wrong, judged.accuracy) == (4, 2, 2, 0.5)
+    assert mistakes.tally(np.array([], int), np.array([], int)).accuracy == 0.0
+    with pytest.raises(ValueError):
+        mistakes.tally(np.array([0, 1]), np.array([0]))
