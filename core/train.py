@@ -18,12 +18,11 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.training import distributed
-
-from core.rundir import catalog, files, lifecycle
 from core.data import load_dataset
+from core.rundir import catalog, files, lifecycle
 from core.rundir.config import TrainConfig
 from core.rundir.state import RunState
+from core.training import distributed
 from core.training.device import resolve_device
 from core.training.engine import RunResult, checked_run, restart_run, resume_run, train, train_queued
 from core.training.models import check_model_name

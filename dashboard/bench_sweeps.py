@@ -22,8 +22,8 @@ import optuna
 from streamlit.testing.v1 import AppTest
 
 from core.rundir import lifecycle
-from core.rundir.state import RunState
 from core.rundir.config import TrainConfig
+from core.rundir.state import RunState
 from core.sweep import Param, create_sweep
 from core.sweep.study import JOURNAL_FILE
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, fields
 
 from core.rundir.config import TrainConfig
 
-
 ALL_GPUS = "all-gpus"  # a device choice, not a config value: the run's device is cuda, trained by one rank a GPU
 
 @dataclass(frozen=True)

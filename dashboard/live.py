@@ -11,14 +11,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analysis.curves import current_lr, latest, live_curves
-from core.rundir.progress import run_progress
-from dashboard.wording import MISSING, data_label, plural, progress_line, queue_text
-
 from core.rundir import catalog, files, lifecycle
+from core.rundir.progress import run_progress
 from core.rundir.state import LIVE_STATES, RunState
 from dashboard import live_mistakes, state
 from dashboard.charts import curve_chart
 from dashboard.text import plain
+from dashboard.wording import MISSING, data_label, plural, progress_line, queue_text
 
 LIVE_REFRESH_S = 1.5
 MESSAGE_KEY = "live_message"  # a one-sentence refusal from Stop/Resume, shown on the next draw

@@ -13,13 +13,11 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import mistakes
-
 from core.rundir import catalog, predictions
-
-from dashboard.wording import change_text, plural
 from core.rundir.state import LIVE_STATES
 from dashboard import loaders, matrix
 from dashboard.text import plain
+from dashboard.wording import change_text, plural
 
 PREFIX = "live_mistakes"  # the matrix's keys: live_mistakes_cell, live_mistakes_matrix_N, ...
 WAITING = "When the first epoch ends, a matrix of the mistakes on the validation pictures appears here."

@@ -10,16 +10,15 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import dynamics, features, kfold, label_issues, mistakes, pictures
-
-from core.rundir import catalog, layout
-from core.data import Dataset, ImageSet, load_dataset
-from core.training.device import resolve_device
 from core.analysis.dynamics import EpochStack
-from core.training.inference import Predictor, evaluated_checkpoint
+from core.data import Dataset, ImageSet, load_dataset
+from core.rundir import catalog, layout
 from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs
-from dashboard.wording import no_predictions_message
+from core.training.device import resolve_device
+from core.training.inference import Predictor, evaluated_checkpoint
 from dashboard.state import by_mtime
 from dashboard.text import plain
+from dashboard.wording import no_predictions_message
 
 
 @st.cache_resource(show_spinner="Loading images…", max_entries=4)

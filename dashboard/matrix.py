@@ -15,7 +15,6 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import mistakes
-
 from core.rundir import predictions
 from dashboard import tiles
 from dashboard.charts import label_index, matrix_chart

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.run_listing import run_labels
-
-from core.rundir import catalog, layout
 from core.jobs import JobManager
+from core.rundir import catalog, layout
 from core.rundir.state import LIVE_STATES, RunState
+from dashboard.run_listing import run_labels
 from dashboard.text import plain
 
 RUN_KEY = "run_id"  # st.session_state key of the run being looked at

@@ -14,10 +14,10 @@ import streamlit as st
 
 from core.rundir import catalog, files
 from core.rundir.config import MAX_LR, TrainConfig
-from core.training.models import list_models
-from core.training.recipes import PRESETS
 from core.sweep import PRUNERS, SAMPLERS, Param, SweepError, create_sweep, tunable_fields
 from core.sweep.study import MAX_TRIALS, longest_name
+from core.training.models import list_models
+from core.training.recipes import PRESETS
 from dashboard import controls, source_picker, state
 from dashboard.text import plain
 

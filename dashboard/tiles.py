@@ -12,9 +12,8 @@ import streamlit as st
 from PIL import Image
 
 from core.analysis import mistakes, saliency
-
-from core.rundir import predictions
 from core.data import ImageSet
+from core.rundir import predictions
 from dashboard import where_looked
 from dashboard.text import plain
 

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.rundir import catalog, layout, predictions
-
 from core.analysis import saliency
 from core.data import ImageSet
+from core.rundir import catalog, layout, predictions
 from dashboard import loaders
 from dashboard.state import by_mtime
 from dashboard.text import plain

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from core.rundir.progress import Progress
 from core.rundir.catalog import RunSummary
+from core.rundir.progress import Progress
 from core.rundir.state import RunState
 
 MISSING = "–"  # what a number or table cell shows for a value not there (yet), rather than "None" or "nan"

@@ -13,8 +13,6 @@ from PIL import Image
 import core.data.cifar10
 import core.data.folders
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers: tiny ImageFolder trees with known colours
 # ---------------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from core.training.models import registry
 from core.rundir.config import TrainConfig
 from core.training.engine import RunResult, start_run
+from core.training.models import registry
 from tests import REPO
 
 APP = REPO / "dashboard" / "app.py"  # the dashboard, as `streamlit run` starts it

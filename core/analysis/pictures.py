@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from core.rundir import catalog, records
 from core.data import Dataset, ImageSet, load_dataset
+from core.rundir import catalog, records
 from core.rundir.predictions import Predictions
 from core.rundir.records import is_unicode
 

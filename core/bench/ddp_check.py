@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from core.training import distributed
-
-from core.rundir import catalog, records
 from core.bench.cli import default_data
+from core.rundir import catalog, records
+from core.training import distributed
 from core.training.recipes import PRESETS, preset_config
 
 

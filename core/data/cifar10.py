@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.cache import cache_dir, cached, make_fingerprint, write_cache
-from core.data.sets import LAYOUT_HINT, DataError, Arrays
+from core.data.sets import LAYOUT_HINT, Arrays, DataError
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",

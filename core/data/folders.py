@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from core.data.cache import cached, make_fingerprint
-from core.data.sets import LAYOUT_HINT, SOURCES_HINT, DataError, Arrays
 from core.data.images import ImageError, Policy, decode
+from core.data.sets import LAYOUT_HINT, SOURCES_HINT, Arrays, DataError
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from core.data import augment as aug
 from core.data.augment import Augment
 from core.data.split import LUMA
 
+
 def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"mean={tuple(mean)} and std={tuple(std)} are invalid; give 3 values each, std > 0.")

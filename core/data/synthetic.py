@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.data.sets import Arrays
 from core.data.images import IMAGE_SIZE
+from core.data.sets import Arrays
 
 SYNTHETIC_VERSION = 1
 SYNTHETIC_TRAIN_PER_CLASS, SYNTHETIC_TEST_PER_CLASS = 200, 50

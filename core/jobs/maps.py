@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from core.training import feature_map  # the feature-map writer: used by `_write_map` alone
 from core.jobs.job import JobBook
 from core.rundir import catalog
+from core.training import feature_map  # the feature-map writer: used by `_write_map` alone
 from core.training.device import resolve_device
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.rundir import layout, records
-from core.rundir.catalog import RunSummary, clean_name, has_checkpoint, read_metrics, run_entry, run_path, \
-    summarize_run
+from core.rundir.catalog import RunSummary, clean_name, has_checkpoint, read_metrics, run_entry, run_path, summarize_run
 from core.rundir.files import no_space_error, write_atomically
 from core.rundir.records import RunError
 from core.rundir.state import RESUMABLE_STATES, RunState

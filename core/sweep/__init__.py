@@ -6,8 +6,7 @@ Sweeps page and `status` show.
 """
 from core.sweep.results import SweepResults, TrialResult, TrialStatus, read_results
 from core.sweep.space import Param, SweepError, check_space, parse_param, tunable_fields
-from core.sweep.study import (PRUNERS, SAMPLERS, DamagedSweep, Sweep, create_sweep, list_sweeps, load_sweep,
-                              sweep_path)
+from core.sweep.study import PRUNERS, SAMPLERS, DamagedSweep, Sweep, create_sweep, list_sweeps, load_sweep, sweep_path
 from core.sweep.worker import reap_dead_trials, work
 
 __all__ = [

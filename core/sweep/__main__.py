@@ -20,12 +20,12 @@ from typing import Sequence
 import optuna
 
 from core.rundir import catalog, files
-from core.training.recipes import PRESETS
 from core.sweep.results import SweepResults, TrialStatus, read_results
 from core.sweep.space import SweepError, parse_param, tunable_fields
 from core.sweep.study import PRUNERS, SAMPLERS, create_sweep, list_sweeps, load_sweep
 from core.sweep.worker import work
 from core.train import add_config_flags, config_from_args
+from core.training.recipes import PRESETS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,10 +20,10 @@ from optuna.trial import TrialState
 from core.rundir import lifecycle
 from core.rundir.config import TrainConfig
 from core.rundir.state import RunState
-from core.training.device import resolve_device
-from core.training.engine import RunResult, train
 from core.sweep.results import reap_dead_trials
 from core.sweep.study import METRIC, Sweep, SweepError, load_sweep
+from core.training.device import resolve_device
+from core.training.engine import RunResult, train
 
 log = logging.getLogger(__name__)
 STOP_POLL_S = 0.5

@@ -10,6 +10,7 @@ import torch
 
 from core.rundir.config import DEVICE_NAME_RULE, is_device_name
 
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit name must exist on this machine.
 

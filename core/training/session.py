@@ -10,10 +10,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from core.data.augment import Augment
-from core.rundir.config import TrainConfig
 from core.data import DeviceLoader, ImageSet, channel_stats, load_dataset, split_train_val
+from core.data.augment import Augment
 from core.data.split import split_fold
+from core.rundir.config import TrainConfig
 from core.training.device import amp_dtype, memory_format
 from core.training.distributed import SOLO, Solo
 from core.training.ema import Lookahead, WeightAverage

@@ -19,8 +19,7 @@ from dashboard.charts.curves import SPLIT_COLOURS, curve_chart, overlay_chart, p
 from dashboard.charts.labels import chart_labels, chart_text, label_index
 from dashboard.charts.maps import ANSWERS, REGION_COLOURS, data_map_chart, map_chart, map_frame
 from dashboard.charts.reliability import reliability_chart, reliability_frame
-from dashboard.charts.squares import (clickable_squares, difference_chart, difference_frame, matrix_chart,
-                                      matrix_frame)
+from dashboard.charts.squares import clickable_squares, difference_chart, difference_frame, matrix_chart, matrix_frame
 from dashboard.charts.sweeps import ACCURACY_AXIS, TRIAL_COLOURS, importance_chart, setting_chart, sweep_progress_chart
 
 __all__ = [

@@ -14,10 +14,9 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import calibration
-
 from core.rundir import catalog, predictions
-from dashboard.wording import MISSING
 from dashboard import charts, loaders, state
+from dashboard.wording import MISSING
 
 REFRESH_S = 5  # a training run's page re-reads its files this often
 CHART_WIDTH = 640  # pixels: the diagram and its counts, inside the main column of a 1366 px screen

@@ -17,14 +17,12 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import compare, mistakes
-
 from core.rundir import catalog, layout, predictions
 from core.rundir.state import RunState
-
-from dashboard.run_listing import run_labels, unique_labels
-from dashboard.wording import MISSING
 from dashboard import charts, loaders, matrix, state, tiles
+from dashboard.run_listing import run_labels, unique_labels
 from dashboard.text import plain
+from dashboard.wording import MISSING
 
 PREFIX = "compare"  # matrix.py's keys: compare_cell (the chosen square), compare_matrix_N (the chart)
 B_KEY = "compare_b"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.data.per_class import class_counts, sample_per_class
-from dashboard.wording import data_label
-from core.rundir.config import TrainConfig
 from core.data import DataError, Dataset, split_train_val
+from core.data.per_class import class_counts, sample_per_class
+from core.rundir.config import TrainConfig
 from dashboard import charts, loaders, source_picker, state, tiles
 from dashboard.text import plain
+from dashboard.wording import data_label
 
 IMAGE_SCALE = 3  # 32 px -> 96 px, by pixel repetition so the pictures stay sharp
 SPLIT_NAMES = {"class": "Class", "train": "Training", "validation": "Validation", "test": "Test"}  # on screen

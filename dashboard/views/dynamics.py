@@ -18,14 +18,12 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import dynamics, mistakes
-
-from dashboard.wording import MISSING, plural
-
-from core.rundir import catalog
 from core.analysis.dynamics import Dynamics, EpochStack
+from core.rundir import catalog
 from core.rundir.predictions import Predictions
 from dashboard import charts, loaders, state, tiles
 from dashboard.text import plain
+from dashboard.wording import MISSING, plural
 
 REFRESH_S = 5  # a training run's page re-reads its files this often
 SHOW_KEY = "dynamics_show"  # what the picture grid shows: ("box", (conf lo, hi, var lo, hi)) or ("region", k)

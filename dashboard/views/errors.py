@@ -16,9 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import mistakes
-
 from core.rundir import catalog, predictions
-
 from dashboard import epochs as epoch_view
 from dashboard import loaders, matrix, state, where_looked
 from dashboard.report.download import download_button

@@ -14,10 +14,8 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core.analysis import mistakes
-
-from core.rundir import catalog
-
 from core.data import uploads
+from core.rundir import catalog
 from dashboard import charts, loaders, state, tiles, where_looked
 from dashboard.text import plain
 

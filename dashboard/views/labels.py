@@ -17,15 +17,13 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import kfold, label_issues
-
-from dashboard.wording import format_duration, plural
-
-from core.rundir import catalog, layout
 from core.analysis.label_issues import LabelIssues
+from core.rundir import catalog, layout
 from core.rundir.predictions import Predictions
 from core.rundir.state import LIVE_STATES, RunState
 from dashboard import loaders, state, tiles
 from dashboard.text import plain
+from dashboard.wording import format_duration, plural
 
 ANY = "Any"
 PAGE_KEY = "labels_page"

@@ -17,11 +17,10 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import features
-
 from core.rundir import catalog, layout
+from core.rundir.predictions import Predictions
 from core.rundir.state import RunState
 from core.training.device import resolve_device
-from core.rundir.predictions import Predictions
 from dashboard import charts, loaders, matrix, state, tiles
 from dashboard.text import plain
 

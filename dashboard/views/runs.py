@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.analysis.curves import metrics_csv, overlay_curves
 from core.rundir import catalog, files, layout, lifecycle
 from core.rundir.state import RunState
-
-from core.analysis.curves import metrics_csv, overlay_curves
-from dashboard.run_listing import run_labels, runs_table, unique_labels
-from dashboard.wording import MISSING
 from dashboard import charts, state
+from dashboard.run_listing import run_labels, runs_table, unique_labels
 from dashboard.text import plain
+from dashboard.wording import MISSING
 
 CONFIRM_KEY = "runs_confirm_delete"  # id of the run whose deletion waits for a yes
 MESSAGE_KEY = "runs_message"  # (kind, sentence) from the last action, shown once

@@ -9,8 +9,6 @@ from dataclasses import fields
 
 import streamlit as st
 
-from dashboard.wording import format_count
-
 from core.rundir import catalog, files
 from core.rundir.config import TrainConfig
 from core.training.device import gpu_count
@@ -19,6 +17,7 @@ from core.training.recipes import PRESETS
 from dashboard import live, source_picker, state
 from dashboard.controls import ALL_GPUS, FIELD_CHOICES, FIELD_TYPES, MAIN, MODEL, MORE, Control
 from dashboard.text import plain
+from dashboard.wording import format_count
 
 KEEP = "session"  # widget values survive a visit to another page (persist_state)
 ERROR_KEY = "train_error"

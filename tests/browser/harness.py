@@ -80,7 +80,10 @@ def empty_dashboard(root: Path) -> Iterator[tuple[str, Path]]:
 @contextlib.contextmanager
 def tiny_run_dashboard(root: Path, name: str, **overrides) -> Iterator[tuple[str, Path]]:
     """A tiny synthetic run trained (one thread) into `root`/runs, and a dashboard serving it; yields (url, run_dir)."""
-    from tests.helpers import one_thread, train_tiny_run  # late: helpers imports torch, which the rest here does not need
+    from tests.helpers import (  # late: helpers imports torch, which the rest here does not need
+        one_thread,
+        train_tiny_run,
+    )
 
     runs_dir, cache_dir = root / "runs", root / "cache"
     with one_thread(), pytest.MonkeyPatch.context() as mp:

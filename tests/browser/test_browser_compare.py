@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.rundir import lifecycle, predictions
 from core.data import load_dataset
+from core.rundir import lifecycle, predictions
 from tests.browser.harness import BROWSER_MARKS, browser_page, dashboard, settle
 from tests.helpers import tiny_config
 

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from core.analysis import mistakes
-
-from core.rundir import predictions
 from core.data import load_dataset
+from core.rundir import predictions
 from tests.browser.harness import BROWSER_MARKS, browser_page, settle, tiny_run_dashboard
 
 PER_PAGE = 24  # dashboard.tiles.TILES_PER_PAGE: the chosen square must fit on one page

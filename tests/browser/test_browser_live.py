@@ -15,10 +15,9 @@ import time
 
 import pytest
 
-from dashboard.wording import plural
-
-from core.rundir import catalog
 from core.data import load_dataset
+from core.rundir import catalog
+from dashboard.wording import plural
 from tests.browser.harness import BROWSER_MARKS, IDLE, browser_page, empty_dashboard, settle
 
 EPOCHS = 400  # far more than the test needs: the run must still be training at the click and the page switch

@@ -15,8 +15,8 @@ import pytest
 
 from dashboard.text import WORD_JOINER
 from tests.browser.harness import BROWSER_MARKS, browser_page, dashboard, free_port, settle
-from tests.helpers import train_tiny_run
 from tests.dashboard.test_app_names import HOSTILE_CLASSES, make_hostile_folder
+from tests.helpers import train_tiny_run
 
 pytestmark = BROWSER_MARKS
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from core.rundir import catalog, records
 from core.bench import cli, measure, report
+from core.rundir import catalog, records
 from tests.helpers import train_tiny_run
 
 GPU_MODE_SMOKE = ["--data", "synthetic", "--rows", "quick-demo,tutorial-way", "--epochs", "1", "--seeds", "1",

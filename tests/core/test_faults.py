@@ -12,12 +12,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.jobs import JobManager
 from core.rundir import catalog, checkpoints, lifecycle
 from core.rundir.config import FLIPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
-from core.jobs import JobManager
 from core.training.models import list_models
-from tests.helpers import TINY, tiny_config, wait_for
 from tests import REPO
+from tests.helpers import TINY, tiny_config, wait_for
 
 KILL_EPOCHS = 4
 SLOW_TINY = ["--data", "synthetic", "--model", "tutorial-cnn", "--epochs", str(KILL_EPOCHS), "--batch-size", "16",

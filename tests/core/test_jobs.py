@@ -10,12 +10,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from core.rundir import catalog, checkpoints, records
-
-from core.training import distributed
-
 from core.analysis import features
 from core.jobs import JobBook, JobManager, MapState, SweepWorker, torchrun, training
+from core.rundir import catalog, checkpoints, records
+from core.training import distributed
 from tests.helpers import tiny_config, train_tiny_run, wait_for
 
 TIMEOUT_S = 120  # generous: the CPU may be shared; every wait ends as soon as its condition holds

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.jobs import JobManager
 from core.rundir import catalog, checkpoints, lifecycle
 from core.rundir.config import MAX_SEED, TrainConfig
-from core.jobs import JobManager
 from core.training.engine import DIVERGED_MESSAGE, restart_run, resume_run, start_run
-from tests.helpers import app_runs_folder, open_view, tiny_config, tmpfs, train_tiny_run, wait_for
 from tests import REPO
+from tests.helpers import app_runs_folder, open_view, tiny_config, tmpfs, train_tiny_run, wait_for
 
 PAGES = ["views/train.py", "views/runs.py", "views/data.py", "views/errors.py", "views/dynamics.py",
          "views/gallery.py", "views/calibration.py"]

@@ -13,11 +13,9 @@ import pytest
 import torch
 
 from core.analysis import calibration
-
 from core.rundir import catalog, lifecycle, predictions
-
-from dashboard.wording import no_predictions_message
 from core.rundir.predictions import PredictionsError
+from dashboard.wording import no_predictions_message
 from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, train_tiny_run
 
 

@@ -17,11 +17,9 @@ import numpy as np
 import pytest
 
 from core.analysis import compare
-
-from core.rundir import catalog, lifecycle, predictions
-
-from dashboard.run_listing import unique_labels
 from core.data import load_dataset
+from core.rundir import catalog, lifecycle, predictions
+from dashboard.run_listing import unique_labels
 from tests.data_trees import make_tree
 from tests.helpers import RunPage, chart_frame, shown, train_tiny_run
 

@@ -16,8 +16,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import core.data.cache
-from core.rundir import catalog
 from core.data import load_dataset, split_train_val
+from core.rundir import catalog
 from tests.helpers import app_runs_folder, open_view, train_tiny_run
 
 SPLITS = ["Training", "Validation", "Test"]

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from core.analysis import dynamics, mistakes
-
 from core.rundir import predictions
 from dashboard import epochs as epoch_view
 from tests.helpers import RunPage, app_runs_folder, chart_frame, train_tiny_run

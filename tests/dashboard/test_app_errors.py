@@ -16,9 +16,8 @@ import pytest
 from PIL import Image
 
 from core.analysis import mistakes
-
-from core.rundir import lifecycle, predictions
 from core.data import load_dataset
+from core.rundir import lifecycle, predictions
 from tests.helpers import RunPage, train_tiny_run
 
 # CIFAR-10 name -> synthetic class drawn for it; look-alike pairs share a shape so they are confused.

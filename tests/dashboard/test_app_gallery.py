@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 
 from core.analysis import mistakes
-
-from core.rundir import checkpoints, lifecycle, predictions
 from core.data import load_dataset, uploads
+from core.rundir import checkpoints, lifecycle, predictions
 from core.training.inference import Predictor
 from tests.helpers import RunPage, train_tiny_run
 

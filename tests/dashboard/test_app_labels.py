@@ -11,11 +11,9 @@ import pytest
 import torch
 
 from core.analysis import kfold, label_issues
-
 from core.rundir import catalog, lifecycle, predictions
-
-from dashboard.wording import format_duration
 from core.rundir.state import LIVE_STATES
+from dashboard.wording import format_duration
 from tests.helpers import RunPage, app_runs_folder, shown, train_tiny_run, wait_for
 
 PER_PAGE = 24

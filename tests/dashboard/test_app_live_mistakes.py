@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from core.analysis import mistakes
-
-from core.rundir import lifecycle, predictions
 from core.data import load_dataset
+from core.rundir import lifecycle, predictions
 from dashboard import live_mistakes, loaders
 from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, tiny_config
 

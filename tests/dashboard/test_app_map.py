@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from core.analysis import features
-
 from core.rundir import layout, predictions
 from dashboard import tiles
 from tests.helpers import RunPage, app_runs_folder, chart_frame, one_thread, shown, train_tiny_run, wait_for

@@ -20,7 +20,6 @@ from core.rundir.config import TrainConfig
 from tests.helpers import app_runs_folder, open_view, tiny_config, train_tiny_run
 
 
-
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     with app_runs_folder(tmp_path_factory) as folder:

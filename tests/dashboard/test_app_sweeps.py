@@ -17,13 +17,13 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
-from core.sweep.points import trial_accuracy
-from dashboard.wording import MISSING, created_text
-from core.training.device import worker_devices
 from core.jobs import JobManager
-from core.training.recipes import PRESETS, preset_config
 from core.sweep import Param, check_space, create_sweep, list_sweeps, load_sweep, read_results, tunable_fields, work
+from core.sweep.points import trial_accuracy
+from core.training.device import worker_devices
+from core.training.recipes import PRESETS, preset_config
 from dashboard import controls, sweep_form
+from dashboard.wording import MISSING, created_text
 from tests.helpers import chart_frame, one_thread, open_view, rerun, shown, tiny_config
 
 SPACE = [Param("lr", 0.003, 0.03, True), Param("optimizer", choices=("adam", "sgd"))]

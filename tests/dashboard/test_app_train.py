@@ -16,14 +16,14 @@ from streamlit.testing.v1 import AppTest
 
 import core.data.cache
 from core.analysis.curves import current_lr, ema_smooth, latest
-from dashboard.wording import format_count
+from core.jobs import JobManager
 from core.rundir import catalog
 from core.rundir.config import TrainConfig
+from core.rundir.state import LIVE_STATES
+from core.training.engine import start_run
 from core.training.models import describe_model
 from core.training.recipes import PRESETS
-from core.training.engine import start_run
-from core.jobs import JobManager
-from core.rundir.state import LIVE_STATES
+from dashboard.wording import format_count
 from tests.helpers import RunPage, app_runs_folder, shown, tiny_config, train_tiny_run
 
 TIMEOUT_S = 120

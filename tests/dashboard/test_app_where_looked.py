@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 
 from core.analysis import mistakes, saliency
-
-from core.rundir import checkpoints, predictions
 from core.data import load_dataset
+from core.rundir import checkpoints, predictions
 from core.training.device import resolve_device
 from core.training.inference import Predictor
 from dashboard import tiles, where_looked

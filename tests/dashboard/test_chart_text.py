@@ -25,13 +25,12 @@ import vl_convert as vlc
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from core.analysis import compare, mistakes
-
-from core.rundir import catalog, predictions
 from core.data import SYNTHETIC_CLASSES
+from core.rundir import catalog, predictions
 from dashboard import charts, report
+from tests import REPO
 from tests.browser.harness import CHROMIUM, browser_page, settle, tiny_run_dashboard
 from tests.helpers import app_runs_folder, open_view, rerun, shown, train_tiny_run
-from tests import REPO
 
 # Ten names for the tiny run's ten classes; "line break" is what "line\u2028break" looks like on one line.
 CLASSES = ["line\u2028break", "para\u2029graph", "next\x85line", "cr\r\nlf", "nul\x00byte", "tab\tbed",

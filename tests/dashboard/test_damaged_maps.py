@@ -19,8 +19,8 @@ import pytest
 from core.analysis import features
 from core.rundir import layout
 from dashboard import report
-from tests.helpers import app_runs_folder, one_thread, open_view, rerun, shown, train_tiny_run
 from tests import REPO
+from tests.helpers import app_runs_folder, one_thread, open_view, rerun, shown, train_tiny_run
 
 N = 500  # the tiny synthetic run's test pictures (features_test.npz and map_test.npz rows)
 

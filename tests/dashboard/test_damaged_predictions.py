@@ -18,9 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.rundir import catalog, checkpoints, predictions
-
 from core.analysis import dynamics
+from core.rundir import catalog, checkpoints, predictions
 from core.training.inference import Predictor
 from tests.helpers import open_view, shown, train_tiny_run
 

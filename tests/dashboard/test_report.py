@@ -20,9 +20,9 @@ from core.rundir import layout
 from core.rundir.predictions import Predictions, load_predictions
 from dashboard import charts, report
 from dashboard.report import build, cli, download
+from tests import REPO
 from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import app_runs_folder, open_view, train_tiny_run
-from tests import REPO
 
 NAME = '<b>Tiny & "quoted"</b>'  # shown as these characters, never as bold
 

@@ -5,7 +5,6 @@ import json
 import pytest
 
 from core.analysis.curves import MAX_CURVE_POINTS, live_curves, overlay_curves, thin
-
 from core.rundir import catalog, lifecycle
 from core.rundir.config import TrainConfig
 from tests.helpers import open_view

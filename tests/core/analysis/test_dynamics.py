@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from core.analysis import dynamics
-
-from core.rundir import predictions
 from core.analysis.dynamics import AMBIGUOUS, EASY, HARD, NEVER
+from core.rundir import predictions
 
 # 3 classes, 5 pictures, 4 epochs (numbered 1, 2, 3, 5: epoch 4 is missing). TRUE[e][i] is the probability
 # the model gave picture i's true class after epoch e; the rest goes to the next class, so a picture is

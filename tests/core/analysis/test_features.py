@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from core.analysis import features
+from core.data import Normalizer
+from core.jobs import JobManager
 from core.rundir import layout, predictions
 from core.training import feature_map, models
-from core.data import Normalizer
 from core.training.inference import infer, infer_features
-from core.jobs import JobManager
 from tests.helpers import one_thread, train_tiny_run, wait_for
 
 

@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from core.analysis import kfold, label_issues
-
-from core.rundir import catalog, lifecycle, predictions, records
-from core.rundir.config import TrainConfig
 from core.data import load_dataset
 from core.data.sets import DataError, ImageSet
 from core.data.split import split_fold
 from core.jobs import JobManager
+from core.rundir import catalog, lifecycle, predictions, records
+from core.rundir.config import TrainConfig
 from core.rundir.records import PredictionsError
 from tests.helpers import tiny_config, train_tiny_run
 

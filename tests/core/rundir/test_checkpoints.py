@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.data import SYNTHETIC_CLASSES
 from core.rundir import catalog, checkpoints
 from core.rundir.checkpoints import Checkpoint
-from core.data import SYNTHETIC_CLASSES
 from dashboard import loaders
 from tests.helpers import train_tiny_run
 
@@ -84,8 +84,8 @@ def test_a_wrong_class_list_in_meta_json_makes_the_run_damaged_with_a_sentence(r
 def test_uploads_are_predicted_in_the_runs_own_precision_and_layout(tmp_path):
     """A bf16 run's test predictions were made under bf16 autocast in channels_last: the Predictor does the same."""
     from core.data import load_dataset
-    from core.training.inference import Predictor
     from core.rundir.predictions import load_predictions
+    from core.training.inference import Predictor
 
     bf16 = train_tiny_run(tmp_path, epochs=1, precision="bf16")
     saved = load_predictions(bf16.run_dir, "test")

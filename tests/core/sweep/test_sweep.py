@@ -15,8 +15,8 @@ from core.rundir import catalog, lifecycle
 from core.sweep import Param, SweepError, create_sweep, list_sweeps, load_sweep, parse_param, read_results, work
 from core.sweep.__main__ import main as sweep_cli
 from core.sweep.study import JOURNAL_FILE
-from tests.helpers import tiny_config
 from tests import REPO
+from tests.helpers import tiny_config
 
 LR = [Param("lr", 1e-5, 1e-2, log=True)]
 

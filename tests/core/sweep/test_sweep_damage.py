@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.rundir import catalog, lifecycle
 from core.jobs import JobManager
+from core.rundir import catalog, lifecycle
 from core.sweep import Param, SweepError, create_sweep, load_sweep, read_results
 from core.sweep.__main__ import main as sweep_cli
 from core.sweep.study import JOURNAL_FILE, LOCK_FILE
-from tests.helpers import open_view, rerun, shown, tiny_config
 from tests import REPO
+from tests.helpers import open_view, rerun, shown, tiny_config
 
 SPACE = [Param("lr", 1e-4, 1e-1, log=True), Param("optimizer", choices=("adam", "sgd"))]
 

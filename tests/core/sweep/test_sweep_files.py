@@ -20,8 +20,8 @@ from core.sweep import study as sweep_study
 from core.sweep.__main__ import main as sweep_cli
 from core.sweep.space import MAX_WHOLE, tunable_fields
 from dashboard import sweep_form
-from tests.helpers import open_view, rerun, shown, tiny_config
 from tests import REPO
+from tests.helpers import open_view, rerun, shown, tiny_config
 
 LR = [Param("lr", 1e-5, 1e-2, log=True)]
 CREATE = ["create", "--name", "s", "--data", "synthetic", "--epochs", "2"]

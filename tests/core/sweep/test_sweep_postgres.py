@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from core.sweep import Param, SweepError, create_sweep, load_sweep, read_results
-from tests.helpers import tiny_config
 from tests import REPO
+from tests.helpers import tiny_config
 
 LR = [Param("lr", 1e-3, 1e-2, log=True)]
 DATABASE = "sweeps"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.training.device import amp_dtype, resolve_device, use_fastest_kernels
 from core.jobs import device_key
+from core.training.device import amp_dtype, resolve_device, use_fastest_kernels
 
 
 @pytest.fixture

@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.rundir import catalog, checkpoints, records
-
-from core.training import distributed
 from core import train as train_cli
-from core.data.sets import image_set
 from core.bench.ddp_check import verdict
-from core.training.engine import start_run
+from core.data.sets import image_set
 from core.jobs import JobManager
-from tests.helpers import TINY, tiny_config, wait_for
+from core.rundir import catalog, checkpoints, records
+from core.training import distributed
+from core.training.engine import start_run
 from tests import REPO
+from tests.helpers import TINY, tiny_config, wait_for
 
 TIMEOUT_S = 180  # generous: the CPU may be shared; every wait ends as soon as its condition holds
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from core.data import DeviceLoader
 from core.rundir import catalog, checkpoints
 from core.training import session as sessions
-from core.data import DeviceLoader
 from core.training.engine import resume_run, start_run
 from core.training.inference import Predictor
 from core.training.models import list_models

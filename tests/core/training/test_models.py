@@ -12,9 +12,8 @@ import torchvision
 from torch import nn
 
 from core.training import models
-from core.training.models import fastnet, registry
+from core.training.models import describe_model, fastnet, get_model, list_models, register_model, registry
 from core.training.models.fastnet import FastNet
-from core.training.models import describe_model, get_model, list_models, register_model
 from tests.helpers import register_normed_net, tiny_config
 
 EXPECTED_NAMES = ["fastnet", "fastnet-small", "keras-cnn", "elu-convnet", "bn-elu-cnn",

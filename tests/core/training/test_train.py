@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.rundir import catalog, checkpoints, lifecycle, predictions
+from core.rundir import catalog, checkpoints, layout, lifecycle, predictions
 from core.rundir.records import read_json
-from core.rundir import layout
 from core.rundir.state import RunState
 from core.training.engine import OOM_MESSAGE, resume_run, start_run
-from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 from tests import REPO
-
+from tests.helpers import register_normed_net, tiny_config, train_tiny_run
 
 
 @pytest.fixture(scope="module")
