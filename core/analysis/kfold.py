@@ -33,14 +33,6 @@ class FoldJobState(StrEnum):
     ENDED = "ended"  # none is going, and not all finished (stopped, failed or deleted)
 
 
-def oof_path(run_dir: Path) -> Path:
-    return layout.out_of_fold(run_dir)
-
-
-def job_path(run_dir: Path) -> Path:
-    return layout.kfold_job(run_dir)
-
-
 def plan_folds(parent: TrainConfig, folds: int = DEFAULT_FOLDS) -> list[TrainConfig]:
     """K configs: the parent's settings, each holding out fold k of its training set (same split seed)."""
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= MAX_FOLDS:
@@ -79,12 +71,12 @@ class FoldJob:
 
 def save_job(run_dir: Path, job: FoldJob) -> None:
     layout.predictions_dir(run_dir).mkdir(exist_ok=True)
-    records.write_json(job_path(run_dir), {"folds": job.folds, "runs": job.run_ids})
+    records.write_json(layout.kfold_job(run_dir), {"folds": job.folds, "runs": job.run_ids})
 
 
 def read_job(run_dir: Path) -> FoldJob | None:
     """The parent's K-fold job, or None when none was started (or its file is not one)."""
-    data = records.read_json(job_path(run_dir)) or {}
+    data = records.read_json(layout.kfold_job(run_dir)) or {}
     folds, ids = data.get("folds"), data.get("runs")
     if not isinstance(folds, int) or not isinstance(ids, list) or len(ids) != folds or \
             not all(isinstance(i, str) for i in ids):
@@ -118,14 +110,14 @@ def combine_folds(parent_dir: Path, fold_dirs: list[Path]) -> Path:
     order = np.argsort(index)
     probs = np.concatenate([p.probs for p in parts])[order]  # (N, C), row k = training picture k
     labels = np.concatenate([p.labels for p in parts])[order]
-    path = oof_path(parent_dir)
+    path = layout.out_of_fold(parent_dir)
     save_npz(path, labels=labels, probs=probs.astype(np.float16), index=np.arange(n_train))
     return path
 
 
 def load_oof(run_dir: Path) -> Predictions | None:
     """The combined out-of-fold training predictions, or None when there are none; PredictionsError if damaged."""
-    return load_labelled_probs(oof_path(run_dir), "train")
+    return load_labelled_probs(layout.out_of_fold(run_dir), "train")
 
 
 def progress(job: FoldJob, runs_dir: Path) -> list[catalog.RunSummary | None]:

@@ -51,23 +51,13 @@ def save_val_labels(run_dir: Path, labels: np.ndarray, index: np.ndarray) -> Non
     save_npz(layout.val_labels(run_dir), labels=labels, index=index)
 
 
-def val_predictions_path(run_dir: Path, epoch: int) -> Path:
-    """The file holding the validation probabilities after `epoch` (it may not exist yet)."""
-    return layout.val_epoch(run_dir, epoch)
-
-
 def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
-    save_npz(val_predictions_path(run_dir, epoch), probs=probs.astype(np.float16))
-
-
-def test_predictions_path(run_dir: Path) -> Path:
-    """The file holding the final test evaluation (it exists once a run has finished its test)."""
-    return layout.test_predictions(run_dir)
+    save_npz(layout.val_epoch(run_dir, epoch), probs=probs.astype(np.float16))
 
 
 def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
                           index: np.ndarray) -> None:
-    save_npz(test_predictions_path(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
+    save_npz(layout.test_predictions(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
               loss=loss, index=index)
 
 
@@ -88,7 +78,7 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
     raises PredictionsError, whose one sentence names the file and what is wrong with it.
     """
     if split == "test":
-        return _load_test(test_predictions_path(run_dir))
+        return _load_test(layout.test_predictions(run_dir))
     if split == "val":
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise RunError(f"The validation split needs an epoch number of at least 0, got {epoch!r}.")

@@ -18,7 +18,7 @@ import pytest
 
 from core.analysis import compare
 from core.data import load_dataset
-from core.rundir import catalog, lifecycle, predictions
+from core.rundir import catalog, layout, lifecycle, predictions
 from dashboard.run_listing import unique_labels
 from tests.data_trees import make_tree
 from tests.helpers import RunPage, chart_frame, shown, train_tiny_run
@@ -56,13 +56,13 @@ def fixture_runs(tmp_path_factory):
         other = train_tiny_run(runs_dir, name="other data", data=str(make_tree(root / "tree")), epochs=1,
                                val_fraction=0.2).run_dir
         damaged = copy_run(beta, "damaged")
-        predictions.test_predictions_path(damaged).write_bytes(b"not an npz")
+        layout.test_predictions(damaged).write_bytes(b"not an npz")
         old = copy_run(alpha, "old")  # as written before meta.json kept class names and test.npz kept losses
         meta = json.loads((old / "meta.json").read_text())
         del meta["classes"]
         (old / "meta.json").write_text(json.dumps(meta))
         saved = predictions.load_predictions(old)
-        with open(predictions.test_predictions_path(old), "wb") as fh:
+        with open(layout.test_predictions(old), "wb") as fh:
             np.savez(fh, labels=saved.labels, pred=saved.pred, probs=saved.probs, index=saved.index)
         moved_a, moved_b = copy_run(alpha, "alpha moved"), copy_run(beta, "beta moved")
         for moved in (moved_a, moved_b):

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from core.analysis import dynamics, mistakes
-from core.rundir import predictions
+from core.rundir import layout, predictions
 from dashboard import epochs as epoch_view
 from tests.helpers import RunPage, app_runs_folder, chart_frame, train_tiny_run
 
@@ -241,7 +241,7 @@ def test_most_forgotten_pictures_come_first(run):
 def test_a_run_with_one_epoch_gets_a_sentence_and_no_play_button(run):
     one = copy_run(run, "one-epoch")
     for epoch in (2, 3):
-        predictions.val_predictions_path(one, epoch).unlink()
+        layout.val_epoch(one, epoch).unlink()
     page = DynamicsPage(one, "dynamics.py")
     assert page.at.info.values == [dynamics.too_few_epochs(1)]
     assert "at least 2 epochs" in page.at.info.values[0] and not page.at.get("vega_lite_chart")
@@ -252,7 +252,7 @@ def test_a_run_with_one_epoch_gets_a_sentence_and_no_play_button(run):
 
 def test_a_damaged_epoch_is_left_out_with_its_reason(run):
     damaged = copy_run(run, "damaged")
-    predictions.val_predictions_path(damaged, 2).write_bytes(b"not an archive")
+    layout.val_epoch(damaged, 2).write_bytes(b"not an archive")
     page = DynamicsPage(damaged, "dynamics.py")
     assert any(w.startswith("Epoch 2 is left out: predictions/val\\_epoch\\_0002.npz is damaged")
                for w in page.at.warning.values)
@@ -263,7 +263,7 @@ def test_a_damaged_epoch_is_left_out_with_its_reason(run):
 
 def test_each_epoch_file_is_read_once_as_epochs_appear(run, monkeypatch):
     growing = copy_run(run, "growing")
-    last = predictions.val_predictions_path(growing, 3)
+    last = layout.val_epoch(growing, 3)
     kept = last.read_bytes()
     last.unlink()
     reads = []

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core.analysis import kfold, label_issues
-from core.rundir import catalog, lifecycle, predictions
+from core.rundir import catalog, layout, lifecycle, predictions
 from core.rundir.state import LIVE_STATES
 from dashboard.wording import format_duration
 from tests.helpers import RunPage, app_runs_folder, shown, train_tiny_run, wait_for
@@ -208,7 +208,7 @@ def test_k_fold_runs_start_finish_and_their_training_list_equals_core(fixture_ru
     assert len(kfold.read_job(run).run_ids) == 2
     wait_for(lambda: fold_states(run) == ["completed", "completed"], timeout=300)
     page.run()  # the progress sees both finished and combines their answers
-    assert kfold.oof_path(run).is_file()
+    assert layout.out_of_fold(run).is_file()
     page.run()
     assert "Made by 2 K-fold runs." in page.text()
     page.at.segmented_control(key="labels_split").set_value("train")
@@ -235,5 +235,5 @@ def test_k_fold_runs_can_be_stopped(fixture_runs):
     page.run()
     assert "stopped" in fold_states(run)
     assert any("Not every K-fold run finished" in w for w in page.at.warning.values)
-    assert not kfold.oof_path(run).exists()
+    assert not layout.out_of_fold(run).exists()
     assert page.at.button(key="labels_kfold_start")  # offered again

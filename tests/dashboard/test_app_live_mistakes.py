@@ -16,7 +16,7 @@ import pytest
 
 from core.analysis import mistakes
 from core.data import load_dataset
-from core.rundir import lifecycle, predictions
+from core.rundir import layout, lifecycle, predictions
 from dashboard import live_mistakes, loaders
 from tests.helpers import RunPage, app_runs_folder, chart_frame, shown, tiny_config
 
@@ -153,7 +153,7 @@ def test_a_click_on_a_square_shows_that_epochs_pictures_and_opens_the_errors_pag
 
 def test_a_damaged_epoch_file_is_named_in_one_sentence_instead_of_a_matrix(run_dir):
     finish_epoch(run_dir, 1)
-    predictions.val_predictions_path(run_dir, 1).write_bytes(b"not an npz")  # e.g. a disk error
+    layout.val_epoch(run_dir, 1).write_bytes(b"not an npz")  # e.g. a disk error
     page = LivePage(run_dir)
     assert page.matrix_chart() is None
     assert [shown(w.value) for w in page.at.warning] == [

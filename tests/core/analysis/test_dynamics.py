@@ -8,7 +8,7 @@ import pytest
 
 from core.analysis import dynamics
 from core.analysis.dynamics import AMBIGUOUS, EASY, HARD, NEVER
-from core.rundir import predictions
+from core.rundir import layout, predictions
 
 # 3 classes, 5 pictures, 4 epochs (numbered 1, 2, 3, 5: epoch 4 is missing). TRUE[e][i] is the probability
 # the model gave picture i's true class after epoch e; the rest goes to the next class, so a picture is
@@ -131,7 +131,7 @@ def test_load_stack_from_a_run_folder(tmp_path):
     first = dynamics.load_stack(run)
     assert first.epochs.tolist() == [1, 2]
     predictions.save_val_predictions(run, 3, probs_of(TRUE[2]))  # the next epoch of a run still training
-    predictions.val_predictions_path(run, 4).write_bytes(b"torn")
+    layout.val_epoch(run, 4).write_bytes(b"torn")
     grown = dynamics.load_stack(run)
     assert grown.epochs.tolist() == [1, 2, 3]
     assert [s.epoch for s in grown.skipped] == [4] and "val_epoch_0004.npz is damaged" in grown.skipped[0].reason
