@@ -14,7 +14,7 @@ from core.analysis import mistakes
 from core.data import load_dataset, uploads
 from core.rundir import checkpoints, lifecycle, predictions
 from core.training.inference import Predictor
-from tests.helpers import RunPage, train_tiny_run
+from tests.helpers import RunPage, app_runs_folder, train_tiny_run
 
 PER_PAGE = 24
 
@@ -22,16 +22,12 @@ PER_PAGE = 24
 @pytest.fixture(scope="module")
 def fixture_runs(tmp_path_factory):
     """runs/ with a trained synthetic run, a copy whose data is gone, and a queued run with nothing saved."""
-    root = tmp_path_factory.mktemp("gallery")
-    runs_dir = root / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-        mp.setenv("CIFAR_CACHE_DIR", str(root / "cache"))
+    with app_runs_folder(tmp_path_factory) as runs_dir:
         trained = train_tiny_run(runs_dir, name="gallery", epochs=1).run_dir
         moved = runs_dir / f"{trained.name}-moved"
         shutil.copytree(trained, moved)
         config = json.loads((moved / "config.json").read_text())
-        config["data"] = str(root / "gone")
+        config["data"] = str(runs_dir.parent / "gone")
         (moved / "config.json").write_text(json.dumps(config))
         queued = lifecycle.create_run(runs_dir, config, name="waiting")
         preds = predictions.load_predictions(trained, "test")

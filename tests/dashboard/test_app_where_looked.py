@@ -16,17 +16,13 @@ from core.rundir import checkpoints, predictions
 from core.training.device import resolve_device
 from core.training.inference import Predictor
 from dashboard import tiles, where_looked
-from tests.helpers import RunPage, train_tiny_run
+from tests.helpers import RunPage, app_runs_folder, train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def fixture_runs(tmp_path_factory):
     """runs/ with one trained synthetic run (one epoch of the tutorial CNN)."""
-    root = tmp_path_factory.mktemp("where_looked")
-    runs_dir = root / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CIFAR_RUNS_DIR", str(runs_dir))
-        mp.setenv("CIFAR_CACHE_DIR", str(root / "cache"))
+    with app_runs_folder(tmp_path_factory) as runs_dir:
         trained = train_tiny_run(runs_dir, name="looked", epochs=1).run_dir
         yield {"dir": runs_dir, "run": trained, "preds": predictions.load_predictions(trained, "test"),
                "data": load_dataset("synthetic")}
