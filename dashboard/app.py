@@ -9,7 +9,12 @@ import streamlit as st
 
 from dashboard import state  # importable because the project is installed (`-e .` in requirements.txt)
 
-st.set_page_config(page_title="CIFAR-10 trainer", page_icon=":material/image:", layout="wide")
+SIDEBAR_PX = 340
+
+# A sidebar of 340 pixels (Streamlit's is 300) shows a run picker's label in full when its name has the date
+# beside it: "fastnet-small · 24 Nov 15:30 · completed" (dashboard/run_listing.py).
+st.set_page_config(page_title="CIFAR-10 trainer", page_icon=":material/image:", layout="wide",
+                   initial_sidebar_state=SIDEBAR_PX)
 
 # Not named pages/: a folder of that name beside app.py switches Streamlit to its older multipage mode,
 # where a bookmarked /errors would run the page alone, without this frame and its run picker.

@@ -13,7 +13,7 @@ from core.analysis import dynamics, features, kfold, label_issues, mistakes, pic
 from core.analysis.dynamics import EpochStack
 from core.data import Dataset, ImageSet, load_dataset
 from core.rundir import catalog, layout
-from core.rundir.predictions import Predictions, PredictionsError, load_predictions, val_epochs
+from core.rundir.predictions import Predictions, PredictionsError, load_first_look, load_predictions, val_epochs
 from core.training.device import resolve_device
 from core.training.inference import Predictor, evaluated_checkpoint
 from dashboard.state import by_mtime
@@ -92,6 +92,20 @@ def suspected_labels(run_dir: Path, ranking: str, split: str = "test") -> label_
     None when the run has no usable predictions of that split (`predictions`/`oof_predictions` say why).
     """
     return _label_issues(str(run_dir), split, ranking, by_mtime(layout.predictions_dir(run_dir)))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _first_look(run_dir: str, mtime_ns: int) -> tuple[Predictions | None, str | None]:
+    try:
+        return load_first_look(Path(run_dir)), None
+    except PredictionsError as exc:
+        return None, str(exc)
+
+
+def first_look(run_dir: Path) -> tuple[Predictions | None, str | None]:
+    """The validation predictions halfway through epoch 1 (core.rundir.predictions.load_first_look), read once per
+    version of their file; None with the sentence naming a damaged file."""
+    return _first_look(str(run_dir), by_mtime(layout.val_first_look(run_dir)))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -17,7 +17,7 @@ import streamlit as st
 from core.analysis import mistakes
 from core.rundir import predictions
 from dashboard import tiles
-from dashboard.charts import label_index, matrix_chart
+from dashboard.charts import label_index, matrix_chart, vega_spec
 from dashboard.text import plain
 
 # The Errors page's own state, set from a link's address by `open_from_link` (the page reads the same keys).
@@ -79,17 +79,27 @@ def chosen_cell(prefix: str, classes: list[str]) -> tuple[int, int] | None:
 def show_matrix(prefix: str, counts: np.ndarray, classes: list[str], chosen: tuple[int, int] | None, *,
                 normalise: bool = False, compact: bool = False) -> None:
     """The chart; a click on a square chooses it (and reruns only the fragment it is drawn in)."""
-    draw_clickable(prefix, matrix_chart(counts, classes, normalise, chosen, compact))
+    draw_clickable(prefix, _matrix_spec(counts, tuple(classes), normalise, chosen, compact))
     st.caption("Rows are the true classes, columns what the model said. Click a square to see its pictures.")
 
 
-def draw_clickable(prefix: str, chart: alt.TopLevelMixin) -> None:
-    """Draw `chart`, whose point selection "cell" (fields "true", "pred": class names) chooses a square.
+@st.cache_data(max_entries=32, show_spinner=False)
+def _matrix_spec(counts: np.ndarray, classes: tuple[str, ...], normalise: bool, chosen: tuple[int, int] | None,
+                 compact: bool) -> dict:
+    # The live view draws the same epoch's matrix at every refresh until the next epoch ends.
+    return vega_spec(matrix_chart(counts, list(classes), normalise, chosen, compact))
+
+
+def draw_clickable(prefix: str, chart: alt.TopLevelMixin | dict) -> None:
+    """Draw `chart` (or its charts.vega_spec), whose point selection "cell" (fields "true", "pred": class names)
+    chooses a square.
 
     Any page's square-per-class chart can use it (the Compare page's difference matrix does).
     """
     chart_key = f"{prefix}_matrix_{st.session_state.get(_chart_gen_key(prefix), 0)}"
-    st.altair_chart(chart, key=chart_key, selection_mode="cell", on_select=partial(_on_chart_click, prefix, chart_key))
+    spec = chart if isinstance(chart, dict) else vega_spec(chart)
+    st.vega_lite_chart(spec, key=chart_key, selection_mode="cell", width="stretch",
+                       on_select=partial(_on_chart_click, prefix, chart_key))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -139,10 +139,17 @@ def _metrics(path: str, size: int, mtime_ns: int) -> list[dict]:
     return catalog.read_metrics(Path(path))
 
 
-def run_metrics(run_dir: Path) -> list[dict]:
-    """A run's metric records, read again only when its metrics file changed (cheap to call every second)."""
+def metrics_version(run_dir: Path) -> tuple[int, int]:
+    """(size, modification time) of a run's metrics file, (0, 0) when it has none: a cache key for what is
+    drawn from the metrics."""
     try:
         stat = layout.metrics(run_dir).stat()
     except OSError:
-        return []
-    return _metrics(str(run_dir), stat.st_size, stat.st_mtime_ns)
+        return 0, 0
+    return stat.st_size, stat.st_mtime_ns
+
+
+def run_metrics(run_dir: Path) -> list[dict]:
+    """A run's metric records, read again only when its metrics file changed (cheap to call every second)."""
+    version = metrics_version(run_dir)
+    return _metrics(str(run_dir), *version) if version != (0, 0) else []

@@ -28,6 +28,15 @@ def enlarge(image: np.ndarray, scale: int = 4) -> np.ndarray:
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
+@st.cache_data(max_entries=1024, show_spinner=False)
+def tile_png(image: np.ndarray, scale: int = TILE_SCALE) -> bytes:
+    """A small picture enlarged `scale` times, as PNG bytes: each picture is encoded once, not at every
+    refresh of a page that shows it again (the live view's chosen square, every 1.5 s)."""
+    buffer = io.BytesIO()
+    Image.fromarray(enlarge(image, scale)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def thumbnail_uri(image: np.ndarray, scale: int = 2) -> str:
     """A small (H, W, 3) uint8 picture, enlarged `scale` times, as a WebP data URI for a chart's hover:
     about 0.8 KB for a CIFAR-10 picture at 64x64 (PNG would be about 3.5 times larger), so a few thousand
@@ -69,7 +78,7 @@ def prediction_tiles(preds: predictions.Predictions, positions: np.ndarray, imag
                 if images is None:
                     st.caption(caption)
                 elif pred_maps is None:
-                    st.image(enlarge(images.images[preds.index[pos]], TILE_SCALE), caption=caption)
+                    st.image(tile_png(images.images[preds.index[pos]]), caption=caption)
                 else:
                     k, image = row_start + offset, images.images[preds.index[pos]]
                     st.image(saliency.overlay(image, pred_maps[k], TILE_SCALE), caption=caption)
@@ -113,6 +122,6 @@ def captioned_tiles(images: ImageSet | None, pictures: np.ndarray, captions: lis
                                             captions[row_start:row_start + TILE_COLUMNS]):
             with column:
                 if images is not None:
-                    st.image(enlarge(images.images[picture], TILE_SCALE), caption=caption)
+                    st.image(tile_png(images.images[picture]), caption=caption)
                 else:
                     st.caption(caption)

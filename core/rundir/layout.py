@@ -10,6 +10,7 @@
       checkpoints/best.pt                the weights of the best validation accuracy so far
       predictions/val_labels.npz         validation labels and their train-split indices
       predictions/val_epoch_NNNN.npz     class probabilities on the validation split after epoch NNNN
+      predictions/val_first_look.npz     the same halfway through epoch 1, where that half took a while
       predictions/test.npz               final test evaluation: label, pred, probs, loss, index
       predictions/features_{test,train}.npz  penultimate-layer features (the feature map's input)
       predictions/map_test.npz           the test features laid out in 2-D
@@ -45,6 +46,7 @@ FeatureSplit = Literal["test", "train"]
 FEATURE_SPLITS: tuple[FeatureSplit, ...] = ("test", "train")
 VAL_LABELS = "val_labels.npz"
 VAL_EPOCH_PREFIX = "val_epoch_"  # then the epoch in at least 4 digits, then ".npz"
+VAL_FIRST_LOOK = "val_first_look.npz"
 TEST_PREDICTIONS = "test.npz"
 FEATURE_FILES: dict[FeatureSplit, str] = {split: f"features_{split}.npz" for split in FEATURE_SPLITS}
 FEATURE_MAP = "map_test.npz"
@@ -55,8 +57,8 @@ _VAL_EPOCH = re.compile(rf"^{VAL_EPOCH_PREFIX}(\d{{4,9}})\.npz$")
 
 # Every name above, once: no two files of a run may share one (tests/core/rundir/test_layout.py checks both).
 NAMES: tuple[str, ...] = (CONFIG, STATUS, META, METRICS, TEST_SUMMARY, CHECKPOINTS, PREDICTIONS,
-                          *CHECKPOINT_FILES.values(), VAL_LABELS, TEST_PREDICTIONS, *FEATURE_FILES.values(),
-                          FEATURE_MAP, KFOLD_JOB, OUT_OF_FOLD)
+                          *CHECKPOINT_FILES.values(), VAL_LABELS, VAL_FIRST_LOOK, TEST_PREDICTIONS,
+                          *FEATURE_FILES.values(), FEATURE_MAP, KFOLD_JOB, OUT_OF_FOLD)
 
 
 def config(run_dir: Path) -> Path:
@@ -100,6 +102,10 @@ def val_labels(run_dir: Path) -> Path:
 
 def val_epoch(run_dir: Path, epoch: int) -> Path:
     return predictions_dir(run_dir) / f"{VAL_EPOCH_PREFIX}{epoch:04d}.npz"
+
+
+def val_first_look(run_dir: Path) -> Path:
+    return predictions_dir(run_dir) / VAL_FIRST_LOOK
 
 
 def val_epoch_files(run_dir: Path) -> dict[int, Path]:

@@ -55,6 +55,11 @@ def save_val_predictions(run_dir: Path, epoch: int, probs: np.ndarray) -> None:
     save_npz(layout.val_epoch(run_dir, epoch), probs=probs.astype(np.float16))
 
 
+def save_first_look(run_dir: Path, probs: np.ndarray) -> None:
+    """Validation probabilities halfway through the first epoch (core.training.engine's first look)."""
+    save_npz(layout.val_first_look(run_dir), probs=probs.astype(np.float16))
+
+
 def save_test_predictions(run_dir: Path, labels: np.ndarray, probs: np.ndarray, loss: np.ndarray,
                           index: np.ndarray) -> None:
     save_npz(layout.test_predictions(run_dir), labels=labels, pred=probs.argmax(1), probs=probs,
@@ -86,6 +91,12 @@ def load_predictions(run_dir: Path, split: str = "test", epoch: int | None = Non
     raise RunError(f"split must be 'test' or 'val', got {split!r}.")
 
 
+def load_first_look(run_dir: Path) -> Predictions | None:
+    """The validation predictions halfway through epoch 1, checked like an epoch's; None when the run has none
+    (its first half-epoch was quick, or it had no validation split)."""
+    return _load_val_file(run_dir, layout.val_first_look(run_dir))
+
+
 def load_labelled_probs(path: Path, split: str) -> Predictions | None:
     """A file of `labels`, `probs` and `index` for one split (the K-fold runs' out-of-fold answers), checked
     like the others; None when it does not exist, PredictionsError (one sentence) when it is damaged."""
@@ -115,7 +126,11 @@ def _load_test(path: Path) -> Predictions | None:
 
 
 def _load_val(run_dir: Path, epoch: int) -> Predictions | None:
-    probs_path, labels_path = layout.val_epoch(run_dir, epoch), layout.val_labels(run_dir)
+    return _load_val_file(run_dir, layout.val_epoch(run_dir, epoch))
+
+
+def _load_val_file(run_dir: Path, probs_path: Path) -> Predictions | None:
+    labels_path = layout.val_labels(run_dir)
     probs_file = read_npz(probs_path, ("probs",))
     if probs_file is None:
         return None

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 OOM_MESSAGE = "out of memory: try a smaller batch size"
 DIVERGED_MESSAGE = "training diverged (the loss became NaN or infinite): lower the learning rate"
 STATUS_INTERVAL_S = 1.0  # how often progress/heartbeat reach status.json
+# A first epoch whose first half took at least this long also saves the validation answers at its half (the live
+# view's first matrix, after half an epoch instead of a whole one); a GPU's few-second epochs never do.
+FIRST_LOOK_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,8 @@ def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_
     sums = torch.zeros(2, device=s.device)  # loss*n and correct since the last record, kept on the device
     images_seen = logged_from = 0
     next_checkpoint = time.monotonic() + cfg.checkpoint_every
+    started = time.monotonic()
+    first_look_at = steps_per_epoch // 2 if p.epoch == 0 and team.is_writer and len(s.val_set) else None
     for x, y in s.loader.epoch(p.epoch, start_batch=p.batch):
         if team.should_stop(stop):  # every rank stops at the same step
             if team.is_writer:
@@ -260,7 +265,18 @@ def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_
             sums.zero_()
             logged_from = images_seen
         reporter.tick(p.step, p.epoch)
+        if p.batch == first_look_at and time.monotonic() - started >= FIRST_LOOK_AFTER_S:
+            _first_look(s)
     return images_seen
+
+
+def _first_look(s: Session) -> None:
+    """The validation answers halfway through a slow first epoch, for the live view's first matrix. The weights,
+    the schedule and the metrics are untouched (the model is only evaluated); its second counts in the epoch's."""
+    result = evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
+                      memory_format=s.memory_format)
+    if math.isfinite(result.mean_loss):  # a diverging run fails at its next logged step instead
+        predictions.save_first_look(s.run_dir, result.probs)
 
 
 def _group_rate(group: dict[str, Any], lr: float, epochs_done: float) -> float:

@@ -39,23 +39,26 @@ def reset_page() -> None:
 
 def filters(classes: list[str]) -> dict:
     """The filter row; returns the keyword arguments of mistakes.gallery_positions."""
-    true_col, pred_col, outcome_col, order_col, seed_col = st.columns([3, 3, 3, 3, 2])
+    # A row that wraps on a narrow screen, each box wide enough for its longest choice ("Most confident
+    # mistakes first"; equal shares of a laptop's width cut it off).
+    row = st.container(horizontal=True, gap="medium")
     options = [ANY, *classes]
-    true_name = true_col.selectbox("True class", options, key="gallery_true", on_change=reset_page,
-                                   help="Show only pictures that really are of this class.")
-    pred_name = pred_col.selectbox("Predicted class", options, key="gallery_pred", on_change=reset_page,
-                                   help="Show only pictures the model said are of this class.")
-    outcome = outcome_col.radio("Result", list(OUTCOME_LABELS), format_func=OUTCOME_LABELS.get, horizontal=True,
-                                key="gallery_outcome", on_change=reset_page,
-                                help="Show every picture, only those the model got right, or only its mistakes.")
-    order = order_col.selectbox(
+    true_name = row.selectbox("True class", options, key="gallery_true", on_change=reset_page, width=190,
+                              help="Show only pictures that really are of this class.")
+    pred_name = row.selectbox("Predicted class", options, key="gallery_pred", on_change=reset_page, width=190,
+                              help="Show only pictures the model said are of this class.")
+    outcome = row.radio("Result", list(OUTCOME_LABELS), format_func=OUTCOME_LABELS.get, horizontal=True,
+                        key="gallery_outcome", on_change=reset_page, width="content",
+                        help="Show every picture, only those the model got right, or only its mistakes.")
+    order = row.selectbox(
         "Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get, key="gallery_order", on_change=reset_page,
+        width=260,
         help="Most confident mistakes: the wrong answers the model was surest of come first. Least confident: "
              "the pictures it hesitated most on. Random: a shuffle, to browse without a pattern.")
-    seed = seed_col.number_input("Shuffle number", min_value=0, max_value=2**31 - 1, step=1, key="gallery_seed",
-                                 on_change=reset_page, disabled=order != "random",
-                                 help="For the random order: the same number always gives the same shuffle; "
-                                      "change it to see other pictures.")
+    seed = row.number_input("Shuffle number", min_value=0, max_value=2**31 - 1, step=1, key="gallery_seed",
+                            on_change=reset_page, disabled=order != "random", width=150,
+                            help="For the random order: the same number always gives the same shuffle; "
+                                 "change it to see other pictures.")
     return {"true_class": None if true_name == ANY else classes.index(true_name),
             "pred_class": None if pred_name == ANY else classes.index(pred_name),
             "outcome": outcome, "order": order, "seed": int(seed)}

@@ -98,6 +98,14 @@ def test_clicking_a_live_square_while_training_shows_its_pictures(server):
         to_matrix = time.monotonic() - started
         (summary,) = catalog.list_runs(runs_dir)
         assert summary.state == "running" and summary.epochs == EPOCHS
+        # The sidebar's run picker says what the live view beside it says (it read "queued" before the page
+        # was redrawn when the run started).
+        for _ in range(3):
+            picked = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input").input_value()
+            header = page.locator("[data-testid='stMain'] [data-testid='stCaptionContainer']").filter(
+                has_text=" · on ").first.inner_text()
+            assert picked.endswith("· running") and header.startswith("running ·"), (picked, header)
+            page.wait_for_timeout(1600)  # the next refresh
 
         # The numbers drawn in the squares, row by row (true class), read from the chart itself.
         drawn = matrix.locator("g.mark-text.role-mark text")  # role-mark: the squares' numbers, not axis labels

@@ -42,6 +42,14 @@ def val_labels() -> np.ndarray:
 
 def finish_epoch(run_dir: Path, epoch: int) -> np.ndarray:
     """Save the epoch's validation probabilities, as the engine does at an epoch's end; returns its counts."""
+    probs, counts = planted_probs(epoch)
+    predictions.save_val_predictions(run_dir, epoch, probs)
+    lifecycle.update_status(run_dir, epoch=epoch)  # a fresh heartbeat: still training
+    return counts
+
+
+def planted_probs(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation probabilities with the epoch's planted mistakes, and their counts."""
     labels = val_labels()
     pred = labels.copy()
     for (t, p), n in EPOCH_MISTAKES[epoch].items():
@@ -50,9 +58,7 @@ def finish_epoch(run_dir: Path, epoch: int) -> np.ndarray:
         pred[where] = p
     probs = np.full((len(labels), len(CLASSES)), 0.02, dtype=np.float32)  # (N, C)
     probs[np.arange(len(labels)), pred] = 1 - 0.02 * (len(CLASSES) - 1)
-    predictions.save_val_predictions(run_dir, epoch, probs)
-    lifecycle.update_status(run_dir, epoch=epoch)  # a fresh heartbeat: still training
-    return mistakes.confusion_counts(labels, pred, len(CLASSES))
+    return probs, mistakes.confusion_counts(labels, pred, len(CLASSES))
 
 
 class LivePage(RunPage):
@@ -96,6 +102,35 @@ def test_the_matrix_appears_after_epoch_one_with_its_worst_pair(run_dir):
     a, b = CLASSES[0], CLASSES[1]
     assert f"Right now it mixes up {a} and {b} most: 9 times." in text  # no epoch before: no change
     assert f"{a} taken for {b}: 6 · {b} taken for {a}: 3" in text
+
+
+def test_a_first_look_halfway_through_epoch_one_is_clickable_until_epoch_one_replaces_it(run_dir):
+    page = LivePage(run_dir)
+    probs, counts = planted_probs(1)
+    predictions.save_first_look(run_dir, probs)  # as the engine does halfway through a slow first epoch
+    assert live_mistakes.newest_epoch(run_dir) == live_mistakes.FIRST_LOOK
+    page.run()
+    assert np.array_equal(page.matrix(), counts)
+    text = page.text()
+    assert "Mistakes on the validation pictures halfway through epoch 1" in text
+    assert f"Right now it mixes up {CLASSES[0]} and {CLASSES[1]} most: 9 times." in text
+    assert not page.at.get("page_link")  # the Errors page shows whole epochs only
+    page.click_square(CLASSES[0], CLASSES[1])
+    captions = [shown(image.captions[0]) for image in page.at.image]
+    assert len(captions) == 6 and all(c.startswith(f"True: {CLASSES[0]} · Predicted: {CLASSES[1]} ·") for c in captions)
+
+    counts = finish_epoch(run_dir, 1)
+    page.run()
+    assert "Mistakes on the validation pictures after epoch 1" in page.text()
+    assert not any("halfway" in t for t in page.text()) and np.array_equal(page.matrix(), counts)
+
+
+def test_a_damaged_first_look_is_named_in_one_sentence(run_dir):
+    layout.val_first_look(run_dir).write_bytes(b"not an npz")
+    page = LivePage(run_dir)
+    assert page.matrix_chart() is None
+    assert [shown(w.value) for w in page.at.warning] == [
+        "predictions/val_first_look.npz is damaged: it cannot be read as saved predictions (ValueError)."]
 
 
 def test_the_matrix_follows_epoch_two_and_says_how_its_pair_moved(run_dir):

@@ -253,7 +253,8 @@ def test_start_queues_runs_in_turn_and_the_live_view_follows_the_new_one(runs_di
     page.run()
     assert [(p.value, p.proto.text) for p in at.progress] == [(100, "Finished: 1 epoch.")]
     records = catalog.read_metrics(catalog.run_path(runs_dir, first))  # read while training, then again at the end
-    assert list(chart_frames(at, 0)[0]["step"]) == [r["step"] for r in records if r["kind"] == "train"]
+    # An empty layer's table comes without columns.
+    assert list(chart_frames(at, 0)[0].get("step", [])) == [r["step"] for r in records if r["kind"] == "train"]
 
 
 def test_all_gpus_is_offered_only_with_several_and_starts_one_run_on_every_gpu(runs_dir, monkeypatch):

@@ -121,6 +121,7 @@ def every_layout_path(run_dir: Path) -> dict[str, list[Path]]:
         "checkpoints_dir": [layout.checkpoints_dir(run_dir)],
         "checkpoint": [layout.checkpoint(run_dir, name) for name in layout.CHECKPOINT_NAMES],
         "predictions_dir": [layout.predictions_dir(run_dir)], "val_labels": [layout.val_labels(run_dir)],
+        "val_first_look": [layout.val_first_look(run_dir)],
         "val_epoch": [layout.val_epoch(run_dir, 7)], "test_predictions": [layout.test_predictions(run_dir)],
         "features": [layout.features(run_dir, split) for split in layout.FEATURE_SPLITS],
         "feature_map": [layout.feature_map(run_dir)], "kfold_job": [layout.kfold_job(run_dir)],

@@ -13,6 +13,7 @@ import torch
 from core.rundir import catalog, checkpoints, layout, lifecycle, predictions
 from core.rundir.records import read_json
 from core.rundir.state import RunState
+from core.training import engine
 from core.training.engine import OOM_MESSAGE, resume_run, start_run
 from tests import REPO
 from tests.helpers import register_normed_net, tiny_config, train_tiny_run
@@ -242,3 +243,17 @@ def test_a_run_its_epoch_callback_prunes_ends_pruned_without_a_test_and_keeps_it
     assert summary.state == "pruned" and summary.epoch == 2
     assert catalog.has_checkpoint(result.run_dir) and not (result.run_dir / "test_summary.json").exists()
     assert lifecycle.resume_refusal(summary) is not None, "a pruned trial is over: resuming it is refused"
+
+
+def test_a_slow_first_epoch_saves_a_first_look_halfway_that_changes_nothing_it_trains(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "FIRST_LOOK_AFTER_S", float("inf"))  # a quick first half: no first look
+    plain = start_run(tiny_config(epochs=2), tmp_path / "plain", device=torch.device("cpu"))
+    assert not layout.val_first_look(plain.run_dir).exists()
+    monkeypatch.setattr(engine, "FIRST_LOOK_AFTER_S", 0.0)  # every first half counts as slow
+    looked = start_run(tiny_config(epochs=2), tmp_path / "looked", device=torch.device("cpu"))
+    first_look = predictions.load_first_look(looked.run_dir)
+    epoch_one = predictions.load_predictions(looked.run_dir, "val", 1)
+    assert np.array_equal(first_look.labels, epoch_one.labels) and np.array_equal(first_look.index, epoch_one.index)
+    assert not np.array_equal(first_look.probs, epoch_one.probs)  # half an epoch less trained
+    same = [predictions.load_predictions(r.run_dir, "test").probs for r in (plain, looked)]
+    assert np.array_equal(*same) and plain.best_val_acc == looked.best_val_acc
