@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.bench.cli import default_data
-from core.bench.measure import Measurement, measure_run_dir
+from core.bench.measure import Measurement, epoch_records, measure_run_dir
 from core.data import load_dataset
 from core.rundir import catalog
 from core.rundir.state import LIVE_STATES
@@ -45,7 +45,7 @@ class Watched:
 
 
 def epoch_seconds(run_dir: Path) -> list[float]:
-    return [r["seconds"] for r in catalog.read_metrics(run_dir) if r["kind"] == "val" and "seconds" in r]
+    return [r["seconds"] for r in epoch_records(run_dir)]
 
 
 def train_from_command_line(data: str, runs_dir: Path, env: dict[str, str]) -> Measurement:
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
         root = Path(scratch)
-        env = {**os.environ, "CIFAR_CACHE_DIR": str(root / "cache")}
-        os.environ["CIFAR_CACHE_DIR"] = env["CIFAR_CACHE_DIR"]
+        os.environ["CIFAR_CACHE_DIR"] = str(root / "cache")  # this process's loads and both runs' share it
+        env = dict(os.environ)
         load_dataset(args.data)  # decode once into the cache, untimed, for both runs
         cli, cli_epochs = Measurement(seed=0), []
         if not args.watched_only:

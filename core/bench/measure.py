@@ -108,6 +108,11 @@ class Contention:
         return max(0.0, (busy - own) / wall)
 
 
+def epoch_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's end-of-epoch records that carry their seconds, in order."""
+    return [r for r in catalog.read_metrics(run_dir) if r["kind"] == "val" and "seconds" in r]
+
+
 def measure_run_dir(run_dir: Path, m: Measurement) -> Measurement:
     """Fill accuracy and timings from the run's own records (val records carry per-epoch seconds), each file
     read through its checked reader, so a damaged one is an error of this measurement, not an exception."""
@@ -115,7 +120,7 @@ def measure_run_dir(run_dir: Path, m: Measurement) -> Measurement:
     if summary.state != RunState.COMPLETED:
         m.error = summary.error or f"the run ended '{summary.state}'"
         return m
-    epochs = [r for r in catalog.read_metrics(run_dir) if r["kind"] == "val" and "seconds" in r]
+    epochs = epoch_records(run_dir)
     test = records.read_test_summary(run_dir) or {}
     epoch_s = sum(r["seconds"] for r in epochs)
     images = sum(r["images_per_s"] * r["seconds"] for r in epochs if r.get("images_per_s"))

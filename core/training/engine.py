@@ -30,7 +30,7 @@ from core.rundir.state import RunState
 from core.training.device import describe_device, resolve_device, synchronize, use_fastest_kernels
 from core.training.distributed import SOLO, Solo
 from core.training.feature_map import FeaturesStopped, write_features
-from core.training.inference import autocast, class_accuracy, evaluate, images_to_tensor
+from core.training.inference import Evaluation, autocast, class_accuracy, evaluate, images_to_tensor
 from core.training.models import check_model_name
 from core.training.reporting import NoMetrics, SilentReporter, StatusReporter
 from core.training.schedules import lr_at
@@ -273,8 +273,7 @@ def _train_epoch(s: Session, writer, reporter, stop: threading.Event, steps_per_
 def _first_look(s: Session) -> None:
     """The validation answers halfway through a slow first epoch, for the live view's first matrix. The weights,
     the schedule and the metrics are untouched (the model is only evaluated); its second counts in the epoch's."""
-    result = evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
-                      memory_format=s.memory_format)
+    result = _evaluate_val(s)
     if math.isfinite(result.mean_loss):  # a diverging run fails at its next logged step instead
         predictions.save_first_look(s.run_dir, result.probs)
 
@@ -295,13 +294,18 @@ def _save_mid_epoch(s: Session, sums: torch.Tensor) -> None:
     checkpoints.save_checkpoint(s.run_dir, "last", s.checkpoint({}))
 
 
+def _evaluate_val(s: Session) -> Evaluation:
+    """The model as it is now on the validation split (an epoch's end, the first look)."""
+    return evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
+                    memory_format=s.memory_format)
+
+
 def _validate(s: Session) -> tuple[dict[str, Any], bool]:
     """Validation metrics after an epoch and whether they are the best so far; updates plateau and early stopping."""
     p, cfg = s.progress, s.cfg
     if not len(s.val_set):
         return {}, False
-    result = evaluate(s.eval_model, s.val_images, s.val_labels, s.normalize, amp_dtype=s.amp,
-                      memory_format=s.memory_format)
+    result = _evaluate_val(s)
     if not math.isfinite(result.mean_loss):
         raise Diverged
     predictions.save_val_predictions(s.run_dir, p.epoch, result.probs)
