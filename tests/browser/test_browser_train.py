@@ -44,6 +44,12 @@ def points(page) -> tuple[int, int]:
     return int(train.replace(",", "")), int(val.replace(",", ""))
 
 
+def main(page):
+    """The page's own area: Streamlit's toolbar has a Stop button of its own while the page is being redrawn
+    (the live view redraws the whole page when a new epoch arrives)."""
+    return page.locator("[data-testid='stMain']")
+
+
 def test_start_a_run_and_watch_it_learn_live(server, page):
     url, runs_dir = server
     page.goto(url)
@@ -74,7 +80,7 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     wait_for(lambda: points(page)[1], timeout=180)  # a validation point: an epoch has finished
 
     # Stop from the page: the run ends "stopped" with a checkpoint, and the chart holds what was logged.
-    page.get_by_role("button", name=re.compile("Stop")).click()
+    main(page).get_by_role("button", name=re.compile("Stop")).click()
     page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=180_000)
     settle(page)
     run_dir = catalog.run_path(runs_dir, summary.run_id)
@@ -87,11 +93,11 @@ def test_start_a_run_and_watch_it_learn_live(server, page):
     assert val_points == stopped.epoch >= 1
 
     # Resume from the page: the same run carries on from its checkpoint (no new run), then stop it again.
-    page.get_by_role("button", name=re.compile("Resume")).click()
+    main(page).get_by_role("button", name=re.compile("Resume")).click()
     wait_for(lambda: points(page)[0] > train_points, timeout=180)
     assert [s.run_id for s in catalog.list_runs(runs_dir)] == [summary.run_id]
     assert catalog.summarize_run(run_dir).state == "running"
-    page.get_by_role("button", name=re.compile("Stop")).click()
+    main(page).get_by_role("button", name=re.compile("Stop")).click()
     page.get_by_text(re.compile(r"Stopped after \d+ of 40 epochs")).wait_for(timeout=180_000)
     records = catalog.read_metrics(run_dir)
     steps = [r["step"] for r in records if r["kind"] == "train"]
